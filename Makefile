@@ -1,0 +1,90 @@
+# The dd toolkit. `make` builds, `make check` installs what is missing,
+# builds and runs the whole test suite, `make demo` runs the demo pipeline,
+# `make bench` the benchmarks. BUILD=DIR builds out of tree (several builds
+# can coexist); SANITIZE=1 builds and tests with ASan and UBSan.
+
+PREFIX ?= /usr/local
+BINDIR ?= $(PREFIX)/bin
+MANDIR ?= $(PREFIX)/share/man
+DESTDIR ?=
+
+ifeq ($(SANITIZE),1)
+BUILD ?= build-san
+SANFLAGS = -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+else
+BUILD ?= build
+SANFLAGS =
+endif
+
+CC ?= cc
+CFLAGS ?= -O2 -g
+DD_CFLAGS = -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wshadow -Wno-unused-parameter \
+	-Wno-missing-field-initializers -Ilib $(SANFLAGS)
+LDLIBS = -lsqlite3 -ljq -lzstd -lcsv -lm -lpthread
+
+HDR = $(wildcard lib/*.h)
+LIBSRC = $(wildcard lib/*.c)
+LIBOBJ = $(LIBSRC:lib/%.c=$(BUILD)/lib/%.o)
+LIB = $(BUILD)/libdd.a
+BINSRC = $(wildcard bin/*.c)
+BIN = $(BINSRC:bin/%.c=$(BUILD)/bin/%)
+MAN1 = $(wildcard man/*.1)
+MAN7 = $(wildcard man/*.7)
+
+# Tests find the binaries of this build tree, never those on $PATH.
+TESTENV = DD_BIN=$(abspath $(BUILD)/bin) DD_ROOT=$(CURDIR) DD_SANITIZE=$(SANITIZE) \
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:exitcode=99 \
+	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1:exitcode=99
+
+.PHONY: all deps check test lint demo bench install uninstall clean
+
+all: $(BIN)
+
+$(BUILD)/lib/%.o: lib/%.c $(HDR)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(DD_CFLAGS) -c -o $@ $<
+
+$(LIB): $(LIBOBJ)
+	rm -f $@
+	ar rcs $@ $(LIBOBJ)
+
+$(BUILD)/bin/%: bin/%.c $(LIB) $(HDR)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(DD_CFLAGS) -o $@ $< $(LIB) $(LDFLAGS) $(LDLIBS)
+
+deps:
+	@scripts/install-deps
+
+check: deps
+	$(MAKE) all
+	$(MAKE) test
+
+# The suite alone, on what is built.
+test: lint
+	$(TESTENV) bats tests
+
+lint:
+	mandoc -Tlint -W warning $(MAN1) $(MAN7)
+	scripts/check-usage $(BUILD)/bin
+
+demo: deps
+	$(MAKE) all
+	DD_BIN=$(abspath $(BUILD)/bin) scripts/demo
+
+bench: deps
+	$(MAKE) all
+	DD_BIN=$(abspath $(BUILD)/bin) scripts/bench/run
+
+install: all
+	mkdir -p $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man7
+	cp -f $(BIN) $(DESTDIR)$(BINDIR)/
+	cp -f $(MAN1) $(DESTDIR)$(MANDIR)/man1/
+	cp -f $(MAN7) $(DESTDIR)$(MANDIR)/man7/
+
+uninstall:
+	for b in $(notdir $(BIN)); do rm -f $(DESTDIR)$(BINDIR)/$$b; done
+	for m in $(notdir $(MAN1)); do rm -f $(DESTDIR)$(MANDIR)/man1/$$m; done
+	for m in $(notdir $(MAN7)); do rm -f $(DESTDIR)$(MANDIR)/man7/$$m; done
+
+clean:
+	rm -rf build build-san build-fuzz

@@ -1,0 +1,49 @@
+/*
+ * The CloudEvents 1.0 envelope of SPEC.md, scanned from one line without
+ * building a tree, and the data checks of the toolkit's own event types.
+ */
+#ifndef DD_EVENT_H
+#define DD_EVENT_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "json.h"
+
+#define DD_ID_MAX 128
+
+struct dd_env {
+	struct dd_jval whole;	/* the object itself */
+	struct dd_jval specversion, id, source, type, time, subject;
+	struct dd_jval datacontenttype, data, traceparent;
+	int64_t time_ms;	/* time in UTC epoch ms */
+};
+
+/*
+ * Scan one line as an event: it must be one valid JSON object with the
+ * required attributes of SPEC.md (specversion "1.0", id a string of 1-128
+ * bytes, source and type non-empty strings, time an RFC 3339 string, data
+ * an object; subject a string when present). A repeated envelope
+ * attribute is rejected (which of two ids would de-duplication use?).
+ * Returns 0, or -1 with the reason in dd_errmsg(), worded for the reject
+ * line: missing "time", bad "time": ..., not a JSON object, ...
+ */
+int dd_env_scan(const char *p, size_t n, struct dd_env *e);
+
+/*
+ * Check data against the schema of the toolkit's own type e->type (the
+ * required fields and their JSON types, data/schemas/). Unknown types pass.
+ * Returns 0, or -1 with the reason in dd_errmsg().
+ */
+int dd_event_check_data(const struct dd_env *e);
+
+/* Compare the type with a literal: dd_env_type_is(e, "drone.position"). */
+int dd_env_type_is(const struct dd_env *e, const char *type);
+/* True when the type starts with prefix ("delivery.", "drone."). */
+int dd_env_type_has_prefix(const struct dd_env *e, const char *prefix);
+
+/* The id or subject decoded to a NUL-terminated string in buf (ids are
+ * at most 128 bytes, but subjects come from input; truncation is an error).
+ * Returns the length, or -1 when absent or too long. */
+int dd_env_str(const struct dd_jval *v, char *buf, size_t bufsz);
+
+#endif

@@ -1,0 +1,71 @@
+/*
+ * A fast JSON scanner for one line: validates strictly (RFC 8259 and
+ * UTF-8) without building a tree, and finds members by key. Values are
+ * spans into the caller's text, so nothing is copied or re-serialised:
+ * numbers stay as their text (ids beyond 2^53 survive), strings are
+ * decoded only when asked.
+ */
+#ifndef DD_JSON_H
+#define DD_JSON_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "util.h"
+
+enum dd_jtype {
+	DD_JNONE = 0,		/* absent */
+	DD_JNULL, DD_JFALSE, DD_JTRUE, DD_JNUM, DD_JSTR, DD_JARR, DD_JOBJ,
+};
+
+struct dd_jval {
+	enum dd_jtype type;
+	const char *p;		/* strings: the bytes between the quotes, still escaped;
+				 * others: the whole token ('{' to '}' for objects) */
+	size_t n;
+	int esc;		/* a string holding a backslash escape */
+};
+
+/* Maximum nesting accepted by the validator. */
+#define DD_JSON_MAXDEPTH 256
+
+/*
+ * Validate that p[0..n) is exactly one JSON value, whitespace around it
+ * allowed. Returns 0, or -1 with a short reason in dd_errmsg() and the
+ * byte offset of the fault in *erroff (when not NULL).
+ */
+int dd_json_validate(const char *p, size_t n, size_t *erroff);
+
+/*
+ * Look key up among the members of the object v (which must be valid
+ * JSON, as after dd_json_validate). The last of duplicate keys wins, as in
+ * jq. Returns 1 and fills out when found, 0 when not.
+ */
+int dd_json_get(const struct dd_jval *obj, const char *key, size_t keylen,
+    struct dd_jval *out);
+/* A dotted path: "data.location.lat"; array elements by number "a.0". */
+int dd_json_path(const struct dd_jval *obj, const char *path, struct dd_jval *out);
+/* Wrap a whole validated text as a value (type from its first byte). */
+struct dd_jval dd_json_value(const char *p, size_t n);
+
+/*
+ * Iterate over an object's members or an array's elements: start with
+ * *pos = 0; returns 1 with the next key (objects) and value, 0 at the end.
+ */
+int dd_json_next(const struct dd_jval *v, size_t *pos, struct dd_jval *key,
+    struct dd_jval *val);
+
+/* Decode a string value (escapes resolved) into b (appended). */
+void dd_jstr_decode(const struct dd_jval *v, struct dd_buf *b);
+/* Compare a string value with s, decoding escapes on the fly; 1 if equal. */
+int dd_jstr_eq(const struct dd_jval *v, const char *s, size_t n);
+/* Numbers: 0 ok, -1 when v is not a number (or out of range for int). */
+int dd_jnum_double(const struct dd_jval *v, double *d);
+int dd_jnum_int64(const struct dd_jval *v, int64_t *i);
+
+/*
+ * The text of v for output in a CSV/TSV cell or a table: strings decoded,
+ * null empty, everything else its JSON text. Appended to b.
+ */
+void dd_jval_text(const struct dd_jval *v, struct dd_buf *b);
+
+#endif
