@@ -1,0 +1,288 @@
+/*
+ * The event lake (SPEC.md "The lake"): the one writer, the reader
+ * primitives and compaction. dd-lake-ingest, dd-archive and dd-lake-query
+ * all go through this file, so the format has one definition.
+ *
+ * Layout
+ *   LAKE/DATASET/year=YYYY/month=MM/day=DD/part-NAME.ndjson.zst   a part
+ *   LAKE/DATASET/year=YYYY/month=MM/day=DD/_part-NAME.meta        its metadata
+ *   .../.part-NAME.ndjson.zst.PID-HOST.tmp, ._part-NAME.meta.PID-HOST.tmp
+ *                                                  temporaries being written
+ * The date is the event's time in UTC. NAME is the wall-clock time the part
+ * was opened and 64 random bits from getrandom(2), "20261126T034113Z-
+ * 9f3a0c1b2d4e5f60", so names sort by creation and are never reused.
+ * DATASET is 1-64 bytes of [A-Za-z0-9._-] not starting with '.', '_' or
+ * '-' (dd_lake_dataset_ok), so no input can name a path outside the lake.
+ * Files starting with '.' or '_' are temporaries or metadata: DuckDB, Spark
+ * and Trino (and dd_lake_parts) ignore them. In temporaries, PID is the
+ * writer's process id and HOST 8 hex digits of dd_hash64(hostname).
+ *
+ * Part file
+ *   The original event lines, each ending in '\n', byte for byte, as one
+ *   or more concatenated zstd frames with content checksums
+ *   (ZSTD_c_checksumFlag). Every frame ends on a line boundary and holds
+ *   about DD_LAKE_FRAME raw bytes (more only when one line is longer), so
+ *   a reader can verify each frame's checksum before it hands out any of
+ *   its lines: a corrupt part never mixes garbage into output. zstdcat
+ *   and DuckDB's read_ndjson read it as it is.
+ *
+ * Metadata (_part-NAME.meta)
+ *   Line 1: one JSON object (jq-readable):
+ *     {"format":"dd-lake-meta/1","part":"part-NAME.ndjson.zst",
+ *      "partBytes":N,"contentChecksum":"89abcdef","frames":F,
+ *      "events":N,"rawBytes":N,"minTimeMs":N,"maxTimeMs":N,
+ *      "minTime":"RFC 3339","maxTime":"RFC 3339","types":{"TYPE":N,...},
+ *      "ids":{"keys":N,"bits":M,"hashes":K,"offset":O,"bytes":B},
+ *      "subjects":{...same...},"written":"RFC 3339"}
+ *   then, after its '\n', binary Bloom filters: the id filter at byte O of
+ *   this binary section (B bytes), then the subject filter. partBytes is the
+ *   size of the part file and contentChecksum its last 4 bytes (the
+ *   checksum of its last zstd frame, hex, file order): a reader checks both
+ *   and ignores metadata that does not describe the part beside it.
+ *   Bloom filter: M bits (bit i is bit i%8 of byte i/8), K probes; for a key
+ *   of bytes s, h = dd_hash64(s), a = h & 0xffffffff, b = h >> 32, the
+ *   probes are bits (a + i*b) mod M for i in 0..K-1 (64-bit arithmetic).
+ *   M is about 10 bits per distinct key (K = 7, about 1% false positives),
+ *   at least 64. Ids and subjects are hashed as their decoded strings.
+ *
+ * Durability: a part is compressed into its temporary, fsynced; the
+ * metadata is written to its temporary, fsynced and renamed first; then the
+ * part is renamed to its visible name and the directory fsynced. So a
+ * visible part is always whole, and a visible meta without its part is
+ * garbage of a crash (readers ignore it, dd_lake_clean removes it). A part
+ * without metadata is still valid: readers scan it fully.
+ *
+ * Duplicates: within one part the writer drops an event whose id (and
+ * time) it already stored there. Across parts of a partition duplicates
+ * can exist (replays, dd-archive of events the ingest already stored)
+ * until dd_lake_compact_partition(); readers de-duplicate by id within a
+ * partition (duplicates of one event share its time, hence its partition).
+ *
+ * Every function returns a status and leaves the reason in dd_errmsg(),
+ * naming the file concerned; none prints or exits.
+ */
+#ifndef DD_LAKE_H
+#define DD_LAKE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define DD_LAKE_DATASET_DEFAULT "events"
+#define DD_LAKE_DATASET_MAX 64
+/* Raw bytes per zstd frame in a part (see above). */
+#define DD_LAKE_FRAME (4u << 20)
+/* Unbounded ends of a time range. */
+#define DD_LAKE_MIN_MS INT64_MIN
+#define DD_LAKE_MAX_MS INT64_MAX
+
+/* 1 when name is a valid dataset name, else 0 with dd_errmsg(). */
+int dd_lake_dataset_ok(const char *name);
+
+/* LAKE/DATASET/year=YYYY/month=MM/day=DD for day (days since 1970-01-01);
+ * malloc'd. */
+char *dd_lake_partition_path(const char *lake, const char *dataset, int64_t day);
+
+/* ------------------------------------------------------------------ writer */
+
+struct dd_lake_wopts {
+	int level;		/* zstd level, default 3 */
+	uint64_t part_size;	/* close a part at this many raw bytes (default 32 MiB) */
+	int max_open;		/* open parts at once (default 16); the least
+				 * recently used is closed (made visible) to open
+				 * another, so memory stays bounded */
+	int64_t max_age_ms;	/* close a part open longer than this (default
+				 * 10 min; 0 = never), so a steady slow stream
+				 * becomes visible too */
+	int dedupe;		/* drop an id already in the same part (default 1) */
+};
+
+struct dd_lake_wstats {
+	uint64_t events;	/* lines stored */
+	uint64_t duplicates;	/* lines dropped as duplicates within a part */
+	uint64_t parts;		/* parts made visible */
+	uint64_t partitions;	/* distinct partitions written to */
+	uint64_t raw_bytes;	/* bytes stored, newlines included */
+	uint64_t out_bytes;	/* compressed bytes of the visible parts */
+};
+
+struct dd_lake_writer;
+
+void dd_lake_wopts_defaults(struct dd_lake_wopts *o);
+
+/*
+ * Open a writer into LAKE/DATASET (created when missing). o may be NULL
+ * for the defaults. Nothing is written until dd_lake_add(). Stale
+ * temporaries (see dd_lake_clean_partition) are removed from each
+ * partition the first time this writer opens a part in it.
+ * NULL with dd_errmsg() on error (bad dataset name, unwritable lake).
+ */
+struct dd_lake_writer *dd_lake_writer_open(const char *lake, const char *dataset,
+    const struct dd_lake_wopts *o);
+
+/*
+ * Add one event line (without its '\n'; it must not contain one), stored
+ * in the partition of time_ms. id (required) and subject (may be NULL)
+ * are the decoded strings that feed the part's membership index; type
+ * (may be NULL) is counted per part. Returns 0 when stored, 1 when
+ * dropped as a duplicate, -1 on an I/O error: the writer is then broken
+ * (every open part's temporaries removed; parts already visible stay) and
+ * every later call fails.
+ */
+int dd_lake_add(struct dd_lake_writer *w, const char *line, size_t len,
+    int64_t time_ms, const char *id, size_t idlen, const char *subject,
+    size_t sublen, const char *type, size_t typelen);
+
+/* Close every open part and make it visible durably. 0 or -1 (broken, as
+ * above). With no open part it does nothing. */
+int dd_lake_commit(struct dd_lake_writer *w);
+
+/*
+ * The parts made visible since the last call (by dd_lake_commit, or
+ * earlier by part size, age or eviction), as malloc'd full paths in a
+ * malloc'd array the caller frees (dd_lake_paths_free). dd-archive reads
+ * them back before it deletes what they hold from its store.
+ */
+size_t dd_lake_take_visible(struct dd_lake_writer *w, char ***paths);
+void dd_lake_paths_free(char **paths, size_t n);
+
+void dd_lake_wstats(const struct dd_lake_writer *w, struct dd_lake_wstats *st);
+
+/* Commit, then free. 0 or -1 (the writer is freed either way). */
+int dd_lake_writer_close(struct dd_lake_writer *w);
+/* Free without making anything more visible: open parts' temporaries are
+ * removed (for a caller that failed elsewhere). */
+void dd_lake_writer_abort(struct dd_lake_writer *w);
+
+/* ----------------------------------------------------------------- readers */
+
+struct dd_lake_partition {
+	int64_t day;		/* days since 1970-01-01 */
+	char *path;		/* LAKE/DATASET/year=.../month=.../day=... */
+};
+
+/*
+ * The partitions of LAKE/DATASET whose day overlaps [since_ms, until_ms)
+ * (DD_LAKE_MIN_MS / DD_LAKE_MAX_MS for no bound), in date order. Year and
+ * month directories outside the range are not even listed. A missing
+ * dataset is an empty list. Directories not named like partitions are
+ * ignored. 0 or -1; free with dd_lake_partitions_free.
+ */
+int dd_lake_partitions(const char *lake, const char *dataset, int64_t since_ms,
+    int64_t until_ms, struct dd_lake_partition **out, size_t *n);
+void dd_lake_partitions_free(struct dd_lake_partition *p, size_t n);
+
+struct dd_lake_bloom {
+	uint64_t keys, bits;
+	unsigned hashes;
+	const unsigned char *p;	/* bits/8 bytes, into the meta's buffer */
+};
+
+struct dd_lake_type_count {
+	char *type;
+	uint64_t n;
+};
+
+struct dd_lake_meta {
+	uint64_t events, raw_bytes, part_bytes, frames;
+	uint32_t checksum;	/* last 4 bytes of the part */
+	int64_t min_ms, max_ms;
+	struct dd_lake_type_count *types;
+	size_t ntypes;
+	struct dd_lake_bloom ids, subjects;
+	char *buf;		/* the file's bytes (the Bloom filters point here) */
+	size_t buflen;
+};
+
+struct dd_lake_part {
+	char *path;		/* full path of part-NAME.ndjson.zst */
+	const char *name;	/* its last component, into path */
+	uint64_t bytes;		/* file size */
+	int has_meta;		/* meta present and describes this very part */
+	struct dd_lake_meta meta;	/* valid when has_meta */
+};
+
+/*
+ * The parts of one partition directory, sorted by name (creation order),
+ * each with its metadata when present and consistent (size and checksum
+ * match the part file). A part whose metadata is missing or does not match
+ * has has_meta 0: it must be scanned. Temporaries, metadata files and
+ * anything else are skipped. A missing directory is an empty list.
+ * 0 or -1; free with dd_lake_parts_free.
+ */
+int dd_lake_parts(const char *partition, struct dd_lake_part **out, size_t *n);
+void dd_lake_parts_free(struct dd_lake_part *p, size_t n);
+
+/*
+ * Load the metadata of one part (path of the part file). 1 loaded and
+ * consistent, 0 absent or not describing this part (*m zeroed), -1 on a
+ * read error or malformed metadata.
+ */
+int dd_lake_meta_load(const char *part_path, struct dd_lake_meta *m);
+void dd_lake_meta_free(struct dd_lake_meta *m);
+
+/*
+ * May the part hold this id / subject? 0 means certainly not, 1 maybe
+ * (also when the part has no metadata: pass NULL). Also the time test:
+ * may it hold an event in [since_ms, until_ms)?
+ */
+int dd_lake_may_have_id(const struct dd_lake_meta *m, const char *id, size_t n);
+int dd_lake_may_have_subject(const struct dd_lake_meta *m, const char *s, size_t n);
+int dd_lake_may_have_time(const struct dd_lake_meta *m, int64_t since_ms,
+    int64_t until_ms);
+/* The Bloom test itself, for callers holding a hash already. */
+int dd_lake_bloom_test(const struct dd_lake_bloom *b, uint64_t h);
+
+/*
+ * Read one part's lines in order. Each zstd frame is decompressed whole
+ * and its checksum verified before any of its lines is handed out, so a
+ * corrupt or truncated part yields its good frames' lines, then -1 with
+ * "PATH: ..." in dd_errmsg(): never bytes that did not go in. Memory is
+ * bounded by the largest frame (about DD_LAKE_FRAME).
+ */
+struct dd_lake_reader;
+struct dd_lake_reader *dd_lake_reader_open(const char *part_path);
+/* 1 with the next line (without '\n', valid until the next call) and its
+ * 1-based line number within the part; 0 at the end; -1 on corruption or
+ * a read error. */
+int dd_lake_reader_next(struct dd_lake_reader *r, const char **line, size_t *len,
+    uint64_t *lineno);
+void dd_lake_reader_close(struct dd_lake_reader *r);
+
+/*
+ * Decode a whole part (every frame checksum) and compare with its
+ * metadata when present (event count, raw bytes). 0 when sound, -1 with
+ * the fault in dd_errmsg(). *lines gets the number of lines (may be NULL).
+ */
+int dd_lake_part_verify(const char *part_path, uint64_t *lines);
+
+/* ------------------------------------------------------------ maintenance */
+
+/*
+ * Remove stale files from one partition directory: temporaries of this
+ * host whose writer process is gone, temporaries of any writer older than
+ * 24 hours, and metadata older than 1 hour whose part does not exist (a
+ * crash between the two renames). Returns the number removed, or -1.
+ */
+int dd_lake_clean_partition(const char *partition);
+/* The same over every partition of LAKE/DATASET. */
+int dd_lake_clean(const char *lake, const char *dataset);
+
+struct dd_lake_cstats {
+	uint64_t parts_in, parts_out, events_in, events_out, duplicates;
+	uint64_t bytes_in, bytes_out;
+};
+
+/*
+ * Rewrite the parts of one partition into as few parts as part_size
+ * allows, each id once (the first seen in part-name order wins). The new
+ * parts are visible (committed, directory fsynced) before the old ones and
+ * their metadata are removed, so a reader at any moment sees every event
+ * (maybe twice, which it de-duplicates). Parts that appear during the run
+ * are left alone. A partition of one part with metadata is left as it is.
+ * A corrupt part stops the compaction (-1) with nothing removed.
+ * o may be NULL. 0 or -1.
+ */
+int dd_lake_compact_partition(const char *lake, const char *dataset, int64_t day,
+    const struct dd_lake_wopts *o, struct dd_lake_cstats *st);
+
+#endif
