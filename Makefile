@@ -52,6 +52,14 @@ $(BUILD)/bin/%: bin/%.c $(LIB) $(HDR)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(DD_CFLAGS) -o $@ $< $(LIB) $(LDFLAGS) $(LDLIBS)
 
+# Test drivers of the library (tests/*.c), built beside the programs.
+TESTSRC = $(wildcard tests/*.c)
+TESTBIN = $(TESTSRC:tests/%.c=$(BUILD)/bin/dd-%)
+
+$(BUILD)/bin/dd-%: tests/%.c $(LIB) $(HDR)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(DD_CFLAGS) -o $@ $< $(LIB) $(LDFLAGS) $(LDLIBS)
+
 deps:
 	@scripts/install-deps
 
@@ -60,7 +68,7 @@ check: deps
 	$(MAKE) test
 
 # The suite alone, on what is built.
-test: lint
+test: lint $(TESTBIN)
 	$(TESTENV) bats tests
 
 lint:

@@ -17,6 +17,8 @@ struct dd_csv_row {
 	uint64_t off;		/* byte offset where it starts */
 	const char *raw;	/* the row's raw text (for rejects) */
 	size_t rawlen;
+	const char *error;	/* non-NULL: the row is malformed (bad quoting);
+				 * the fields are not usable, reading goes on */
 };
 
 /* Called once per row, the header included; return 0 to go on, non-zero

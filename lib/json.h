@@ -44,6 +44,15 @@ int dd_json_get(const struct dd_jval *obj, const char *key, size_t keylen,
     struct dd_jval *out);
 /* A dotted path: "data.location.lat"; array elements by number "a.0". */
 int dd_json_path(const struct dd_jval *obj, const char *path, struct dd_jval *out);
+/*
+ * Validate p[0..n) as one JSON object and call member() for each of its
+ * top-level members, in order. Returns 0; -1 with dd_errmsg() when the
+ * text is not valid JSON or not an object ("not a JSON object"), or when
+ * member() returned non-zero (member() sets dd_errmsg() itself).
+ */
+int dd_json_scan_object(const char *p, size_t n,
+    int (*member)(void *ctx, const struct dd_jval *key, const struct dd_jval *val),
+    void *ctx);
 /* Wrap a whole validated text as a value (type from its first byte). */
 struct dd_jval dd_json_value(const char *p, size_t n);
 

@@ -1,0 +1,667 @@
+/*
+ * A validating JSON scanner that builds no tree. Validation is one pass
+ * over the bytes with a character-class table; lookups re-walk validated
+ * text with faster, non-validating skips.
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "json.h"
+
+struct scan {
+	const unsigned char *s, *p, *e;
+	int depth;
+	const char *why;
+};
+
+/* Bytes a string scan must stop at: quote, backslash, controls, non-ASCII. */
+static unsigned char stop[256];
+static void
+init_stop(void)
+{
+	if (stop['"'])
+		return;
+	for (int c = 0; c < 0x20; c++)
+		stop[c] = 1;
+	for (int c = 0x80; c < 256; c++)
+		stop[c] = 1;
+	stop['\\'] = 1;
+	stop['"'] = 1;
+}
+
+static int
+fail(struct scan *sc, const char *why)
+{
+	if (sc->why == NULL)
+		sc->why = why;
+	return -1;
+}
+
+static void
+ws(struct scan *sc)
+{
+	while (sc->p < sc->e && (*sc->p == ' ' || *sc->p == '\t' || *sc->p == '\n' ||
+	    *sc->p == '\r'))
+		sc->p++;
+}
+
+static int
+hex4(const unsigned char *p, unsigned *u)
+{
+	unsigned v = 0;
+	for (int i = 0; i < 4; i++) {
+		unsigned c = p[i], d;
+		if (c >= '0' && c <= '9')
+			d = c - '0';
+		else if ((c | 0x20) >= 'a' && (c | 0x20) <= 'f')
+			d = (c | 0x20) - 'a' + 10;
+		else
+			return -1;
+		v = v << 4 | d;
+	}
+	*u = v;
+	return 0;
+}
+
+/* At the opening quote; leaves p after the closing one. */
+static int
+str(struct scan *sc, int *esc)
+{
+	const unsigned char *p = sc->p + 1, *e = sc->e;
+	*esc = 0;
+	for (;;) {
+		while (p < e && !stop[*p])
+			p++;
+		if (p >= e) {
+			sc->p = p;
+			return fail(sc, "unterminated string");
+		}
+		unsigned c = *p;
+		if (c == '"') {
+			sc->p = p + 1;
+			return 0;
+		}
+		if (c == '\\') {
+			*esc = 1;
+			if (p + 1 >= e) {
+				sc->p = p;
+				return fail(sc, "unterminated string");
+			}
+			switch (p[1]) {
+			case '"': case '\\': case '/': case 'b': case 'f':
+			case 'n': case 'r': case 't':
+				p += 2;
+				break;
+			case 'u': {
+				unsigned u;
+				if (e - p < 6 || hex4(p + 2, &u)) {
+					sc->p = p;
+					return fail(sc, "bad \\u escape");
+				}
+				p += 6;
+				break;
+			}
+			default:
+				sc->p = p;
+				return fail(sc, "bad escape in string");
+			}
+			continue;
+		}
+		if (c < 0x20) {
+			sc->p = p;
+			return fail(sc, "control character in string");
+		}
+		/* Non-ASCII: one whole, valid UTF-8 sequence. */
+		size_t k;
+		if (c >= 0xC2 && c <= 0xDF)
+			k = 2;
+		else if (c >= 0xE0 && c <= 0xEF)
+			k = 3;
+		else if (c >= 0xF0 && c <= 0xF4)
+			k = 4;
+		else
+			k = 0;
+		if (k == 0 || (size_t)(e - p) < k || !dd_utf8_valid((const char *)p, k)) {
+			sc->p = p;
+			return fail(sc, "invalid UTF-8");
+		}
+		p += k;
+	}
+}
+
+static int
+num(struct scan *sc)
+{
+	const unsigned char *p = sc->p, *e = sc->e;
+	if (p < e && *p == '-')
+		p++;
+	if (p >= e || *p < '0' || *p > '9') {
+		sc->p = p;
+		return fail(sc, "bad number");
+	}
+	if (*p == '0')
+		p++;
+	else
+		while (p < e && *p >= '0' && *p <= '9')
+			p++;
+	if (p < e && *p == '.') {
+		p++;
+		if (p >= e || *p < '0' || *p > '9') {
+			sc->p = p;
+			return fail(sc, "bad number");
+		}
+		while (p < e && *p >= '0' && *p <= '9')
+			p++;
+	}
+	if (p < e && (*p == 'e' || *p == 'E')) {
+		p++;
+		if (p < e && (*p == '+' || *p == '-'))
+			p++;
+		if (p >= e || *p < '0' || *p > '9') {
+			sc->p = p;
+			return fail(sc, "bad number");
+		}
+		while (p < e && *p >= '0' && *p <= '9')
+			p++;
+	}
+	sc->p = p;
+	return 0;
+}
+
+static int
+lit(struct scan *sc, const char *w, size_t n)
+{
+	if ((size_t)(sc->e - sc->p) < n || memcmp(sc->p, w, n) != 0)
+		return fail(sc, "unexpected character");
+	sc->p += n;
+	return 0;
+}
+
+static int value(struct scan *sc, struct dd_jval *v);
+
+/* Validate an object; member() (if any) sees each member of this level. */
+typedef int (*member_fn)(void *ctx, const struct dd_jval *k, const struct dd_jval *v);
+
+static int
+object(struct scan *sc, member_fn member, void *ctx)
+{
+	if (++sc->depth > DD_JSON_MAXDEPTH)
+		return fail(sc, "nested too deeply");
+	sc->p++;	/* '{' */
+	ws(sc);
+	if (sc->p < sc->e && *sc->p == '}') {
+		sc->p++;
+		sc->depth--;
+		return 0;
+	}
+	for (;;) {
+		struct dd_jval k, v;
+		ws(sc);
+		if (sc->p >= sc->e || *sc->p != '"')
+			return fail(sc, sc->p >= sc->e ? "truncated JSON" :
+			    "expected a string key");
+		k.type = DD_JSTR;
+		k.p = (const char *)sc->p + 1;
+		if (str(sc, &k.esc))
+			return -1;
+		k.n = (size_t)((const char *)sc->p - 1 - k.p);
+		ws(sc);
+		if (sc->p >= sc->e || *sc->p != ':')
+			return fail(sc, sc->p >= sc->e ? "truncated JSON" : "expected ':'");
+		sc->p++;
+		ws(sc);
+		if (value(sc, &v))
+			return -1;
+		if (member && member(ctx, &k, &v))
+			return fail(sc, NULL);
+		ws(sc);
+		if (sc->p >= sc->e)
+			return fail(sc, "truncated JSON");
+		if (*sc->p == ',') {
+			sc->p++;
+			continue;
+		}
+		if (*sc->p == '}') {
+			sc->p++;
+			sc->depth--;
+			return 0;
+		}
+		return fail(sc, "expected ',' or '}'");
+	}
+}
+
+static int
+array(struct scan *sc)
+{
+	if (++sc->depth > DD_JSON_MAXDEPTH)
+		return fail(sc, "nested too deeply");
+	sc->p++;
+	ws(sc);
+	if (sc->p < sc->e && *sc->p == ']') {
+		sc->p++;
+		sc->depth--;
+		return 0;
+	}
+	for (;;) {
+		struct dd_jval v;
+		ws(sc);
+		if (value(sc, &v))
+			return -1;
+		ws(sc);
+		if (sc->p >= sc->e)
+			return fail(sc, "truncated JSON");
+		if (*sc->p == ',') {
+			sc->p++;
+			continue;
+		}
+		if (*sc->p == ']') {
+			sc->p++;
+			sc->depth--;
+			return 0;
+		}
+		return fail(sc, "expected ',' or ']'");
+	}
+}
+
+static int
+value(struct scan *sc, struct dd_jval *v)
+{
+	const unsigned char *start = sc->p;
+	v->esc = 0;
+	if (sc->p >= sc->e)
+		return fail(sc, "truncated JSON");
+	switch (*sc->p) {
+	case '{':
+		v->type = DD_JOBJ;
+		if (object(sc, NULL, NULL))
+			return -1;
+		break;
+	case '[':
+		v->type = DD_JARR;
+		if (array(sc))
+			return -1;
+		break;
+	case '"':
+		v->type = DD_JSTR;
+		if (str(sc, &v->esc))
+			return -1;
+		v->p = (const char *)start + 1;
+		v->n = (size_t)(sc->p - start) - 2;
+		return 0;
+	case 't':
+		v->type = DD_JTRUE;
+		if (lit(sc, "true", 4))
+			return -1;
+		break;
+	case 'f':
+		v->type = DD_JFALSE;
+		if (lit(sc, "false", 5))
+			return -1;
+		break;
+	case 'n':
+		v->type = DD_JNULL;
+		if (lit(sc, "null", 4))
+			return -1;
+		break;
+	default:
+		v->type = DD_JNUM;
+		if ((*sc->p < '0' || *sc->p > '9') && *sc->p != '-')
+			return fail(sc, "unexpected character");
+		if (num(sc))
+			return -1;
+	}
+	v->p = (const char *)start;
+	v->n = (size_t)(sc->p - start);
+	return 0;
+}
+
+static int
+finish(struct scan *sc, int rc, size_t *erroff)
+{
+	if (rc == 0) {
+		ws(sc);
+		if (sc->p != sc->e)
+			rc = fail(sc, "trailing characters after JSON");
+	}
+	if (rc) {
+		if (erroff)
+			*erroff = (size_t)(sc->p - sc->s);
+		if (sc->why)
+			dd_seterr("invalid JSON at byte %zu: %s",
+			    (size_t)(sc->p - sc->s) + 1, sc->why);
+		return -1;
+	}
+	return 0;
+}
+
+int
+dd_json_validate(const char *p, size_t n, size_t *erroff)
+{
+	struct scan sc = { (const unsigned char *)p, (const unsigned char *)p,
+		(const unsigned char *)p + n, 0, NULL };
+	struct dd_jval v;
+	init_stop();
+	ws(&sc);
+	return finish(&sc, value(&sc, &v), erroff);
+}
+
+int
+dd_json_scan_object(const char *p, size_t n, member_fn member, void *ctx)
+{
+	struct scan sc = { (const unsigned char *)p, (const unsigned char *)p,
+		(const unsigned char *)p + n, 0, NULL };
+	init_stop();
+	ws(&sc);
+	if (sc.p >= sc.e) {
+		dd_seterr("empty line");
+		return -1;
+	}
+	if (*sc.p != '{') {
+		struct dd_jval v;
+		if (finish(&sc, value(&sc, &v), NULL))
+			return -1;
+		dd_seterr("not a JSON object");
+		return -1;
+	}
+	return finish(&sc, object(&sc, member, ctx), NULL);
+}
+
+/* ---- lookups in validated text: no checks, just skipping ---- */
+
+static const char *
+skip_str(const char *p, const char *e)
+{
+	/* p after the opening quote; returns the closing quote. */
+	for (;;) {
+		const char *q = memchr(p, '"', (size_t)(e - p));
+		if (q == NULL)
+			return e;
+		size_t bs = 0;
+		while (q - bs > p && q[-1 - (ptrdiff_t)bs] == '\\')
+			bs++;
+		if (bs % 2 == 0)
+			return q;
+		p = q + 1;
+	}
+}
+
+static const char *
+skip_ws(const char *p, const char *e)
+{
+	while (p < e && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
+		p++;
+	return p;
+}
+
+/* p at a value; fills v and returns the end of the value. */
+static const char *
+skip_val(const char *p, const char *e, struct dd_jval *v)
+{
+	const char *s = p;
+	v->esc = 0;
+	switch (*p) {
+	case '"': {
+		const char *q = skip_str(p + 1, e);
+		v->type = DD_JSTR;
+		v->p = p + 1;
+		v->n = (size_t)(q - p - 1);
+		v->esc = memchr(v->p, '\\', v->n) != NULL;
+		return q < e ? q + 1 : e;
+	}
+	case '{': case '[': {
+		int depth = 0;
+		v->type = *p == '{' ? DD_JOBJ : DD_JARR;
+		for (; p < e; p++) {
+			if (*p == '"')
+				p = skip_str(p + 1, e);
+			else if (*p == '{' || *p == '[')
+				depth++;
+			else if ((*p == '}' || *p == ']') && --depth == 0) {
+				p++;
+				break;
+			}
+		}
+		break;
+	}
+	case 't': v->type = DD_JTRUE; p += 4; break;
+	case 'f': v->type = DD_JFALSE; p += 5; break;
+	case 'n': v->type = DD_JNULL; p += 4; break;
+	default:
+		v->type = DD_JNUM;
+		while (p < e && *p != ',' && *p != '}' && *p != ']' && *p != ' ' &&
+		    *p != '\t' && *p != '\n' && *p != '\r')
+			p++;
+	}
+	v->p = s;
+	v->n = (size_t)(p - s);
+	return p;
+}
+
+struct dd_jval
+dd_json_value(const char *p, size_t n)
+{
+	struct dd_jval v = { DD_JNONE, NULL, 0, 0 };
+	const char *e = p + n;
+	p = skip_ws(p, e);
+	if (p < e)
+		skip_val(p, e, &v);
+	return v;
+}
+
+int
+dd_json_next(const struct dd_jval *c, size_t *pos, struct dd_jval *key, struct dd_jval *val)
+{
+	if (c->type != DD_JOBJ && c->type != DD_JARR)
+		return 0;
+	const char *e = c->p + c->n - 1;	/* the closing bracket */
+	const char *p = c->p + (*pos ? *pos : 1);
+	p = skip_ws(p, e);
+	if (p < e && *p == ',')
+		p = skip_ws(p + 1, e);
+	if (p >= e)
+		return 0;
+	if (c->type == DD_JOBJ) {
+		struct dd_jval k;
+		p = skip_val(p, e, &k);
+		if (key)
+			*key = k;
+		p = skip_ws(p, e);
+		p = skip_ws(p + 1, e);	/* ':' */
+	} else if (key) {
+		key->type = DD_JNONE;
+	}
+	p = skip_val(p, e, val);
+	*pos = (size_t)(p - c->p);
+	return 1;
+}
+
+int
+dd_json_get(const struct dd_jval *obj, const char *key, size_t keylen, struct dd_jval *out)
+{
+	struct dd_jval k, v;
+	size_t pos = 0;
+	int found = 0;
+	if (obj->type != DD_JOBJ)
+		return 0;
+	while (dd_json_next(obj, &pos, &k, &v)) {
+		if (k.esc ? dd_jstr_eq(&k, key, keylen) :
+		    (k.n == keylen && memcmp(k.p, key, keylen) == 0)) {
+			*out = v;
+			found = 1;	/* keep going: the last duplicate wins */
+		}
+	}
+	return found;
+}
+
+int
+dd_json_path(const struct dd_jval *obj, const char *path, struct dd_jval *out)
+{
+	struct dd_jval cur = *obj;
+	const char *p = path;
+	for (;;) {
+		const char *dot = strchr(p, '.');
+		size_t n = dot ? (size_t)(dot - p) : strlen(p);
+		struct dd_jval next;
+		if (cur.type == DD_JARR) {
+			char *end;
+			errno = 0;
+			unsigned long idx = strtoul(p, &end, 10);
+			if (end != p + n || n == 0 || errno)
+				return 0;
+			size_t pos = 0;
+			unsigned long i = 0;
+			int ok = 0;
+			while (dd_json_next(&cur, &pos, NULL, &next))
+				if (i++ == idx) {
+					ok = 1;
+					break;
+				}
+			if (!ok)
+				return 0;
+		} else if (!dd_json_get(&cur, p, n, &next)) {
+			return 0;
+		}
+		cur = next;
+		if (!dot)
+			break;
+		p = dot + 1;
+	}
+	*out = cur;
+	return 1;
+}
+
+static void
+put_utf8(struct dd_buf *b, unsigned u)
+{
+	char c[4];
+	if (u < 0x80) {
+		dd_buf_addc(b, (char)u);
+	} else if (u < 0x800) {
+		c[0] = (char)(0xC0 | u >> 6);
+		c[1] = (char)(0x80 | (u & 0x3F));
+		dd_buf_add(b, c, 2);
+	} else if (u < 0x10000) {
+		c[0] = (char)(0xE0 | u >> 12);
+		c[1] = (char)(0x80 | (u >> 6 & 0x3F));
+		c[2] = (char)(0x80 | (u & 0x3F));
+		dd_buf_add(b, c, 3);
+	} else {
+		c[0] = (char)(0xF0 | u >> 18);
+		c[1] = (char)(0x80 | (u >> 12 & 0x3F));
+		c[2] = (char)(0x80 | (u >> 6 & 0x3F));
+		c[3] = (char)(0x80 | (u & 0x3F));
+		dd_buf_add(b, c, 4);
+	}
+}
+
+void
+dd_jstr_decode(const struct dd_jval *v, struct dd_buf *b)
+{
+	const unsigned char *p = (const unsigned char *)v->p, *e = p + v->n;
+	if (!v->esc) {
+		dd_buf_add(b, v->p, v->n);
+		return;
+	}
+	while (p < e) {
+		const unsigned char *q = memchr(p, '\\', (size_t)(e - p));
+		if (q == NULL)
+			q = e;
+		dd_buf_add(b, p, (size_t)(q - p));
+		if (q >= e)
+			break;
+		p = q + 1;
+		switch (*p++) {
+		case 'b': dd_buf_addc(b, '\b'); break;
+		case 'f': dd_buf_addc(b, '\f'); break;
+		case 'n': dd_buf_addc(b, '\n'); break;
+		case 'r': dd_buf_addc(b, '\r'); break;
+		case 't': dd_buf_addc(b, '\t'); break;
+		case 'u': {
+			unsigned u = 0xFFFD, lo;
+			if (e - p >= 4 && hex4(p, &u) == 0)
+				p += 4;
+			if (u >= 0xD800 && u <= 0xDBFF) {
+				/* A high surrogate pairs with a following low one. */
+				if (e - p >= 6 && p[0] == '\\' && p[1] == 'u' &&
+				    hex4(p + 2, &lo) == 0 && lo >= 0xDC00 && lo <= 0xDFFF) {
+					u = 0x10000 + ((u - 0xD800) << 10) + (lo - 0xDC00);
+					p += 6;
+				} else {
+					u = 0xFFFD;
+				}
+			} else if (u >= 0xDC00 && u <= 0xDFFF) {
+				u = 0xFFFD;
+			}
+			put_utf8(b, u);
+			break;
+		}
+		default: dd_buf_addc(b, (char)p[-1]);	/* " \ / */
+		}
+	}
+}
+
+int
+dd_jstr_eq(const struct dd_jval *v, const char *s, size_t n)
+{
+	if (v->type != DD_JSTR)
+		return 0;
+	if (!v->esc)
+		return v->n == n && memcmp(v->p, s, n) == 0;
+	char tmp[256];
+	struct dd_buf b = { 0 };
+	if (v->n < sizeof tmp) {
+		/* Decoding never lengthens a string: a stack buffer suffices. */
+		b.p = tmp;
+		b.cap = sizeof tmp;
+	}
+	dd_jstr_decode(v, &b);
+	int eq = b.len == n && memcmp(b.p, s, n) == 0;
+	if (b.p != tmp)
+		dd_buf_free(&b);
+	return eq;
+}
+
+int
+dd_jnum_double(const struct dd_jval *v, double *d)
+{
+	char tmp[64], *end;
+	if (v->type != DD_JNUM || v->n >= sizeof tmp)
+		return -1;
+	memcpy(tmp, v->p, v->n);
+	tmp[v->n] = '\0';
+	*d = strtod(tmp, &end);
+	return *end == '\0' && isfinite(*d) ? 0 : -1;
+}
+
+int
+dd_jnum_int64(const struct dd_jval *v, int64_t *i)
+{
+	char tmp[32], *end;
+	if (v->type != DD_JNUM || v->n >= sizeof tmp)
+		return -1;
+	memcpy(tmp, v->p, v->n);
+	tmp[v->n] = '\0';
+	errno = 0;
+	long long x = strtoll(tmp, &end, 10);
+	if (*end || errno)
+		return -1;
+	*i = x;
+	return 0;
+}
+
+void
+dd_jval_text(const struct dd_jval *v, struct dd_buf *b)
+{
+	switch (v->type) {
+	case DD_JNONE:
+	case DD_JNULL:
+		break;
+	case DD_JSTR:
+		dd_jstr_decode(v, b);
+		break;
+	default:
+		dd_buf_add(b, v->p, v->n);
+	}
+}

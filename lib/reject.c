@@ -1,0 +1,121 @@
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "reject.h"
+#include "util.h"
+
+struct dd_rejects {
+	int fd;			/* -1: stderr only */
+	char *path;
+	uint64_t count;
+	struct dd_buf rec;
+};
+
+struct dd_rejects *
+dd_rejects_open(const char *path)
+{
+	struct dd_rejects *r = dd_calloc(1, sizeof *r);
+	r->fd = -1;
+	if (path) {
+		/* Appended, one write per record: records of concurrent
+		 * writers never interleave, and a crash loses none written. */
+		r->fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0666);
+		if (r->fd < 0) {
+			dd_seterr("%s: %s", path, strerror(errno));
+			free(r);
+			return NULL;
+		}
+		r->path = dd_strdup(path);
+	}
+	return r;
+}
+
+static void
+base64(struct dd_buf *b, const unsigned char *p, size_t n)
+{
+	static const char t[] =
+	    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	dd_buf_grow(b, (n + 2) / 3 * 4);
+	for (size_t i = 0; i < n; i += 3) {
+		unsigned v = (unsigned)p[i] << 16;
+		if (i + 1 < n)
+			v |= (unsigned)p[i + 1] << 8;
+		if (i + 2 < n)
+			v |= p[i + 2];
+		dd_buf_addc(b, t[v >> 18 & 63]);
+		dd_buf_addc(b, t[v >> 12 & 63]);
+		dd_buf_addc(b, i + 1 < n ? t[v >> 6 & 63] : '=');
+		dd_buf_addc(b, i + 2 < n ? t[v & 63] : '=');
+	}
+}
+
+int
+dd_reject_raw(struct dd_rejects *r, const char *source, uint64_t lineno, uint64_t off,
+    const char *raw, size_t rawlen, int truncated, const char *what)
+{
+	r->count++;
+	fprintf(stderr, "%s: %s:%" PRIu64 ": %s\n", dd_prog, source, lineno, what);
+	if (r->fd < 0)
+		return 0;
+	struct dd_buf *b = &r->rec;
+	dd_buf_reset(b);
+	dd_buf_adds(b, "{\"source\":");
+	dd_buf_json_str(b, source, strlen(source));
+	dd_buf_printf(b, ",\"line\":%" PRIu64 ",\"offset\":%" PRIu64 ",\"error\":",
+	    lineno, off);
+	dd_buf_json_str(b, what, strlen(what));
+	dd_buf_adds(b, ",\"raw\":");
+	dd_buf_json_str(b, raw, rawlen);
+	if (!dd_utf8_valid(raw, rawlen)) {
+		dd_buf_adds(b, ",\"rawBase64\":\"");
+		base64(b, (const unsigned char *)raw, rawlen);
+		dd_buf_addc(b, '"');
+	}
+	if (truncated)
+		dd_buf_adds(b, ",\"truncated\":true");
+	dd_buf_adds(b, "}\n");
+	for (size_t done = 0; done < b->len; ) {
+		ssize_t n = write(r->fd, b->p + done, b->len - done);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			dd_seterr("%s: %s", r->path, strerror(errno));
+			return -1;
+		}
+		done += (size_t)n;
+	}
+	return 0;
+}
+
+int
+dd_reject(struct dd_rejects *r, const char *source, const struct dd_line *l, const char *what)
+{
+	return dd_reject_raw(r, source, l->lineno, l->off, l->p, l->n, l->toolong, what);
+}
+
+uint64_t
+dd_rejects_count(const struct dd_rejects *r)
+{
+	return r->count;
+}
+
+int
+dd_rejects_close(struct dd_rejects *r)
+{
+	int rc = 0;
+	if (r == NULL)
+		return 0;
+	if (r->fd >= 0 && close(r->fd) < 0) {
+		dd_seterr("%s: %s", r->path, strerror(errno));
+		rc = -1;
+	}
+	dd_buf_free(&r->rec);
+	free(r->path);
+	free(r);
+	return rc;
+}

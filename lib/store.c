@@ -1,0 +1,236 @@
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "exitcodes.h"
+#include "store.h"
+#include "util.h"
+
+int
+dd_store_err(struct dd_store *s, const char *what)
+{
+	dd_seterr("%s: %s: %s", s->path ? s->path : "store", what,
+	    s->db ? sqlite3_errmsg(s->db) : "cannot open");
+	return -1;
+}
+
+/* Map a SQLite failure to our exit codes. */
+static int
+code_of(struct dd_store *s)
+{
+	int rc = s->db ? sqlite3_errcode(s->db) : SQLITE_CANTOPEN;
+	return rc == SQLITE_BUSY || rc == SQLITE_LOCKED ? DD_EXIT_BUSY : DD_EXIT_IO;
+}
+
+int
+dd_store_exec(struct dd_store *s, const char *sql)
+{
+	char *msg = NULL;
+	if (sqlite3_exec(s->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
+		dd_seterr("%s: %s", s->path, msg ? msg : sqlite3_errmsg(s->db));
+		sqlite3_free(msg);
+		return -1;
+	}
+	return 0;
+}
+
+sqlite3_stmt *
+dd_store_prepare(struct dd_store *s, const char *sql)
+{
+	sqlite3_stmt *st = NULL;
+	if (sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &st, NULL) != SQLITE_OK) {
+		dd_store_err(s, "prepare");
+		return NULL;
+	}
+	return st;
+}
+
+static int
+user_version(struct dd_store *s, int *v)
+{
+	sqlite3_stmt *st = dd_store_prepare(s, "PRAGMA user_version");
+	if (st == NULL)
+		return -1;
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		*v = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	return rc == SQLITE_ROW ? 0 : dd_store_err(s, "reading the schema version");
+}
+
+static int
+open_db(struct dd_store *s, const char *path, int flags)
+{
+	memset(s, 0, sizeof *s);
+	s->path = dd_strdup(path);
+	if (sqlite3_open_v2(path, &s->db, flags | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
+		dd_store_err(s, "open");
+		return DD_EXIT_IO;
+	}
+	sqlite3_extended_result_codes(s->db, 0);
+	/* Writers of other programs' jobs (dd-archive beside dd-history) keep
+	 * their transactions short; waiting for them is normal, not an error. */
+	sqlite3_busy_timeout(s->db, 10000);
+	return 0;
+}
+
+int
+dd_store_open(struct dd_store *s, const char *path, const char *const *migrations, int n)
+{
+	int rc, v = 0;
+	char *dir = dd_strdup(path), *slash = strrchr(dir, '/');
+	if (slash && slash != dir) {
+		*slash = '\0';
+		if (dd_mkdirs(dir)) {
+			free(dir);
+			memset(s, 0, sizeof *s);
+			return DD_EXIT_IO;
+		}
+	}
+	free(dir);
+	if ((rc = open_db(s, path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE)))
+		return rc;
+	/* WAL: readers (get/list) never block the filter; FULL: a commit is
+	 * on disk when COMMIT returns, as SPEC's durability asks. */
+	sqlite3_stmt *st = dd_store_prepare(s, "PRAGMA journal_mode=WAL");
+	if (st == NULL)
+		goto fail;
+	rc = sqlite3_step(st);
+	int wal = rc == SQLITE_ROW &&
+	    strcmp((const char *)sqlite3_column_text(st, 0), "wal") == 0;
+	sqlite3_finalize(st);
+	if (rc != SQLITE_ROW) {
+		dd_store_err(s, "open");
+		goto fail;
+	}
+	if (!wal) {
+		dd_seterr("%s: cannot switch to WAL mode", path);
+		goto fail;
+	}
+	if (dd_store_exec(s, "PRAGMA synchronous=FULL; PRAGMA cache_size=-32768;"
+	    "PRAGMA temp_store=MEMORY") || user_version(s, &v))
+		goto fail;
+	if (v > n) {
+		dd_seterr("%s: schema version %d is newer than this program's (%d)",
+		    path, v, n);
+		goto fail;
+	}
+	for (; v < n; v++) {
+		char sql[64];
+		if (dd_store_exec(s, "BEGIN IMMEDIATE"))
+			goto fail;
+		snprintf(sql, sizeof sql, "PRAGMA user_version=%d", v + 1);
+		if (dd_store_exec(s, migrations[v]) || dd_store_exec(s, sql)) {
+			sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+			goto fail;
+		}
+		if (dd_store_exec(s, "COMMIT"))
+			goto fail;
+	}
+	return 0;
+fail:
+	rc = code_of(s);
+	{
+		/* Keep the message: closing must not overwrite it. */
+		char *msg = dd_strdup(dd_errmsg());
+		dd_store_close(s);
+		dd_seterr("%s", msg);
+		free(msg);
+	}
+	return rc;
+}
+
+int
+dd_store_open_ro(struct dd_store *s, const char *path)
+{
+	struct stat sb;
+	if (stat(path, &sb) < 0) {
+		memset(s, 0, sizeof *s);
+		dd_seterr("%s: no such store (%s)", path, strerror(errno));
+		return DD_EXIT_IO;
+	}
+	int rc = open_db(s, path, SQLITE_OPEN_READONLY);
+	int v;
+	if (rc == 0 && user_version(s, &v)) {
+		rc = code_of(s);
+		char *msg = dd_strdup(dd_errmsg());
+		dd_store_close(s);
+		dd_seterr("%s", msg);
+		free(msg);
+	}
+	return rc;
+}
+
+void
+dd_store_close(struct dd_store *s)
+{
+	if (s->db) {
+		if (s->in_tx)
+			sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+		sqlite3_close_v2(s->db);
+	}
+	free(s->path);
+	memset(s, 0, sizeof *s);
+}
+
+int
+dd_store_begin(struct dd_store *s)
+{
+	if (s->in_tx)
+		return 0;
+	if (dd_store_exec(s, "BEGIN IMMEDIATE"))
+		return -1;
+	s->in_tx = 1;
+	return 0;
+}
+
+int
+dd_store_commit(struct dd_store *s)
+{
+	if (!s->in_tx)
+		return 0;
+	if (dd_store_exec(s, "COMMIT")) {
+		/* A failed COMMIT may leave the transaction open: undo it, so the
+		 * store stays as of the last good commit. */
+		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+		s->in_tx = 0;
+		return -1;
+	}
+	s->in_tx = 0;
+	return 0;
+}
+
+int
+dd_store_rollback(struct dd_store *s)
+{
+	if (!s->in_tx)
+		return 0;
+	s->in_tx = 0;
+	return dd_store_exec(s, "ROLLBACK");
+}
+
+int
+dd_lock(const char *path)
+{
+	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0666);
+	if (fd < 0) {
+		dd_seterr("%s: %s", path, strerror(errno));
+		return -DD_EXIT_IO;
+	}
+	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		int e = errno;
+		close(fd);
+		if (e == EWOULDBLOCK) {
+			dd_seterr("%s: another run holds the lock", path);
+			return -DD_EXIT_BUSY;
+		}
+		dd_seterr("%s: lock: %s", path, strerror(e));
+		return -DD_EXIT_IO;
+	}
+	return fd;
+}

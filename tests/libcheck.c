@@ -1,0 +1,192 @@
+/*
+ * dd-libcheck: drives the library pieces from the shell, so tests/lib.bats
+ * can state its cases as tables (input, expected output).
+ *
+ *   scan            each stdin line through dd_env_scan + dd_event_check_data
+ *   validate        each stdin line through dd_json_validate
+ *   get PATH...     each stdin line: the value at each dotted path
+ *   time STR...     dd_time_parse, printed as ms and formatted back
+ *   arg NOW STR...  dd_time_arg relative to NOW (ms)
+ *   duration STR... dd_duration_parse
+ *   lines MAXLINE   dd_lines_next over stdin: lineno offset length toolong
+ *   reject FILE     every stdin line rejected into FILE with reason "test"
+ *   csv             rows of stdin through dd_csv_read
+ *   out FMT         stdin lines of tab-separated cells through dd_out
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "csvin.h"
+#include "ddtime.h"
+#include "event.h"
+#include "exitcodes.h"
+#include "line.h"
+#include "out.h"
+#include "reject.h"
+
+static int
+csv_row(void *ctx, const struct dd_csv_row *r)
+{
+	if (r->error) {
+		printf("%" PRIu64 ": error: %s\n", r->lineno, r->error);
+		return 0;
+	}
+	printf("%" PRIu64 ":", r->lineno);
+	for (int i = 0; i < r->n; i++)
+		printf(" [%s]", r->f[i]);
+	printf("\n");
+	return 0;
+}
+
+int
+main(int argc, char **argv)
+{
+	dd_prog = "dd-libcheck";
+	if (argc < 2)
+		return DD_EXIT_USAGE;
+	const char *cmd = argv[1];
+	struct dd_lines *in = dd_lines_open(0, "stdin", strcmp(cmd, "lines") == 0 && argc > 2 ?
+	    (size_t)atoll(argv[2]) : DD_MAX_LINE_DEFAULT);
+	struct dd_line l;
+	struct dd_buf b = { 0 };
+	int rc = 0;
+
+	if (strcmp(cmd, "scan") == 0) {
+		while (dd_lines_next(in, &l, -1) == DD_LINES_OK) {
+			struct dd_env e;
+			if (dd_env_scan(l.p, l.n, &e) || dd_event_check_data(&e)) {
+				printf("reject: %s\n", dd_errmsg());
+				continue;
+			}
+			char id[DD_ID_MAX + 1], tm[DD_TIMEBUF];
+			dd_env_str(&e.id, id, sizeof id);
+			dd_time_format(e.time_ms, tm);
+			dd_buf_reset(&b);
+			dd_jval_text(&e.subject, &b);
+			printf("ok id=%s type=%.*s time=%s subject=%s\n", id, (int)e.type.n,
+			    e.type.p, tm, b.p ? b.p : "");
+		}
+	} else if (strcmp(cmd, "validate") == 0) {
+		while (dd_lines_next(in, &l, -1) == DD_LINES_OK) {
+			size_t off;
+			if (dd_json_validate(l.p, l.n, &off))
+				printf("invalid: %s\n", dd_errmsg());
+			else
+				printf("valid\n");
+		}
+	} else if (strcmp(cmd, "get") == 0) {
+		while (dd_lines_next(in, &l, -1) == DD_LINES_OK) {
+			struct dd_jval obj = dd_json_value(l.p, l.n), v;
+			for (int i = 2; i < argc; i++) {
+				if (!dd_json_path(&obj, argv[i], &v)) {
+					printf("%s%s", i > 2 ? " " : "", "(absent)");
+					continue;
+				}
+				dd_buf_reset(&b);
+				dd_jval_text(&v, &b);
+				printf("%s%s", i > 2 ? " " : "", b.p ? b.p : "");
+			}
+			printf("\n");
+		}
+	} else if (strcmp(cmd, "time") == 0) {
+		for (int i = 2; i < argc; i++) {
+			int64_t ms;
+			char tm[DD_TIMEBUF];
+			if (dd_time_parse(argv[i], strlen(argv[i]), &ms)) {
+				printf("bad\n");
+				rc = 1;
+				continue;
+			}
+			dd_time_format(ms, tm);
+			printf("%" PRId64 " %s\n", ms, tm);
+		}
+	} else if (strcmp(cmd, "arg") == 0 && argc > 2) {
+		int64_t now = atoll(argv[2]), ms;
+		for (int i = 3; i < argc; i++) {
+			char tm[DD_TIMEBUF];
+			if (dd_time_arg(argv[i], now, &ms)) {
+				printf("bad: %s\n", dd_errmsg());
+				rc = 1;
+				continue;
+			}
+			dd_time_format(ms, tm);
+			printf("%s\n", tm);
+		}
+	} else if (strcmp(cmd, "duration") == 0) {
+		for (int i = 2; i < argc; i++) {
+			int64_t ms;
+			if (dd_duration_parse(argv[i], &ms)) {
+				printf("bad\n");
+				rc = 1;
+			} else {
+				printf("%" PRId64 "\n", ms);
+			}
+		}
+	} else if (strcmp(cmd, "lines") == 0) {
+		while (dd_lines_next(in, &l, -1) == DD_LINES_OK)
+			printf("%" PRIu64 " %" PRIu64 " %zu %" PRIu64 " %d\n", l.lineno, l.off,
+			    l.n, l.fulllen, l.toolong);
+	} else if (strcmp(cmd, "reject") == 0 && argc > 2) {
+		struct dd_rejects *r = dd_rejects_open(argv[2]);
+		if (r == NULL)
+			return DD_EXIT_IO;
+		while (dd_lines_next(in, &l, -1) == DD_LINES_OK)
+			dd_reject(r, "stdin", &l, "test");
+		rc = dd_rejects_close(r) ? DD_EXIT_IO : 0;
+	} else if (strcmp(cmd, "csv") == 0) {
+		rc = dd_csv_read(stdin, csv_row, NULL) ? 1 : 0;
+	} else if (strcmp(cmd, "out") == 0 && argc > 2) {
+		enum dd_fmt f;
+		if (dd_fmt_parse(argv[2], 0xF, &f))
+			return DD_EXIT_USAGE;
+		struct dd_out *o = NULL;
+		while (dd_lines_next(in, &l, -1) == DD_LINES_OK) {
+			const char *cols[16];
+			size_t lens[16];
+			int n = 0;
+			char *s = l.p, *e = l.p + l.n;
+			while (n < 16) {
+				char *t = memchr(s, '\t', (size_t)(e - s));
+				cols[n] = s;
+				lens[n++] = (size_t)((t ? t : e) - s);
+				if (!t)
+					break;
+				s = t + 1;
+			}
+			if (o == NULL) {
+				char *names[16];
+				for (int i = 0; i < n; i++)
+					names[i] = strndup(cols[i], lens[i]);
+				o = dd_out_new(stdout, f, (const char *const *)names, n);
+				for (int i = 0; i < n; i++)
+					free(names[i]);
+				continue;
+			}
+			for (int i = 0; i < n; i++) {
+				/* "\n" in the input stands for a newline in the cell */
+				struct dd_buf c = { 0 };
+				for (size_t k = 0; k < lens[i]; k++) {
+					if (cols[i][k] == '\\' && k + 1 < lens[i] && cols[i][k + 1] == 'n') {
+						dd_buf_addc(&c, '\n');
+						k++;
+					} else {
+						dd_buf_addc(&c, cols[i][k]);
+					}
+				}
+				dd_out_cell(o, c.p ? c.p : "", c.len);
+				dd_buf_free(&c);
+			}
+			dd_out_endrow(o);
+		}
+		if (o)
+			rc = dd_out_finish(o) ? DD_EXIT_IO : 0;
+	} else {
+		rc = DD_EXIT_USAGE;
+	}
+	dd_buf_free(&b);
+	dd_lines_free(in);
+	return rc;
+}
