@@ -1,0 +1,185 @@
+#!/usr/bin/env bats
+# The library pieces every program stands on, driven by dd-libcheck
+# (tests/libcheck.c): envelope scanner, JSON lookups, times, line reader,
+# reject records, CSV in and tabular out.
+
+load common
+
+ev() {	# ev TIME [EXTRA-ATTRS] [DATA]: one event line
+	printf '{"specversion":"1.0","id":"e1","source":"/t","type":"x.y","time":"%s"%s,"data":%s}\n' \
+		"$1" "${2:-}" "${3:-{\}}"
+}
+
+# table FILE-OF-CASES CMD...: each case "input|expected"; run CMD on input.
+table() {
+	local in want
+	while IFS='|' read -r in want; do
+		run "$@" <<<"$in"
+		[ "$output" = "$want" ] || fail "input: $in
+expected: $want
+actual:   $output"
+	done
+}
+
+@test "scanner: a valid event gives its attributes, times in UTC" {
+	run dd-libcheck scan <<<"$(ev 2026-11-26T03:41:13.123+01:00 ',"subject":"d-1"')"
+	assert_output 'ok id=e1 type=x.y time=2026-11-26T02:41:13.123Z subject=d-1'
+}
+
+@test "scanner: rejects with the reason SPEC.md words" {
+	table dd-libcheck scan <<'CASES'
+{"specversion":"1.0","id":"e1","source":"/t","type":"x","data":{}}|reject: missing "time"
+{"id":"e1","source":"/t","type":"x","time":"2026-11-26T00:00:00Z","data":{}}|reject: missing "specversion"
+{"specversion":"0.3","id":"e1","source":"/t","type":"x","time":"2026-11-26T00:00:00Z","data":{}}|reject: unsupported specversion "0.3"
+{"specversion":"1.0","source":"/t","type":"x","time":"2026-11-26T00:00:00Z","data":{}}|reject: missing "id"
+{"specversion":"1.0","id":42,"source":"/t","type":"x","time":"2026-11-26T00:00:00Z","data":{}}|reject: "id" is not a string
+{"specversion":"1.0","id":"","source":"/t","type":"x","time":"2026-11-26T00:00:00Z","data":{}}|reject: empty "id"
+{"specversion":"1.0","id":"e1","type":"x","time":"2026-11-26T00:00:00Z","data":{}}|reject: missing "source"
+{"specversion":"1.0","id":"e1","source":"/t","time":"2026-11-26T00:00:00Z","data":{}}|reject: missing "type"
+{"specversion":"1.0","id":"e1","source":"/t","type":"x","time":"2026-13-26T00:00:00Z","data":{}}|reject: bad "time": "2026-13-26T00:00:00Z"
+{"specversion":"1.0","id":"e1","source":"/t","type":"x","time":"yesterday","data":{}}|reject: bad "time": "yesterday"
+{"specversion":"1.0","id":"e1","source":"/t","type":"x","time":"2026-11-26T00:00:00Z"}|reject: missing "data"
+{"specversion":"1.0","id":"e1","source":"/t","type":"x","time":"2026-11-26T00:00:00Z","data":[1]}|reject: "data" is not an object
+{"specversion":"1.0","id":"e1","source":"/t","type":"x","time":"2026-11-26T00:00:00Z","subject":7,"data":{}}|reject: "subject" is not a string
+{"specversion":"1.0","id":"e1","id":"e2","source":"/t","type":"x","time":"2026-11-26T00:00:00Z","data":{}}|reject: duplicate attribute "id"
+[1,2,3]|reject: not a JSON object
+"just a string"|reject: not a JSON object
+{"a":1|reject: invalid JSON at byte 7: truncated JSON
+{"a":1,}|reject: invalid JSON at byte 8: expected a string key
+{"a":01}|reject: invalid JSON at byte 7: expected ',' or '}'
+{"a":"x\q"}|reject: invalid JSON at byte 8: bad escape in string
+{"a":"tab	in"}|reject: invalid JSON at byte 10: control character in string
+{"a":1} {"b":2}|reject: invalid JSON at byte 9: trailing characters after JSON
+{"a":tru}|reject: invalid JSON at byte 6: unexpected character
+{"a":-}|reject: invalid JSON at byte 7: bad number
+{"a":1.}|reject: invalid JSON at byte 8: bad number
+{"a":"\u12G4"}|reject: invalid JSON at byte 7: bad \u escape
+CASES
+}
+
+@test "scanner: an id longer than 128 bytes is rejected, 128 is fine" {
+	id=$(printf 'x%.0s' $(seq 128))
+	run dd-libcheck scan <<<"{\"specversion\":\"1.0\",\"id\":\"$id\",\"source\":\"/t\",\"type\":\"x\",\"time\":\"2026-11-26T00:00:00Z\",\"data\":{}}"
+	assert_output --partial "ok id=$id "
+	run dd-libcheck scan <<<"{\"specversion\":\"1.0\",\"id\":\"${id}y\",\"source\":\"/t\",\"type\":\"x\",\"time\":\"2026-11-26T00:00:00Z\",\"data\":{}}"
+	assert_output 'reject: "id" is longer than 128 bytes'
+}
+
+@test "scanner: escapes in strings come out right" {
+	run dd-libcheck scan <<<'{"specversion":"1.0","id":"a\"b\\c\/d\u00e9\ud83d\ude00","source":"/t","type":"x","time":"2026-11-26T00:00:00Z","data":{}}'
+	assert_output 'ok id=a"b\c/dé😀 type=x time=2026-11-26T00:00:00.000Z subject='
+}
+
+@test "scanner: invalid UTF-8, overlongs and surrogates in raw bytes are rejected" {
+	for bad in '\xff' '\xc0\xaf' '\xed\xa0\x80' '\xf5\x80\x80\x80' '\xe2\x82'; do
+		run dd-libcheck validate < <(printf "{\"a\":\"x${bad}y\"}\n")
+		assert_output --partial 'invalid UTF-8'
+	done
+	run dd-libcheck validate < <(printf '{"a":"\xe2\x82\xac \xf0\x9f\x98\x80"}\n')
+	assert_output valid
+}
+
+@test "scanner: nesting is bounded, deep but legal nesting is fine" {
+	deep=$(printf '[%.0s' $(seq 300))
+	run dd-libcheck validate <<<"$deep"
+	assert_output --partial 'nested too deeply'
+	ok="$(printf '[%.0s' $(seq 200))$(printf ']%.0s' $(seq 200))"
+	run dd-libcheck validate <<<"$ok"
+	assert_output valid
+}
+
+@test "scanner: the data check of known types names the field at fault" {
+	run dd-libcheck scan <<<"$(ev 2026-11-26T00:00:00Z | sed 's/"x.y"/"drone.position"/; s/"data":{}/"data":{"droneId":"D1","location":{"lat":"1","lon":2},"speedMps":1,"battery":1}/')"
+	assert_output 'reject: "data.location" is not a location {lat, lon}'
+	run dd-libcheck scan <<<"$(ev 2026-11-26T00:00:00Z | sed 's/"x.y"/"package.removed"/; s/"data":{}/"data":{"packageId":"p"}/')"
+	assert_output 'reject: missing "data.reason"'
+}
+
+@test "lookups: dotted paths, array indexes, last duplicate wins, big numbers kept as text" {
+	run dd-libcheck get a.b.0 n a.b.1.c s x <<<'{"a":{"b":[1,{"c":"x\"y"}]},"n":12345678901234567890123,"s":"\u00e9","a":{"b":[9]}}'
+	assert_output '9 12345678901234567890123 (absent) é (absent)'
+	run dd-libcheck get a.b.1.c id <<<'{"a":{"b":[1,{"c":"x\"y"}]},"id":18446744073709551617}'
+	assert_output 'x"y 18446744073709551617'
+}
+
+@test "times: RFC 3339 offsets, fractions, leap years, before 1970" {
+	while IFS='|' read -r in want; do
+		run dd-libcheck time "$in"
+		[ "$output" = "$want" ] || fail "time $in: expected $want, got $output"
+	done <<'CASES'
+2026-11-26T00:30:00.5+01:00|1795649400500 2026-11-25T23:30:00.500Z
+2026-11-26T23:59:59.999Z|1795737599999 2026-11-26T23:59:59.999Z
+2026-11-26T23:59:59.999-00:01|1795737659999 2026-11-27T00:00:59.999Z
+2024-02-29T23:59:59.123456789Z|1709251199123 2024-02-29T23:59:59.123Z
+1969-12-31T23:59:59.999Z|-1 1969-12-31T23:59:59.999Z
+2026-11-26t10:00:00z|1795687200000 2026-11-26T10:00:00.000Z
+2026-11-26 10:00:00+14:00|1795636800000 2026-11-25T20:00:00.000Z
+2026-02-29T00:00:00Z|bad
+2026-11-26T24:00:00Z|bad
+2026-11-26T10:00:00|bad
+2026-11-26T10:00:00.Z|bad
+2026-11-26T10:00:00+1:00|bad
+2026-11-26|bad
+CASES
+}
+
+@test "times: arguments (dates, now, relative) and durations" {
+	now=1795687200000	# 2026-11-26T10:00:00Z
+	run dd-libcheck arg $now now -7d +12h 2026-11-01 2026-11-26T10:00:00+02:00 -90s
+	assert_output "$(printf '%s\n' 2026-11-26T10:00:00.000Z 2026-11-19T10:00:00.000Z \
+		2026-11-26T22:00:00.000Z 2026-11-01T00:00:00.000Z 2026-11-26T08:00:00.000Z \
+		2026-11-26T09:58:30.000Z)"
+	run dd-libcheck arg $now yesterday
+	assert_failure
+	run dd-libcheck duration 500ms 90s 15m 12h 30d 2w
+	assert_output "$(printf '%s\n' 500 90000 900000 43200000 2592000000 1209600000)"
+	for bad in 10 1.5h -3s h 5y ''; do
+		run dd-libcheck duration "$bad"
+		assert_output bad
+	done
+}
+
+@test "lines: numbers, offsets, CRLF, a last line without newline, over-long lines" {
+	run dd-libcheck lines 10 < <(printf 'a\r\nbbbbbbbbbbbbbbbbbbbbbbbbb\n\nc\nlast')
+	assert_output "$(printf '%s\n' '1 0 1 2 0' '2 3 25 25 1' '3 29 0 0 0' '4 30 1 1 0' '5 32 4 4 0')"
+}
+
+@test "lines: a 3 MiB line keeps its first 4 KiB, the next line is intact" {
+	run dd-libcheck lines 1048576 < <(head -c 3145728 /dev/zero | tr '\0' x; printf '\nok\n')
+	assert_output "$(printf '%s\n' '1 0 4096 3145728 1' '2 3145729 2 2 0')"
+}
+
+@test "rejects: stderr line and NDJSON record, raw bytes kept for invalid UTF-8" {
+	run dd-libcheck reject "$BATS_TEST_TMPDIR/r.ndjson" < <(printf 'ok "q"\n\xff\xfebad\n')
+	assert_output "$(printf '%s\n' 'dd-libcheck: stdin:1: test' 'dd-libcheck: stdin:2: test')"
+	run jq -c . "$BATS_TEST_TMPDIR/r.ndjson"
+	assert_success
+	assert_line --index 0 '{"source":"stdin","line":1,"offset":0,"error":"test","raw":"ok \"q\""}'
+	assert_line --index 1 "{\"source\":\"stdin\",\"line\":2,\"offset\":7,\"error\":\"test\",\"raw\":\"$(printf '\xef\xbf\xbd\xef\xbf\xbd')bad\",\"rawBase64\":\"//5iYWQ=\"}"
+	# rawBase64 holds the exact bytes
+	run bash -c "jq -r 'select(.rawBase64).rawBase64' '$BATS_TEST_TMPDIR/r.ndjson' | base64 -d | od -An -tx1"
+	assert_output ' ff fe 62 61 64'
+}
+
+@test "rejects: an over-long line keeps 4 KiB in raw and says it was cut" {
+	head -c 2097152 /dev/zero | tr '\0' y > "$BATS_TEST_TMPDIR/big"
+	dd-libcheck reject "$BATS_TEST_TMPDIR/r.ndjson" < "$BATS_TEST_TMPDIR/big" 2>/dev/null
+	run jq -r '[(.raw|length), .truncated] | @tsv' "$BATS_TEST_TMPDIR/r.ndjson"
+	assert_output "$(printf '4096\ttrue')"
+}
+
+@test "csv in: quoting, newlines in fields, malformed rows reported by line and skipped" {
+	run dd-libcheck csv < <(printf 'id,name\n1,"a,b"\n2,"multi\nline"\n3,"bad"x\n4,ok\r\n')
+	assert_output "$(printf '%s\n' '1: [id] [name]' '2: [1] [a,b]' '3: [2] [multi' 'line]' \
+		'5: error: error parsing data while strict checking enabled' '6: [4] [ok]')"
+}
+
+@test "out: CSV quotes what needs it, TSV escapes, table aligns" {
+	in=$(printf 'a\tb\nx,1\t"q"\nlong\\nline\tü\n')
+	run dd-libcheck out csv <<<"$in"
+	assert_output "$(printf 'a,b\r\n"x,1","""q"""\r\n"long\nline",ü\r')"
+	run dd-libcheck out tsv <<<"$in"
+	assert_output "$(printf 'a\tb\nx,1\t"q"\nlong\\nline\tü')"
+	run dd-libcheck out table <<<"$in"
+	assert_output "$(printf 'a          b\nx,1        "q"\nlong line  ü')"
+}
