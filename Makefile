@@ -80,7 +80,7 @@ demo: deps
 	DD_BIN=$(abspath $(BUILD)/bin) scripts/demo
 
 bench: deps
-	$(MAKE) all
+	$(MAKE) all $(TESTBIN)
 	DD_BIN=$(abspath $(BUILD)/bin) scripts/bench/run
 
 install: all

@@ -4,6 +4,8 @@
  *
  *   scan            each stdin line through dd_env_scan + dd_event_check_data
  *   validate        each stdin line through dd_json_validate
+ *   count           scan every stdin line as an event, print the number
+ *                   accepted and rejected (for the scanner benchmark)
  *   get PATH...     each stdin line: the value at each dotted path
  *   time STR...     dd_time_parse, printed as ms and formatted back
  *   arg NOW STR...  dd_time_arg relative to NOW (ms)
@@ -69,6 +71,16 @@ main(int argc, char **argv)
 			printf("ok id=%s type=%.*s time=%s subject=%s\n", id, (int)e.type.n,
 			    e.type.p, tm, b.p ? b.p : "");
 		}
+	} else if (strcmp(cmd, "count") == 0) {
+		uint64_t ok = 0, bad = 0;
+		while (dd_lines_next(in, &l, -1) == DD_LINES_OK) {
+			struct dd_env e;
+			if (dd_env_scan(l.p, l.n, &e) == 0)
+				ok++;
+			else
+				bad++;
+		}
+		printf("%" PRIu64 " %" PRIu64 "\n", ok, bad);
 	} else if (strcmp(cmd, "validate") == 0) {
 		while (dd_lines_next(in, &l, -1) == DD_LINES_OK) {
 			size_t off;
