@@ -409,6 +409,10 @@ struct dd_lake_writer {
 	size_t nvis, capvis;
 	struct dd_lake_wstats st;
 	int broken;
+	/* Frame buffers of closed parts, kept for the next ones (at most
+	 * max_open), so a long run does not fault fresh pages for each part. */
+	struct dd_buf *pool;
+	int npool;
 };
 
 void
@@ -478,14 +482,21 @@ dd_lake_writer_open(const char *lake, const char *dataset, const struct dd_lake_
 		return NULL;
 	}
 	w->open = dd_calloc((size_t)w->o.max_open, sizeof *w->open);
+	w->pool = dd_calloc((size_t)w->o.max_open, sizeof *w->pool);
 	return w;
 }
 
 static void
-part_free(struct part *p)
+part_free(struct dd_lake_writer *w, struct part *p)
 {
 	if (p == NULL)
 		return;
+	if (w && p->frame.cap && p->frame.cap <= 2 * (size_t)DD_LAKE_FRAME &&
+	    w->npool < w->o.max_open) {
+		dd_buf_reset(&p->frame);
+		w->pool[w->npool++] = p->frame;
+		p->frame = (struct dd_buf){ 0 };
+	}
 	if (p->fd >= 0)
 		close(p->fd);
 	free(p->dir);
@@ -502,7 +513,7 @@ part_free(struct part *p)
 
 /* Remove an unfinished part's temporaries and free it. */
 static void
-part_discard(struct part *p)
+part_discard(struct dd_lake_writer *w, struct part *p)
 {
 	if (p->fd >= 0) {
 		close(p->fd);
@@ -510,7 +521,7 @@ part_discard(struct part *p)
 	}
 	unlink(p->tmp);
 	unlink(p->mtmp);
-	part_free(p);
+	part_free(w, p);
 }
 
 static void
@@ -527,7 +538,7 @@ static void
 writer_break(struct dd_lake_writer *w)
 {
 	for (int i = 0; i < w->nopen; i++) {
-		part_discard(w->open[i]);
+		part_discard(w, w->open[i]);
 		w->open[i] = NULL;
 	}
 	w->nopen = 0;
@@ -569,7 +580,7 @@ part_open(struct dd_lake_writer *w, int64_t day)
 	day_dirs(&b, day);
 	p->dir = b.p;
 	if (make_partition_dir(w, p->dir)) {
-		part_free(p);
+		part_free(w, p);
 		return NULL;
 	}
 	if (!hset_add(&w->days, (uint64_t)day)) {
@@ -595,12 +606,14 @@ part_open(struct dd_lake_writer *w, int64_t day)
 	p->fd = open(p->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
 	if (p->fd < 0) {
 		dd_seterr("%s: %s", p->tmp, strerror(errno));
-		part_free(p);
+		part_free(w, p);
 		return NULL;
 	}
 	p->min_ms = INT64_MAX;
 	p->max_ms = INT64_MIN;
 	p->opened = mono_ms();
+	if (w->npool > 0)
+		p->frame = w->pool[--w->npool];
 	return p;
 }
 
@@ -712,7 +725,7 @@ part_close(struct dd_lake_writer *w, struct part *p)
 	int mfd = -1, meta_visible = 0;
 	struct dd_buf m = { 0 };
 	if (p->events == 0) {
-		part_discard(p);
+		part_discard(w, p);
 		return 0;
 	}
 	if (flush_frame(w, p) || fsync_fd(p->fd, p->tmp))
@@ -752,7 +765,7 @@ part_close(struct dd_lake_writer *w, struct part *p)
 	w->st.out_bytes += p->out;
 	dd_buf_free(&m);
 	int rc = dd_fsync_dir(p->dir);
-	part_free(p);
+	part_free(w, p);
 	return rc;
 fail:
 	if (mfd >= 0)
@@ -760,7 +773,7 @@ fail:
 	if (meta_visible)
 		unlink(p->mfinal);
 	dd_buf_free(&m);
-	part_discard(p);
+	part_discard(w, p);
 	return -1;
 }
 
@@ -850,7 +863,8 @@ dd_lake_add(struct dd_lake_writer *w, const char *line, size_t len, int64_t time
 		if (part_close(w, p))
 			goto fail;
 	}
-	if (w->o.max_age_ms > 0) {
+	/* Ages change slowly: look at the clock every 256 events. */
+	if (w->o.max_age_ms > 0 && (w->tick & 255) == 0) {
 		int64_t now = mono_ms();
 		for (int i = 0; i < w->nopen; i++) {
 			if (now - w->open[i]->opened < w->o.max_age_ms)
@@ -915,6 +929,9 @@ writer_free(struct dd_lake_writer *w)
 	ZSTD_freeCCtx(w->cctx);
 	free(w->zbuf);
 	free(w->open);
+	for (int i = 0; i < w->npool; i++)
+		dd_buf_free(&w->pool[i]);
+	free(w->pool);
 	hset_free(&w->days);
 	dd_lake_paths_free(w->vis, w->nvis);
 	free(w->lake);

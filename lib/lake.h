@@ -70,7 +70,7 @@
 #define DD_LAKE_DATASET_DEFAULT "events"
 #define DD_LAKE_DATASET_MAX 64
 /* Raw bytes per zstd frame in a part (see above). */
-#define DD_LAKE_FRAME (4u << 20)
+#define DD_LAKE_FRAME (1u << 20)
 /* Unbounded ends of a time range. */
 #define DD_LAKE_MIN_MS INT64_MIN
 #define DD_LAKE_MAX_MS INT64_MAX
