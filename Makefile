@@ -8,7 +8,12 @@ BINDIR ?= $(PREFIX)/bin
 MANDIR ?= $(PREFIX)/share/man
 DESTDIR ?=
 
-ifeq ($(SANITIZE),1)
+ifeq ($(FUZZ),1)
+# The library as libFuzzer targets link it (make fuzz sets this).
+BUILD ?= build-fuzz
+CC = clang
+SANFLAGS = -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+else ifeq ($(SANITIZE),1)
 BUILD ?= build-san
 SANFLAGS = -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 else
@@ -36,7 +41,7 @@ TESTENV = DD_BIN=$(abspath $(BUILD)/bin) DD_ROOT=$(CURDIR) DD_SANITIZE=$(SANITIZ
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:exitcode=99 \
 	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1:exitcode=99
 
-.PHONY: all deps check test lint demo bench install uninstall clean
+.PHONY: all deps check test lint demo bench fuzz install uninstall clean
 
 all: $(BIN)
 
@@ -60,6 +65,35 @@ $(BUILD)/bin/dd-%: tests/%.c $(LIB) $(HDR)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(DD_CFLAGS) -o $@ $< $(LIB) $(LDFLAGS) $(LDLIBS)
 
+# Fuzz targets (tests/fuzz/fuzz-NAME.c): `make fuzz` runs each under
+# libFuzzer for FUZZ_SECONDS; the suite replays the seed corpus and every
+# crash kept in tests/fuzz/crashes/ through the plain build (replay.c).
+FUZZSRC = $(wildcard tests/fuzz/fuzz-*.c)
+FUZZNAMES = $(FUZZSRC:tests/fuzz/fuzz-%.c=%)
+REPLAYBIN = $(FUZZNAMES:%=$(BUILD)/fuzz/replay-%)
+FUZZ_SECONDS ?= 60
+
+$(BUILD)/fuzz/replay-%: tests/fuzz/fuzz-%.c tests/fuzz/replay.c $(LIB) $(HDR)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(DD_CFLAGS) -o $@ $< tests/fuzz/replay.c $(LIB) $(LDFLAGS) $(LDLIBS)
+
+$(BUILD)/fuzz/fuzz-%: tests/fuzz/fuzz-%.c $(LIB) $(HDR)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(DD_CFLAGS) -fsanitize=fuzzer -o $@ $< $(LIB) $(LDFLAGS) $(LDLIBS)
+
+fuzz: deps
+	$(MAKE) FUZZ=1 $(FUZZNAMES:%=build-fuzz/fuzz/fuzz-%)
+	@for t in $(FUZZNAMES); do \
+		mkdir -p build-fuzz/corpus-$$t tests/fuzz/corpus/$$t tests/fuzz/crashes/$$t; \
+		echo "fuzz: $$t for $(FUZZ_SECONDS)s"; \
+		build-fuzz/fuzz/fuzz-$$t -max_total_time=$(FUZZ_SECONDS) -max_len=8192 \
+			-artifact_prefix=tests/fuzz/crashes/$$t/ -print_final_stats=1 \
+			build-fuzz/corpus-$$t tests/fuzz/corpus/$$t > build-fuzz/$$t.log 2>&1; \
+		rc=$$?; grep -E 'stat::(number_of_executed_units|new_units_added)' build-fuzz/$$t.log; \
+		if [ $$rc -ne 0 ]; then tail -n 30 build-fuzz/$$t.log; \
+			echo "fuzz: $$t found a crash, kept in tests/fuzz/crashes/$$t/"; exit 1; fi; \
+	done
+
 deps:
 	@scripts/install-deps
 
@@ -68,7 +102,7 @@ check: deps
 	$(MAKE) test
 
 # The suite alone, on what is built.
-test: lint $(TESTBIN)
+test: lint $(TESTBIN) $(REPLAYBIN)
 	$(TESTENV) bats tests
 
 lint:

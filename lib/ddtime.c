@@ -114,6 +114,10 @@ dd_time_parse(const char *s, size_t n, int64_t *ms)
 	int64_t t = dd_days_from_civil(y, (unsigned)mo, (unsigned)d) * 86400 +
 	    h * 3600 + mi * 60 + sec;
 	t -= sign * (oh * 3600 + om * 60);
+	/* An offset or leap second can carry a time past the years 0000-9999
+	 * that RFC 3339 can write; such a time could not be written back. */
+	if (t < -62167219200 || t > 253402300799)
+		return -1;
 	*ms = t * 1000 + frac;
 	return 0;
 }

@@ -1,0 +1,21 @@
+#!/usr/bin/env bats
+# Every fuzz target replays its seed corpus and every crash ever found
+# (tests/fuzz/crashes/NAME/): a crash fixed once stays fixed.
+
+load common
+
+replay() {
+	local t=$1 bin="$DD_BIN/../fuzz/replay-$1" files=()
+	[ -x "$bin" ] || fail "no replay binary for $t (make test builds it)"
+	for f in "$DD_ROOT/tests/fuzz/corpus/$t"/* "$DD_ROOT/tests/fuzz/crashes/$t"/*; do
+		[ -f "$f" ] && files+=("$f")
+	done
+	[ ${#files[@]} -gt 0 ] || fail "empty corpus for $t"
+	run "$bin" "${files[@]}"
+	refute_sanitizer
+	assert_success
+}
+
+@test "fuzz replay: envelope scanner" { replay scanner; }
+@test "fuzz replay: times and durations" { replay time; }
+@test "fuzz replay: CSV reader" { replay csv; }
