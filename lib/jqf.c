@@ -1,0 +1,489 @@
+#include <ctype.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jq.h>
+#include <jv.h>
+
+#include "jqf.h"
+#include "json.h"
+#include "util.h"
+
+/* ---------------------------------------------- select() without jq */
+
+/* The ranks of jq 1.6's jv_kind order, which jv_cmp compares first. */
+enum { R_NULL = 1, R_FALSE, R_TRUE, R_NUMBER, R_STRING, R_ARRAY, R_OBJECT };
+
+enum { OP_EQ, OP_NE, OP_LT, OP_LE, OP_GT, OP_GE };
+
+struct operand {
+	int is_path;
+	char **keys;		/* path: .k1.k2... (none: the input itself) */
+	int nkeys;
+	int rank;		/* literal */
+	double num;
+	char *str;
+	size_t slen;
+};
+
+struct fast {
+	int identity;		/* the program is "." */
+	struct operand a, b;
+	int op;
+};
+
+struct dd_jqf {
+	jq_state *jq;
+	struct dd_buf errs;	/* compile messages */
+	struct fast *fast;
+	int use_fast;
+	struct dd_buf tmp;	/* decoded strings of the fast path */
+};
+
+static const char *
+ws(const char *p)
+{
+	while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')
+		p++;
+	return p;
+}
+
+static int
+ident_start(int c)
+{
+	return isalpha(c) || c == '_';
+}
+
+static int
+ident_char(int c)
+{
+	return isalnum(c) || c == '_';
+}
+
+static void
+operand_free(struct operand *o)
+{
+	for (int i = 0; i < o->nkeys; i++)
+		free(o->keys[i]);
+	free(o->keys);
+	free(o->str);
+}
+
+/*
+ * One operand of a comparison: .a.b, a number (optionally negated), a
+ * string without escapes, true/false/null, or $NAME bound by --arg.
+ * Returns the text after it, or NULL when it is anything else.
+ */
+static const char *
+parse_operand(const char *p, struct operand *o, const char *const *names,
+    const char *const *values, int nargs)
+{
+	memset(o, 0, sizeof *o);
+	if (*p == '.' && (ident_start((unsigned char)p[1]) || !isdigit((unsigned char)p[1]))) {
+		o->is_path = 1;
+		if (!ident_start((unsigned char)p[1]))
+			return p + 1;	/* "." */
+		while (*p == '.' && ident_start((unsigned char)p[1])) {
+			const char *s = ++p;
+			while (ident_char((unsigned char)*p))
+				p++;
+			o->keys = dd_realloc(o->keys, (size_t)(o->nkeys + 1) * sizeof *o->keys);
+			o->keys[o->nkeys++] = dd_strndup(s, (size_t)(p - s));
+		}
+		/* .a[0], .a?, .a.[...]: not ours. */
+		if (*p == '.' || *p == '[' || *p == '?' || *p == '"')
+			return NULL;
+		return p;
+	}
+	if (*p == '"') {
+		const char *s = ++p;
+		while (*p && *p != '"' && *p != '\\')
+			p++;
+		if (*p != '"')
+			return NULL;
+		o->rank = R_STRING;
+		o->str = dd_strndup(s, (size_t)(p - s));
+		o->slen = (size_t)(p - s);
+		return p + 1;
+	}
+	if (*p == '$') {
+		const char *s = ++p;
+		while (ident_char((unsigned char)*p))
+			p++;
+		size_t n = (size_t)(p - s);
+		/* The first binding of a name is the one jq keeps. */
+		for (int i = 0; i < nargs; i++)
+			if (strlen(names[i]) == n && memcmp(names[i], s, n) == 0) {
+				o->rank = R_STRING;
+				o->str = dd_strdup(values[i]);
+				o->slen = strlen(values[i]);
+				return p;
+			}
+		return NULL;
+	}
+	static const struct { const char *w; int rank; } words[] = {
+		{ "true", R_TRUE }, { "false", R_FALSE }, { "null", R_NULL },
+	};
+	for (size_t i = 0; i < 3; i++) {
+		size_t n = strlen(words[i].w);
+		if (strncmp(p, words[i].w, n) == 0 && !ident_char((unsigned char)p[n])) {
+			o->rank = words[i].rank;
+			return p + n;
+		}
+	}
+	/* A number as jq's lexer reads it: 12, 1.5, .5, 1e3, with a unary minus. */
+	const char *s = p;
+	int neg = 0;
+	if (*p == '-') {
+		neg = 1;
+		p = ws(p + 1);
+		s = p;
+	}
+	int digits = 0;
+	while (isdigit((unsigned char)*p))
+		p++, digits++;
+	if (*p == '.') {
+		p++;
+		while (isdigit((unsigned char)*p))
+			p++, digits++;
+	}
+	if (!digits)
+		return NULL;
+	if (*p == 'e' || *p == 'E') {
+		const char *e = p + 1;
+		if (*e == '+' || *e == '-')
+			e++;
+		if (!isdigit((unsigned char)*e))
+			return NULL;
+		while (isdigit((unsigned char)*e))
+			e++;
+		p = e;
+	}
+	if (ident_char((unsigned char)*p) || *p == '.')
+		return NULL;
+	char *num = dd_strndup(s, (size_t)(p - s)), *end;
+	o->num = strtod(num, &end);
+	free(num);
+	if (neg)
+		o->num = -o->num;
+	o->rank = R_NUMBER;
+	return p;
+}
+
+/* Recognise "." and select(A OP B); NULL for anything else. */
+static struct fast *
+parse_fast(const char *prog, const char *const *names, const char *const *values,
+    int nargs)
+{
+	struct fast *f = dd_calloc(1, sizeof *f);
+	const char *p = ws(prog);
+	if (p[0] == '.' && *ws(p + 1) == '\0') {
+		f->identity = 1;
+		return f;
+	}
+	if (strncmp(p, "select", 6) != 0)
+		goto no;
+	p = ws(p + 6);
+	if (*p != '(')
+		goto no;
+	p = ws(p + 1);
+	if ((p = parse_operand(p, &f->a, names, values, nargs)) == NULL)
+		goto no;
+	p = ws(p);
+	static const struct { const char *s; int op; } ops[] = {
+		{ "==", OP_EQ }, { "!=", OP_NE }, { "<=", OP_LE }, { ">=", OP_GE },
+		{ "<", OP_LT }, { ">", OP_GT },
+	};
+	size_t i;
+	for (i = 0; i < sizeof ops / sizeof ops[0]; i++)
+		if (strncmp(p, ops[i].s, strlen(ops[i].s)) == 0)
+			break;
+	if (i == sizeof ops / sizeof ops[0])
+		goto no;
+	f->op = ops[i].op;
+	p = ws(p + strlen(ops[i].s));
+	if ((p = parse_operand(p, &f->b, names, values, nargs)) == NULL)
+		goto no;
+	p = ws(p);
+	if (*p != ')')
+		goto no;
+	if (*ws(p + 1) != '\0')
+		goto no;
+	/* Comparing two literals is constant: cheap in jq, rare, not ours. */
+	if (!f->a.is_path && !f->b.is_path)
+		goto no;
+	return f;
+no:
+	operand_free(&f->a);
+	operand_free(&f->b);
+	free(f);
+	return NULL;
+}
+
+/* A value for comparison: a rank, and a number or the bytes of a string. */
+struct fval {
+	int rank;
+	double num;
+	const char *s;
+	size_t n;
+};
+
+/* 0 with *v filled, -1 when jq must decide (an error or a composite). */
+static int
+eval_operand(struct dd_jqf *f, const struct operand *o, const struct dd_jval *in,
+    struct fval *v, size_t *tmpoff)
+{
+	if (!o->is_path) {
+		v->rank = o->rank;
+		v->num = o->num;
+		v->s = o->str;
+		v->n = o->slen;
+		return 0;
+	}
+	struct dd_jval cur = *in, next;
+	for (int i = 0; i < o->nkeys; i++) {
+		if (cur.type == DD_JNULL)
+			break;		/* .a of null is null */
+		if (cur.type != DD_JOBJ)
+			return -1;	/* jq: Cannot index ... */
+		if (!dd_json_get(&cur, o->keys[i], strlen(o->keys[i]), &next)) {
+			cur.type = DD_JNULL;
+			break;
+		}
+		cur = next;
+	}
+	switch (cur.type) {
+	case DD_JNULL: v->rank = R_NULL; return 0;
+	case DD_JFALSE: v->rank = R_FALSE; return 0;
+	case DD_JTRUE: v->rank = R_TRUE; return 0;
+	case DD_JNUM:
+		v->rank = R_NUMBER;
+		return dd_jnum_double(&cur, &v->num);
+	case DD_JSTR:
+		v->rank = R_STRING;
+		if (!cur.esc) {
+			v->s = cur.p;
+			v->n = cur.n;
+		} else {
+			/* Decoded into tmp; the offset survives a later realloc. */
+			*tmpoff = f->tmp.len;
+			dd_jstr_decode(&cur, &f->tmp);
+			v->s = NULL;
+			v->n = f->tmp.len - *tmpoff;
+		}
+		return 0;
+	case DD_JARR: v->rank = R_ARRAY; return 0;
+	case DD_JOBJ: v->rank = R_OBJECT; return 0;
+	default: return -1;
+	}
+}
+
+/* 1 select keeps the input, 0 it drops it, -1 jq must decide. */
+static int
+fast_eval(struct dd_jqf *f, const char *json, size_t n)
+{
+	const struct fast *p = f->fast;
+	struct dd_jval in = dd_json_value(json, n);
+	struct fval a = { 0 }, b = { 0 };
+	size_t ta = (size_t)-1, tb = (size_t)-1;
+	dd_buf_reset(&f->tmp);
+	if (eval_operand(f, &p->a, &in, &a, &ta) || eval_operand(f, &p->b, &in, &b, &tb))
+		return -1;
+	if (ta != (size_t)-1)
+		a.s = f->tmp.p + ta;
+	if (tb != (size_t)-1)
+		b.s = f->tmp.p + tb;
+	int c;
+	if (a.rank != b.rank) {
+		c = a.rank - b.rank;
+	} else if (a.rank == R_NUMBER) {
+		c = a.num < b.num ? -1 : a.num > b.num ? 1 : 0;
+	} else if (a.rank == R_STRING) {
+		/* jq's string_cmp: bytes, then length. */
+		size_t m = a.n < b.n ? a.n : b.n;
+		c = memcmp(a.s, b.s, m);
+		if (c == 0)
+			c = (a.n > b.n) - (a.n < b.n);
+	} else if (a.rank == R_ARRAY || a.rank == R_OBJECT) {
+		return -1;
+	} else {
+		c = 0;
+	}
+	switch (p->op) {
+	case OP_EQ: return c == 0;
+	case OP_NE: return c != 0;
+	case OP_LT: return c < 0;
+	case OP_LE: return c <= 0;
+	case OP_GT: return c > 0;
+	default: return c >= 0;
+	}
+}
+
+/* ------------------------------------------------------------ libjq */
+
+static void
+compile_err(void *ctx, jv msg)
+{
+	struct dd_jqf *f = ctx;
+	jv s = jq_format_error(msg);	/* consumes msg */
+	if (f->errs.len)
+		dd_buf_addc(&f->errs, '\n');
+	dd_buf_adds(&f->errs, jv_string_value(s));
+	jv_free(s);
+}
+
+/* jq's `debug` writes ["DEBUG:",VALUE] to stderr, as jq(1) does. */
+static void
+debug_cb(void *ctx, jv v)
+{
+	jv s = jv_dump_string(JV_ARRAY(jv_string("DEBUG:"), v), 0);
+	fprintf(stderr, "%s\n", jv_string_value(s));
+	jv_free(s);
+}
+
+struct dd_jqf *
+dd_jqf_new(const char *program, const char *const *names, const char *const *values,
+    int n)
+{
+	struct dd_jqf *f = dd_calloc(1, sizeof *f);
+	f->jq = jq_init();
+	if (f->jq == NULL) {
+		dd_seterr("jq: cannot initialise");
+		free(f);
+		return NULL;
+	}
+	jq_set_error_cb(f->jq, compile_err, f);
+	jq_set_debug_cb(f->jq, debug_cb, NULL);
+	jv args = jv_object();
+	for (int i = 0; i < n; i++) {
+		/* Like jq --arg: the first binding of a name wins. */
+		if (!jv_object_has(jv_copy(args), jv_string(names[i])))
+			args = jv_object_set(args, jv_string(names[i]), jv_string(values[i]));
+	}
+	if (!jq_compile_args(f->jq, program, args)) {
+		dd_seterr("%s", f->errs.len ? f->errs.p : "jq: compile error");
+		dd_jqf_free(f);
+		return NULL;
+	}
+	f->fast = parse_fast(program, names, values, n);
+	f->use_fast = f->fast != NULL;
+	return f;
+}
+
+int
+dd_jqf_fast(const struct dd_jqf *f)
+{
+	return f->use_fast;
+}
+
+int
+dd_jqf_identity(const struct dd_jqf *f)
+{
+	return f->use_fast && f->fast->identity;
+}
+
+void
+dd_jqf_set_fast(struct dd_jqf *f, int on)
+{
+	f->use_fast = on && f->fast != NULL;
+}
+
+static void
+set_jq_error(jv msg)
+{
+	if (jv_get_kind(msg) == JV_KIND_STRING) {
+		dd_seterr("jq: error: %s", jv_string_value(msg));
+		jv_free(msg);
+	} else {
+		jv s = jv_dump_string(msg, 0);
+		dd_seterr("jq: error (not a string): %s", jv_string_value(s));
+		jv_free(s);
+	}
+}
+
+int
+dd_jqf_run(struct dd_jqf *f, const char *json, size_t n, dd_jqf_emit emit, void *ctx)
+{
+	if (f->use_fast) {
+		if (f->fast->identity)
+			return emit(ctx, json, n, 1) ? 1 : 0;
+		int keep = fast_eval(f, json, n);
+		if (keep == 0)
+			return 0;
+		if (keep == 1)
+			return emit(ctx, json, n, 1) ? 1 : 0;
+	}
+	if (n > (size_t)0x7fffffff) {
+		dd_seterr("jq: input too large");
+		return -1;
+	}
+	jv in = jv_parse_sized(json, (int)n);
+	if (!jv_is_valid(in)) {
+		jv msg = jv_invalid_get_msg(in);
+		dd_seterr("jq: cannot parse the event: %s", jv_get_kind(msg) == JV_KIND_STRING ?
+		    jv_string_value(msg) : "invalid JSON");
+		jv_free(msg);
+		return -1;
+	}
+	jq_start(f->jq, jv_copy(in), 0);
+	jv r;
+	int rc = 0;
+	while (jv_is_valid(r = jq_next(f->jq))) {
+		int same = jv_equal(jv_copy(r), jv_copy(in));
+		int stop;
+		if (same) {
+			jv_free(r);
+			stop = emit(ctx, json, n, 1);
+		} else {
+			jv s = jv_dump_string(r, 0);
+			stop = emit(ctx, jv_string_value(s), (size_t)jv_string_length_bytes(jv_copy(s)), 0);
+			jv_free(s);
+		}
+		if (stop) {
+			jv_free(in);
+			return 1;
+		}
+	}
+	if (jq_halted(f->jq)) {
+		/* halt stops quietly; halt_error is an error on this event. */
+		jv msg = jq_get_error_message(f->jq);
+		if (jv_get_kind(msg) == JV_KIND_STRING) {
+			size_t len = (size_t)jv_string_length_bytes(jv_copy(msg));
+			const char *s = jv_string_value(msg);
+			dd_seterr("jq: halt_error: %.*s", (int)(len && s[len - 1] == '\n' ?
+			    len - 1 : len), s);
+			rc = -1;
+		} else if (jv_is_valid(msg) && jv_get_kind(msg) != JV_KIND_NULL) {
+			jv s = jv_dump_string(jv_copy(msg), 0);
+			dd_seterr("jq: halt_error: %s", jv_string_value(s));
+			jv_free(s);
+			rc = -1;
+		}
+		jv_free(msg);
+		jv_free(r);
+	} else if (jv_invalid_has_msg(jv_copy(r))) {
+		set_jq_error(jv_invalid_get_msg(r));
+		rc = -1;
+	} else {
+		jv_free(r);
+	}
+	jv_free(in);
+	return rc;
+}
+
+void
+dd_jqf_free(struct dd_jqf *f)
+{
+	if (f == NULL)
+		return;
+	if (f->jq)
+		jq_teardown(&f->jq);
+	if (f->fast) {
+		operand_free(&f->fast->a);
+		operand_free(&f->fast->b);
+		free(f->fast);
+	}
+	dd_buf_free(&f->errs);
+	dd_buf_free(&f->tmp);
+	free(f);
+}
