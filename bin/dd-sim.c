@@ -123,7 +123,18 @@ main(int argc, char **argv)
 	    fly ? "q seed position-every fail dup reorder rejects max-line" :
 	    "n seed start deliveries days area fail bad bad-manifest";
 	int c, idx;
-	while ((c = getopt_long(argc, argv, "hn:qV", longopts, &idx)) != -1) {
+	opterr = 0;	/* our own messages, in the PROG: where: what form */
+	while ((c = getopt_long(argc, argv, ":hn:qV", longopts, &idx)) != -1) {
+		if (c == '?' || c == ':') {
+			const char *arg = argv[optind - 1];
+			if (optopt && optopt < 0x100 && (c == '?' || strncmp(arg, "--", 2)))
+				dd_warn("%s: %s -%c", cmd, c == ':' ? "missing argument to" :
+				    "unknown option", optopt);
+			else
+				dd_warn("%s: %s %s", cmd, c == ':' ? "missing argument to" :
+				    "unknown option", arg);
+			usage(DD_EXIT_USAGE);
+		}
 		const char *name = c == 'n' ? "n" : c == 'q' ? "q" :
 		    c >= O_SEED ? longopts[idx].name : NULL;
 		if (name) {

@@ -1496,7 +1496,7 @@ telemetry_flight(struct telemetry *tm)
 		drop = in_area(r, &o->area);
 	while (dist_m(pick, drop) < 300);
 	double weight = uniform(r, 0.1, 12);
-	f->drain = (0.00018 + 0.00001 * weight) / 1000;
+	f->drain = (0.00015 + 0.000005 * weight) / 1000;
 	f->confirm = confirmations[dd_rng_below(r, NELEM(confirmations))];
 	int fails = dd_rng_unit(r) < o->fail;
 	flight_plan(f, pick, drop, t0, fails);
@@ -1997,7 +1997,7 @@ fly_start(struct fly *fl, const struct plan *pl, int64_t notbefore, uint64_t seq
 	f->pos_k = 1;
 	f->base = drone_base(pl);
 	f->speed = uniform(r, 13, 17);
-	f->drain = (0.00018 + 0.00001 * pl->weight) / 1000;
+	f->drain = (0.00015 + 0.000005 * pl->weight) / 1000;
 	f->confirm = pl->confirm;
 	f->pick = pl->pick;
 	f->drop = pl->drop;
