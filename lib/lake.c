@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -377,6 +378,9 @@ cmp_tcount(const void *a, const void *b)
 
 /* --------------------------------------------------------------- writer */
 
+/* Frames waiting for the compression thread. */
+#define QMAX 4
+
 struct part {
 	int64_t day;
 	char *dir;		/* the partition directory */
@@ -409,11 +413,29 @@ struct dd_lake_writer {
 	size_t nvis, capvis;
 	struct dd_lake_wstats st;
 	int broken;
-	/* Frame buffers of closed parts, kept for the next ones (at most
-	 * max_open), so a long run does not fault fresh pages for each part. */
+	/* Frame buffers of closed parts and compressed frames, kept for the
+	 * next ones, so a long run does not fault fresh pages for each part. */
 	struct dd_buf *pool;
-	int npool;
+	int npool, maxpool;
+	/* The compression thread (o.threads): full frames wait in q, at most
+	 * QMAX of them, so memory stays bounded when the disk is slow. The
+	 * thread updates a part's out, frames and lastsum; the caller reads
+	 * them only after drain(). */
+	pthread_t thr;
+	int thr_started;
+	pthread_mutex_t mu;
+	pthread_cond_t cv_job, cv_done;
+	struct job {
+		struct part *p;
+		struct dd_buf frame;
+	} q[QMAX];
+	int qhead, qlen, busy, stop, werr;
+	char werrmsg[700];
 };
+
+static void *compressor(void *arg);
+static struct dd_buf pool_get(struct dd_lake_writer *w);
+static void pool_put(struct dd_lake_writer *w, struct dd_buf *b);
 
 void
 dd_lake_wopts_defaults(struct dd_lake_wopts *o)
@@ -424,6 +446,7 @@ dd_lake_wopts_defaults(struct dd_lake_wopts *o)
 	o->max_open = 16;
 	o->max_age_ms = 10 * 60 * 1000;
 	o->dedupe = 1;
+	o->threads = 1;
 }
 
 struct dd_lake_writer *
@@ -482,7 +505,20 @@ dd_lake_writer_open(const char *lake, const char *dataset, const struct dd_lake_
 		return NULL;
 	}
 	w->open = dd_calloc((size_t)w->o.max_open, sizeof *w->open);
-	w->pool = dd_calloc((size_t)w->o.max_open, sizeof *w->pool);
+	w->maxpool = w->o.max_open + QMAX + 2;
+	w->pool = dd_calloc((size_t)w->maxpool, sizeof *w->pool);
+	pthread_mutex_init(&w->mu, NULL);
+	pthread_cond_init(&w->cv_job, NULL);
+	pthread_cond_init(&w->cv_done, NULL);
+	if (w->o.threads) {
+		int e = pthread_create(&w->thr, NULL, compressor, w);
+		if (e) {
+			dd_seterr("cannot start the compression thread: %s", strerror(e));
+			dd_lake_writer_abort(w);
+			return NULL;
+		}
+		w->thr_started = 1;
+	}
 	return w;
 }
 
@@ -491,12 +527,8 @@ part_free(struct dd_lake_writer *w, struct part *p)
 {
 	if (p == NULL)
 		return;
-	if (w && p->frame.cap && p->frame.cap <= 2 * (size_t)DD_LAKE_FRAME &&
-	    w->npool < w->o.max_open) {
-		dd_buf_reset(&p->frame);
-		w->pool[w->npool++] = p->frame;
-		p->frame = (struct dd_buf){ 0 };
-	}
+	if (w)
+		pool_put(w, &p->frame);
 	if (p->fd >= 0)
 		close(p->fd);
 	free(p->dir);
@@ -537,6 +569,19 @@ drop_open(struct dd_lake_writer *w, int i)
 static void
 writer_break(struct dd_lake_writer *w)
 {
+	/* No frame may still be on its way to a file about to be removed. */
+	if (w->thr_started) {
+		/* Not drain(): the caller's dd_errmsg() holds the reason. */
+		pthread_mutex_lock(&w->mu);
+		if (!w->werr) {
+			w->werr = 1;
+			snprintf(w->werrmsg, sizeof w->werrmsg, "%s: the lake writer stopped"
+			    " after an error", w->root);
+		}
+		while (w->qlen > 0 || w->busy)
+			pthread_cond_wait(&w->cv_done, &w->mu);
+		pthread_mutex_unlock(&w->mu);
+	}
 	for (int i = 0; i < w->nopen; i++) {
 		part_discard(w, w->open[i]);
 		w->open[i] = NULL;
@@ -612,33 +657,154 @@ part_open(struct dd_lake_writer *w, int64_t day)
 	p->min_ms = INT64_MAX;
 	p->max_ms = INT64_MIN;
 	p->opened = mono_ms();
-	if (w->npool > 0)
-		p->frame = w->pool[--w->npool];
+	pthread_mutex_lock(&w->mu);
+	p->frame = pool_get(w);
+	pthread_mutex_unlock(&w->mu);
 	return p;
 }
 
+/*
+ * Compress one frame of p and append it to p's temporary. Runs in the
+ * compression thread (or the caller's when o.threads is 0), so it reports
+ * errors in why, not through dd_seterr(), which is not thread-safe.
+ */
 static int
-flush_frame(struct dd_lake_writer *w, struct part *p)
+compress_write(struct dd_lake_writer *w, struct part *p, const struct dd_buf *f,
+    char *why, size_t whysz)
 {
-	if (p->frame.len == 0)
-		return 0;
-	size_t bound = ZSTD_compressBound(p->frame.len);
+	size_t bound = ZSTD_compressBound(f->len);
 	if (bound > w->zcap) {
 		free(w->zbuf);
 		w->zbuf = dd_malloc(bound);
 		w->zcap = bound;
 	}
-	size_t r = ZSTD_compress2(w->cctx, w->zbuf, w->zcap, p->frame.p, p->frame.len);
+	size_t r = ZSTD_compress2(w->cctx, w->zbuf, w->zcap, f->p, f->len);
 	if (ZSTD_isError(r)) {
-		dd_seterr("%s: zstd: %s", p->tmp, ZSTD_getErrorName(r));
+		snprintf(why, whysz, "%s: zstd: %s", p->tmp, ZSTD_getErrorName(r));
 		return -1;
 	}
-	if (write_all(p->fd, w->zbuf, r, p->tmp))
-		return -1;
+	const char *s = w->zbuf;
+	for (size_t n = r; n > 0; ) {
+		ssize_t k = write(p->fd, s, n);
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k < 0) {
+			snprintf(why, whysz, "%s: %s", p->tmp, strerror(errno));
+			return -1;
+		}
+		s += k;
+		n -= (size_t)k;
+	}
 	memcpy(p->lastsum, w->zbuf + r - 4, 4);
 	p->out += r;
 	p->frames++;
-	dd_buf_reset(&p->frame);
+	return 0;
+}
+
+/* A frame buffer from the pool (w->mu held when threaded), or an empty one. */
+static struct dd_buf
+pool_get(struct dd_lake_writer *w)
+{
+	if (w->npool > 0)
+		return w->pool[--w->npool];
+	return (struct dd_buf){ 0 };
+}
+
+/* Return b to the pool (or free it); b is left empty. Takes w->mu. */
+static void
+pool_put(struct dd_lake_writer *w, struct dd_buf *b)
+{
+	pthread_mutex_lock(&w->mu);
+	if (b->cap && b->cap <= 2 * (size_t)DD_LAKE_FRAME && w->npool < w->maxpool) {
+		dd_buf_reset(b);
+		w->pool[w->npool++] = *b;
+	} else {
+		dd_buf_free(b);
+	}
+	pthread_mutex_unlock(&w->mu);
+	*b = (struct dd_buf){ 0 };
+}
+
+static void *
+compressor(void *arg)
+{
+	struct dd_lake_writer *w = arg;
+	pthread_mutex_lock(&w->mu);
+	for (;;) {
+		while (w->qlen == 0 && !w->stop)
+			pthread_cond_wait(&w->cv_job, &w->mu);
+		if (w->qlen == 0)
+			break;
+		struct job j = w->q[w->qhead];
+		w->qhead = (w->qhead + 1) % QMAX;
+		w->qlen--;
+		w->busy = 1;
+		int failed = w->werr;
+		pthread_mutex_unlock(&w->mu);
+		char why[sizeof w->werrmsg];
+		/* After a failure the remaining frames are only dropped: the
+		 * caller removes every temporary. */
+		int rc = failed ? 0 : compress_write(w, j.p, &j.frame, why, sizeof why);
+		pool_put(w, &j.frame);
+		pthread_mutex_lock(&w->mu);
+		if (rc && !w->werr) {
+			w->werr = 1;
+			memcpy(w->werrmsg, why, sizeof why);
+		}
+		w->busy = 0;
+		pthread_cond_broadcast(&w->cv_done);
+	}
+	pthread_mutex_unlock(&w->mu);
+	return NULL;
+}
+
+/* Wait until every queued frame is written. 0, or -1 (dd_errmsg()) when
+ * the compression thread failed. */
+static int
+drain(struct dd_lake_writer *w)
+{
+	if (!w->thr_started)
+		return 0;
+	pthread_mutex_lock(&w->mu);
+	while (w->qlen > 0 || w->busy)
+		pthread_cond_wait(&w->cv_done, &w->mu);
+	int err = w->werr;
+	pthread_mutex_unlock(&w->mu);
+	if (err) {
+		dd_seterr("%s", w->werrmsg);
+		return -1;
+	}
+	return 0;
+}
+
+/* Hand p's full frame over for compression (or compress it now). */
+static int
+flush_frame(struct dd_lake_writer *w, struct part *p)
+{
+	if (p->frame.len == 0)
+		return 0;
+	if (!w->thr_started) {
+		char why[sizeof w->werrmsg];
+		if (compress_write(w, p, &p->frame, why, sizeof why)) {
+			dd_seterr("%s", why);
+			return -1;
+		}
+		dd_buf_reset(&p->frame);
+		return 0;
+	}
+	pthread_mutex_lock(&w->mu);
+	while (w->qlen == QMAX && !w->werr)
+		pthread_cond_wait(&w->cv_done, &w->mu);
+	if (w->werr) {
+		pthread_mutex_unlock(&w->mu);
+		dd_seterr("%s", w->werrmsg);
+		return -1;
+	}
+	w->q[(w->qhead + w->qlen) % QMAX] = (struct job){ p, p->frame };
+	w->qlen++;
+	p->frame = pool_get(w);
+	pthread_cond_signal(&w->cv_job);
+	pthread_mutex_unlock(&w->mu);
 	return 0;
 }
 
@@ -728,7 +894,7 @@ part_close(struct dd_lake_writer *w, struct part *p)
 		part_discard(w, p);
 		return 0;
 	}
-	if (flush_frame(w, p) || fsync_fd(p->fd, p->tmp))
+	if (flush_frame(w, p) || drain(w) || fsync_fd(p->fd, p->tmp))
 		goto fail;
 	if (close(p->fd) < 0) {
 		p->fd = -1;
@@ -926,6 +1092,16 @@ dd_lake_wstats(const struct dd_lake_writer *w, struct dd_lake_wstats *st)
 static void
 writer_free(struct dd_lake_writer *w)
 {
+	if (w->thr_started) {
+		pthread_mutex_lock(&w->mu);
+		w->stop = 1;
+		pthread_cond_signal(&w->cv_job);
+		pthread_mutex_unlock(&w->mu);
+		pthread_join(w->thr, NULL);
+	}
+	pthread_mutex_destroy(&w->mu);
+	pthread_cond_destroy(&w->cv_job);
+	pthread_cond_destroy(&w->cv_done);
 	ZSTD_freeCCtx(w->cctx);
 	free(w->zbuf);
 	free(w->open);

@@ -94,6 +94,9 @@ struct dd_lake_wopts {
 				 * 10 min; 0 = never), so a steady slow stream
 				 * becomes visible too */
 	int dedupe;		/* drop an id already in the same part (default 1) */
+	int threads;		/* 1: compress and write frames in one background
+				 * thread, overlapping the caller's parsing
+				 * (default); 0: in the caller's thread */
 };
 
 struct dd_lake_wstats {
