@@ -193,7 +193,8 @@ dd_filter_run(const struct dd_filter_opts *o, const struct dd_filter_ops *ops, v
 			break;
 		case DD_REJECT:
 			st->rejected++;
-			if (dd_reject(rj, o->input, &l, dd_errmsg())) {
+			if (dd_reject(rj, o->input, ops->origin ? ops->origin(ctx, &l) : &l,
+			    dd_errmsg())) {
 				dd_warn("%s", dd_errmsg());
 				code = DD_EXIT_IO;
 			} else if (o->strict) {

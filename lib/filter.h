@@ -52,6 +52,10 @@ struct dd_filter_ops {
 	int (*commit)(void *ctx);
 	/* Append program-specific figures to the summary line (optional). */
 	void (*summary)(void *ctx, struct dd_buf *b);
+	/* Optional: for input converted from another format (CSV rows made
+	 * into lines), the original record a rejected line stands for, so the
+	 * reject names its line, offset and raw text. */
+	const struct dd_line *(*origin)(void *ctx, const struct dd_line *l);
 };
 
 /* Defaults for the options above. */
