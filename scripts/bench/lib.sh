@@ -9,7 +9,7 @@
 #   bench_row LABEL FIG ANCHOR_LABEL ANCHOR_FIG RATIO RSS_KIB
 #                               prints one aligned row.
 set -eu
-: "${DD_BIN:?DD_BIN must point at the build tree's bin/}"
+: "${DD_BIN:?DD_BIN must point at the bin/ of a build tree}"
 : "${BENCH_REPS:=5}"
 : "${BENCH_TMP:=${TMPDIR:-/tmp}/dd-bench}"
 export PATH="$DD_BIN:$PATH"
