@@ -1,0 +1,69 @@
+/*
+ * The query engine of dd-lake-query(1): select events of a lake by time,
+ * type, subject and id, pruning what the metadata excludes, de-duplicate
+ * by id within a partition, run a jq program, and write records (NDJSON,
+ * CSV, TSV, table), a count, or counts by key (also as a bar chart); or
+ * list the partitions with their damaged parts.
+ *
+ * Partitions are processed in parallel by forked worker processes (libjq
+ * is not thread-safe); results reach the output in partition (date)
+ * order whatever the number of workers, so the output is deterministic.
+ */
+#ifndef DD_QUERY_H
+#define DD_QUERY_H
+
+#include <stdint.h>
+#include <stdio.h>
+#include "out.h"
+
+struct dd_query_opts {
+	const char *lake, *dataset;
+	int64_t since_ms, until_ms;	/* since <= time < until */
+	const char *const *types;	/* OR within each list, AND across */
+	int ntypes;
+	const char *const *subjects;
+	int nsubjects;
+	const char *const *ids;
+	int nids;
+	const char *filter;		/* jq program or NULL */
+	const char *const *argnames, *const *argvalues;
+	int nargs;
+	const char *const *fields;	/* dotted paths: CSV/TSV/table columns */
+	int nfields;
+	enum dd_fmt fmt;
+	int count;			/* one number */
+	const char *const *count_by;	/* dotted paths, @hour, @day, @month */
+	int ncount_by;
+	uint64_t limit;			/* records; 0 = all */
+	int dedupe;			/* 1 unless --no-dedupe */
+	int jobs;			/* worker processes; 1 = none */
+	int partitions;			/* list partitions instead */
+	int chart_width;		/* bar length; 0: from the terminal, or 60 */
+	int jq_fast;			/* allow the jq-free select path */
+	/* Diagnostics (damaged parts, jq runtime errors): one message each,
+	 * "where: what", without the program name. */
+	void (*diag)(void *ctx, const char *msg);
+	void *diag_ctx;
+};
+
+void dd_query_defaults(struct dd_query_opts *o);
+
+struct dd_query;
+
+/*
+ * Check the options and compile the jq program. NULL with dd_errmsg() on
+ * a usage error (a bad program gives jq's messages): exit 2.
+ */
+struct dd_query *dd_query_new(const struct dd_query_opts *o);
+
+/*
+ * Run the query, writing to out. Returns an exit code of lib/exitcodes.h:
+ * 0; 1 when a part was damaged, an event unreadable or the jq program
+ * failed on an event (each reported through diag, the rest still read);
+ * 4 on an I/O error (the lake unreadable, a write error on out: dd_errmsg()).
+ */
+int dd_query_run(struct dd_query *q, FILE *out);
+
+void dd_query_free(struct dd_query *q);
+
+#endif
