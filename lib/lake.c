@@ -1869,3 +1869,159 @@ dd_lake_clean(const char *lake, const char *dataset)
 	dd_lake_partitions_free(ps, n);
 	return total;
 }
+
+/* ----------------------------------------------------------- compaction */
+
+/* A string attribute's decoded bytes: in place when it has no escape. */
+static const char *
+jtext(const struct dd_jval *v, struct dd_buf *b, size_t *n)
+{
+	if (v->type != DD_JSTR) {
+		*n = 0;
+		return NULL;
+	}
+	if (!v->esc) {
+		*n = v->n;
+		return v->p;
+	}
+	dd_buf_reset(b);
+	dd_jstr_decode(v, b);
+	*n = b->len;
+	return b->p ? b->p : "";
+}
+
+int
+dd_lake_compact_partition(const char *lake, const char *dataset, int64_t day,
+    const struct dd_lake_wopts *o, struct dd_lake_cstats *st)
+{
+	struct dd_lake_cstats dummy;
+	if (st == NULL)
+		st = &dummy;
+	memset(st, 0, sizeof *st);
+	if (!dd_lake_dataset_ok(dataset))
+		return -1;
+	char *dir = dd_lake_partition_path(lake, dataset, day);
+	struct dd_lake_part *ps;
+	size_t n;
+	if (dd_lake_parts(dir, &ps, &n)) {
+		free(dir);
+		return -1;
+	}
+	st->parts_in = n;
+	for (size_t i = 0; i < n; i++)
+		st->bytes_in += ps[i].bytes;
+	if (n == 0 || (n == 1 && ps[0].has_meta)) {
+		/* Nothing to merge: one part written by this library holds no
+		 * duplicate (its writer dropped them). */
+		if (n == 1) {
+			st->parts_out = 1;
+			st->events_in = st->events_out = ps[0].meta.events;
+			st->bytes_out = ps[0].bytes;
+		}
+		dd_lake_parts_free(ps, n);
+		free(dir);
+		return 0;
+	}
+	struct dd_lake_wopts wo;
+	if (o)
+		wo = *o;
+	else
+		dd_lake_wopts_defaults(&wo);
+	wo.max_open = 1;	/* one partition */
+	wo.max_age_ms = 0;
+	wo.dedupe = 0;		/* done here, across all the parts */
+	struct dd_lake_writer *w = dd_lake_writer_open(lake, dataset, &wo);
+	if (w == NULL) {
+		dd_lake_parts_free(ps, n);
+		free(dir);
+		return -1;
+	}
+	struct idset seen = { 0 };
+	struct dd_buf bid = { 0 }, bsub = { 0 }, btype = { 0 };
+	int rc = 0;
+	for (size_t i = 0; i < n && rc == 0; i++) {
+		struct dd_lake_reader *r = dd_lake_reader_open(ps[i].path);
+		if (r == NULL) {
+			rc = -1;
+			break;
+		}
+		const char *l;
+		size_t len;
+		uint64_t no;
+		int k;
+		while ((k = dd_lake_reader_next(r, &l, &len, &no)) == 1) {
+			st->events_in++;
+			struct dd_env e;
+			if (dd_env_scan(l, len, &e)) {
+				/* Not written by a dd writer: leave the partition as it is
+				 * rather than drop or move anything. */
+				dd_seterr("%s:%" PRIu64 ": %s; partition not compacted", ps[i].path,
+				    no, dd_errmsg());
+				rc = -1;
+				break;
+			}
+			if (dd_ms_to_days(e.time_ms) != day) {
+				dd_seterr("%s:%" PRIu64 ": an event of another day; partition not"
+				    " compacted", ps[i].path, no);
+				rc = -1;
+				break;
+			}
+			size_t idn, subn, typen;
+			const char *id = jtext(&e.id, &bid, &idn);
+			const char *sub = jtext(&e.subject, &bsub, &subn);
+			const char *type = jtext(&e.type, &btype, &typen);
+			/* The same id at the same time is the same event (SPEC). */
+			if (idset_check_add(&seen, dd_hash64(id, idn), (uint32_t)e.time_ms)) {
+				st->duplicates++;
+				continue;
+			}
+			if (dd_lake_add(w, l, len, e.time_ms, id, idn, sub, subn, type, typen) < 0) {
+				rc = -1;
+				break;
+			}
+			st->events_out++;
+		}
+		if (k < 0)
+			rc = -1;
+		dd_lake_reader_close(r);
+	}
+	idset_free(&seen);
+	dd_buf_free(&bid);
+	dd_buf_free(&bsub);
+	dd_buf_free(&btype);
+	if (rc) {
+		dd_lake_writer_abort(w);
+		dd_lake_parts_free(ps, n);
+		free(dir);
+		return -1;
+	}
+	/* The new parts are visible and durable before any old one goes. */
+	if (dd_lake_commit(w)) {
+		dd_lake_writer_abort(w);
+		dd_lake_parts_free(ps, n);
+		free(dir);
+		return -1;
+	}
+	struct dd_lake_wstats ws;
+	dd_lake_wstats(w, &ws);
+	st->parts_out = ws.parts;
+	st->bytes_out = ws.out_bytes;
+	dd_lake_writer_close(w);
+	for (size_t i = 0; i < n; i++) {
+		char *mp = meta_path(ps[i].path);
+		if (unlink(ps[i].path) < 0 && errno != ENOENT) {
+			dd_seterr("%s: %s", ps[i].path, strerror(errno));
+			rc = -1;
+		}
+		if (mp && unlink(mp) < 0 && errno != ENOENT) {
+			dd_seterr("%s: %s", mp, strerror(errno));
+			rc = -1;
+		}
+		free(mp);
+	}
+	if (dd_fsync_dir(dir))
+		rc = -1;
+	dd_lake_parts_free(ps, n);
+	free(dir);
+	return rc;
+}

@@ -1,0 +1,242 @@
+#!/usr/bin/env bats
+# The lake primitives of lib/lake.h that readers and dd-archive use:
+# partition ranges, parts and their metadata, membership tests, the
+# checked part reader, cleaning of stale files, compaction. Driven by
+# dd-lakecheck (tests/lakecheck.c); parts are written by dd-lake-ingest.
+
+load common
+
+setup() {
+	cd "$BATS_TEST_TMPDIR"
+	LAKE="$BATS_TEST_TMPDIR/lake"
+	DS="$LAKE/events"
+}
+
+ev() {
+	printf '{"specversion":"1.0","id":"%s","source":"/t","type":"%s","time":"%s","subject":"%s","data":{"n":%d}}\n' \
+		"$1" "${3:-x.t}" "$2" "${4:-s-$1}" "${#1}"
+}
+
+# N events of one day with ids PREFIX-i and padding, so frames fill up.
+day_events() {
+	python3 - "$@" <<-'EOF'
+	import sys, random
+	n, day, prefix = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+	r = random.Random(n)
+	for i in range(n):
+	    pad = "".join(r.choice("abcdefghijklmnopqrstuvwxyz0123456789") for _ in range(200))
+	    print('{"specversion":"1.0","id":"%s-%d","source":"/t","type":"x.t%d","time":"%sT%02d:%02d:%02d.%03dZ","subject":"s-%d","data":{"pad":"%s"}}'
+	          % (prefix, i, i % 3, day, i * 24 // n, i % 60, (i * 7) % 60, i % 1000, i // 20, pad))
+	EOF
+}
+
+@test "partitions: date order, [since, until) by day, odd directories ignored" {
+	for d in 2025-12-30 2025-12-31 2026-01-01 2026-01-02 2026-02-28; do
+		ev "e$d" "${d}T12:00:00Z"
+	done | dd-lake-ingest -q -l "$LAKE"
+	mkdir -p "$DS/junk" "$DS/year=20x6" "$DS/year=2026/month=13/day=01" \
+		"$DS/year=2026/month=02/day=30" "$DS/year=2026/month=01/day=1" \
+		"$DS/year=2026/month=1/day=05"
+	run dd-lakecheck partitions "$LAKE" events
+	assert_success
+	assert_output - <<-EOF
+	2025-12-30 $DS/year=2025/month=12/day=30
+	2025-12-31 $DS/year=2025/month=12/day=31
+	2026-01-01 $DS/year=2026/month=01/day=01
+	2026-01-02 $DS/year=2026/month=01/day=02
+	2026-02-28 $DS/year=2026/month=02/day=28
+	EOF
+	run dd-lakecheck partitions "$LAKE" events 2025-12-31 2026-01-02
+	assert_output "$(printf '2025-12-31 %s\n2026-01-01 %s' "$DS/year=2025/month=12/day=31" "$DS/year=2026/month=01/day=01")"
+	# A bound inside a day keeps that day; until is exclusive.
+	run dd-lakecheck partitions "$LAKE" events 2025-12-31T23:00:00Z 2026-01-01T00:00:00.001Z
+	assert_output "$(printf '2025-12-31 %s\n2026-01-01 %s' "$DS/year=2025/month=12/day=31" "$DS/year=2026/month=01/day=01")"
+	run dd-lakecheck partitions "$LAKE" events 2026-01-03 2026-02-28
+	assert_output ""
+	run dd-lakecheck partitions "$LAKE" missing-dataset
+	assert_success
+	assert_output ""
+	run dd-lakecheck partitions "$LAKE" ../etc
+	assert_failure 4
+}
+
+@test "parts: metadata used only when it describes the part beside it" {
+	{ ev a 2026-11-02T01:00:00Z x.pos; ev b 2026-11-02T03:00:00Z x.pos
+	  ev c 2026-11-02T02:00:00Z x.other; } | dd-lake-ingest -q -l "$LAKE"
+	P="$DS/year=2026/month=11/day=02"
+	run dd-lakecheck parts "$P"
+	assert_output --regexp '^part-[0-9T]+Z-[0-9a-f]{16}\.ndjson\.zst 1 3 2026-11-02T01:00:00\.000Z 2026-11-02T03:00:00\.000Z x\.other=1 x\.pos=2$'
+	part=$(ls "$P"/part-*)
+	meta="$P/_$(basename "$part" .ndjson.zst).meta"
+	# A meta claiming another size (as if the part were replaced) is not used.
+	cp "$meta" meta.orig
+	sed -i '1s/"partBytes":[0-9]*/"partBytes":1/' "$meta"
+	run dd-lakecheck parts "$P"
+	assert_output --regexp ' 0$'
+	run dd-lakecheck may "$part" id zzz
+	assert_output maybe
+	# Nor one whose checksum differs.
+	cp meta.orig "$meta"
+	sed -i '1s/"contentChecksum":"[0-9a-f]*"/"contentChecksum":"00000000"/' "$meta"
+	run dd-lakecheck parts "$P"
+	assert_output --regexp ' 0$'
+	# Without metadata the part is still read in full.
+	rm "$meta"
+	run dd-lakecheck parts "$P"
+	assert_output --regexp ' 0$'
+	run dd-lakecheck cat "$part"
+	assert_success
+	[ "${#lines[@]}" -eq 3 ]
+	# Hidden and foreign files are not parts; other *.ndjson.zst are.
+	touch "$P/.part-x.ndjson.zst.1-00000000.tmp" "$P/_part-y.meta" "$P/notes.txt"
+	zstdcat "$part" | zstd -q > "$P/spark-00000.ndjson.zst"
+	run dd-lakecheck parts "$P"
+	[ "${#lines[@]}" -eq 2 ]
+	assert_line --index 1 "spark-00000.ndjson.zst 0"
+}
+
+@test "may: every stored id and subject tests maybe; absent ones mostly no" {
+	day_events 3000 2026-11-05 m | dd-lake-ingest -q -l "$LAKE"
+	part=$(ls "$DS"/year=2026/month=11/day=05/part-*)
+	for i in 0 1 777 2999; do
+		run dd-lakecheck may "$part" id "m-$i"
+		assert_output maybe
+		run dd-lakecheck may "$part" subject "s-$((i / 20))"
+		assert_output maybe
+	done
+	no=0
+	for i in $(seq 200); do
+		[ "$(dd-lakecheck may "$part" id "absent-$i")" = no ] && no=$((no + 1))
+	done
+	[ "$no" -ge 190 ]
+	# About 10 bits per id: the index is ~1.25 bytes per event.
+	meta=$(ls "$DS"/year=2026/month=11/day=05/_part-*.meta)
+	[ "$(head -1 "$meta" | jq '.ids.bytes')" -le 3800 ]
+}
+
+@test "reader: a corrupt or truncated part yields only whole verified frames, then an error naming it" {
+	# 3 MB of lines: a part of several 1 MiB frames.
+	day_events 12000 2026-11-06 c > in.ndjson
+	dd-lake-ingest -q -l "$LAKE" < in.ndjson
+	part=$(ls "$DS"/year=2026/month=11/day=06/part-*)
+	[ "$(head -1 "$(dirname "$part")"/_part-*.meta | jq .frames)" -ge 3 ]
+	run dd-lakecheck verify "$part"
+	assert_output 12000
+	cp "$part" good.zst
+	size=$(stat -c %s "$part")
+	# Flip one byte in the middle (inside a later frame).
+	python3 -c "
+import sys; p = sys.argv[1]; b = bytearray(open(p, 'rb').read())
+b[len(b) // 2] ^= 0x55; open(p, 'wb').write(b)" "$part"
+	run dd-lakecheck cat "$part"
+	assert_failure 4
+	assert_output --partial "$part: "
+	run sh -c "dd-lakecheck cat '$part' 2>/dev/null"
+	n=${#lines[@]}
+	[ "$n" -ge 1 ] && [ "$n" -lt 12000 ]
+	# What came out is exactly the first n lines: no garbage, no partial line.
+	head -n "$n" in.ndjson | cmp - <(printf '%s\n' "${lines[@]}")
+	run dd-lakecheck verify "$part"
+	assert_failure 4
+	# Truncated: the same, with the reason.
+	head -c $((size - 100)) good.zst > "$part"
+	run dd-lakecheck cat "$part"
+	assert_failure 4
+	assert_output --partial "truncated"
+	run sh -c "dd-lakecheck cat '$part' 2>/dev/null | cmp - <(head -n \$(dd-lakecheck cat '$part' 2>/dev/null | wc -l) in.ndjson)"
+	# Not zstd at all.
+	echo "plain text" > "$part"
+	run dd-lakecheck cat "$part"
+	assert_failure 4
+	assert_output --partial "$part"
+	: > "$part"
+	run dd-lakecheck cat "$part"
+	assert_failure 4
+}
+
+@test "clean: stale temporaries of dead writers and orphan metadata go, nothing else" {
+	ev a 2026-11-07T00:00:00Z | dd-lake-ingest -q -l "$LAKE"
+	P="$DS/year=2026/month=11/day=07"
+	host=$(python3 -c '
+import socket
+M = (1 << 64) - 1
+def h64(b):
+    h = 0xcbf29ce484222325; n = len(b); i = 0
+    while i + 8 <= n:
+        h = ((h ^ int.from_bytes(b[i:i+8], "little")) * 0x100000001b3) & M; h ^= h >> 29; i += 8
+    while i < n:
+        h = ((h ^ b[i]) * 0x100000001b3) & M; i += 1
+    h ^= n; h ^= h >> 33; h = (h * 0xff51afd7ed558ccd) & M; h ^= h >> 33
+    h = (h * 0xc4ceb9fe1a85ec53) & M; h ^= h >> 33
+    return h
+print("%08x" % (h64(socket.gethostname().encode()) & 0xffffffff))')
+	sleep 30 & live=$!
+	dead=$(sh -c 'echo $$')
+	touch "$P/.part-DEAD.ndjson.zst.$dead-$host.tmp" "$P/._part-DEAD.meta.$dead-$host.tmp"
+	touch "$P/.part-LIVE.ndjson.zst.$live-$host.tmp"
+	touch "$P/.part-OTHER.ndjson.zst.$dead-0badf00d.tmp"
+	touch -d '-2 days' "$P/.part-OLD.ndjson.zst.$live-0badf00d.tmp"
+	touch -d '-2 hours' "$P/_part-ORPHAN.meta"
+	touch "$P/_part-FRESH.meta"
+	run dd-lakecheck clean "$P"
+	kill $live
+	assert_success
+	assert_output 4
+	run sh -c "ls -A '$P' | sed 's/part-[0-9T]*Z-[0-9a-f]*/part-N/' | sort"
+	assert_output - <<-EOF
+	.part-LIVE.ndjson.zst.$live-$host.tmp
+	.part-OTHER.ndjson.zst.$dead-0badf00d.tmp
+	_part-FRESH.meta
+	_part-N.meta
+	part-N.ndjson.zst
+	EOF
+}
+
+@test "compact: one part per partition, each id once, old parts removed after" {
+	day_events 400 2026-11-08 k > a.ndjson
+	day_events 200 2026-11-08 j > b.ndjson
+	dd-lake-ingest -q -l "$LAKE" < a.ndjson
+	dd-lake-ingest -q -l "$LAKE" < a.ndjson
+	dd-lake-ingest -q -l "$LAKE" --part-size 16K < b.ndjson
+	ev other 2026-11-09T00:00:00Z | dd-lake-ingest -q -l "$LAKE"
+	P="$DS/year=2026/month=11/day=08"
+	before=$(ls "$P"/part-* | wc -l)
+	[ "$before" -gt 3 ]
+	run dd-lakecheck compact "$LAKE" events 2026-11-08
+	assert_success
+	assert_output "parts $before -> 1, events 1000 -> 600, duplicates 400"
+	[ "$(ls "$P"/part-* | wc -l)" -eq 1 ]
+	[ "$(ls "$P"/_part-*.meta | wc -l)" -eq 1 ]
+	[ -z "$(find "$LAKE" -name '.*' -type f)" ]
+	run dd-lakecheck parts "$P"
+	assert_output --regexp ' 1 600 '
+	zstdcat "$P"/part-* | sort | cmp - <(sort -u a.ndjson b.ndjson)
+	# Other partitions are untouched; a compacted partition stays as it is.
+	[ "$(ls "$DS"/year=2026/month=11/day=09/part-* | wc -l)" -eq 1 ]
+	name=$(ls "$P"/part-*)
+	run dd-lakecheck compact "$LAKE" events 2026-11-08
+	assert_output "parts 1 -> 1, events 600 -> 600, duplicates 0"
+	[ "$(ls "$P"/part-*)" = "$name" ]
+}
+
+@test "compact: a corrupt part stops it with nothing removed" {
+	day_events 300 2026-11-10 q | dd-lake-ingest -q -l "$LAKE"
+	day_events 300 2026-11-10 r | dd-lake-ingest -q -l "$LAKE"
+	P="$DS/year=2026/month=11/day=10"
+	victim=$(ls "$P"/part-* | tail -1)
+	truncate -s -50 "$victim"
+	ls -A "$P" > before
+	run dd-lakecheck compact "$LAKE" events 2026-11-10
+	assert_failure 4
+	assert_output --partial "$victim"
+	ls -A "$P" | cmp - before
+}
+
+@test "writer: the parts it reports visible are exactly those on disk" {
+	day_events 50 2026-11-11 w > in.ndjson
+	day_events 50 2026-11-12 v >> in.ndjson
+	run dd-lakecheck write "$LAKE" events < in.ndjson
+	assert_success
+	[ "${#lines[@]}" -eq 2 ]
+	diff <(printf '%s\n' "${lines[@]}" | sort) <(find "$DS" -name 'part-*' | sort)
+}
