@@ -40,7 +40,7 @@
 enum { OPT_DB = 0x2000, OPT_RETAIN, OPT_POSEVERY, OPT_ONLY, OPT_STAGE, OPT_DRONE,
 	OPT_FORMAT };
 
-static void
+static void __attribute__((noreturn))
 usage(void)
 {
 	fputs(USAGE, stderr);

@@ -271,8 +271,6 @@ static const char *const migrations[] = {
 	" position_time INTEGER,"
 	" seen BLOB"
 	") WITHOUT ROWID;"
-	"CREATE INDEX delivery_stage ON delivery(stage);"
-	"CREATE INDEX delivery_drone ON delivery(drone_id);"
 	"CREATE INDEX delivery_ended ON delivery(updated) WHERE ended IS NOT NULL;"
 	"CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER) WITHOUT ROWID;",
 };
@@ -376,13 +374,26 @@ col_strdup(sqlite3_stmt *st, int c)
 	return s ? dd_strndup((const char *)s, (size_t)sqlite3_column_bytes(st, c)) : NULL;
 }
 
-/* A location object {lat, lon[, alt]}: 0 with the coordinates, or -1. */
+/* A location object {lat, lon[, alt]}: 0 with the coordinates, or -1.
+ * One pass over its members (this runs for every position). */
 static int
 loc_parse(const struct dd_jval *v, double *lat, double *lon)
 {
-	struct dd_jval c;
-	if (v->type != DD_JOBJ || !dd_json_get(v, "lat", 3, &c) || dd_jnum_double(&c, lat) ||
-	    !dd_json_get(v, "lon", 3, &c) || dd_jnum_double(&c, lon))
+	struct dd_jval k, c, la = { 0 }, lo = { 0 };
+	size_t pos = 0;
+	if (v->type != DD_JOBJ)
+		return -1;
+	while (dd_json_next(v, &pos, &k, &c)) {
+		if (k.n == 3 && !k.esc && k.p[0] == 'l' && k.p[1] == 'a' && k.p[2] == 't')
+			la = c;
+		else if (k.n == 3 && !k.esc && k.p[0] == 'l' && k.p[1] == 'o' && k.p[2] == 'n')
+			lo = c;
+		else if (k.esc && dd_jstr_eq(&k, "lat", 3))
+			la = c;
+		else if (k.esc && dd_jstr_eq(&k, "lon", 3))
+			lo = c;
+	}
+	if (dd_jnum_double(&la, lat) || dd_jnum_double(&lo, lon))
 		return -1;
 	if (*lat < -90 || *lat > 90 || *lon < -180 || *lon > 180)
 		return -1;
@@ -849,54 +860,87 @@ bad(const char *field, const char *what)
 }
 
 static int
-opt_loc(const struct dd_jval *data, const char *key, struct dd_jval *v, double *lat,
-    double *lon)
+opt_loc(const struct dd_jval *v, const char *key, double *lat, double *lon)
 {
-	if (!dd_json_get(data, key, strlen(key), v) || v->type == DD_JNULL) {
-		v->type = DD_JNONE;
+	if (v->type == DD_JNONE || v->type == DD_JNULL)
 		return 0;
-	}
 	if (loc_parse(v, lat, lon))
 		return bad(key, "is not a location {lat, lon} in range");
 	return 0;
 }
 
 static int
-opt_time(const struct dd_jval *data, const char *key, int64_t *ms)
+opt_time(const struct dd_jval *v, const char *key, int64_t *ms)
 {
-	struct dd_jval v;
 	*ms = NONE;
-	if (!dd_json_get(data, key, strlen(key), &v))
+	if (v->type == DD_JNONE)
 		return 0;
-	if (v.type != DD_JSTR || v.esc || dd_time_parse(v.p, v.n, ms))
+	if (v->type != DD_JSTR || v->esc || dd_time_parse(v->p, v->n, ms))
 		return bad(key, "is not an RFC 3339 time");
 	return 0;
 }
 
 static int
-opt_num(const struct dd_jval *data, const char *key, double lo, double hi, int *has,
-    double *x)
+opt_num(const struct dd_jval *v, const char *key, double lo, double hi, int *has, double *x)
 {
-	struct dd_jval v;
 	*has = 0;
-	if (!dd_json_get(data, key, strlen(key), &v))
+	if (v->type == DD_JNONE)
 		return 0;
-	if (dd_jnum_double(&v, x) || *x < lo || *x > hi)
+	if (dd_jnum_double(v, x) || *x < lo || *x > hi)
 		return bad(key, "is not a number in range");
 	*has = 1;
 	return 0;
 }
 
 static int
+key_is(const struct dd_jval *k, const char *s, size_t n)
+{
+	return k->esc ? dd_jstr_eq(k, s, n) : k->n == n && memcmp(k->p, s, n) == 0;
+}
+#define KEY_IS(k, lit) key_is(k, lit, sizeof lit - 1)
+
+static int
 read_fact(const struct dd_env *e, struct fact *f)
 {
-	const struct dd_jval *data = &e->data;
 	if (dd_event_check_data(e))
 		return -1;
+	/* One pass over data for every member used (the last of duplicate
+	 * keys wins, as with dd_json_get). */
+	struct dd_jval k, v, did = { 0 }, pe = { 0 }, de = { 0 }, sp = { 0 }, bat = { 0 };
+	size_t pos = 0;
+	f->drone.type = f->loc.type = f->pickup.type = f->dropoff.type = DD_JNONE;
+	while (dd_json_next(&e->data, &pos, &k, &v)) {
+		switch (k.n ? k.p[0] : 0) {
+		case 'b': if (KEY_IS(&k, "battery")) bat = v; break;
+		case 'd':
+			if (KEY_IS(&k, "droneId")) f->drone = v;
+			else if (KEY_IS(&k, "deliveryId")) did = v;
+			else if (KEY_IS(&k, "dropoff")) f->dropoff = v;
+			else if (KEY_IS(&k, "dropoffEta")) de = v;
+			break;
+		case 'l': if (KEY_IS(&k, "location")) f->loc = v; break;
+		case 'p':
+			if (KEY_IS(&k, "pickup")) f->pickup = v;
+			else if (KEY_IS(&k, "pickupEta")) pe = v;
+			break;
+		case 's': if (KEY_IS(&k, "speedMps")) sp = v; break;
+		default:
+			/* An escaped key: compare it decoded. */
+			if (k.esc) {
+				if (KEY_IS(&k, "battery")) bat = v;
+				else if (KEY_IS(&k, "droneId")) f->drone = v;
+				else if (KEY_IS(&k, "deliveryId")) did = v;
+				else if (KEY_IS(&k, "location")) f->loc = v;
+				else if (KEY_IS(&k, "speedMps")) sp = v;
+				else if (KEY_IS(&k, "pickup")) f->pickup = v;
+				else if (KEY_IS(&k, "dropoff")) f->dropoff = v;
+				else if (KEY_IS(&k, "pickupEta")) pe = v;
+				else if (KEY_IS(&k, "dropoffEta")) de = v;
+			}
+		}
+	}
 	if (f->k <= K_CANCELLED) {
-		struct dd_jval v;
-		dd_json_get(data, "deliveryId", 10, &v);	/* checked above */
-		int n = dd_env_str(&v, f->did, sizeof f->did);
+		int n = dd_env_str(&did, f->did, sizeof f->did);	/* a string: checked */
 		if (n <= 0)
 			return bad("deliveryId", "is empty or longer than 128 bytes");
 		f->didlen = (size_t)n;
@@ -912,21 +956,28 @@ read_fact(const struct dd_env *e, struct fact *f)
 		}
 		f->didlen = (size_t)n;
 	}
-	if (!dd_json_get(data, "droneId", 7, &f->drone) || f->drone.type == DD_JNULL)
+	if (f->drone.type == DD_JNULL)
 		f->drone.type = DD_JNONE;
-	else if (f->drone.type != DD_JSTR || f->drone.n == 0)
+	else if (f->drone.type != DD_JNONE && (f->drone.type != DD_JSTR || f->drone.n == 0))
 		return bad("droneId", "is not a non-empty string");
-	if (opt_loc(data, "location", &f->loc, &f->lat, &f->lon) ||
-	    opt_num(data, "speedMps", 0, 1e6, &f->has_speed, &f->speed) ||
-	    opt_num(data, "battery", 0, 1, &f->has_battery, &f->battery))
+	if (opt_loc(&f->loc, "location", &f->lat, &f->lon) ||
+	    opt_num(&sp, "speedMps", 0, 1e6, &f->has_speed, &f->speed) ||
+	    opt_num(&bat, "battery", 0, 1, &f->has_battery, &f->battery))
 		return -1;
-	f->pickup.type = f->dropoff.type = DD_JNONE;
+	if (f->loc.type == DD_JNULL)
+		f->loc.type = DD_JNONE;
 	f->peta = f->deta = NONE;
 	if (f->k == K_SCHEDULED || f->k == K_RESCHEDULED) {
-		if (opt_loc(data, "pickup", &f->pickup, &f->plat, &f->plon) ||
-		    opt_loc(data, "dropoff", &f->dropoff, &f->dlat, &f->dlon) ||
-		    opt_time(data, "pickupEta", &f->peta) || opt_time(data, "dropoffEta", &f->deta))
+		if (opt_loc(&f->pickup, "pickup", &f->plat, &f->plon) ||
+		    opt_loc(&f->dropoff, "dropoff", &f->dlat, &f->dlon) ||
+		    opt_time(&pe, "pickupEta", &f->peta) || opt_time(&de, "dropoffEta", &f->deta))
 			return -1;
+		if (f->pickup.type == DD_JNULL)
+			f->pickup.type = DD_JNONE;
+		if (f->dropoff.type == DD_JNULL)
+			f->dropoff.type = DD_JNONE;
+	} else {
+		f->pickup.type = f->dropoff.type = DD_JNONE;
 	}
 	return 0;
 }
