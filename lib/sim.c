@@ -467,9 +467,18 @@ flight_names(struct flight *f, const char *did, size_t didlen, const char *drone
 	f->id_n = b->len;
 	f->src_o = b->len;
 	dd_buf_adds(b, ",\"source\":");
+	/* source is a URI reference: the id is one path segment, with
+	 * anything but unreserved characters percent-encoded. */
 	struct dd_buf tmp = { 0 };
 	dd_buf_adds(&tmp, "/drones/");
-	dd_buf_add(&tmp, drone, dronelen);
+	for (size_t i = 0; i < dronelen; i++) {
+		unsigned char ch = (unsigned char)drone[i];
+		if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+		    (ch >= '0' && ch <= '9') || strchr("-._~", ch) != NULL)
+			dd_buf_addc(&tmp, (char)ch);
+		else
+			dd_buf_printf(&tmp, "%%%02X", ch);
+	}
 	dd_buf_json_str(b, tmp.p, tmp.len);
 	dd_buf_free(&tmp);
 	f->src_n = b->len - f->src_o;

@@ -531,6 +531,28 @@ for ts in t.values():
 	cmp in.ndjson <(grep -v '/drones/' out.ndjson)
 }
 
+@test "fly: odd ids (escapes, non-ASCII, near 128 bytes) still give valid, unique ids and sources" {
+	dd-sim requests -n 3 --seed 9 | schedule > s.ndjson
+	long=$(printf 'x%.0s' {1..120})
+	{
+		sed -n 1p s.ndjson | jq -c --arg l "$long" '.data.deliveryId = $l | .subject = $l'
+		sed -n 2p s.ndjson | jq -c '.data.deliveryId = "d\"q\u00e9\u2603\n" | .data.droneId = "D/\"7\" é"'
+		sed -n 3p s.ndjson
+	} > in.ndjson
+	run bash -c 'dd-sim fly -q < in.ndjson > out.ndjson'
+	assert_success
+	run validate_events out.ndjson
+	assert_success
+	run bash -c "jq -c .id out.ndjson | sort | uniq -d"
+	assert_output ""
+	[ "$(jq -c 'select(.subject | startswith("d\"q")) | .id' out.ndjson | head -1)" = '"d\"qé☃\n:t:0"' ]
+	run jq -r 'select(.type == "drone.dispatched") | .source + " " + .data.droneId' out.ndjson
+	assert_line '/drones/D%2F%227%22%20%C3%A9 D/"7" é'
+	# The long delivery id is kept as subject; ids use a stable hash of it.
+	run jq -r --arg l "$long" 'select(.subject == $l and .type == "drone.dispatched") | .id' out.ndjson
+	assert_output --regexp '^h-[0-9a-f]{16}:t:0$'
+}
+
 @test "write errors exit 4" {
 	run bash -c 'dd-sim requests -n 10 > /dev/full'
 	refute_sanitizer

@@ -105,6 +105,9 @@ REQ='{"requestId":"r-1","ownerId":"o-17","pickup":{"lat":47.61,"lon":-122.33,"al
 	'data' is a required property|{"specversion":"1.0","id":"x","source":"/s","type":"t.x","time":"2026-11-26T03:41:13Z"}
 	'subject' is a required property|{"specversion":"1.0","id":"x","source":"/drones/D","type":"drone.returned","time":"2026-11-26T03:41:13Z","data":{"droneId":"D"}}
 	source: '/dd-track' does not match|{"specversion":"1.0","id":"x","source":"/dd-track","type":"drone.returned","time":"2026-11-26T03:41:13Z","subject":"d","data":{"droneId":"D"}}
+	is not a 'uri-reference'|{"specversion":"1.0","id":"x","source":"/a b","type":"t.x","time":"2026-11-26T03:41:13Z","data":{}}
+	is not a 'uri-reference'|{"specversion":"1.0","id":"x","source":"/drones/D%2","type":"t.x","time":"2026-11-26T03:41:13Z","data":{}}
+	is not a 'uri-reference'|{"specversion":"1.0","id":"x","source":"/drones/é","type":"t.x","time":"2026-11-26T03:41:13Z","data":{}}
 	'droneId' is a required property|{"specversion":"1.0","id":"x","source":"/drones/D","type":"drone.returned","time":"2026-11-26T03:41:13Z","subject":"d","data":{}}
 	battery: 1.5 is greater than the maximum|{"specversion":"1.0","id":"x","source":"/drones/D","type":"drone.position","time":"2026-11-26T03:41:13Z","subject":"d","data":{"droneId":"D","location":{"lat":1,"lon":2},"speedMps":3,"battery":1.5}}
 	lat: 91 is greater than the maximum|{"specversion":"1.0","id":"x","source":"/drones/D","type":"drone.position","time":"2026-11-26T03:41:13Z","subject":"d","data":{"droneId":"D","location":{"lat":91,"lon":2},"speedMps":3,"battery":0.5}}
