@@ -553,6 +553,21 @@ for ts in t.values():
 	assert_output --regexp '^h-[0-9a-f]{16}:t:0$'
 }
 
+@test "fly: a live stream is flushed within a second, and SIGTERM stops it with 143" {
+	dd-sim requests -n 3 --seed 9 | schedule > s.ndjson
+	mkfifo in
+	( cat s.ndjson; sleep 4 ) > in 3>&- &
+	dd-sim fly < in > out.ndjson 2> err 3>&- &
+	pid=$!
+	sleep 2
+	[ "$(wc -l < out.ndjson)" -eq 3 ]
+	kill -TERM "$pid"
+	rc=0
+	wait "$pid" || rc=$?
+	[ "$rc" -eq 143 ] || fail "exit $rc: $(cat err)"
+	cmp s.ndjson out.ndjson
+}
+
 @test "write errors exit 4" {
 	run bash -c 'dd-sim requests -n 10 > /dev/full'
 	refute_sanitizer
