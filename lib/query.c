@@ -373,6 +373,9 @@ consume(struct dd_query *q, uint32_t type, const char *p, size_t n)
 			if (p[0] > q->rc)
 				q->rc = p[0];
 			char *msg = dd_strndup(p + 1, n - 1);
+			/* Results before the message reach the output first, so
+			 * 2>&1 shows each error where it happened. */
+			fflush(q->out);
 			diag(q, msg);
 			free(msg);
 		}
