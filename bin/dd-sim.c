@@ -113,7 +113,7 @@ main(int argc, char **argv)
 	struct dd_sim_fly_opts fo;
 	dd_sim_defaults(&o);
 	dd_sim_fly_defaults(&fo);
-	int have_n = 0;
+	int have_n = 0, have_start = 0;
 	uint64_t v;
 	argc--;
 	argv++;
@@ -175,6 +175,7 @@ main(int argc, char **argv)
 				dd_warn("--start: %s", dd_errmsg());
 				usage(DD_EXIT_USAGE);
 			}
+			have_start = 1;
 			break;
 		case O_RATE: {
 			char *e;
@@ -245,6 +246,9 @@ main(int argc, char **argv)
 		dd_warn("%s: --bad-manifest without --bad", cmd);
 		usage(DD_EXIT_USAGE);
 	}
+
+	if (telemetry && !have_start)
+		o.start_ms = DD_SIM_TELEMETRY_START_MS;
 
 	int code = DD_EXIT_OK;
 	if (fly) {

@@ -18,6 +18,9 @@ struct dd_sim_area {
 
 /* Defaults of the options below. */
 #define DD_SIM_START_MS 1795672800000LL	/* 2026-11-26T06:00:00Z */
+/* Telemetry covers the days before that by default, so a lake ingesting it
+ * takes it all (dd-lake-ingest refuses events over a day in the future). */
+#define DD_SIM_TELEMETRY_START_MS 1793059200000LL	/* 2026-10-27T00:00:00Z */
 #define DD_SIM_LAT 47.61
 #define DD_SIM_LON (-122.33)
 #define DD_SIM_RADIUS_KM 15.0
