@@ -61,7 +61,15 @@ dd_env_scan(const char *p, size_t n, struct dd_env *e)
 	memset(e, 0, sizeof *e);
 	if (dd_json_scan_object(p, n, member, e))
 		return -1;
-	e->whole = dd_json_value(p, n);
+	/* The scan validated exactly one object: it spans the text less the
+	 * whitespace around it, found without a second walk over the line. */
+	size_t lo = 0, hi = n;
+	while (lo < hi && (p[lo] == ' ' || p[lo] == '\t' || p[lo] == '\n' || p[lo] == '\r'))
+		lo++;
+	while (hi > lo && (p[hi - 1] == ' ' || p[hi - 1] == '\t' || p[hi - 1] == '\n' ||
+	    p[hi - 1] == '\r'))
+		hi--;
+	e->whole = (struct dd_jval){ DD_JOBJ, p + lo, hi - lo, 0 };
 	if (need_str(&e->specversion, "specversion", 1))
 		return -1;
 	if (!dd_jstr_eq(&e->specversion, "1.0", 3)) {
