@@ -1,10 +1,12 @@
 #include <ctype.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <jq.h>
 #include <jv.h>
 
+#include "event.h"
 #include "jqf.h"
 #include "json.h"
 #include "util.h"
@@ -228,10 +230,29 @@ struct fval {
 	size_t n;
 };
 
+const struct dd_jval *
+dd_jqf_env_attr(const struct dd_env *e, const char *name, size_t n)
+{
+	static const struct {
+		const char *name;
+		size_t len, off;
+	} attrs[] = {
+#define A(s, f) { s, sizeof s - 1, offsetof(struct dd_env, f) }
+		A("id", id), A("type", type), A("time", time), A("subject", subject),
+		A("source", source), A("data", data), A("specversion", specversion),
+		A("datacontenttype", datacontenttype), A("traceparent", traceparent),
+#undef A
+	};
+	for (size_t i = 0; i < sizeof attrs / sizeof attrs[0]; i++)
+		if (attrs[i].len == n && memcmp(attrs[i].name, name, n) == 0)
+			return (const struct dd_jval *)((const char *)e + attrs[i].off);
+	return NULL;
+}
+
 /* 0 with *v filled, -1 when jq must decide (an error or a composite). */
 static int
 eval_operand(struct dd_jqf *f, const struct operand *o, const struct dd_jval *in,
-    struct fval *v, size_t *tmpoff)
+    const struct dd_env *env, struct fval *v, size_t *tmpoff)
 {
 	if (!o->is_path) {
 		v->rank = o->rank;
@@ -241,7 +262,18 @@ eval_operand(struct dd_jqf *f, const struct operand *o, const struct dd_jval *in
 		return 0;
 	}
 	struct dd_jval cur = *in, next;
-	for (int i = 0; i < o->nkeys; i++) {
+	int i = 0;
+	if (env && o->nkeys > 0) {
+		/* The scan found the envelope already: no walk over the line. */
+		const struct dd_jval *a = dd_jqf_env_attr(env, o->keys[0], strlen(o->keys[0]));
+		if (a) {
+			cur = *a;
+			if (cur.type == DD_JNONE)
+				cur.type = DD_JNULL;
+			i = 1;
+		}
+	}
+	for (; i < o->nkeys; i++) {
 		if (cur.type == DD_JNULL)
 			break;		/* .a of null is null */
 		if (cur.type != DD_JOBJ)
@@ -280,14 +312,15 @@ eval_operand(struct dd_jqf *f, const struct operand *o, const struct dd_jval *in
 
 /* 1 select keeps the input, 0 it drops it, -1 jq must decide. */
 static int
-fast_eval(struct dd_jqf *f, const char *json, size_t n)
+fast_eval(struct dd_jqf *f, const struct dd_env *env, const char *json, size_t n)
 {
 	const struct fast *p = f->fast;
-	struct dd_jval in = dd_json_value(json, n);
+	struct dd_jval in = env ? env->whole : dd_json_value(json, n);
 	struct fval a = { 0 }, b = { 0 };
 	size_t ta = (size_t)-1, tb = (size_t)-1;
 	dd_buf_reset(&f->tmp);
-	if (eval_operand(f, &p->a, &in, &a, &ta) || eval_operand(f, &p->b, &in, &b, &tb))
+	if (eval_operand(f, &p->a, &in, env, &a, &ta) ||
+	    eval_operand(f, &p->b, &in, env, &b, &tb))
 		return -1;
 	if (ta != (size_t)-1)
 		a.s = f->tmp.p + ta;
@@ -404,10 +437,17 @@ set_jq_error(jv msg)
 int
 dd_jqf_run(struct dd_jqf *f, const char *json, size_t n, dd_jqf_emit emit, void *ctx)
 {
+	return dd_jqf_run_event(f, NULL, json, n, emit, ctx);
+}
+
+int
+dd_jqf_run_event(struct dd_jqf *f, const struct dd_env *env, const char *json, size_t n,
+    dd_jqf_emit emit, void *ctx)
+{
 	if (f->use_fast) {
 		if (f->fast->identity)
 			return emit(ctx, json, n, 1) ? 1 : 0;
-		int keep = fast_eval(f, json, n);
+		int keep = fast_eval(f, env, json, n);
 		if (keep == 0)
 			return 0;
 		if (keep == 1)

@@ -46,6 +46,23 @@ typedef int (*dd_jqf_emit)(void *ctx, const char *text, size_t n, int same);
 int dd_jqf_run(struct dd_jqf *f, const char *json, size_t n, dd_jqf_emit emit,
     void *ctx);
 
+/*
+ * The same for an event already scanned by dd_env_scan (json is e's
+ * line): the jq-free path then finds envelope attributes, and data, from
+ * the scan instead of walking the line again.
+ */
+struct dd_env;
+int dd_jqf_run_event(struct dd_jqf *f, const struct dd_env *e, const char *json,
+    size_t n, dd_jqf_emit emit, void *ctx);
+
+/*
+ * The envelope attribute named by name[0..n) ("id", "type", "data", ...)
+ * as dd_env_scan found it (type DD_JNONE when the event has none), or
+ * NULL when name is not an envelope attribute. dd_env_scan refuses a
+ * repeated attribute, so this is the value jq would see.
+ */
+const struct dd_jval *dd_jqf_env_attr(const struct dd_env *e, const char *name, size_t n);
+
 /* 1 when the program is decided without jq for most events (see above). */
 int dd_jqf_fast(const struct dd_jqf *f);
 /* 1 when the program is "." (every event is its own only output). */

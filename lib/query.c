@@ -106,6 +106,63 @@ sset_find(struct sset *s, const char *p, size_t len, uint64_t h, int *added)
 	return e;
 }
 
+/* The ids seen in a partition: 16 bytes a slot, the id bytes in an
+ * arena behind a length byte (dd_env_scan allows ids of 1-128 bytes);
+ * offset 0 marks an empty slot. */
+struct idslot {
+	uint64_t h;
+	size_t off;
+};
+
+struct idset {
+	struct idslot *v;
+	size_t cap, n;
+	struct dd_buf arena;
+};
+
+static void
+idset_free(struct idset *s)
+{
+	free(s->v);
+	dd_buf_free(&s->arena);
+	memset(s, 0, sizeof *s);
+}
+
+/* 1 when id was not there (and is now), 0 when it was. */
+static int
+idset_add(struct idset *s, const char *id, size_t len)
+{
+	uint64_t h = dd_hash64(id, len);
+	if ((s->n + 1) * 4 > s->cap * 3) {
+		struct idset old = *s;
+		s->cap = old.cap ? old.cap * 2 : 4096;
+		s->v = dd_calloc(s->cap, sizeof *s->v);
+		for (size_t i = 0; i < old.cap; i++) {
+			if (!old.v[i].off)
+				continue;
+			size_t j = (size_t)old.v[i].h & (s->cap - 1);
+			while (s->v[j].off)
+				j = (j + 1) & (s->cap - 1);
+			s->v[j] = old.v[i];
+		}
+		free(old.v);
+		if (s->arena.len == 0)
+			dd_buf_addc(&s->arena, 0);
+	}
+	size_t mask = s->cap - 1, i = (size_t)h & mask;
+	for (; s->v[i].off; i = (i + 1) & mask) {
+		const unsigned char *k = (const unsigned char *)s->arena.p + s->v[i].off;
+		if (s->v[i].h == h && k[0] == len && memcmp(k + 1, id, len) == 0)
+			return 0;
+	}
+	s->v[i].h = h;
+	s->v[i].off = s->arena.len;
+	dd_buf_addc(&s->arena, (char)len);
+	dd_buf_add(&s->arena, id, len);
+	s->n++;
+	return 1;
+}
+
 /* --------------------------------------------------------- the query */
 
 struct dd_query {
@@ -142,8 +199,10 @@ struct eng {
 	int stop;
 	uint64_t count;		/* of the current partition */
 	struct sset keys;	/* of the current partition */
-	struct sset seen;	/* ids of the current partition */
+	struct idset seen;	/* ids of the current partition */
 	/* the event being handled */
+	const struct dd_env *env;	/* its scan, when its attributes can be
+					 * taken from it (see scan_part) */
 	const char *path;
 	uint64_t lineno;
 	int64_t time_ms;
@@ -512,6 +571,30 @@ field(const struct dd_jval *res, const char *path, struct dd_jval *out)
 	return dd_json_path(res, path, out);
 }
 
+/* A field of a result that is the event itself: an envelope attribute
+ * (and the paths under data) straight from the scan, anything else by a
+ * walk over the line. */
+static int
+event_field(const struct eng *e, const struct dd_jval *res, int same, const char *path,
+    struct dd_jval *out)
+{
+	if (same && e->env && *path) {
+		const char *dot = strchr(path, '.');
+		size_t n = dot ? (size_t)(dot - path) : strlen(path);
+		const struct dd_jval *a = dd_jqf_env_attr(e->env, path, n);
+		if (a) {
+			if (a->type == DD_JNONE)
+				return 0;
+			if (!dot) {
+				*out = *a;
+				return 1;
+			}
+			return dd_json_path(a, dot + 1, out);
+		}
+	}
+	return field(res, path, out);
+}
+
 /* The JSON text of a value as found (strings with their quotes). */
 static void
 raw_json(const struct dd_jval *v, struct dd_buf *b)
@@ -551,7 +634,7 @@ result(void *ctx, const char *text, size_t n, int same)
 		e->count++;
 		return 0;
 	}
-	struct dd_jval res = dd_json_value(text, n), v;
+	struct dd_jval res = same && e->env ? e->env->whole : dd_json_value(text, n), v;
 	if (q->mode == M_COUNTBY) {
 		dd_buf_reset(&e->key);
 		dd_buf_addc(&e->key, '[');
@@ -563,7 +646,7 @@ result(void *ctx, const char *text, size_t n, int same)
 				bucket(q->paths[i], e->time_ms, &e->cells);
 				dd_buf_json_str(&e->key, e->cells.p, e->cells.len);
 			} else {
-				if (!field(&res, q->paths[i], &v))
+				if (!event_field(e, &res, same, q->paths[i], &v))
 					v.type = DD_JNONE;
 				key_json(&v, &e->key, &e->tmp);
 			}
@@ -589,7 +672,7 @@ result(void *ctx, const char *text, size_t n, int same)
 				dd_buf_reset(&e->tmp);
 				bucket(q->paths[i], e->time_ms, &e->tmp);
 				dd_buf_json_str(&e->cells, e->tmp.p, e->tmp.len);
-			} else if (field(&res, q->paths[i], &v)) {
+			} else if (event_field(e, &res, same, q->paths[i], &v)) {
 				raw_json(&v, &e->cells);
 			} else {
 				dd_buf_adds(&e->cells, "null");
@@ -602,12 +685,11 @@ result(void *ctx, const char *text, size_t n, int same)
 			dd_buf_reset(&e->cells);
 			if (q->paths[i][0] == '@')
 				bucket(q->paths[i], e->time_ms, &e->cells);
-			else if (field(&res, q->paths[i], &v))
+			else if (event_field(e, &res, same, q->paths[i], &v))
 				dd_jval_text(&v, &e->cells);
 			add_cell(e, e->cells.p ? e->cells.p : "", e->cells.len);
 		}
 	}
-	(void)same;
 	if (e->rec.len >= REC_FRAME)
 		flush_rec(e);
 	if (++e->produced == q->o.limit || e->stop) {
@@ -783,6 +865,7 @@ scan_part(struct eng *e, const struct dd_lake_part *pt, int64_t day)
 		    !may_match(line, len, o->ids, o->nids, &bs))
 			continue;
 		e->lineno = lineno;
+		e->env = NULL;
 		if (!raw) {
 			if (dd_env_scan(line, len, &env)) {
 				report(e, DD_EXIT_REJECTED, "%s:%" PRIu64 ": bad event: %s",
@@ -807,20 +890,28 @@ scan_part(struct eng *e, const struct dd_lake_part *pt, int64_t day)
 					id = e->tmp.p;
 					idn = e->tmp.len;
 				}
-				int added;
-				sset_find(&e->seen, id, idn, dd_hash64(id, idn), &added);
-				if (!added)
+				if (idn > 255)
+					idn = 255;	/* cannot be: dd_env_scan caps ids */
+				if (!idset_add(&e->seen, id, idn))
 					continue;
 			}
+			/* A key written with an escape could repeat an attribute
+			 * (jq keeps the last), which the scan does not see: such
+			 * a line is looked up by a walk over it. */
+			if (bs < 0)
+				bs = memchr(line, '\\', len) != NULL;
+			if (!bs)
+				e->env = &env;
 		}
 		if (q->jq == NULL) {
 			result(e, line, len, 1);
 			continue;
 		}
-		if (dd_jqf_run(q->jq, line, len, result, e) < 0)
+		if (dd_jqf_run_event(q->jq, e->env, line, len, result, e) < 0)
 			report(e, DD_EXIT_REJECTED, "%s:%" PRIu64 ": %s", pt->path, lineno,
 			    dd_errmsg());
 	}
+	e->env = NULL;
 	if (!e->stop && rc < 0)
 		report(e, DD_EXIT_REJECTED, "%s", dd_errmsg());
 	dd_lake_reader_close(r);
@@ -974,7 +1065,7 @@ do_partition(struct eng *e, size_t idx)
 		scan_part(e, pt, p->day);
 	}
 end:
-	sset_free(&e->seen);	/* duplicates are looked for within a partition */
+	idset_free(&e->seen);	/* duplicates are looked for within a partition */
 	send_counts(e);
 	flush_rec(e);
 	frame(e, F_END, NULL, 0);
@@ -990,7 +1081,7 @@ eng_free(struct eng *e)
 	dd_buf_free(&e->key);
 	dd_buf_free(&e->cells);
 	sset_free(&e->keys);
-	sset_free(&e->seen);
+	idset_free(&e->seen);
 }
 
 /* --------------------------------------------------------- workers */
