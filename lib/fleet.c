@@ -1,0 +1,745 @@
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "fleet.h"
+#include "util.h"
+
+#define LEAF_MAX 8
+/* The shortest flight any delivery needs: a gap in a drone's day shorter
+ * than this can hold no booking, so free times skip it. */
+#define MIN_FLIGHT_MS (2 * DD_HANDLING_MS + DD_TURNAROUND_MS)
+
+static const char *const size_names[] = { NULL, "small", "medium", "large" };
+
+int
+dd_size_parse(const char *s, size_t n, int ci)
+{
+	for (int i = DD_SIZE_SMALL; i <= DD_SIZE_LARGE; i++)
+		if (strlen(size_names[i]) == n &&
+		    (ci ? strncasecmp(s, size_names[i], n) : strncmp(s, size_names[i], n)) == 0)
+			return i;
+	return DD_SIZE_NONE;
+}
+
+const char *
+dd_size_name(int size)
+{
+	return size >= DD_SIZE_SMALL && size <= DD_SIZE_LARGE ? size_names[size] : "?";
+}
+
+/* Points as unit vectors: the chord between two of them is monotone in
+ * their great-circle distance, and the chord from a point to a box of
+ * vectors bounds the distance to every vector inside from below. */
+static void
+unitvec(double lat, double lon, double v[3])
+{
+	double la = lat * (M_PI / 180.0), lo = lon * (M_PI / 180.0);
+	v[0] = cos(la) * cos(lo);
+	v[1] = cos(la) * sin(lo);
+	v[2] = sin(la);
+}
+
+static double
+chord_km(double c2)
+{
+	double c = sqrt(c2) / 2.0;
+	return 2.0 * DD_EARTH_KM * asin(c > 1.0 ? 1.0 : c);
+}
+
+static double
+vec_km(const double a[3], const double b[3])
+{
+	double d0 = a[0] - b[0], d1 = a[1] - b[1], d2 = a[2] - b[2];
+	return chord_km(d0 * d0 + d1 * d1 + d2 * d2);
+}
+
+double
+dd_geo_km(double lat1, double lon1, double lat2, double lon2)
+{
+	double a[3], b[3];
+	unitvec(lat1, lon1, a);
+	unitvec(lat2, lon2, b);
+	return vec_km(a, b);
+}
+
+/* A leg of km at mps, in ms rounded up to a whole second. */
+static int64_t
+leg_ms(double km, double mps)
+{
+	return (int64_t)ceil(km * 1000.0 / mps) * 1000;
+}
+
+/* ---- fleet CSV ---- */
+
+const char *const dd_fleet_colnames[7] = {
+	"id", "base.lat", "base.lon", "maxPayloadKg", "maxSize", "rangeKm", "speedMps",
+};
+
+int
+dd_fleet_header(const struct dd_csv_row *r, struct dd_fleet_cols *c)
+{
+	int *slot[7] = { &c->id, &c->lat, &c->lon, &c->kg, &c->size, &c->range, &c->speed };
+	for (int k = 0; k < 7; k++) {
+		*slot[k] = -1;
+		for (int i = 0; i < r->n; i++)
+			if (strcmp(r->f[i], dd_fleet_colnames[k]) == 0)
+				*slot[k] = i;
+		if (*slot[k] < 0) {
+			dd_seterr("missing column \"%s\" in the header", dd_fleet_colnames[k]);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static int
+num_field(const struct dd_csv_row *r, int col, const char *name, double min, double max,
+    int open_min, double *out)
+{
+	const char *s = r->f[col];
+	char *end;
+	if (*s == '\0') {
+		dd_seterr("%s: empty", name);
+		return -1;
+	}
+	double d = strtod(s, &end);
+	if (*end != '\0' || !isfinite(d)) {
+		dd_seterr("%s: not a number: \"%.40s\"", name, s);
+		return -1;
+	}
+	if (d < min || d > max || (open_min && d == min)) {
+		dd_seterr("%s: %s out of range", name, s);
+		return -1;
+	}
+	*out = d;
+	return 0;
+}
+
+int
+dd_fleet_row(const struct dd_fleet_cols *c, const struct dd_csv_row *r, struct dd_drone_spec *d)
+{
+	int need = c->id;
+	const int cols[] = { c->lat, c->lon, c->kg, c->size, c->range, c->speed };
+	for (size_t k = 0; k < sizeof cols / sizeof cols[0]; k++)
+		if (cols[k] > need)
+			need = cols[k];
+	if (r->n <= need) {
+		dd_seterr("%d fields, the header has more", r->n);
+		return -1;
+	}
+	memset(d, 0, sizeof *d);
+	d->id = r->f[c->id];
+	size_t idlen = r->len[c->id];
+	if (idlen == 0 || idlen > 128 || !dd_utf8_valid(d->id, idlen) ||
+	    memchr(d->id, '\0', idlen)) {
+		dd_seterr("id: must be 1 to 128 bytes of UTF-8");
+		return -1;
+	}
+	if (num_field(r, c->lat, "base.lat", -90, 90, 0, &d->lat) ||
+	    num_field(r, c->lon, "base.lon", -180, 180, 0, &d->lon) ||
+	    num_field(r, c->kg, "maxPayloadKg", 0, 1e6, 1, &d->max_kg) ||
+	    num_field(r, c->range, "rangeKm", 0, 1e5, 1, &d->range_km) ||
+	    num_field(r, c->speed, "speedMps", 0, 1e4, 1, &d->speed_mps))
+		return -1;
+	d->max_size = dd_size_parse(r->f[c->size], r->len[c->size], 1);
+	if (d->max_size == DD_SIZE_NONE) {
+		dd_seterr("maxSize: \"%.40s\" is not small, medium or large", r->f[c->size]);
+		return -1;
+	}
+	return 0;
+}
+
+/* ---- the fleet and its index ---- */
+
+struct booking {
+	int64_t start, end;
+	uint64_t key;
+};
+
+struct drone {
+	struct dd_drone_spec s;	/* s.id owned */
+	double v[3];
+	struct booking *b;
+	int nb, cap;
+	int64_t free_lb;	/* no flight of this drone departs earlier */
+	int leaf;
+};
+
+struct node {
+	double lo[3], hi[3];
+	int left, right, parent;	/* left < 0: a leaf */
+	int first, count;		/* leaf: its drones in perm[] */
+	int64_t min_free;
+	double max_kg, max_range, max_speed;
+	int max_size;
+};
+
+struct hent {
+	int64_t pl;
+	double dp;
+	int node;
+};
+
+struct dd_fleet {
+	struct drone *d;
+	int n, cap, built;
+	int *perm;
+	struct node *nodes;
+	int nnodes;
+	int *hash;
+	size_t hmask;
+	struct hent *heap;
+	int64_t floor;
+	double max_kg;
+	int max_size;
+	uint64_t c_drones, c_nodes, c_searches;
+};
+
+struct dd_fleet *
+dd_fleet_new(void)
+{
+	struct dd_fleet *f = dd_calloc(1, sizeof *f);
+	f->floor = INT64_MIN;
+	return f;
+}
+
+void
+dd_fleet_free(struct dd_fleet *f)
+{
+	if (f == NULL)
+		return;
+	for (int i = 0; i < f->n; i++) {
+		free((char *)f->d[i].s.id);
+		free(f->d[i].b);
+	}
+	free(f->d);
+	free(f->perm);
+	free(f->nodes);
+	free(f->hash);
+	free(f->heap);
+	free(f);
+}
+
+void
+dd_fleet_add(struct dd_fleet *f, const struct dd_drone_spec *s)
+{
+	if (f->n == f->cap) {
+		f->cap = f->cap ? f->cap * 2 : 64;
+		f->d = dd_realloc(f->d, (size_t)f->cap * sizeof *f->d);
+	}
+	struct drone *d = &f->d[f->n++];
+	memset(d, 0, sizeof *d);
+	d->s = *s;
+	d->s.id = dd_strdup(s->id);
+	unitvec(s->lat, s->lon, d->v);
+	d->free_lb = INT64_MIN;
+}
+
+static int
+cmp_drone(const void *a, const void *b)
+{
+	return strcmp(((const struct drone *)a)->s.id, ((const struct drone *)b)->s.id);
+}
+
+static int sort_dim;
+static const struct drone *sort_drones;
+
+static int
+cmp_dim(const void *a, const void *b)
+{
+	double x = sort_drones[*(const int *)a].v[sort_dim];
+	double y = sort_drones[*(const int *)b].v[sort_dim];
+	return x < y ? -1 : x > y;
+}
+
+static void
+aggregate(struct dd_fleet *f, int ni)
+{
+	struct node *n = &f->nodes[ni];
+	if (n->left < 0) {
+		n->min_free = INT64_MAX;
+		n->max_kg = n->max_range = n->max_speed = 0;
+		n->max_size = 0;
+		for (int k = 0; k < n->count; k++) {
+			const struct drone *d = &f->d[f->perm[n->first + k]];
+			if (d->free_lb < n->min_free)
+				n->min_free = d->free_lb;
+			n->max_kg = fmax(n->max_kg, d->s.max_kg);
+			n->max_range = fmax(n->max_range, d->s.range_km);
+			n->max_speed = fmax(n->max_speed, d->s.speed_mps);
+			if (d->s.max_size > n->max_size)
+				n->max_size = d->s.max_size;
+		}
+		return;
+	}
+	const struct node *l = &f->nodes[n->left], *r = &f->nodes[n->right];
+	n->min_free = l->min_free < r->min_free ? l->min_free : r->min_free;
+	n->max_kg = fmax(l->max_kg, r->max_kg);
+	n->max_range = fmax(l->max_range, r->max_range);
+	n->max_speed = fmax(l->max_speed, r->max_speed);
+	n->max_size = l->max_size > r->max_size ? l->max_size : r->max_size;
+}
+
+static int
+build(struct dd_fleet *f, int first, int count, int parent)
+{
+	int ni = f->nnodes++;
+	struct node *n = &f->nodes[ni];
+	memset(n, 0, sizeof *n);
+	n->parent = parent;
+	n->first = first;
+	n->count = count;
+	for (int k = 0; k < 3; k++) {
+		n->lo[k] = INFINITY;
+		n->hi[k] = -INFINITY;
+	}
+	for (int i = first; i < first + count; i++)
+		for (int k = 0; k < 3; k++) {
+			n->lo[k] = fmin(n->lo[k], f->d[f->perm[i]].v[k]);
+			n->hi[k] = fmax(n->hi[k], f->d[f->perm[i]].v[k]);
+		}
+	if (count <= LEAF_MAX) {
+		n->left = n->right = -1;
+		for (int i = first; i < first + count; i++)
+			f->d[f->perm[i]].leaf = ni;
+	} else {
+		int dim = 0;
+		for (int k = 1; k < 3; k++)
+			if (n->hi[k] - n->lo[k] > n->hi[dim] - n->lo[dim])
+				dim = k;
+		sort_dim = dim;
+		sort_drones = f->d;
+		qsort(f->perm + first, (size_t)count, sizeof *f->perm, cmp_dim);
+		int half = count / 2;
+		int l = build(f, first, half, ni);
+		int r = build(f, first + half, count - half, ni);
+		n = &f->nodes[ni];
+		n->left = l;
+		n->right = r;
+	}
+	aggregate(f, ni);
+	return ni;
+}
+
+int
+dd_fleet_build(struct dd_fleet *f)
+{
+	qsort(f->d, (size_t)f->n, sizeof *f->d, cmp_drone);
+	for (int i = 1; i < f->n; i++)
+		if (strcmp(f->d[i - 1].s.id, f->d[i].s.id) == 0) {
+			dd_seterr("drone \"%s\" is listed twice", f->d[i].s.id);
+			return -1;
+		}
+	size_t hs = 16;
+	while (hs < (size_t)f->n * 2)
+		hs *= 2;
+	f->hash = dd_realloc(f->hash, hs * sizeof *f->hash);
+	f->hmask = hs - 1;
+	memset(f->hash, 0xff, hs * sizeof *f->hash);
+	f->max_kg = 0;
+	f->max_size = DD_SIZE_NONE;
+	for (int i = 0; i < f->n; i++) {
+		const char *id = f->d[i].s.id;
+		size_t h = (size_t)dd_hash64(id, strlen(id)) & f->hmask;
+		while (f->hash[h] >= 0)
+			h = (h + 1) & f->hmask;
+		f->hash[h] = i;
+		f->max_kg = fmax(f->max_kg, f->d[i].s.max_kg);
+		if (f->d[i].s.max_size > f->max_size)
+			f->max_size = f->d[i].s.max_size;
+	}
+	f->perm = dd_realloc(f->perm, (size_t)(f->n ? f->n : 1) * sizeof *f->perm);
+	for (int i = 0; i < f->n; i++)
+		f->perm[i] = i;
+	/* A tree of leaves of at most LEAF_MAX has fewer than 2n/(LEAF_MAX/2) + 1 nodes. */
+	int maxnodes = f->n + 1;
+	f->nodes = dd_realloc(f->nodes, (size_t)maxnodes * sizeof *f->nodes);
+	f->heap = dd_realloc(f->heap, (size_t)maxnodes * sizeof *f->heap);
+	f->nnodes = 0;
+	if (f->n > 0)
+		build(f, 0, f->n, -1);
+	f->built = 1;
+	return 0;
+}
+
+int
+dd_fleet_count(const struct dd_fleet *f)
+{
+	return f->n;
+}
+
+int
+dd_fleet_find(const struct dd_fleet *f, const char *id)
+{
+	if (!f->built || f->n == 0)
+		return -1;
+	size_t h = (size_t)dd_hash64(id, strlen(id)) & f->hmask;
+	for (; f->hash[h] >= 0; h = (h + 1) & f->hmask)
+		if (strcmp(f->d[f->hash[h]].s.id, id) == 0)
+			return f->hash[h];
+	return -1;
+}
+
+const struct dd_drone_spec *
+dd_fleet_spec(const struct dd_fleet *f, int i)
+{
+	return &f->d[i].s;
+}
+
+double
+dd_fleet_max_kg(const struct dd_fleet *f)
+{
+	return f->max_kg;
+}
+
+int
+dd_fleet_max_size(const struct dd_fleet *f)
+{
+	return f->max_size;
+}
+
+void
+dd_fleet_counters(const struct dd_fleet *f, uint64_t *drones, uint64_t *nodes,
+    uint64_t *searches)
+{
+	*drones = f->c_drones;
+	*nodes = f->c_nodes;
+	*searches = f->c_searches;
+}
+
+void
+dd_fleet_set_floor(struct dd_fleet *f, int64_t floor_ms)
+{
+	if (floor_ms > f->floor)
+		f->floor = floor_ms;
+}
+
+/* Forget bookings that ended before the floor, and recompute the drone's
+ * free time; propagate a change up the tree. */
+static void
+refresh(struct dd_fleet *f, int i, int force)
+{
+	struct drone *d = &f->d[i];
+	int k = 0;
+	while (k < d->nb && d->b[k].end <= f->floor)
+		k++;
+	if (k > 0) {
+		memmove(d->b, d->b + k, (size_t)(d->nb - k) * sizeof *d->b);
+		d->nb -= k;
+	}
+	int64_t s = f->floor;
+	for (k = 0; k < d->nb; k++) {
+		if (d->b[k].start >= s + MIN_FLIGHT_MS)
+			break;
+		if (d->b[k].end > s)
+			s = d->b[k].end;
+	}
+	if ((s == d->free_lb && !force) || !f->built || f->nnodes == 0)
+		return;
+	d->free_lb = s;
+	for (int ni = d->leaf; ni >= 0; ni = f->nodes[ni].parent) {
+		int64_t before = f->nodes[ni].min_free;
+		aggregate(f, ni);
+		if (f->nodes[ni].min_free == before && !force)
+			break;
+	}
+}
+
+int
+dd_fleet_book(struct dd_fleet *f, int i, int64_t start, int64_t end, uint64_t key)
+{
+	struct drone *d = &f->d[i];
+	int lo = 0, hi = d->nb;
+	while (lo < hi) {
+		int mid = (lo + hi) / 2;
+		if (d->b[mid].start < start)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if ((lo > 0 && d->b[lo - 1].end > start) || (lo < d->nb && d->b[lo].start < end)) {
+		dd_seterr("drone %s is already booked at that time", d->s.id);
+		return -1;
+	}
+	if (d->nb == d->cap) {
+		d->cap = d->cap ? d->cap * 2 : 4;
+		d->b = dd_realloc(d->b, (size_t)d->cap * sizeof *d->b);
+	}
+	memmove(d->b + lo + 1, d->b + lo, (size_t)(d->nb - lo) * sizeof *d->b);
+	d->b[lo] = (struct booking){ start, end, key };
+	d->nb++;
+	refresh(f, i, 0);
+	return 0;
+}
+
+static int
+find_booking(const struct drone *d, uint64_t key)
+{
+	for (int k = 0; k < d->nb; k++)
+		if (d->b[k].key == key)
+			return k;
+	return -1;
+}
+
+int
+dd_fleet_unbook(struct dd_fleet *f, int i, uint64_t key)
+{
+	struct drone *d = &f->d[i];
+	int k = find_booking(d, key);
+	if (k < 0)
+		return -1;
+	memmove(d->b + k, d->b + k + 1, (size_t)(d->nb - k - 1) * sizeof *d->b);
+	d->nb--;
+	/* Freed time may lower the free time: recompute it, and the tree. */
+	refresh(f, i, 1);
+	return 0;
+}
+
+int
+dd_fleet_shorten(struct dd_fleet *f, int i, uint64_t key, int64_t end)
+{
+	struct drone *d = &f->d[i];
+	int k = find_booking(d, key);
+	if (k < 0)
+		return -1;
+	if (end < d->b[k].start)
+		end = d->b[k].start;
+	if (end < d->b[k].end) {
+		d->b[k].end = end;
+		refresh(f, i, 1);
+	}
+	return 0;
+}
+
+int64_t
+dd_fleet_return_ms(const struct dd_fleet *f, int i, double lat, double lon)
+{
+	const struct drone *d = &f->d[i];
+	return leg_ms(dd_geo_km(lat, lon, d->s.lat, d->s.lon), d->s.speed_mps);
+}
+
+/* ---- the search ---- */
+
+struct ctx {
+	const struct dd_trip *t;
+	double pk[3], dr[3];
+	double trip_km;		/* pickup to dropoff */
+	int ignore_time;	/* capability and range only */
+};
+
+/* Exact: can drone i fly it, and when? */
+static int
+fit(struct dd_fleet *f, const struct ctx *c, int i, struct dd_plan *p)
+{
+	struct drone *d = &f->d[i];
+	const struct dd_trip *t = c->t;
+	f->c_drones++;
+	if (i == t->exclude || d->s.max_kg < t->kg || d->s.max_size < t->size)
+		return DD_FIT_NONE;
+	double a = vec_km(d->v, c->pk), b = c->trip_km, r = vec_km(c->dr, d->v);
+	if (a + b + r > d->s.range_km)
+		return DD_FIT_NONE;
+	p->drone = i;
+	p->approach_km = a;
+	p->trip_km = a + b + r;
+	if (c->ignore_time)
+		return DD_FIT_OK;
+	int64_t ta = leg_ms(a, d->s.speed_mps), tb = leg_ms(b, d->s.speed_mps),
+	    tr = leg_ms(r, d->s.speed_mps);
+	int64_t len = ta + DD_HANDLING_MS + tb + DD_HANDLING_MS + tr + DD_TURNAROUND_MS;
+	int64_t s = t->pickup_time - ta;
+	if (s < t->now)
+		s = t->now;
+	if (d->free_lb < f->floor)
+		refresh(f, i, 0);
+	/* Bookings are sorted and disjoint: find the first that ends after s,
+	 * then slide s past each booking that the flight would overlap. */
+	int lo = 0, hi = d->nb;
+	while (lo < hi) {
+		int mid = (lo + hi) / 2;
+		if (d->b[mid].end <= s)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	for (int k = lo; k < d->nb; k++) {
+		if (d->b[k].start >= s + len)
+			break;
+		if (d->b[k].end > s)
+			s = d->b[k].end;
+	}
+	p->depart = s;
+	p->pickup = s + ta;
+	p->dropoff = p->pickup + DD_HANDLING_MS + tb;
+	p->ret = p->dropoff + DD_HANDLING_MS + tr;
+	p->busy_end = p->ret + DD_TURNAROUND_MS;
+	return p->dropoff <= t->deadline ? DD_FIT_OK : DD_FIT_BUSY;
+}
+
+static double
+box_km(const struct node *n, const double p[3])
+{
+	double s = 0;
+	for (int k = 0; k < 3; k++) {
+		double x = p[k] < n->lo[k] ? n->lo[k] - p[k] : p[k] > n->hi[k] ? p[k] - n->hi[k] : 0;
+		s += x * x;
+	}
+	return chord_km(s);
+}
+
+/* A lower bound on (pickup, approach) for any drone under node ni, or
+ * 0 when none of them can fly the trip. */
+static int
+bound(const struct dd_fleet *f, const struct ctx *c, int ni, struct hent *h)
+{
+	const struct node *n = &f->nodes[ni];
+	const struct dd_trip *t = c->t;
+	if (n->max_kg < t->kg || n->max_size < t->size)
+		return 0;
+	double dp = box_km(n, c->pk), dd = box_km(n, c->dr);
+	if (dp + c->trip_km + dd > n->max_range * (1 + 1e-12))
+		return 0;
+	h->node = ni;
+	h->dp = dp;
+	if (c->ignore_time) {
+		h->pl = 0;
+		return 1;
+	}
+	/* Minus a millisecond: the drones round their legs up, this must
+	 * never exceed what they compute. */
+	int64_t alb = (int64_t)floor(dp * 1e6 / n->max_speed) - 1;
+	int64_t pl = t->pickup_time;
+	if (t->now + alb > pl)
+		pl = t->now + alb;
+	if (n->min_free != INT64_MIN && n->min_free + alb > pl)
+		pl = n->min_free + alb;
+	int64_t dl = pl + DD_HANDLING_MS + (int64_t)floor(c->trip_km * 1e6 / n->max_speed) - 1;
+	if (dl > t->deadline)
+		return 0;
+	h->pl = pl;
+	return 1;
+}
+
+static int
+hless(const struct hent *a, const struct hent *b)
+{
+	return a->pl < b->pl || (a->pl == b->pl && a->dp < b->dp);
+}
+
+static void
+hpush(struct hent *h, int *n, struct hent e)
+{
+	int i = (*n)++;
+	while (i > 0) {
+		int up = (i - 1) / 2;
+		if (!hless(&e, &h[up]))
+			break;
+		h[i] = h[up];
+		i = up;
+	}
+	h[i] = e;
+}
+
+static struct hent
+hpop(struct hent *h, int *n)
+{
+	struct hent top = h[0], last = h[--(*n)];
+	int i = 0;
+	for (;;) {
+		int l = 2 * i + 1, r = l + 1, m = i;
+		const struct hent *mv = &last;
+		if (l < *n && hless(&h[l], mv)) {
+			m = l;
+			mv = &h[l];
+		}
+		if (r < *n && hless(&h[r], mv))
+			m = r;
+		if (m == i)
+			break;
+		h[i] = h[m];
+		i = m;
+	}
+	h[i] = last;
+	return top;
+}
+
+/* Is plan a better than plan b (earlier pickup, shorter approach, smaller id)? */
+static int
+better(const struct dd_plan *a, const struct dd_plan *b)
+{
+	if (a->pickup != b->pickup)
+		return a->pickup < b->pickup;
+	if (a->approach_km != b->approach_km)
+		return a->approach_km < b->approach_km;
+	return a->drone < b->drone;
+}
+
+static int
+search(struct dd_fleet *f, const struct ctx *c, struct dd_plan *best)
+{
+	int nh = 0, found = 0;
+	struct hent e;
+	if (f->nnodes == 0 || !bound(f, c, 0, &e))
+		return 0;
+	hpush(f->heap, &nh, e);
+	while (nh > 0) {
+		e = hpop(f->heap, &nh);
+		if (found && (e.pl > best->pickup || (e.pl == best->pickup && e.dp > best->approach_km)))
+			break;
+		f->c_nodes++;
+		const struct node *n = &f->nodes[e.node];
+		if (n->left < 0) {
+			for (int k = 0; k < n->count; k++) {
+				struct dd_plan p;
+				if (fit(f, c, f->perm[n->first + k], &p) != DD_FIT_OK)
+					continue;
+				if (!found || better(&p, best)) {
+					*best = p;
+					found = 1;
+				}
+			}
+			if (found && c->ignore_time)
+				break;
+			continue;
+		}
+		struct hent ch;
+		if (bound(f, c, n->left, &ch))
+			hpush(f->heap, &nh, ch);
+		if (bound(f, c, n->right, &ch))
+			hpush(f->heap, &nh, ch);
+	}
+	return found;
+}
+
+static void
+ctx_init(struct ctx *c, const struct dd_trip *t)
+{
+	memset(c, 0, sizeof *c);
+	c->t = t;
+	unitvec(t->pk_lat, t->pk_lon, c->pk);
+	unitvec(t->dr_lat, t->dr_lon, c->dr);
+	c->trip_km = vec_km(c->pk, c->dr);
+}
+
+int
+dd_fleet_search(struct dd_fleet *f, const struct dd_trip *t, struct dd_plan *p)
+{
+	struct ctx c;
+	ctx_init(&c, t);
+	f->c_searches++;
+	if (search(f, &c, p))
+		return DD_FIT_OK;
+	struct dd_plan any;
+	c.ignore_time = 1;
+	return search(f, &c, &any) ? DD_FIT_BUSY : DD_FIT_NONE;
+}
+
+int
+dd_fleet_fit(struct dd_fleet *f, int i, const struct dd_trip *t, struct dd_plan *p)
+{
+	struct ctx c;
+	ctx_init(&c, t);
+	return fit(f, &c, i, p);
+}

@@ -1,0 +1,79 @@
+/*
+ * The scheduler of dd-schedule(1): the Scheduler Agent Supervisor and
+ * Compensating Transaction patterns over one SQLite store.
+ *
+ * Each delivery request becomes a work item, recorded durably before
+ * anything is emitted about it, that walks through
+ *   waiting -> scheduled -> in-progress -> completed
+ * or ends cancelled, rejected or failed. Every step emits one CloudEvent
+ * whose id is derived from the delivery id and the step, and is logged
+ * with the item in the same transaction, so a replay, a crash or a second
+ * supervisor never produces a step twice under two ids.
+ *
+ * The functions return exit codes of lib/exitcodes.h (0 ok) with the
+ * reason in dd_errmsg(); events go to the FILE given in the options.
+ */
+#ifndef DD_SCHEDULE_H
+#define DD_SCHEDULE_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "filter.h"
+#include "out.h"
+
+struct dd_sched;
+
+struct dd_sched_opts {
+	const char *db;		/* the store */
+	int has_now;		/* --now given: the clock is fixed at now */
+	int64_t now;
+	int64_t lead_ms;	/* a request is taken to arrive this long before its pickup */
+	int64_t timeout_ms;	/* supervise: a scheduled delivery may show no progress this long after its pickup ETA */
+	FILE *out;		/* where events go (stdout) */
+	int readonly;		/* get, list, stats, fleet list */
+};
+
+#define DD_SCHED_LEAD_MS (60 * 60 * 1000)
+#define DD_SCHED_TIMEOUT_MS (15 * 60 * 1000)
+
+void dd_sched_defaults(struct dd_sched_opts *o);
+/* Open (creating and migrating) the store. */
+int dd_sched_open(struct dd_sched **sp, const struct dd_sched_opts *o);
+void dd_sched_close(struct dd_sched *s);
+
+/*
+ * Import a fleet CSV file ("-" for stdin): drones are added or updated
+ * by id. Bad rows are reported as rejects (file:line) and skipped.
+ * Returns 0, 1 when rows were rejected, 4 on I/O or store failure.
+ */
+int dd_sched_fleet_import(struct dd_sched *s, const char *path, const char *rejects,
+    uint64_t *imported, uint64_t *rejected);
+
+/*
+ * The filter: requests (NDJSON, or CSV with a header when csv is set)
+ * and delivery.status events on fo->fd, events out. Returns the exit
+ * code of the filter loop.
+ */
+int dd_sched_filter(struct dd_sched *s, const struct dd_filter_opts *fo, int csv);
+
+/*
+ * The supervisor: retry or compensate every stuck work item, one item per
+ * transaction. Takes the lock DB.supervise.lock (5 when another holds it).
+ * A summary goes to stderr unless quiet.
+ */
+int dd_sched_supervise(struct dd_sched *s, int quiet);
+
+/* get: one work item with its log, as one JSON line; 1 when unknown. */
+int dd_sched_get(struct dd_sched *s, const char *id, FILE *out);
+/* list: work items in arrival order, all or those in one state. */
+int dd_sched_list(struct dd_sched *s, const char *state, enum dd_fmt fmt, FILE *out);
+/* stats: one JSON line; requests = scheduled + rejected + waiting. */
+int dd_sched_stats(struct dd_sched *s, FILE *out);
+/* fleet list: the drones, in the columns of the fleet CSV. */
+int dd_sched_fleet_list(struct dd_sched *s, enum dd_fmt fmt, FILE *out);
+
+/* Is name one of the states of a work item? */
+int dd_sched_state_valid(const char *name);
+
+#endif
