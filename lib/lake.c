@@ -1,8 +1,9 @@
 /*
  * The event lake: format and contract in lake.h. The writer keeps, per
- * open part, one frame's worth of raw lines and compresses it in one shot
- * with a shared zstd context when it is full, so memory is bounded by
- * max_open frames plus the parts' membership sets, whatever the input.
+ * open part, up to one frame's worth of raw lines and compresses it in one
+ * shot when it is full (or early, when all frames together hold more than
+ * max_buffered), so memory is bounded by max_buffered, max_held and the
+ * few frames queued for compression, whatever the input.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -413,6 +414,8 @@ struct dd_lake_writer {
 	size_t nvis, capvis;
 	struct dd_lake_wstats st;
 	int broken;
+	uint64_t buffered;	/* raw bytes in the open parts' frames */
+	uint64_t held;		/* events in the open parts' id sets */
 	/* Frame buffers of closed parts and compressed frames, kept for the
 	 * next ones, so a long run does not fault fresh pages for each part. */
 	struct dd_buf *pool;
@@ -443,7 +446,9 @@ dd_lake_wopts_defaults(struct dd_lake_wopts *o)
 	memset(o, 0, sizeof *o);
 	o->level = 3;
 	o->part_size = (uint64_t)32 << 20;
-	o->max_open = 16;
+	o->max_open = 64;
+	o->max_buffered = (uint64_t)16 << 20;
+	o->max_held = 500000;
 	o->max_age_ms = 10 * 60 * 1000;
 	o->dedupe = 1;
 	o->threads = 1;
@@ -505,7 +510,8 @@ dd_lake_writer_open(const char *lake, const char *dataset, const struct dd_lake_
 		return NULL;
 	}
 	w->open = dd_calloc((size_t)w->o.max_open, sizeof *w->open);
-	w->maxpool = w->o.max_open + QMAX + 2;
+	/* Enough buffers to cycle through the queue without allocating. */
+	w->maxpool = QMAX + 4;
 	w->pool = dd_calloc((size_t)w->maxpool, sizeof *w->pool);
 	pthread_mutex_init(&w->mu, NULL);
 	pthread_cond_init(&w->cv_job, NULL);
@@ -527,8 +533,11 @@ part_free(struct dd_lake_writer *w, struct part *p)
 {
 	if (p == NULL)
 		return;
-	if (w)
+	if (w) {
+		w->buffered -= p->frame.len;
+		w->held -= p->ids.n;
 		pool_put(w, &p->frame);
+	}
 	if (p->fd >= 0)
 		close(p->fd);
 	free(p->dir);
@@ -783,6 +792,7 @@ flush_frame(struct dd_lake_writer *w, struct part *p)
 {
 	if (p->frame.len == 0)
 		return 0;
+	w->buffered -= p->frame.len;
 	if (!w->thr_started) {
 		char why[sizeof w->werrmsg];
 		if (compress_write(w, p, &p->frame, why, sizeof why)) {
@@ -1000,6 +1010,7 @@ dd_lake_add(struct dd_lake_writer *w, const char *line, size_t len, int64_t time
 		}
 		idset_put(&p->ids, h, (uint32_t)time_ms);
 	}
+	w->held++;
 	if (subject)
 		hset_add(&p->subjects, dd_hash64(subject, sublen));
 	if (type)
@@ -1020,6 +1031,7 @@ dd_lake_add(struct dd_lake_writer *w, const char *line, size_t len, int64_t time
 		p->max_ms = time_ms;
 	w->st.events++;
 	w->st.raw_bytes += len + 1;
+	w->buffered += len + 1;
 	if (p->frame.len >= DD_LAKE_FRAME && flush_frame(w, p))
 		goto fail;
 	if (p->raw >= w->o.part_size) {
@@ -1027,6 +1039,28 @@ dd_lake_add(struct dd_lake_writer *w, const char *line, size_t len, int64_t time
 			if (w->open[i] == p)
 				drop_open(w, i);
 		if (part_close(w, p))
+			goto fail;
+	}
+	/* Memory: compress the fullest frame early; close the least recently
+	 * used parts (p itself may go; it is not used below). */
+	while (w->buffered > w->o.max_buffered) {
+		struct part *big = NULL;
+		for (int i = 0; i < w->nopen; i++)
+			if (big == NULL || w->open[i]->frame.len > big->frame.len)
+				big = w->open[i];
+		if (big == NULL || big->frame.len == 0)
+			break;
+		if (flush_frame(w, big))
+			goto fail;
+	}
+	while (w->o.max_held && w->held > w->o.max_held && w->nopen > 0) {
+		int lru = 0;
+		for (int i = 1; i < w->nopen; i++)
+			if (w->open[i]->lru < w->open[lru]->lru)
+				lru = i;
+		struct part *old = w->open[lru];
+		drop_open(w, lru);
+		if (part_close(w, old))
 			goto fail;
 	}
 	/* Ages change slowly: look at the clock every 256 events. */

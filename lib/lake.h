@@ -21,7 +21,8 @@
  *   The original event lines, each ending in '\n', byte for byte, as one
  *   or more concatenated zstd frames with content checksums
  *   (ZSTD_c_checksumFlag). Every frame ends on a line boundary and holds
- *   about DD_LAKE_FRAME raw bytes (more only when one line is longer), so
+ *   at most about DD_LAKE_FRAME raw bytes (more only when one line is
+ *   longer; less at the end of a part or under memory pressure), so
  *   a reader can verify each frame's checksum before it hands out any of
  *   its lines: a corrupt part never mixes garbage into output. zstdcat
  *   and DuckDB's read_ndjson read it as it is.
@@ -87,9 +88,19 @@ char *dd_lake_partition_path(const char *lake, const char *dataset, int64_t day)
 struct dd_lake_wopts {
 	int level;		/* zstd level, default 3 */
 	uint64_t part_size;	/* close a part at this many raw bytes (default 32 MiB) */
-	int max_open;		/* open parts at once (default 16); the least
-				 * recently used is closed (made visible) to open
-				 * another, so memory stays bounded */
+	int max_open;		/* open parts (files) at once (default 64); to
+				 * open another, the least recently used is
+				 * closed (made visible) */
+	uint64_t max_buffered;	/* raw bytes waiting in the open parts' frames
+				 * (default 16 MiB); beyond, the fullest frame
+				 * is compressed early (a part is made of
+				 * independent frames, so it stays open) */
+	uint64_t max_held;	/* events in the open parts' id sets, 16 to 32
+				 * bytes each (default 500000); beyond, the
+				 * least recently used part is closed. With the frames
+				 * queued for compression, these bound the
+				 * writer's memory, about 50 MiB by default,
+				 * whatever the input */
 	int64_t max_age_ms;	/* close a part open longer than this (default
 				 * 10 min; 0 = never), so a steady slow stream
 				 * becomes visible too */

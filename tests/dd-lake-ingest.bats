@@ -311,17 +311,18 @@ EOF
 }
 
 @test "more days than open parts: LRU parts close, nothing is lost" {
-	# 40 days interleaved, one event per day in turn: at most 16 parts are
+	# 80 days interleaved, one event per day in turn: at most 64 parts are
 	# open, so the others close and reopen as new parts.
 	for r in 1 2 3; do
-		for d in $(seq -w 1 28) ; do ev "r$r-d$d" "2026-02-${d}T0$r:00:00Z"; done
-		for d in $(seq -w 1 12) ; do ev "r$r-m$d" "2026-03-${d}T0$r:00:00Z"; done
+		for d in $(seq 0 79); do
+			ev "r$r-d$d" "$(date -u -d "2026-01-01 + $d days" +%Y-%m-%d)T0$r:00:00Z"
+		done
 	done > in.ndjson
 	run dd-lake-ingest -l "$LAKE" < in.ndjson
 	assert_success
-	assert_output --partial "stored 120, duplicates 0, late 78,"
-	assert_output --partial "partitions 40,"
-	[ "$(parts | wc -l)" -gt 40 ]
+	assert_output --partial "stored 240, duplicates 0, late 158,"
+	assert_output --partial "partitions 80,"
+	[ "$(parts | wc -l)" -gt 80 ]
 	run lake_ids
 	assert_output "$(jq -r .id in.ndjson | sort)"
 }
