@@ -656,8 +656,16 @@ dd_package_list(const char *path, const char *owner, enum dd_fmt fmt, FILE *out)
 			}
 			continue;
 		}
-		for (int c = 1; c <= 6; c++)
-			cell_text(o, st, c);
+		for (int c = 1; c <= 6; c++) {
+			if (c == 5) {
+				/* 3, not SQLite's 3.0 */
+				char w[32];
+				int n = snprintf(w, sizeof w, "%.15g", sqlite3_column_double(st, c));
+				dd_out_cell(o, w, (size_t)n);
+			} else {
+				cell_text(o, st, c);
+			}
+		}
 		cell_time(o, st, 7);
 		dd_out_endrow(o);
 	}
