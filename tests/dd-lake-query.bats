@@ -521,3 +521,37 @@ EOF
 	assert_equal "$status" 4
 	refute_sanitizer
 }
+
+@test "DuckDB reads the same answers from the same lake" {
+	[ -d "$DD_ROOT/.deps/node_modules/@duckdb/node-api" ] || skip "no @duckdb/node-api in .deps"
+	cat > duck.mjs <<EOF2
+import { createRequire } from 'node:module';
+const require = createRequire('$DD_ROOT/.deps/package.json');
+const { DuckDBInstance } = require('@duckdb/node-api');
+const db = await DuckDBInstance.create(':memory:');
+const con = await db.connect();
+const r = await con.runAndReadAll(process.argv[2]);
+for (const row of r.getRowsJson()) console.log(row.join('\t'));
+EOF2
+	src="read_ndjson('$SHARED/events/*/*/*/*.ndjson.zst', hive_partitioning=true, columns={id: 'VARCHAR', type: 'VARCHAR', subject: 'VARCHAR', time: 'TIMESTAMPTZ'})"
+	node duck.mjs "select printf('%04d-%02d-%02d', year::int, month::int, day::int) as d, type, count(*) from $src where time >= '2025-06-02T00:00:00Z' and time < '2025-06-03T12:00:00Z' group by d, type order by d, type" > want
+	dd-lake-query -l "$SHARED" --since 2025-06-02 --until 2025-06-03T12:00:00Z --count-by @day,type --format tsv | tail -n +2 > got
+	[ -s want ]
+	diff want got
+	s=$(lake_cat | jq -r .subject | sed -n 777p)
+	node duck.mjs "select id from $src where subject = '$s' order by id" > want
+	dd-lake-query -l "$SHARED" --subject "$s" --fields id --format tsv | tail -n +2 | sort > got
+	diff want got
+}
+
+@test "-j does not change any answer" {
+	for args in "-e .data.battery" "--count-by data.droneId,@hour --format csv" \
+		"--type drone.position --fields time,subject,data.speedMps,@day --format tsv" \
+		"--since 2025-06-02T13:00:00Z --limit 100 --fields id" "--partitions"; do
+		dd-lake-query -l "$SHARED" -j 1 $args > one
+		for j in 2 4; do
+			dd-lake-query -l "$SHARED" -j $j $args > many
+			cmp one many || { echo "differs with -j $j: $args"; false; }
+		done
+	done
+}
