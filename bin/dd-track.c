@@ -103,6 +103,10 @@ main(int argc, char *argv[])
 	dd_prog = "dd-track";
 	dd_signals_init();
 	dd_filter_defaults(&fo);
+	/* Telemetry comes fast: a commit (an fsync) every 20000 events keeps
+	 * up with hundreds of thousands a second; a slow stream is still
+	 * committed within --flush-interval. */
+	fo.batch = 20000;
 	dd_track_defaults(&o);
 	if (argc > 1 && argv[1][0] != '-') {
 		cmd = argv[1];
