@@ -203,8 +203,6 @@ struct eng {
 	/* the event being handled */
 	const struct dd_env *env;	/* its scan, when its attributes can be
 					 * taken from it (see scan_part) */
-	const char *path;
-	uint64_t lineno;
 	int64_t time_ms;
 	struct dd_buf tmp, key, cells;
 };
@@ -854,9 +852,8 @@ scan_part(struct eng *e, const struct dd_lake_part *pt, int64_t day)
 	const char *line;
 	size_t len;
 	uint64_t lineno;
-	int rc;
+	int rc = 0;
 	struct dd_env env;
-	e->path = pt->path;
 	e->time_ms = day * DAY_MS;
 	while (!e->stop && (rc = dd_lake_reader_next(r, &line, &len, &lineno)) == 1) {
 		int bs = -1;
@@ -864,7 +861,6 @@ scan_part(struct eng *e, const struct dd_lake_part *pt, int64_t day)
 		    !may_match(line, len, o->subjects, o->nsubjects, &bs) ||
 		    !may_match(line, len, o->ids, o->nids, &bs))
 			continue;
-		e->lineno = lineno;
 		e->env = NULL;
 		if (!raw) {
 			if (dd_env_scan(line, len, &env)) {
