@@ -221,13 +221,16 @@ idset_check_add(struct idset *s, uint64_t h, uint32_t t)
 		s->zero = 1;
 		h = 1;
 	}
-	if (s->cap) {
-		size_t mask = s->cap - 1;
-		for (size_t i = (size_t)h & mask; s->h[i]; i = (i + 1) & mask)
-			if (s->h[i] == h && s->t[i] == t)
-				return 1;
-	}
-	idset_put(s, h, t);
+	if ((s->n + 1) * 4 > s->cap * 3)
+		idset_grow(s);
+	size_t mask = s->cap - 1, i = (size_t)h & mask;
+	for (; s->h[i]; i = (i + 1) & mask)
+		if (s->h[i] == h && s->t[i] == t)
+			return 1;
+	/* The empty slot that ended the search is where it goes. */
+	s->h[i] = h;
+	s->t[i] = t;
+	s->n++;
 	return 0;
 }
 

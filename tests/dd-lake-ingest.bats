@@ -296,6 +296,22 @@ EOF
 	[ -z "$(parts)" ]
 }
 
+@test "every kind of bad line dd-sim telemetry --bad makes: exactly those rejected, the rest stored" {
+	command -v dd-sim >/dev/null || skip "dd-sim is not built yet"
+	dd-sim telemetry -n 400 --bad 0.2 --seed 5 --days 2 --start 2026-10-01 \
+		--bad-manifest manifest.ndjson > in.ndjson
+	# Every kind the simulator knows shows up at least once.
+	[ "$(jq -r .kind manifest.ndjson | sort -u | wc -l)" -ge 15 ]
+	run dd-lake-ingest -l "$LAKE" --rejects rej.ndjson < in.ndjson
+	assert_failure 1
+	refute_sanitizer
+	assert_output --partial "stored 400,"
+	diff <(jq .line rej.ndjson) <(jq .line manifest.ndjson)
+	# What was stored is exactly the good lines, byte for byte.
+	jq -r .line manifest.ndjson | awk 'NR == FNR { bad[$1] = 1; next } !(FNR in bad)' - in.ndjson | sort > good
+	parts | xargs zstdcat | sort | cmp - good
+}
+
 @test "duplicates within a part are dropped and counted; a rerun adds new parts" {
 	gen 50 1 > in.ndjson
 	cat in.ndjson in.ndjson > twice.ndjson
