@@ -1674,10 +1674,9 @@ dd_lake_parts(const char *partition, struct dd_lake_part **out, size_t *n)
 			}
 			goto fail;
 		}
-		int rc = meta_load(p->path, p->bytes, sum, &p->meta);
-		if (rc < 0)
-			goto fail;
-		p->has_meta = rc;
+		/* Metadata that cannot be read or parsed only costs a full scan
+		 * of its part (dd_lake_part_verify reports it). */
+		p->has_meta = meta_load(p->path, p->bytes, sum, &p->meta) == 1;
 	}
 	return 0;
 fail:

@@ -218,8 +218,9 @@ struct dd_lake_part {
 /*
  * The parts of one partition directory, sorted by name (creation order),
  * each with its metadata when present and consistent (size and checksum
- * match the part file). A part whose metadata is missing or does not match
- * has has_meta 0: it must be scanned. Temporaries, metadata files and
+ * match the part file). A part whose metadata is missing, unreadable,
+ * malformed or not matching has has_meta 0: it must be scanned. A part
+ * removed meanwhile (by a compaction) is left out. Temporaries, metadata files and
  * anything else are skipped. A missing directory is an empty list.
  * 0 or -1; free with dd_lake_parts_free.
  */

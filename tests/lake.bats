@@ -80,6 +80,17 @@ day_events() {
 	sed -i '1s/"contentChecksum":"[0-9a-f]*"/"contentChecksum":"00000000"/' "$meta"
 	run dd-lakecheck parts "$P"
 	assert_output --regexp ' 0$'
+	# Malformed metadata: the part is listed and scanned; verify names it.
+	printf '{"format":"dd-lake-meta/1","part":' > "$meta"
+	run dd-lakecheck parts "$P"
+	assert_success
+	assert_output --regexp ' 0$'
+	run dd-lakecheck verify "$part"
+	assert_failure 4
+	assert_output --partial "$meta: malformed metadata"
+	cp meta.orig "$meta"
+	run dd-lakecheck verify "$part"
+	assert_output 3
 	# Without metadata the part is still read in full.
 	rm "$meta"
 	run dd-lakecheck parts "$P"
