@@ -81,6 +81,8 @@ on_event(void *ctx, const struct dd_line *l, const struct dd_env *e)
 	const char *sub = text(&e->subject, &c->subject, &subn);
 	const char *type = text(&e->type, &c->type, &typen);
 	if (dd_lake_add(c->w, l->p, l->n, e->time_ms, id, idn, sub, subn, type, typen) < 0) {
+		if (!dd_lake_writer_broken(c->w))
+			return DD_REJECT;	/* refused, e.g. a time no partition holds */
 		c->failed = 1;
 		return DD_FAIL;
 	}

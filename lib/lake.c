@@ -382,6 +382,10 @@ cmp_tcount(const void *a, const void *b)
 
 /* --------------------------------------------------------------- writer */
 
+/* The times a partition can hold: 0000-01-01 to 9999-12-31 (UTC). */
+#define DAY0_MS (-62167219200000LL)
+#define DAY10000_MS (253402300800000LL)
+
 /* Frames waiting for the compression thread. */
 #define QMAX 4
 
@@ -1047,6 +1051,16 @@ dd_lake_add(struct dd_lake_writer *w, const char *line, size_t len, int64_t time
 		dd_seterr("%s: the lake writer stopped after an error", w->root);
 		return -1;
 	}
+	/* Refused, the writer goes on: a newline would split the line in
+	 * two events, and a year past 9999 has no partition readers list. */
+	if (memchr(line, '\n', len)) {
+		dd_seterr("an event line must not hold a newline");
+		return -1;
+	}
+	if (time_ms < DAY0_MS || time_ms >= DAY10000_MS) {
+		dd_seterr("time %" PRId64 " ms is outside years 0000 to 9999", time_ms);
+		return -1;
+	}
 	int64_t day = dd_ms_to_days(time_ms);
 	struct part *p = w->last;
 	if (p == NULL || p->day != day) {
@@ -1205,6 +1219,12 @@ dd_lake_paths_free(char **paths, size_t n)
 	for (size_t i = 0; i < n; i++)
 		free(paths[i]);
 	free(paths);
+}
+
+int
+dd_lake_writer_broken(const struct dd_lake_writer *w)
+{
+	return w->broken;
 }
 
 void

@@ -140,11 +140,16 @@ struct dd_lake_writer *dd_lake_writer_open(const char *lake, const char *dataset
  * (may be NULL) is counted per part. Returns 0 when stored, 1 when
  * dropped as a duplicate, -1 on an I/O error: the writer is then broken
  * (every open part's temporaries removed; parts already visible stay) and
- * every later call fails.
+ * every later call fails. A line holding '\n' or a time outside years
+ * 0000-9999 is refused with -1 too, but the writer goes on
+ * (dd_lake_writer_broken() tells the two apart).
  */
 int dd_lake_add(struct dd_lake_writer *w, const char *line, size_t len,
     int64_t time_ms, const char *id, size_t idlen, const char *subject,
     size_t sublen, const char *type, size_t typelen);
+
+/* 1 when an I/O error stopped the writer. */
+int dd_lake_writer_broken(const struct dd_lake_writer *w);
 
 /* Close every open part and make it visible durably. 0 or -1 (broken, as
  * above). With no open part it does nothing. */

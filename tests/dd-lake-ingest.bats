@@ -193,15 +193,19 @@ EOF
 		ev c "2025-12-31T23:59:59.999999Z"
 		ev d "2026-01-01T00:00:00+00:00"
 		ev e "2026-02-28T22:00:00-03:00"	# 2026-03-01 01:00 UTC
+		ev f "1969-12-31T23:59:59.999Z"
+		ev g "0000-01-01T00:30:00+01:00"	# -0001-12-31: no partition
 	} > in.ndjson
 	run dd-lake-ingest -l "$LAKE" < in.ndjson
-	assert_success
+	assert_failure 1
+	assert_output --partial "stdin:7: "
 	where() { zstdcat "$DS"/year=$1/month=$2/day=$3/part-*.ndjson.zst | jq -r .id | sort | tr -d '\n'; }
 	[ "$(where 2026 11 27)" = a ]
 	[ "$(where 2026 11 26)" = b ]
 	[ "$(where 2025 12 31)" = c ]
 	[ "$(where 2026 01 01)" = d ]
 	[ "$(where 2026 03 01)" = e ]
+	[ "$(where 1969 12 31)" = f ]
 	# The line is stored as written, offset and all.
 	zstdcat "$DS"/year=2026/month=11/day=27/part-*.ndjson.zst | grep -q '"2026-11-26T23:30:00-02:00"'
 }
