@@ -118,7 +118,7 @@ struct dd_sched {
 	struct dd_buf ev, data, tmp;
 	struct csvfeed *csv;
 	/* figures of the run */
-	uint64_t n_new, n_dup, n_invalid, n_sched, n_wait, n_nodrone, n_status, n_ops,
+	uint64_t n_new, n_dup, n_opdup, n_invalid, n_sched, n_wait, n_nodrone, n_status, n_ops,
 	    n_emitted, n_retried;
 };
 
@@ -128,9 +128,10 @@ static const char *const migrations[] = {
 	"CREATE TABLE drones(id TEXT PRIMARY KEY, lat REAL NOT NULL, lon REAL NOT NULL,"
 	" max_kg REAL NOT NULL, max_size TEXT NOT NULL, range_km REAL NOT NULL,"
 	" speed_mps REAL NOT NULL) WITHOUT ROWID;"
-	/* One row per work item; times are UTC epoch milliseconds. */
-	"CREATE TABLE items(delivery_id TEXT PRIMARY KEY, request_id TEXT NOT NULL,"
-	" owner_id TEXT NOT NULL, seq INTEGER NOT NULL, state TEXT NOT NULL,"
+	/* One row per work item, in arrival order (seq); times are UTC epoch
+	 * milliseconds. */
+	"CREATE TABLE items(seq INTEGER PRIMARY KEY, delivery_id TEXT NOT NULL UNIQUE,"
+	" request_id TEXT NOT NULL, owner_id TEXT NOT NULL, state TEXT NOT NULL,"
 	" ever INTEGER NOT NULL, valid INTEGER NOT NULL, reason TEXT, field TEXT,"
 	" pk_lat REAL, pk_lon REAL, pk_alt REAL, dr_lat REAL, dr_lon REAL, dr_alt REAL,"
 	" pickup_time INTEGER, deadline INTEGER, expedited INTEGER, confirmation TEXT,"
@@ -138,14 +139,14 @@ static const char *const migrations[] = {
 	" drone_id TEXT, version INTEGER NOT NULL, depart INTEGER, pickup_eta INTEGER,"
 	" dropoff_eta INTEGER, return_eta INTEGER, busy_until INTEGER,"
 	" stage TEXT, prev_stage TEXT, stage_time INTEGER,"
-	" received INTEGER NOT NULL, updated INTEGER NOT NULL, nlog INTEGER NOT NULL"
-	") WITHOUT ROWID;"
-	"CREATE INDEX items_state ON items(state, seq);"
-	/* The steps done for each item: every event emitted (with its id) and
-	 * every status received, and the state after it. */
+	" received INTEGER NOT NULL, updated INTEGER NOT NULL, nlog INTEGER NOT NULL);"
+	"CREATE INDEX items_state ON items(state);"
+	/* The steps done for each item, and the state after each: the events
+	 * it emitted (their ids follow from the delivery and the step) and the
+	 * statuses it received (event_id: the id received). */
 	"CREATE TABLE log(delivery_id TEXT NOT NULL, n INTEGER NOT NULL, time INTEGER NOT NULL,"
-	" step TEXT NOT NULL, type TEXT, event_id TEXT, state TEXT NOT NULL, detail TEXT,"
-	" PRIMARY KEY (delivery_id, n)) WITHOUT ROWID;"
+	" step TEXT NOT NULL, state TEXT NOT NULL, detail TEXT, event_id TEXT);"
+	"CREATE UNIQUE INDEX log_item ON log(delivery_id, n);"
 	/* Reschedule operations applied, by a hash of their content. */
 	"CREATE TABLE ops(hash TEXT PRIMARY KEY) WITHOUT ROWID;",
 };
@@ -190,7 +191,7 @@ dd_sched_open(struct dd_sched **sp, const struct dd_sched_opts *o)
 	    prep(s, &s->q_get, "SELECT " ITEM_COLS " FROM items WHERE delivery_id = ?") ||
 	    prep(s, &s->q_put, "INSERT OR REPLACE INTO items(" ITEM_COLS ") VALUES(?,?,?,?,?,?,?,?,?,?,"
 		"?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)") ||
-	    prep(s, &s->q_log, "INSERT INTO log VALUES(?,?,?,?,?,?,?,?)") ||
+	    prep(s, &s->q_log, "INSERT INTO log VALUES(?,?,?,?,?,?,?)") ||
 	    prep(s, &s->q_step, "SELECT 1 FROM log WHERE delivery_id = ? AND step = ?") ||
 	    prep(s, &s->q_op, "INSERT OR IGNORE INTO ops(hash) VALUES(?)") ||
 	    prep(s, &s->q_opseen, "SELECT 1 FROM ops WHERE hash = ?") ||
@@ -506,19 +507,19 @@ item_put(struct dd_sched *s, struct item *it)
 	return step_sql(s, s->q_put, "recording a work item");
 }
 
+/* Log a step of the item; received: the id of the event received. */
 static int
-log_row(struct dd_sched *s, struct item *it, int64_t t, const char *step, const char *type,
-    const char *eid, const char *detail)
+log_row(struct dd_sched *s, struct item *it, int64_t t, const char *step, const char *detail,
+    const char *received)
 {
 	sqlite3_stmt *q = s->q_log;
 	sqlite3_bind_text(q, 1, it->did, -1, SQLITE_TRANSIENT);
 	sqlite3_bind_int(q, 2, ++it->nlog);
 	sqlite3_bind_int64(q, 3, t);
 	sqlite3_bind_text(q, 4, step, -1, SQLITE_TRANSIENT);
-	bind_str(q, 5, type);
-	bind_str(q, 6, eid);
-	sqlite3_bind_text(q, 7, state_names[it->state], -1, SQLITE_STATIC);
-	bind_str(q, 8, detail);
+	sqlite3_bind_text(q, 5, state_names[it->state], -1, SQLITE_STATIC);
+	bind_str(q, 6, detail);
+	bind_str(q, 7, received);
 	return step_sql(s, q, "logging a step");
 }
 
@@ -594,7 +595,7 @@ emit(struct dd_sched *s, struct item *it, int64_t t, const char *step, const cha
 		return -1;
 	}
 	s->n_emitted++;
-	return log_row(s, it, t, step, type, eid, detail);
+	return log_row(s, it, t, step, detail, NULL);
 }
 
 static void
@@ -985,13 +986,14 @@ drop_drone(struct item *it)
 
 /*
  * Undo the completed steps of an item, in reverse order: release its
- * drone, remove its package, then cancel the delivery (one that had a
- * drone) or reject the request. Steps already logged are not redone.
+ * drone, remove its package, then cancel the delivery (cancel set: the
+ * client asked, or it had a drone) or reject the request. Steps already
+ * logged are not redone.
  */
 static int
-compensate(struct dd_sched *s, struct item *it, int64_t t, const char *reason, int check)
+compensate(struct dd_sched *s, struct item *it, int64_t t, const char *reason, int check,
+    int cancel)
 {
-	int cancel = it->ever;
 	it->state = cancel ? ST_CANCELLED : ST_REJECTED;
 	it->updated = t;
 	snprintf(it->reason, sizeof it->reason, "%s", reason);
@@ -1432,11 +1434,11 @@ new_request(struct dd_sched *s, const struct keys *k)
 			goto fail;
 	} else if (fit == DD_FIT_NONE) {
 		s->n_nodrone++;
-		if (compensate(s, it, t, "no-drone", 0) || item_put(s, it))
+		if (compensate(s, it, t, "no-drone", 0, 0) || item_put(s, it))
 			goto fail;
 	} else {
 		s->n_wait++;
-		if (log_row(s, it, t, "waiting", NULL, NULL, "no drone free before the deadline") ||
+		if (log_row(s, it, t, "waiting", "no drone free before the deadline", NULL) ||
 		    item_put(s, it))
 			goto fail;
 		wait_add(s, it);
@@ -1499,20 +1501,20 @@ op_cancel(struct dd_sched *s, const struct keys *k)
 	int found = op_target(s, k, &it);
 	if (found <= 0)
 		return found < 0 ? DD_FAIL : DD_REJECT;
-	s->n_ops++;
 	enum dd_verdict v = DD_ACCEPT;
 	if (it->state == ST_CANCELLED) {
-		s->n_dup++;
+		s->n_opdup++;
 	} else if (is_final(it->state)) {
 		dd_seterr("cannot cancel delivery %s: it is %s", it->did, state_names[it->state]);
 		v = DD_REJECT;
 	} else {
+		s->n_ops++;
 		int64_t t = advance(s, INT64_MIN);
 		char drone[IDMAX + 1];
 		snprintf(drone, sizeof drone, "%s", it->drone);
 		if (it->state == ST_WAITING)
 			item_free(wait_take(s, it->did));
-		if (compensate(s, it, t, reason, 1) || item_put(s, it) ||
+		if (compensate(s, it, t, reason, 1, 1) || item_put(s, it) ||
 		    (*drone && retry_waiting(s, drone, t)))
 			v = DD_FAIL;
 	}
@@ -1558,7 +1560,7 @@ apply_reschedule(struct dd_sched *s, struct item *it, const struct item *n, unsi
 	trip_of(it, t, -1, &tr);
 	int fit = dd_fleet_search(s->fleet, &tr, &p);
 	if (fit == DD_FIT_NONE)
-		return compensate(s, it, t, "no-drone", 1);
+		return compensate(s, it, t, "no-drone", 1, it->ever);
 	if (*old && (fit != DD_FIT_OK || strcmp(old, dd_fleet_spec(s->fleet, p.drone)->id) != 0) &&
 	    emit_released(s, it, t, old, oldv, "rescheduled", 1))
 		return -1;
@@ -1635,7 +1637,7 @@ op_reschedule(struct dd_sched *s, const struct keys *k)
 		if (seen < 0)
 			v = DD_FAIL;
 		else
-			s->n_dup++;
+			s->n_opdup++;
 		goto out;
 	}
 	if (!it->valid || is_final(it->state) || it->state == ST_FAILED ||
@@ -1750,7 +1752,7 @@ status_event(struct dd_sched *s, const struct dd_env *e)
 	} else {
 		it->state = ST_INPROGRESS;
 	}
-	if (log_row(s, it, t, "status", "delivery.status", eid, stage) || item_put(s, it) ||
+	if (log_row(s, it, t, "status", stage, eid) || item_put(s, it) ||
 	    (freed && retry_waiting(s, it->drone, t)))
 		verdict = DD_FAIL;
 	item_free(it);
@@ -2082,9 +2084,14 @@ filter_summary(void *ctx, struct dd_buf *b)
 {
 	struct dd_sched *s = ctx;
 	dd_buf_printf(b, "; requests %" PRIu64 " new, %" PRIu64 " replayed; scheduled %" PRIu64
-	    ", waiting %" PRIu64 ", invalid %" PRIu64 ", no-drone %" PRIu64 "; statuses %" PRIu64
-	    ", operations %" PRIu64 "; emitted %" PRIu64, s->n_new, s->n_dup, s->n_sched,
-	    s->n_wait, s->n_invalid, s->n_nodrone, s->n_status, s->n_ops, s->n_emitted);
+	    ", waiting %" PRIu64 ", invalid %" PRIu64 ", no-drone %" PRIu64 "; operations %" PRIu64
+	    " applied, %" PRIu64 " replayed; statuses %" PRIu64 "; emitted %" PRIu64, s->n_new,
+	    s->n_dup, s->n_sched, s->n_wait, s->n_invalid, s->n_nodrone, s->n_ops, s->n_opdup,
+	    s->n_status, s->n_emitted);
+	uint64_t drones, nodes, searches;
+	dd_fleet_counters(s->fleet, &drones, &nodes, &searches);
+	if (searches)
+		dd_buf_printf(b, "; %.1f drones examined per search", (double)drones / (double)searches);
 }
 
 static int
@@ -2290,8 +2297,8 @@ out:
 /* ---- the supervisor ---- */
 
 /* A test aid: DD_SCHEDULE_FAULT=supervise-kill:N makes the supervisor
- * kill itself (SIGKILL) after emitting the events of its Nth item and
- * before committing them, the worst moment for a crash. */
+ * kill itself (SIGKILL) after writing the events of the Nth item it acts
+ * on and before committing them, the worst moment for a crash. */
 static long
 fault_kill_at(void)
 {
@@ -2328,7 +2335,7 @@ reassign(struct dd_sched *s, struct item *it, int64_t t, const char *reason, int
 		ss->cancelled++;
 	else
 		ss->rejected++;
-	return compensate(s, it, t, reason, 1);
+	return compensate(s, it, t, reason, 1, it->ever);
 }
 
 /* Decide about one item at t; 0 also when there was nothing to do. */
@@ -2342,7 +2349,7 @@ supervise_item(struct dd_sched *s, struct item *it, int64_t t, struct supstats *
 		if (strcmp(it->prev_stage, "headed-to-dropoff") == 0 ||
 		    strcmp(it->stage, "headed-to-dropoff") == 0) {
 			ss->cancelled++;
-			return compensate(s, it, t, "drone-failed", 1);
+			return compensate(s, it, t, "drone-failed", 1, 1);
 		}
 		return reassign(s, it, t, "drone-failed", 1, ss);
 	case ST_SCHEDULED:
@@ -2368,7 +2375,7 @@ supervise_item(struct dd_sched *s, struct item *it, int64_t t, struct supstats *
 			ss->cancelled++;
 		else
 			ss->rejected++;
-		return compensate(s, it, t, it->deadline > t ? "no-drone" : "deadline", 1);
+		return compensate(s, it, t, it->deadline > t ? "no-drone" : "deadline", 1, it->ever);
 	}
 	default:
 		return 0;
@@ -2395,7 +2402,7 @@ dd_sched_supervise(struct dd_sched *s, int quiet)
 	/* The supervisor's clock is t: its floor too. */
 	s->o.has_now = 1;
 	s->o.now = t;
-	long kill_at = fault_kill_at();
+	long kill_at = fault_kill_at(), acted = 0;
 	struct supstats ss = { 0 };
 	int code = DD_EXIT_OK;
 	/* The candidates, most urgent first; each is then re-read and handled
@@ -2444,10 +2451,9 @@ dd_sched_supervise(struct dd_sched *s, int quiet)
 			code = DD_EXIT_IO;
 			break;
 		}
-		/* A waiting item still waiting stays in memory's list. */
-		int waits = it->state == ST_WAITING && it->nlog == before;
+		if (it->nlog != before)
+			acted++;
 		item_free(it);
-		(void)waits;
 		/* Output first, then the commit: a crash in between repeats this
 		 * item's events with the same ids, never loses them. */
 		if (fflush(s->out) != 0 || ferror(s->out)) {
@@ -2455,7 +2461,7 @@ dd_sched_supervise(struct dd_sched *s, int quiet)
 			code = DD_EXIT_IO;
 			break;
 		}
-		if (kill_at > 0 && (long)ss.examined >= kill_at && s->n_emitted > 0)
+		if (kill_at > 0 && acted == kill_at)
 			raise(SIGKILL);
 		if (commit(s)) {
 			code = DD_EXIT_IO;
@@ -2533,6 +2539,24 @@ put_out(struct dd_buf *b, FILE *out)
 	return 0;
 }
 
+/* The event type of a logged step (NULL: a step without one). */
+static const char *
+step_type(const char *step)
+{
+	static const char *const map[][2] = {
+		{ "registered", "package.registered" }, { "scheduled", "delivery.scheduled" },
+		{ "rejected", "delivery.rejected" }, { "removed", "package.removed" },
+		{ "cancelled", "delivery.cancelled" }, { "released.", "drone.released" },
+		{ "rescheduled.", "delivery.rescheduled" }, { "status", "delivery.status" },
+	};
+	for (size_t i = 0; i < sizeof map / sizeof map[0]; i++) {
+		size_t n = strlen(map[i][0]);
+		if (strncmp(step, map[i][0], n) == 0 && (map[i][0][n - 1] == '.' || step[n] == '\0'))
+			return map[i][1];
+	}
+	return NULL;
+}
+
 int
 dd_sched_get(struct dd_sched *s, const char *id, FILE *out)
 {
@@ -2543,7 +2567,7 @@ dd_sched_get(struct dd_sched *s, const char *id, FILE *out)
 		return DD_EXIT_IO;
 	sqlite3_bind_text(q, 1, id, -1, SQLITE_TRANSIENT);
 	sqlite3_stmt *lq;
-	if (ro_query(s, &lq, "SELECT n, time, step, type, event_id, state, detail FROM log"
+	if (ro_query(s, &lq, "SELECT n, time, step, state, detail, event_id FROM log"
 	    " WHERE delivery_id = ? ORDER BY n")) {
 		sqlite3_finalize(q);
 		return DD_EXIT_IO;
@@ -2565,14 +2589,22 @@ dd_sched_get(struct dd_sched *s, const char *id, FILE *out)
 			jkey(&b, "n");
 			dd_buf_printf(&b, "%d", sqlite3_column_int(lq, 0));
 			jtime(&b, "time", sqlite3_column_int64(lq, 1));
-			jstr(&b, "step", (const char *)sqlite3_column_text(lq, 2));
-			if (sqlite3_column_type(lq, 3) != SQLITE_NULL)
-				jstr(&b, "type", (const char *)sqlite3_column_text(lq, 3));
+			const char *step = (const char *)sqlite3_column_text(lq, 2);
+			jstr(&b, "step", step);
+			const char *type = step_type(step);
+			if (type) {
+				char eid[24];
+				jstr(&b, "type", type);
+				if (sqlite3_column_type(lq, 5) != SQLITE_NULL) {
+					jstr(&b, "eventId", (const char *)sqlite3_column_text(lq, 5));
+				} else {
+					derive_eid(it->did, step, eid);
+					jstr(&b, "eventId", eid);
+				}
+			}
+			jstr(&b, "state", (const char *)sqlite3_column_text(lq, 3));
 			if (sqlite3_column_type(lq, 4) != SQLITE_NULL)
-				jstr(&b, "eventId", (const char *)sqlite3_column_text(lq, 4));
-			jstr(&b, "state", (const char *)sqlite3_column_text(lq, 5));
-			if (sqlite3_column_type(lq, 6) != SQLITE_NULL)
-				jstr(&b, "detail", (const char *)sqlite3_column_text(lq, 6));
+				jstr(&b, "detail", (const char *)sqlite3_column_text(lq, 4));
 			dd_buf_addc(&b, '}');
 		}
 		sqlite3_reset(lq);
