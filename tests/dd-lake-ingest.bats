@@ -373,8 +373,15 @@ EOF
 		dd-lake-ingest -l "$LAKE" --flush-interval 1h < pipe 2> err &
 		BG=$!
 		exec 7> pipe
-		gen 30 3 >&7
-		sleep 0.5
+		gen 30 3 > in.ndjson
+		cat in.ndjson >&7
+		# Signal only once it has read everything (however loaded the machine).
+		size=$(stat -c %s in.ndjson)
+		for i in $(seq 100); do
+			[ "$(awk '/^rchar/ {print $2}' /proc/$BG/io)" -ge "$size" ] && break
+			sleep 0.1
+		done
+		sleep 0.2
 		[ -z "$(parts)" ]
 		kill -$sig $BG
 		rc=0
@@ -396,7 +403,7 @@ EOF
 	exec 7> pipe
 	cat first.ndjson >&7
 	# Wait until the first half is in: visible parts, and open ones hidden.
-	for i in $(seq 100); do
+	for i in $(seq 300); do
 		[ "$(lake_ids | wc -l)" -ge 11000 ] && [ -n "$(hidden)" ] && break
 		sleep 0.1
 	done
