@@ -326,7 +326,8 @@ build(struct dd_fleet *f, int first, int count, int parent)
 int
 dd_fleet_build(struct dd_fleet *f)
 {
-	qsort(f->d, (size_t)f->n, sizeof *f->d, cmp_drone);
+	if (f->n > 1)
+		qsort(f->d, (size_t)f->n, sizeof *f->d, cmp_drone);
 	for (int i = 1; i < f->n; i++)
 		if (strcmp(f->d[i - 1].s.id, f->d[i].s.id) == 0) {
 			dd_seterr("drone \"%s\" is listed twice", f->d[i].s.id);
