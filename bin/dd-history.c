@@ -219,7 +219,8 @@ main(int argc, char *argv[])
 	}
 	dd_store_close(&s);
 	free(db);
-	if (dd_close_stdout()) {
+	/* A write error already reported is not reported twice. */
+	if (dd_close_stdout() && rc != DD_EXIT_IO) {
 		dd_warn("%s", dd_errmsg());
 		rc = DD_EXIT_IO;
 	}

@@ -1,3 +1,4 @@
+#include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <signal.h>
@@ -895,7 +896,7 @@ json_time(struct dd_buf *b, sqlite3_stmt *st, int i)
 static void
 json_summary(struct dd_buf *b, sqlite3_stmt *st)
 {
-	dd_buf_adds(b, "\"id\":");
+	dd_buf_adds(b, "\"deliveryId\":");
 	json_col(b, st, 1);
 	dd_buf_adds(b, ",\"requestId\":");
 	json_col(b, st, 2);
@@ -917,7 +918,7 @@ static int
 write_buf(const struct dd_buf *b, FILE *out)
 {
 	if (b->len && fwrite(b->p, 1, b->len, out) != b->len) {
-		dd_seterr("stdout: write error");
+		dd_seterr("stdout: %s", strerror(errno ? errno : EIO));
 		return -1;
 	}
 	return 0;
@@ -976,7 +977,7 @@ int
 dd_history_list(struct dd_store *s, const struct dd_history_query *q, enum dd_fmt fmt,
     FILE *out)
 {
-	static const char *const cols[] = { "id", "requestId", "ownerId", "stage", "droneId",
+	static const char *const cols[] = { "deliveryId", "requestId", "ownerId", "stage", "droneId",
 		"created", "ended", "updated", "eventCount" };
 	struct dd_buf sql = { 0 }, b = { 0 };
 	/* Only the conditions asked for, so the planner can use the owner or
@@ -1033,10 +1034,8 @@ dd_history_list(struct dd_store *s, const struct dd_history_query *q, enum dd_fm
 	}
 	if (rc == 0 && r != SQLITE_DONE)
 		rc = dd_store_err(s, "list");
-	if (o && dd_out_finish(o) && rc == 0) {
-		dd_seterr("stdout: write error");
-		rc = -1;
-	}
+	if (o && dd_out_finish(o) && rc == 0)
+		rc = -1;	/* dd_out_finish() said why */
 	sqlite3_finalize(st);
 	dd_buf_free(&b);
 	return rc;
