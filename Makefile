@@ -111,7 +111,7 @@ lint:
 
 demo: deps
 	$(MAKE) all
-	DD_BIN=$(abspath $(BUILD)/bin) scripts/demo
+	DD_BIN=$(abspath $(BUILD)/bin) DD_HOME=$(abspath $(BUILD))/demo scripts/demo
 
 bench: deps
 	$(MAKE) all $(TESTBIN)
