@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "csvin.h"
@@ -2120,6 +2121,10 @@ start_csv(struct dd_sched *s, int fd, int *rfd)
 	return 0;
 }
 
+/* A CSV reader left waiting for input when the filter stopped early:
+ * kept reachable, the process exit ends it. */
+static struct csvfeed *abandoned;
+
 static int
 stop_csv(struct dd_sched *s, int rfd, int finished)
 {
@@ -2127,13 +2132,24 @@ stop_csv(struct dd_sched *s, int rfd, int finished)
 	int rc = 0;
 	close(rfd);	/* a writer still busy gets EPIPE and stops */
 	if (!finished) {
-		/* Stopped early (--strict, a signal): the thread may be waiting for
-		 * input that never comes; the process exit ends it. */
-		pthread_detach(c->th);
-		s->csv = NULL;
-		return 0;
+		/* Stopped early (--strict, a signal): the reader ends at once
+		 * unless it is waiting for input that may never come. */
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += 200 * 1000000L;
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+		if (pthread_timedjoin_np(c->th, NULL, &ts) != 0) {
+			pthread_detach(c->th);
+			abandoned = c;
+			s->csv = NULL;
+			return 0;
+		}
+	} else {
+		pthread_join(c->th, NULL);
 	}
-	pthread_join(c->th, NULL);
 	if (c->rc < 0) {
 		dd_seterr("%s", c->err);
 		rc = -1;
