@@ -104,7 +104,7 @@ struct dd_lake_wopts {
 				 * bytes each (default 500000); beyond, the
 				 * least recently used part is closed. With the frames
 				 * queued for compression, these bound the
-				 * writer's memory, about 50 MiB by default,
+				 * writer's memory, about 60 MiB by default,
 				 * whatever the input */
 	int64_t max_age_ms;	/* close a part open longer than this (default
 				 * 10 min; 0 = never), so a steady slow stream
