@@ -2421,13 +2421,15 @@ dd_sched_supervise(struct dd_sched *s, int quiet)
 	long kill_at = fault_kill_at(), acted = 0;
 	struct supstats ss = { 0 };
 	int code = DD_EXIT_OK;
-	/* The candidates, most urgent first; each is then re-read and handled
-	 * in its own transaction. */
+	/* The candidates: deliveries already promised first (replacing their
+	 * drone may free time for the others), then the waiting ones, most
+	 * urgent first. Each is then re-read and handled in its own
+	 * transaction. */
 	struct dd_buf ids = { 0 };
 	size_t nids = 0;
 	sqlite3_stmt *q = dd_store_prepare(&s->st, "SELECT delivery_id FROM items WHERE"
 	    " state = 'failed' OR (state = 'scheduled' AND pickup_eta <= ?) OR state = 'waiting'"
-	    " ORDER BY expedited DESC, deadline, seq");
+	    " ORDER BY state = 'waiting', expedited DESC, deadline, seq");
 	if (q == NULL) {
 		code = DD_EXIT_IO;
 		goto out;

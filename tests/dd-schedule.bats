@@ -582,3 +582,33 @@ false\tdelivery.cancelled\tdrone-failed\t-')"
 	run jq -r 'select(.type == "delivery.scheduled") | [.time, .data.departureEta, .data.pickupEta] | @tsv' out
 	assert_output "$(printf '2026-11-26T10:30:00.000Z\t2026-11-26T10:30:00.000Z\t2026-11-26T10:30:00.000Z')"
 }
+
+@test "a filter and a supervisor at once on one store never book a drone twice" {
+	head -21 "$FLEET" > twenty.csv
+	dd-schedule -q fleet import twenty.csv
+	dd-sim requests -n 160 --seed 13 --rate 300 > in.ndjson
+	mkfifo feed
+	dd-schedule -q --flush-interval 50ms < feed > out1.ndjson 2> err1 &
+	filter=$!
+	exec 7> feed
+	head -80 in.ndjson >&7
+	# Once the first half is committed (its events are out: output is
+	# flushed before each commit) ...
+	for i in $(seq 100); do
+		[ "$(dd-schedule stats 2>/dev/null | jq -r .requests)" = 80 ] && break
+		sleep 0.1
+	done
+	n1=$(wc -l < out1.ndjson)
+	# ... the supervisor moves stuck deliveries onto other drones ...
+	dd-schedule -q supervise --now 2026-11-26T07:00:00Z > out2.ndjson
+	[ "$(of_type out2.ndjson delivery.rescheduled | wc -l)" -gt 0 ]
+	# ... and the filter, still running, books around them.
+	tail -n +81 in.ndjson >&7
+	exec 7>&-
+	wait "$filter"
+	[ "$(dd-schedule stats | jq .requests)" -eq 160 ]
+	{ head -n "$n1" out1.ndjson; cat out2.ndjson; tail -n +"$((n1 + 1))" out1.ndjson; } > all.ndjson
+	[ "$(wc -l < all.ndjson)" -gt "$((n1 + 80))" ]
+	run jq -s -c -f "$OVERLAP" all.ndjson
+	assert_output '[]'
+}
