@@ -2073,10 +2073,18 @@ filter_origin(void *ctx, const struct dd_line *l)
 	return o;
 }
 
+static long fault_at(const char *what);
+
 static int
 filter_commit(void *ctx)
 {
 	struct dd_sched *s = ctx;
+	/* A test aid, like supervise-kill below: the loop has flushed the
+	 * output of this batch, which is not committed yet. */
+	static long commits;
+	long kill_at = fault_at("commit-kill:");
+	if (kill_at > 0 && s->st.in_tx && ++commits == kill_at)
+		raise(SIGKILL);
 	return commit(s);
 }
 
@@ -2312,15 +2320,19 @@ out:
 
 /* ---- the supervisor ---- */
 
-/* A test aid: DD_SCHEDULE_FAULT=supervise-kill:N makes the supervisor
+/*
+ * Test aids, DD_SCHEDULE_FAULT: supervise-kill:N makes the supervisor
  * kill itself (SIGKILL) after writing the events of the Nth item it acts
- * on and before committing them, the worst moment for a crash. */
+ * on and before committing them; commit-kill:N makes the filter do so at
+ * its Nth commit, after the batch's output. The worst moments for a crash.
+ */
 static long
-fault_kill_at(void)
+fault_at(const char *what)
 {
 	const char *f = getenv("DD_SCHEDULE_FAULT");
-	if (f && strncmp(f, "supervise-kill:", 15) == 0)
-		return strtol(f + 15, NULL, 10);
+	size_t n = strlen(what);
+	if (f && strncmp(f, what, n) == 0)
+		return strtol(f + n, NULL, 10);
 	return 0;
 }
 
@@ -2418,7 +2430,7 @@ dd_sched_supervise(struct dd_sched *s, int quiet)
 	/* The supervisor's clock is t: its floor too. */
 	s->o.has_now = 1;
 	s->o.now = t;
-	long kill_at = fault_kill_at(), acted = 0;
+	long kill_at = fault_at("supervise-kill:"), acted = 0;
 	struct supstats ss = { 0 };
 	int code = DD_EXIT_OK;
 	/* The candidates: deliveries already promised first (replacing their
