@@ -1822,6 +1822,7 @@ struct csvfeed {
 	int wfd;
 	pthread_mutex_t mu;
 	struct origin *head, *tail, *cur;
+	uint64_t popped;	/* origins taken: cur is that line's */
 	struct dd_line line;
 	int ncols;
 	int header_done;
@@ -2020,6 +2021,7 @@ origin_free(struct origin *o)
 static struct origin *
 csv_next(struct csvfeed *c)
 {
+	c->popped++;
 	pthread_mutex_lock(&c->mu);
 	struct origin *o = c->head;
 	if (o) {
@@ -2033,6 +2035,17 @@ csv_next(struct csvfeed *c)
 	return o;
 }
 
+/* The origin of line lineno of the pipe: line k is the kth row after the
+ * header. (The loop rejects an over-long line without showing it to us.) */
+static struct origin *
+csv_origin(struct csvfeed *c, uint64_t lineno)
+{
+	while (c->popped < lineno)
+		if (csv_next(c) == NULL)
+			return NULL;
+	return c->popped == lineno ? c->cur : NULL;
+}
+
 /* ---- the filter ---- */
 
 static enum dd_verdict
@@ -2040,7 +2053,7 @@ filter_line(void *ctx, const struct dd_line *l)
 {
 	struct dd_sched *s = ctx;
 	if (s->csv) {
-		struct origin *o = csv_next(s->csv);
+		struct origin *o = csv_origin(s->csv, l->lineno);
 		if (o == NULL) {
 			dd_seterr("internal error: CSV rows out of step");
 			return DD_FAIL;
@@ -2057,7 +2070,7 @@ static const struct dd_line *
 filter_origin(void *ctx, const struct dd_line *l)
 {
 	struct dd_sched *s = ctx;
-	if (s->csv == NULL || s->csv->cur == NULL)
+	if (s->csv == NULL || csv_origin(s->csv, l->lineno) == NULL)
 		return l;
 	struct dd_line *o = &s->csv->line;
 	memset(o, 0, sizeof *o);

@@ -355,6 +355,28 @@ EOF
 	echo "$output" | jq -e '.package.weightKg == 14 and .package.size == "small"'
 }
 
+@test "CSV: a row over --max-line is rejected with its line, and the rows after it still line up" {
+	dd-schedule -q fleet import "$FLEET"
+	long=$(head -c 3000 /dev/zero | tr '\0' x)
+	{
+		echo 'requestId,ownerId,pickup.lat,pickup.lon,dropoff.lat,dropoff.lon,pickupTime,deadline,package.packageId,package.size,package.weightKg,package.tag'
+		echo 'r-1,o-1,47.61,-122.33,47.62,-122.33,2026-11-26T10:00:00Z,2026-11-26T12:00:00Z,p-1,small,1,'
+		echo "r-2,o-1,47.61,-122.33,47.62,-122.33,2026-11-26T10:00:00Z,2026-11-26T12:00:00Z,p-2,small,1,$long"
+		echo 'r-3,o-1,47.61,-122.33,47.62,-122.33,2026-11-26T10:00:00Z,2026-11-26T12:00:00Z,p-3,small,1,"two'
+		echo 'lines"'
+		echo 'r-4,o-1,47.61,-122.33,47.62,-122.33,2026-11-26T10:00:00Z,2026-11-26T12:00:00Z,p-4,small,1,'
+	} > in.csv
+	sched out --csv --max-line 1k --rejects rej.ndjson < in.csv
+	assert_failure 1
+	assert_output --partial "stdin:3: line longer than 1024 bytes"
+	run jq -r '.data.requestId // empty' out
+	assert_output "$(printf 'r-1\nr-3\nr-4')"
+	run jq -r '[.line, (.raw | startswith("r-2,"))] | @tsv' rej.ndjson
+	assert_output "$(printf '3\ttrue')"
+	run dd-schedule get r-3
+	echo "$output" | jq -e '.package.tag == "two\nlines"'
+}
+
 @test "cancel compensates in reverse order; again is a no-op; a finished delivery cannot be cancelled" {
 	one_drone
 	req r-1 > in.ndjson
