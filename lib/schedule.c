@@ -1654,7 +1654,8 @@ op_reschedule(struct dd_sched *s, const struct keys *k)
 		goto out;
 	}
 	s->n_ops++;
-	int64_t t = advance(s, n.pickup_time - s->o.lead_ms);
+	/* An operation has no time of its own: it happens at the clock. */
+	int64_t t = advance(s, INT64_MIN);
 	char old[IDMAX + 1];
 	snprintf(old, sizeof old, "%s", it->drone);
 	if (apply_reschedule(s, it, &n, changed, reason, t) || item_put(s, it)) {
