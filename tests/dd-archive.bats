@@ -1,0 +1,366 @@
+#!/usr/bin/env bats
+# dd-archive: deliveries that ended long enough ago move from history.db to
+# the lake (same events, byte for byte), the others stay; --dry-run; kill -9
+# at random points then a rerun (never lost, no duplicate after --compact);
+# overlapping runs; a live dd-history writer; a full disk; --compact,
+# --verify and bad usage.
+
+load common
+bats_require_minimum_version 1.5.0
+
+setup() {
+	cd "$BATS_TEST_TMPDIR"
+	LAKE=$BATS_TEST_TMPDIR/lake
+	DB=$DD_HOME/history.db
+}
+
+teardown() {
+	[ -z "${BG:-}" ] || kill -9 $BG 2>/dev/null || true
+	[ -z "${BG2:-}" ] || kill -9 $BG2 2>/dev/null || true
+	if [ -n "${MNT:-}" ]; then
+		umount "$MNT" 2>/dev/null || true
+	fi
+}
+
+# gen_deliveries N [T0_EPOCH_S] [STEP_S] [PREFIX]: as in dd-history.bats.
+# T0 1793577600 is 2026-11-02T00:00:00Z; delivery j ends 30 min after
+# T0 + j*STEP (every 100th is a rejection keyed by its request id).
+gen_deliveries() {
+	awk -v n="$1" -v t0="${2:-1793577600}" -v step="${3:-60}" -v pfx="${4:-d}" '
+	function ts(t) { return strftime("%Y-%m-%dT%H:%M:%S", t, 1) ".000Z" }
+	function head(id, src, type, t, subj) {
+		return "{\"specversion\":\"1.0\",\"id\":\"" id "\",\"source\":\"" src \
+		    "\",\"type\":\"" type "\",\"time\":\"" ts(t) "\",\"subject\":\"" subj \
+		    "\",\"datacontenttype\":\"application/json\",\"data\":{"
+	}
+	function status(j, t, stage, prev) {
+		d = sprintf("%s-%07d", pfx, j)
+		print head("st-" d "-" stage, "/dd-track", "delivery.status", t, d) \
+		    "\"deliveryId\":\"" d "\",\"stage\":\"" stage "\",\"previousStage\":\"" prev \
+		    "\",\"droneId\":\"D-" sprintf("%04d", j % 500) "\",\"location\":{\"lat\":47.61,\"lon\":-122.33,\"alt\":0}," \
+		    "\"pickupEta\":\"" ts(t0 + j * step + 300) "\",\"dropoffEta\":\"" ts(t0 + j * step + 1800) "\"}}"
+	}
+	BEGIN {
+		lag1 = int(300 / step); lag2 = int(900 / step); lag3 = int(1800 / step)
+		for (s = 1; s <= n + lag3; s++) {
+			t = t0 + s * step
+			j = s
+			if (j <= n) {
+				d = sprintf("%s-%07d", pfx, j); r = sprintf("r-%s%07d", pfx, j)
+				if (j % 100 == 0) {
+					print head("rej-" r, "/dd-schedule", "delivery.rejected", t, r) \
+					    "\"requestId\":\"" r "\",\"reason\":\"no-drone\",\"ownerId\":\"o-" j % 17 "\"}}"
+				} else {
+					print head("sch-" d, "/dd-schedule", "delivery.scheduled", t, d) \
+					    "\"deliveryId\":\"" d "\",\"requestId\":\"" r "\",\"ownerId\":\"o-" j % 17 \
+					    "\",\"pickup\":{\"lat\":47.61,\"lon\":-122.33,\"alt\":0},\"dropoff\":{\"lat\":47.66,\"lon\":-122.3,\"alt\":0}," \
+					    "\"pickupTime\":\"" ts(t + 300) "\",\"deadline\":\"" ts(t + 7200) "\",\"expedited\":false," \
+					    "\"confirmationRequired\":\"None\",\"package\":{\"packageId\":\"p-" j "\",\"size\":\"small\",\"weightKg\":2.5,\"tag\":\"books\"}," \
+					    "\"droneId\":\"D-" sprintf("%04d", j % 500) "\",\"pickupEta\":\"" ts(t + 300) "\",\"dropoffEta\":\"" ts(t + 1800) "\"}}"
+				}
+			}
+			j = s - lag1
+			if (j >= 1 && j <= n && j % 100) {
+				if (j % 20 == 7) {
+					d = sprintf("%s-%07d", pfx, j)
+					print head("can-" d, "/dd-schedule", "delivery.cancelled", t, d) \
+					    "\"deliveryId\":\"" d "\",\"reason\":\"owner\"}}"
+				} else
+					status(j, t, "headed-to-pickup", "created")
+			}
+			j = s - lag2
+			if (j >= 1 && j <= n && j % 100 && j % 20 != 7)
+				status(j, t, "headed-to-dropoff", "headed-to-pickup")
+			j = s - lag3
+			if (j >= 1 && j <= n && j % 100 && j % 20 != 7)
+				status(j, t, j % 50 == 13 ? "failed" : "completed", "headed-to-dropoff")
+		}
+	}'
+}
+
+# Ids of the events in the lake (every part), in the history, in the input.
+lake_ids() {
+	find "$LAKE" -name 'part-*.ndjson.zst' -print0 2>/dev/null | xargs -0 -r zstdcat | jq -r .id
+}
+hist_ids() { sqlite3 "$DB" "SELECT eid FROM events"; }
+# Every event id of FILE is in the history or the lake (never in neither).
+none_lost() {
+	sort -u <(lake_ids) <(hist_ids) > have
+	jq -r .id "$1" | sort -u > want
+	comm -23 want have > lost
+	[ ! -s lost ] || fail "lost $(wc -l < lost) events, e.g. $(head -3 lost | tr '\n' ' ')"
+}
+summary() { echo "$output" | grep '^{' | jq -r "$1"; }
+# Is the flock(2) lock on FILE held? (Asked of /proc/locks: trying to
+# take it would race with the process under test.)
+locked() {
+	[ -e "$1" ] && grep -q ":$(stat -c %i "$1") " /proc/locks
+}
+
+@test "--help carries the usage; bad usage exits 2 before touching anything" {
+	run dd-archive --help
+	assert_success
+	assert_line --index 0 --partial "usage: dd-archive [--db HISTORY_DB] [-l LAKE]"
+	for args in "--bogus" "extra" "--older-than soon" "--older-than -1d" "--now yesterday" \
+		"--dataset ../up" "--dataset _x" "--chunk 0"; do
+		run -2 dd-archive $args
+		assert_output --partial "usage:"
+	done
+	[ ! -e "$LAKE" ]
+}
+
+@test "an archived delivery leaves history.db for the lake with the same events; younger ones stay" {
+	gen_deliveries 400 1793577600 600 > in.ndjson
+	# A delivery that never ended stays whatever its age.
+	printf '%s\n' '{"specversion":"1.0","id":"open-1","source":"/t","type":"delivery.status","time":"2026-10-01T00:00:00Z","subject":"d-open","data":{"deliveryId":"d-open","stage":"headed-to-pickup"}}' >> in.ndjson
+	dd-history -q < in.ndjson
+	# Cutoff 2026-11-03T12:00Z: deliveries 1..212 ended before it
+	# (delivery j ends at T0 + 600 j + 1800 s, or 300 s when cancelled).
+	run dd-archive -l "$LAKE" --now 2026-11-05T00:00:00Z --older-than 36h
+	assert_success
+	[ "$(summary .deliveriesArchived)" -eq 212 ]
+	[ "$(summary .eventsArchived)" -eq "$(jq -c 'select(.subject | test("^(d-|r-d)0*([1-9]|[1-9][0-9]|1[0-9][0-9]|20[0-9]|21[0-2])$"))' in.ndjson | wc -l)" ]
+	[ "$(summary .partsWritten)" -ge 2 ]
+	run -1 dd-history get d-0000003
+	run -1 dd-history get r-d0000100
+	dd-history get d-0000213 > /dev/null
+	dd-history get d-open > /dev/null
+	[ "$(dd-history stats | jq .deliveries)" -eq 189 ]
+	# In the lake: the original lines, byte for byte, each in the
+	# partition of its own UTC date.
+	for d in d-0000003 d-0000007 d-0000144 r-d0000100; do
+		grep -F "\"subject\":\"$d\"" in.ndjson | sort > want
+		find "$LAKE" -name 'part-*.ndjson.zst' -print0 | xargs -0 zstdcat | grep -F "\"subject\":\"$d\"" | sort > got
+		cmp want got
+		if [ -x "$DD_BIN/dd-lake-query" ]; then
+			dd-lake-query -l "$LAKE" --subject "$d" | sort > got
+			cmp want got
+		fi
+	done
+	for p in $(find "$LAKE" -name 'part-*.ndjson.zst'); do
+		day=$(echo "$p" | sed -E 's|.*/year=([0-9]+)/month=([0-9]+)/day=([0-9]+)/.*|\1-\2-\3|')
+		[ -z "$(zstdcat "$p" | jq -r .time | cut -c1-10 | grep -v "^$day\$")" ]
+	done
+	# Nothing left to do at the same cutoff.
+	run dd-archive -l "$LAKE" --now 2026-11-05T00:00:00Z --older-than 36h --verify
+	assert_success
+	[ "$(summary .deliveriesArchived)" -eq 0 ]
+	[ "$(summary .partsDamaged)" -eq 0 ]
+	none_lost in.ndjson
+}
+
+@test "--dry-run changes nothing and counts what a run would move" {
+	gen_deliveries 200 1793577600 600 > in.ndjson
+	dd-history -q < in.ndjson
+	sqlite3 "$DB" "PRAGMA wal_checkpoint(TRUNCATE)" > /dev/null
+	# (readers may touch the -shm index, never the database or its log)
+	before=$(cat "$DB" "$DB-wal" 2>/dev/null | sha256sum)
+	run dd-archive -l "$LAKE" --now 2026-11-03T00:00:00Z --older-than 12h --dry-run --compact
+	assert_success
+	[ "$(summary .dryRun)" = true ]
+	dry=$(summary '[.deliveriesArchived, .eventsArchived, .eventBytes] | @tsv')
+	[ "$(cat "$DB" "$DB-wal" 2>/dev/null | sha256sum)" = "$before" ]
+	[ ! -e "$LAKE" ]
+	run dd-archive -l "$LAKE" --now 2026-11-03T00:00:00Z --older-than 12h
+	assert_success
+	[ "$(summary '[.deliveriesArchived, .eventsArchived, .eventBytes] | @tsv')" = "$dry" ]
+	# Cutoff 2026-11-02T12:00Z: deliveries 1..68.
+	[ "$(echo "$dry" | cut -f1)" -eq 68 ]
+}
+
+@test "no history.db yet: nothing to archive, exit 0" {
+	run dd-archive -l "$LAKE" --compact --verify
+	assert_success
+	[ "$(summary .deliveriesArchived)" -eq 0 ]
+	[ ! -e "$DB" ]
+}
+
+@test "kill -9 at random points, then a rerun: nothing lost, no duplicate after --compact" {
+	gen_deliveries 3000 1793577600 60 > in.ndjson
+	dd-history -q < in.ndjson
+	for delay in 0.05 0.12 0.2 0.3 0.45 0.6; do
+		(exec dd-archive -q -l "$LAKE" --now 2027-01-01 --chunk 40 > /dev/null) &
+		BG=$!
+		sleep $delay
+		kill -9 $BG 2>/dev/null || true
+		wait $BG || true
+		BG=
+		none_lost in.ndjson
+	done
+	run dd-archive -l "$LAKE" --now 2027-01-01 --chunk 40
+	assert_success
+	none_lost in.ndjson
+	# Everything ended long ago: all of it is in the lake, none in history.
+	[ "$(dd-history stats | jq .deliveries)" -eq 0 ]
+	[ -z "$(hist_ids)" ]
+	run dd-archive -l "$LAKE" --now 2027-01-01 --compact --verify
+	assert_success
+	[ "$(summary .partsDamaged)" -eq 0 ]
+	[ -z "$(lake_ids | sort | uniq -d)" ]
+	[ "$(lake_ids | wc -l)" -eq "$(wc -l < in.ndjson)" ]
+	[ -z "$(find "$LAKE" -name '.*.tmp')" ]
+}
+
+@test "archiving the same events twice leaves no duplicate after --compact" {
+	gen_deliveries 300 1793577600 300 > in.ndjson
+	dd-history -q < in.ndjson
+	cp "$DB" copy.db
+	run dd-archive -l "$LAKE" --now 2027-01-01
+	assert_success
+	run dd-archive --db copy.db -l "$LAKE" --now 2027-01-01
+	assert_success
+	[ "$(lake_ids | sort | uniq -d | wc -l)" -eq "$(wc -l < in.ndjson)" ]
+	# Readers de-duplicate meanwhile.
+	if [ -x "$DD_BIN/dd-lake-query" ]; then
+		[ "$(dd-lake-query -l "$LAKE" --count)" -eq "$(wc -l < in.ndjson)" ]
+	fi
+	run dd-archive -l "$LAKE" --compact --verify
+	assert_success
+	[ "$(summary .duplicatesDropped)" -eq "$(wc -l < in.ndjson)" ]
+	[ "$(summary .partsCompacted)" -gt "$(summary .partsAfterCompaction)" ]
+	[ -z "$(lake_ids | sort | uniq -d)" ]
+	[ "$(lake_ids | sort | comm -3 - <(jq -r .id in.ndjson | sort) | wc -l)" -eq 0 ]
+}
+
+@test "overlapping runs: the second exits 5 at once and changes nothing" {
+	gen_deliveries 3000 1793577600 60 > in.ndjson
+	dd-history -q < in.ndjson
+	# This shell holds the lock, as a running predecessor would.
+	exec 7> "$DB-archive.lock"
+	flock 7
+	run -5 dd-archive -l "$LAKE" --now 2027-01-01
+	assert_output --partial "another run holds the lock"
+	[ ! -e "$LAKE" ]
+	exec 7>&-
+	# A real run, stopped while it holds the lock.
+	dd-archive -q -l "$LAKE" --now 2027-01-01 --chunk 20 > first.json &
+	BG=$!
+	until locked "$DB-archive.lock"; do
+		kill -0 $BG 2>/dev/null || break
+		sleep 0.005
+	done
+	kill -STOP $BG 2>/dev/null || true
+	locked "$DB-archive.lock" || skip "the first run ended before it could be stopped"
+	start=$(date +%s%N)
+	run -5 dd-archive -l "$LAKE" --now 2027-01-01
+	[ $(( ($(date +%s%N) - start) / 1000000 )) -lt 2000 ]
+	kill -CONT $BG
+	wait $BG
+	BG=
+	[ "$(jq .deliveriesArchived first.json)" -eq 3000 ]
+	none_lost in.ndjson
+}
+
+@test "a live dd-history writer goes on during archiving and loses nothing" {
+	gen_deliveries 2000 1793577600 60 > old.ndjson
+	dd-history -q < old.ndjson
+	# New deliveries, and late events of old ones (some being archived).
+	{
+		gen_deliveries 1500 1796169600 60 e
+		jq -c 'select(.type == "delivery.status") | .id += "-late" | .time = "2026-12-01T00:00:00.000Z"' old.ndjson | head -1500
+	} > live.ndjson
+	mkfifo fifo
+	dd-history --flush-interval 50ms < fifo 2> live.err &
+	BG2=$!
+	exec 5> fifo
+	dd-archive -q -l "$LAKE" --now 2026-12-01 --older-than 1d --chunk 25 > run.json &
+	BG=$!
+	# Feed the writer while the archive runs.
+	split -l 200 live.ndjson piece.
+	for p in piece.*; do
+		cat "$p" >&5
+		sleep 0.02
+	done
+	code=0
+	wait $BG || code=$?
+	BG=
+	[ "$code" -eq 0 ]
+	exec 5>&-
+	code=0
+	wait $BG2 || code=$?
+	BG2=
+	[ "$code" -eq 0 ] || { cat live.err; false; }
+	grep -q "rejected 0" live.err
+	refute grep -qi "locked\\|busy" live.err
+	cat old.ndjson live.ndjson > all.ndjson
+	none_lost all.ndjson
+	# A rerun archives what arrived for archived deliveries meanwhile.
+	run dd-archive -l "$LAKE" --now 2026-12-01 --older-than 1d
+	assert_success
+	none_lost all.ndjson
+	# 1796083200000 is the cutoff, 2026-11-30T00:00:00Z.
+	[ -z "$(sqlite3 "$DB" "SELECT id FROM deliveries WHERE ended_ms < 1796083200000")" ]
+}
+
+@test "disk full in the lake: exit 4; history.db keeps every delivery not durable in the lake" {
+	[ "$(id -u)" -eq 0 ] || skip "needs root to mount a tmpfs"
+	gen_deliveries 3000 1793577600 60 > in.ndjson
+	dd-history -q < in.ndjson
+	sqlite3 "$DB" "SELECT d.id, e.eid, e.line FROM events e JOIN deliveries d USING (dkey) ORDER BY 1, 2" > before
+	mkdir lake
+	mount -t tmpfs -o size=96k tmpfs lake 2>/dev/null || skip "cannot mount a tmpfs here"
+	MNT=$BATS_TEST_TMPDIR/lake
+	run -4 dd-archive -l "$LAKE" --now 2027-01-01 --chunk 100
+	assert_output --partial "No space left on device"
+	# Some chunks made it, the rest stayed whole.
+	left=$(dd-history stats | jq .deliveries)
+	[ "$left" -gt 0 ] && [ "$left" -lt 3000 ]
+	sqlite3 "$DB" "SELECT d.id, e.eid, e.line FROM events e JOIN deliveries d USING (dkey) ORDER BY 1, 2" > after
+	# What is left is exactly what was there, untouched.
+	[ -z "$(comm -13 before after)" ]
+	cut -f1 -d'|' after | sort -u > kept
+	cut -f1 -d'|' before | sort -u | comm -23 - kept > gone
+	# Every event of every delivery that left is in a visible part.
+	lake_ids | sort -u > inlake
+	grep -F -f <(sed 's/.*/"subject":"&"/' gone) in.ndjson | jq -r .id | sort -u | comm -23 - inlake > missing
+	[ ! -s missing ]
+	none_lost in.ndjson
+	# Move what the small disk holds to the larger one beneath it.
+	cp -a lake saved
+	umount "$MNT"
+	MNT=
+	cp -a saved/. lake/
+	# With room again, a rerun finishes the job.
+	run dd-archive -l "$LAKE" --now 2027-01-01
+	assert_success
+	[ "$(dd-history stats | jq .deliveries)" -eq 0 ]
+	none_lost in.ndjson
+}
+
+@test "SIGTERM stops between deliveries with exit 143; a rerun completes" {
+	gen_deliveries 3000 1793577600 60 > in.ndjson
+	dd-history -q < in.ndjson
+	dd-archive -q -l "$LAKE" --now 2027-01-01 --chunk 20 > run.json &
+	BG=$!
+	sleep 0.15
+	kill -TERM $BG
+	code=0
+	wait $BG || code=$?
+	BG=
+	[ "$code" -eq 143 ] || [ "$code" -eq 0 ]
+	jq -e .deliveriesArchived run.json > /dev/null
+	none_lost in.ndjson
+	run dd-archive -l "$LAKE" --now 2027-01-01
+	assert_success
+	none_lost in.ndjson
+}
+
+@test "--verify reports a damaged part and exits 1" {
+	gen_deliveries 300 1793577600 300 | dd-history -q
+	run dd-archive -l "$LAKE" --now 2027-01-01 --verify
+	assert_success
+	[ "$(summary .partsVerified)" -ge 2 ]
+	p=$(find "$LAKE" -name 'part-*.ndjson.zst' | sort | head -1)
+	size=$(stat -c %s "$p")
+	printf '\xff\xff\xff\xff' | dd of="$p" bs=1 seek=$((size / 2)) conv=notrunc 2>/dev/null
+	run -1 dd-archive -l "$LAKE" --verify
+	assert_output --partial "damaged: $p"
+	[ "$(summary .partsDamaged)" -eq 1 ]
+	# Metadata that does not match its part is damage too.
+	q=$(find "$LAKE" -name 'part-*.ndjson.zst' | sort | tail -1)
+	m=$(dirname "$q")/_$(basename "$q" .ndjson.zst).meta
+	sed -i '1s/"events":\([0-9]*\)/"events":1\1/' "$m"
+	run -1 dd-archive -l "$LAKE" --verify
+	[ "$(summary .partsDamaged)" -eq 2 ]
+	refute_sanitizer
+}
