@@ -175,12 +175,19 @@ obuf_init(struct obuf *o, FILE *f)
 	o->err = 0;
 }
 
+/* Where a write error happened, for SPEC's "PROG: stdout: what". */
+static const char *
+obuf_name(const struct obuf *o)
+{
+	return o->f == stdout ? "stdout" : "output";
+}
+
 static int
 obuf_flush(struct obuf *o)
 {
 	if (o->len && !o->err && fwrite(o->p, 1, o->len, o->f) != o->len) {
 		o->err = errno ? errno : EIO;
-		dd_seterr("write error: %s", strerror(o->err));
+		dd_seterr("%s: %s", obuf_name(o), strerror(o->err));
 	}
 	o->len = 0;
 	return o->err ? -1 : 0;
@@ -208,7 +215,7 @@ obuf_add(struct obuf *o, const void *p, size_t n)
 		obuf_flush(o);
 		if (!o->err && fwrite(p, 1, n, o->f) != n) {
 			o->err = errno ? errno : EIO;
-			dd_seterr("write error: %s", strerror(o->err));
+			dd_seterr("%s: %s", obuf_name(o), strerror(o->err));
 		}
 		return;
 	}
