@@ -1678,7 +1678,8 @@ dd_lake_parts(const char *partition, struct dd_lake_part **out, size_t *n)
 		(*n)++;
 	}
 	closedir(d);
-	qsort(*out, *n, sizeof **out, cmp_part);
+	if (*n)		/* qsort(NULL, 0, ...) is undefined behaviour */
+		qsort(*out, *n, sizeof **out, cmp_part);
 	for (size_t i = 0; i < *n; i++) {
 		struct dd_lake_part *p = &(*out)[i];
 		unsigned char sum[4];
