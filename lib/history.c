@@ -118,9 +118,11 @@ struct batch {
 };
 
 #define NONE UINT32_MAX
-/* Hand a batch to the writer thread once it holds this many events (it
- * takes a larger one when it was busy meanwhile). */
-#define CHUNK 8192
+/* Hand a batch to the writer thread once it holds this many events or
+ * bytes (it takes a larger one when it was busy meanwhile): large enough
+ * that the fsync of each commit is not what bounds the rate. */
+#define CHUNK 32768
+#define CHUNK_BYTES (16u << 20)
 /* Wait for the writer rather than buffer more than this, so memory stays
  * bounded whatever --batch says. */
 #define ARENA_MAX (64u << 20)
@@ -523,7 +525,7 @@ dd_history_ingest_event(struct dd_history_ingest *h, const struct dd_env *e,
 	if (b->arena.len >= ARENA_MAX) {
 		if (h->threaded ? hand_over(h, 1) : dd_history_ingest_commit(h))
 			return DD_FAIL;
-	} else if (h->threaded && b->nev >= CHUNK) {
+	} else if (h->threaded && (b->nev >= CHUNK || b->arena.len >= CHUNK_BYTES)) {
 		if (hand_over(h, 0))
 			return DD_FAIL;
 	}
