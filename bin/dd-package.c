@@ -98,6 +98,9 @@ main(int argc, char *argv[])
 	dd_prog = "dd-package";
 	dd_signals_init();
 	dd_filter_defaults(&fo);
+	/* A commit (an fsync, and the pages the batch touched) every 20000
+	 * events; a slow stream is still committed within --flush-interval. */
+	fo.batch = 20000;
 	if (argc > 1 && argv[1][0] != '-') {
 		size_t i;
 		for (i = 0; i < sizeof cmds / sizeof cmds[0]; i++)

@@ -14,7 +14,7 @@
 
 struct dd_package {
 	struct dd_store s;
-	sqlite3_stmt *reg, *rem;
+	sqlite3_stmt *sel, *reg_ins, *reg_upd, *rem_ins, *rem_upd;
 	uint64_t stored, removed, unchanged;
 	/* Decoded strings of one event (only those with escapes). */
 	struct dd_buf b_id, b_pkg, b_owner, b_dlv, b_tag;
@@ -41,11 +41,6 @@ static const char *const migrations[] = {
 	"CREATE INDEX package_owner ON package(owner_id, registered) WHERE doc IS NOT NULL;",
 };
 
-/* An event is applied when it is newer than the one the row holds:
- * (time, id) compared, so equal times still have one order. */
-#define NEWER "WHERE (excluded.event_time, excluded.event_id) > " \
-	"(package.event_time, package.event_id)"
-
 int
 dd_package_open(struct dd_package **pp, const char *path)
 {
@@ -57,19 +52,27 @@ dd_package_open(struct dd_package **pp, const char *path)
 		free(p);
 		return rc;
 	}
-	p->reg = dd_store_prepare(&p->s, "INSERT INTO package (id, owner_id, delivery_id, "
-	    "size, weight_kg, tag, registered, doc, event_time, event_id) "
-	    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?7, ?9) ON CONFLICT (id) DO UPDATE SET "
-	    "owner_id = excluded.owner_id, delivery_id = excluded.delivery_id, "
-	    "size = excluded.size, weight_kg = excluded.weight_kg, tag = excluded.tag, "
-	    "registered = excluded.registered, doc = excluded.doc, "
-	    "event_time = excluded.event_time, event_id = excluded.event_id " NEWER);
-	p->rem = p->reg == NULL ? NULL : dd_store_prepare(&p->s, "INSERT INTO package "
-	    "(id, event_time, event_id) VALUES (?1, ?2, ?3) ON CONFLICT (id) DO UPDATE SET "
-	    "owner_id = NULL, delivery_id = NULL, size = NULL, weight_kg = NULL, tag = NULL, "
-	    "registered = NULL, doc = NULL, event_time = excluded.event_time, "
-	    "event_id = excluded.event_id " NEWER);
-	if (p->rem == NULL) {
+	/* Checkpoint less often than SQLite's 1000 pages: a batch of new
+	 * documents writes more than that, and each checkpoint is an fsync. */
+	if (dd_store_exec(&p->s, "PRAGMA wal_autocheckpoint=16384")) {
+		dd_package_close(p);
+		return DD_EXIT_IO;
+	}
+	/* An INSERT that does nothing for a known package, then a lookup and
+	 * an UPDATE: the decision (newer or not) is plain C. */
+	if ((p->sel = dd_store_prepare(&p->s, "SELECT event_time, event_id FROM package "
+	    "WHERE id = ?1")) == NULL ||
+	    (p->reg_ins = dd_store_prepare(&p->s, "INSERT INTO package (id, owner_id, "
+	    "delivery_id, size, weight_kg, tag, registered, doc, event_time, event_id) "
+	    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?7, ?9) ON CONFLICT (id) DO NOTHING")) == NULL ||
+	    (p->reg_upd = dd_store_prepare(&p->s, "UPDATE package SET owner_id = ?2, "
+	    "delivery_id = ?3, size = ?4, weight_kg = ?5, tag = ?6, registered = ?7, "
+	    "doc = ?8, event_time = ?7, event_id = ?9 WHERE id = ?1")) == NULL ||
+	    (p->rem_ins = dd_store_prepare(&p->s, "INSERT INTO package (id, event_time, "
+	    "event_id) VALUES (?1, ?2, ?3) ON CONFLICT (id) DO NOTHING")) == NULL ||
+	    (p->rem_upd = dd_store_prepare(&p->s, "UPDATE package SET owner_id = NULL, "
+	    "delivery_id = NULL, size = NULL, weight_kg = NULL, tag = NULL, "
+	    "registered = NULL, doc = NULL, event_time = ?2, event_id = ?3 WHERE id = ?1")) == NULL) {
 		char *msg = dd_strdup(dd_errmsg());
 		dd_package_close(p);
 		dd_seterr("%s", msg);
@@ -85,8 +88,11 @@ dd_package_close(struct dd_package *p)
 {
 	if (p == NULL)
 		return;
-	sqlite3_finalize(p->reg);
-	sqlite3_finalize(p->rem);
+	sqlite3_finalize(p->sel);
+	sqlite3_finalize(p->reg_ins);
+	sqlite3_finalize(p->reg_upd);
+	sqlite3_finalize(p->rem_ins);
+	sqlite3_finalize(p->rem_upd);
 	dd_store_close(&p->s);
 	dd_buf_free(&p->b_id);
 	dd_buf_free(&p->b_pkg);
@@ -155,23 +161,87 @@ size_ok(const char *s, size_t n)
 	    (n == 5 && memcmp(s, "large", 5) == 0);
 }
 
-/* Apply a registration or removal; the statement is bound but for the
- * common part here. */
-static enum dd_verdict
-step(struct dd_package *p, sqlite3_stmt *st, int reg)
+/* One registration (reg) or removal, its strings decoded. */
+struct write {
+	int reg;
+	const char *pkg, *eid, *owner, *dlv, *size, *tag, *doc;
+	size_t pkgn, eidn, ownern, dlvn, sizen, tagn, docn;
+	int64_t t;
+	double kg;
+};
+
+static void
+bind_write(sqlite3_stmt *st, const struct write *w)
 {
-	if (dd_store_begin(&p->s))
-		return DD_FAIL;
+	sqlite3_bind_text(st, 1, w->pkg, (int)w->pkgn, SQLITE_STATIC);
+	if (w->reg) {
+		sqlite3_bind_text(st, 2, w->owner, (int)w->ownern, SQLITE_STATIC);
+		if (w->dlv)
+			sqlite3_bind_text(st, 3, w->dlv, (int)w->dlvn, SQLITE_STATIC);
+		sqlite3_bind_text(st, 4, w->size, (int)w->sizen, SQLITE_STATIC);
+		sqlite3_bind_double(st, 5, w->kg);
+		if (w->tag)
+			sqlite3_bind_text(st, 6, w->tag, (int)w->tagn, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 7, w->t);
+		sqlite3_bind_text(st, 8, w->doc, (int)w->docn, SQLITE_STATIC);
+		sqlite3_bind_text(st, 9, w->eid, (int)w->eidn, SQLITE_STATIC);
+	} else {
+		sqlite3_bind_int64(st, 2, w->t);
+		sqlite3_bind_text(st, 3, w->eid, (int)w->eidn, SQLITE_STATIC);
+	}
+}
+
+/* Run a bound write; 0 or -1 (dd_errmsg()). */
+static int
+run_write(struct dd_package *p, sqlite3_stmt *st)
+{
 	int rc = sqlite3_step(st);
 	sqlite3_reset(st);
 	sqlite3_clear_bindings(st);
-	if (rc != SQLITE_DONE) {
-		dd_store_err(&p->s, "writing a package");
+	return rc == SQLITE_DONE ? 0 : dd_store_err(&p->s, "writing a package");
+}
+
+/*
+ * Apply w if it is newer than the event the package holds: (time, id)
+ * compared, ids as SQLite compares text (bytes, then length), so equal
+ * times still have one order and a duplicate is never newer. A new
+ * package (the common case) costs one INSERT; a known one a lookup and,
+ * when newer, an UPDATE.
+ */
+static enum dd_verdict
+apply(struct dd_package *p, const struct write *w)
+{
+	if (dd_store_begin(&p->s))
 		return DD_FAIL;
+	sqlite3_stmt *st = w->reg ? p->reg_ins : p->rem_ins;
+	bind_write(st, w);
+	if (run_write(p, st))
+		return DD_FAIL;
+	if (sqlite3_changes(p->s.db) == 0) {
+		sqlite3_bind_text(p->sel, 1, w->pkg, (int)w->pkgn, SQLITE_STATIC);
+		int rc = sqlite3_step(p->sel), newer = 0;
+		if (rc == SQLITE_ROW) {
+			int64_t t = sqlite3_column_int64(p->sel, 0);
+			const void *id = sqlite3_column_blob(p->sel, 1);
+			size_t n = (size_t)sqlite3_column_bytes(p->sel, 1);
+			int c = memcmp(w->eid, id ? id : "", w->eidn < n ? w->eidn : n);
+			newer = w->t > t || (w->t == t && (c > 0 || (c == 0 && w->eidn > n)));
+		}
+		sqlite3_reset(p->sel);
+		if (rc != SQLITE_ROW) {
+			dd_store_err(&p->s, "reading a package");
+			return DD_FAIL;
+		}
+		if (!newer) {
+			p->unchanged++;
+			return DD_ACCEPT;
+		}
+		st = w->reg ? p->reg_upd : p->rem_upd;
+		bind_write(st, w);
+		if (run_write(p, st))
+			return DD_FAIL;
 	}
-	if (sqlite3_changes(p->s.db) == 0)
-		p->unchanged++;
-	else if (reg)
+	if (w->reg)
 		p->stored++;
 	else
 		p->removed++;
@@ -179,7 +249,7 @@ step(struct dd_package *p, sqlite3_stmt *st, int reg)
 }
 
 struct doc {
-	struct dd_jval pkg, owner, dlv, size, weight, tag;
+	struct dd_jval pkg, owner, dlv, size, weight, tag, reason;
 	double kg;
 };
 
@@ -198,12 +268,17 @@ read_doc(const struct dd_jval *data, struct doc *d, int reg)
 		else if (K("size")) d->size = v;
 		else if (K("weightKg")) d->weight = v;
 		else if (K("tag")) d->tag = v;
+		else if (K("reason")) d->reason = v;
 #undef K
 	}
 	if (id_ok(&d->pkg, "packageId"))
 		return -1;
-	if (!reg)
+	if (!reg) {
+		if (d->reason.type != DD_JSTR)
+			return bad("reason", d->reason.type == DD_JNONE ? "is missing" :
+			    "is not a string");
 		return 0;
+	}
 	/* The schema of package.registered, beyond dd_event_check_data. */
 	if (id_ok(&d->owner, "ownerId") || id_ok(&d->dlv, "deliveryId"))
 		return -1;
@@ -223,34 +298,32 @@ dd_package_event(struct dd_package *p, const struct dd_line *l, const struct dd_
 	if (!reg && !dd_env_type_is(e, "package.removed"))
 		return DD_SKIP;
 	struct doc d;
-	if (dd_event_check_data(e) || read_doc(&e->data, &d, reg))
+	/* read_doc checks all that dd_event_check_data checks and more (the
+	 * schema's required fields and ranges) in one pass; the library's
+	 * check runs only for a bad event, so its wording wins where it has
+	 * something to say. */
+	if (read_doc(&e->data, &d, reg)) {
+		char *why = dd_strdup(dd_errmsg());
+		if (dd_event_check_data(e) == 0)
+			dd_seterr("%s", why);
+		free(why);
 		return DD_REJECT;
-	size_t n;
-	const char *s;
-	sqlite3_stmt *st = reg ? p->reg : p->rem;
-	s = text(&d.pkg, &p->b_pkg, &n);
-	sqlite3_bind_text(st, 1, s, (int)n, SQLITE_STATIC);
-	s = text(&e->id, &p->b_id, &n);
-	if (reg) {
-		sqlite3_bind_text(st, 9, s, (int)n, SQLITE_STATIC);
-		s = text(&d.owner, &p->b_owner, &n);
-		sqlite3_bind_text(st, 2, s, (int)n, SQLITE_STATIC);
-		s = text(&d.dlv, &p->b_dlv, &n);
-		sqlite3_bind_text(st, 3, s, (int)n, SQLITE_STATIC);
-		sqlite3_bind_text(st, 4, d.size.p, (int)d.size.n, SQLITE_STATIC);
-		sqlite3_bind_double(st, 5, d.kg);
-		if (d.tag.type == DD_JSTR) {
-			s = text(&d.tag, &p->b_tag, &n);
-			sqlite3_bind_text(st, 6, s, (int)n, SQLITE_STATIC);
-		}
-		sqlite3_bind_int64(st, 7, e->time_ms);
-		/* The document is data exactly as it came. */
-		sqlite3_bind_text(st, 8, e->data.p, (int)e->data.n, SQLITE_STATIC);
-	} else {
-		sqlite3_bind_text(st, 3, s, (int)n, SQLITE_STATIC);
-		sqlite3_bind_int64(st, 2, e->time_ms);
 	}
-	return step(p, st, reg);
+	struct write w = { .reg = reg, .t = e->time_ms, .kg = d.kg };
+	w.pkg = text(&d.pkg, &p->b_pkg, &w.pkgn);
+	w.eid = text(&e->id, &p->b_id, &w.eidn);
+	if (reg) {
+		w.owner = text(&d.owner, &p->b_owner, &w.ownern);
+		w.dlv = text(&d.dlv, &p->b_dlv, &w.dlvn);
+		w.size = d.size.p;
+		w.sizen = d.size.n;
+		if (d.tag.type == DD_JSTR)
+			w.tag = text(&d.tag, &p->b_tag, &w.tagn);
+		/* The document is data exactly as it came. */
+		w.doc = e->data.p;
+		w.docn = e->data.n;
+	}
+	return apply(p, &w);
 }
 
 /* ---- the filter ---- */
@@ -458,29 +531,21 @@ import_row(void *ctx, const struct dd_csv_row *r)
 		}
 		return 0;
 	}
-	struct dd_package *p = im->p;
-	sqlite3_stmt *st = p->reg;
 	const char *v[F_N];
 	size_t n[F_N];
 	for (int i = 0; i < F_N; i++) {
-		v[i] = im->col[i] >= 0 ? r->f[im->col[i]] : "";
+		v[i] = im->col[i] >= 0 ? r->f[im->col[i]] : NULL;
 		n[i] = im->col[i] >= 0 ? r->len[im->col[i]] : 0;
 	}
 	/* Later rows of one file win: their ids sort after earlier ones. */
 	dd_buf_reset(&im->id);
 	dd_buf_printf(&im->id, "import:%012" PRIu64, r->lineno);
-	sqlite3_bind_text(st, 1, v[F_PKG], (int)n[F_PKG], SQLITE_STATIC);
-	sqlite3_bind_text(st, 2, v[F_OWNER], (int)n[F_OWNER], SQLITE_STATIC);
-	if (n[F_DLV])
-		sqlite3_bind_text(st, 3, v[F_DLV], (int)n[F_DLV], SQLITE_STATIC);
-	sqlite3_bind_text(st, 4, size, -1, SQLITE_STATIC);
-	sqlite3_bind_double(st, 5, kg);
-	if (im->col[F_TAG] >= 0)
-		sqlite3_bind_text(st, 6, v[F_TAG], (int)n[F_TAG], SQLITE_STATIC);
-	sqlite3_bind_int64(st, 7, im->now_ms);
-	sqlite3_bind_text(st, 8, im->doc.p, (int)im->doc.len, SQLITE_STATIC);
-	sqlite3_bind_text(st, 9, im->id.p, (int)im->id.len, SQLITE_STATIC);
-	if (step(p, st, 1) != DD_ACCEPT) {
+	struct write w = { .reg = 1, .t = im->now_ms, .kg = kg,
+		.pkg = v[F_PKG], .pkgn = n[F_PKG], .owner = v[F_OWNER], .ownern = n[F_OWNER],
+		.dlv = n[F_DLV] ? v[F_DLV] : NULL, .dlvn = n[F_DLV], .size = size,
+		.sizen = strlen(size), .tag = v[F_TAG], .tagn = n[F_TAG],
+		.doc = im->doc.p, .docn = im->doc.len, .eid = im->id.p, .eidn = im->id.len };
+	if (apply(im->p, &w) != DD_ACCEPT) {
 		dd_warn("%s", dd_errmsg());
 		im->code = DD_EXIT_IO;
 		return 1;

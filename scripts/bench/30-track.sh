@@ -16,7 +16,7 @@ db=$BENCH_TMP/track.db
 dd-sim telemetry -n "$N" --deliveries "$K" --seed 1 > "$in"
 
 BENCH_IN=$in BENCH_PREP='rm -f "$db" "$db"-wal "$db"-shm "$db".lock' \
-	bench_measure track dd-track -q --db "$db"
+	bench_measure trk_dd dd-track -q --db "$db"
 
 # The answer is checked, not just timed: the store's clock is the last
 # event's time, and the status events are one per stage change of every
@@ -34,23 +34,23 @@ emitted=$(dd-track -q --db "$db" --only-status < "$in" | wc -l)
 port=$((20000 + $$ % 20000))
 while redis-cli -p "$port" ping > /dev/null 2>&1; do port=$((port + 1)); done
 redis-server --save '' --appendonly no --port "$port" --bind 127.0.0.1 --daemonize no \
-	> "$BENCH_TMP/redis.log" 2>&1 &
+	> "$BENCH_TMP/trk_redis.log" 2>&1 &
 redis=$!
 trap 'kill $redis 2>/dev/null; wait $redis 2>/dev/null' EXIT
 for i in $(seq 100); do redis-cli -p "$port" ping > /dev/null 2>&1 && break; sleep 0.05; done
-: > "$BENCH_TMP/redis.rates"
+: > "$BENCH_TMP/trk_redis.rates"
 for i in $(seq "$BENCH_REPS"); do
 	redis-cli -p "$port" flushall > /dev/null
 	redis-benchmark -h 127.0.0.1 -p "$port" -t set -P 64 -r "$K" -n "$N" -q 2>/dev/null |
 		tr '\r' '\n' | awk '/^SET: [0-9.]+ requests per second/ {print $2}' | tail -n 1 \
-		>> "$BENCH_TMP/redis.rates"
+		>> "$BENCH_TMP/trk_redis.rates"
 done
 keys=$(redis-cli -p "$port" dbsize)
 [ "$keys" -gt $((K * 9 / 10)) ] || { echo "30-track: redis holds $keys keys" >&2; exit 1; }
-redis_rate=$(median < "$BENCH_TMP/redis.rates")
+redis_rate=$(median < "$BENCH_TMP/trk_redis.rates")
 
-track_rate=$(rate "$N" "$track_secs")
+track_rate=$(rate "$N" "$trk_dd_secs")
 bench_header "dd-track: $N telemetry events, $K deliveries, durable commits"
 bench_row "dd-track events/s" "$track_rate" "redis SET -P 64 req/s" \
-	"$(printf '%.0f' "$redis_rate")" "$(ratio "$track_rate" "$redis_rate")" "$track_rss"
+	"$(printf '%.0f' "$redis_rate")" "$(ratio "$track_rate" "$redis_rate")" "$trk_dd_rss"
 rm -f "$in" "$db" "$db"-wal "$db"-shm "$db".lock
