@@ -21,10 +21,12 @@ static int
 member(void *ctx, const struct dd_jval *k, const struct dd_jval *v)
 {
 	struct dd_env *e = ctx;
-	if (k->esc)
+	if (k->esc || k->n < 2)
 		return 0;	/* no attribute name needs escaping */
 	for (size_t i = 0; i < sizeof attrs / sizeof attrs[0]; i++) {
-		if (attrs[i].len != k->n || memcmp(attrs[i].name, k->p, k->n))
+		/* Length and first byte first: most keys are ruled out cheaply. */
+		if (attrs[i].len != k->n || attrs[i].name[0] != k->p[0] ||
+		    memcmp(attrs[i].name, k->p, k->n))
 			continue;
 		struct dd_jval *slot = (struct dd_jval *)((char *)e + attrs[i].off);
 		if (slot->type != DD_JNONE) {
@@ -175,51 +177,73 @@ static const struct {
 	{ "drone.returned", "droneId:S" },
 };
 
+/* Is v of the JSON kind K of the rules above? */
 static int
-check_field(const struct dd_jval *data, const char *name, size_t n, char kind)
+kind_ok(const struct dd_jval *v, char kind)
 {
-	struct dd_jval v, c;
-	if (!dd_json_get(data, name, n, &v)) {
-		dd_seterr("missing \"data.%.*s\"", (int)n, name);
-		return -1;
-	}
-	int ok;
+	struct dd_jval c;
 	int64_t ms;
 	switch (kind) {
-	case 'S': ok = v.type == DD_JSTR; break;
-	case 'N': ok = v.type == DD_JNUM; break;
-	case 'B': ok = v.type == DD_JTRUE || v.type == DD_JFALSE; break;
-	case 'O': ok = v.type == DD_JOBJ; break;
-	case 'T': ok = v.type == DD_JSTR && !v.esc && dd_time_parse(v.p, v.n, &ms) == 0; break;
+	case 'S': return v->type == DD_JSTR;
+	case 'N': return v->type == DD_JNUM;
+	case 'B': return v->type == DD_JTRUE || v->type == DD_JFALSE;
+	case 'O': return v->type == DD_JOBJ;
+	case 'T': return v->type == DD_JSTR && !v->esc && dd_time_parse(v->p, v->n, &ms) == 0;
 	case 'L':
-		ok = v.type == DD_JOBJ && dd_json_get(&v, "lat", 3, &c) &&
-		    c.type == DD_JNUM && dd_json_get(&v, "lon", 3, &c) && c.type == DD_JNUM;
-		break;
-	default: ok = 0;
-	}
-	if (!ok) {
-		static const char *const what[] = { "a string", "a number", "a boolean",
-			"an object", "an RFC 3339 time", "a location {lat, lon}" };
-		const char *k = "SNBOTL";
-		dd_seterr("\"data.%.*s\" is not %s", (int)n, name, what[strchr(k, kind) - k]);
-		return -1;
+		return v->type == DD_JOBJ && dd_json_get(v, "lat", 3, &c) &&
+		    c.type == DD_JNUM && dd_json_get(v, "lon", 3, &c) && c.type == DD_JNUM;
 	}
 	return 0;
 }
 
+#define MAXFIELDS 16
+
 int
 dd_event_check_data(const struct dd_env *e)
 {
+	static const char *const what[] = { "a string", "a number", "a boolean",
+		"an object", "an RFC 3339 time", "a location {lat, lon}" };
+	static const char kinds[] = "SNBOTL";
 	for (size_t i = 0; i < sizeof rules / sizeof rules[0]; i++) {
 		if (!dd_env_type_is(e, rules[i].type))
 			continue;
-		for (const char *f = rules[i].fields; *f; ) {
+		/* The rule's fields, then one walk over data's members (this runs
+		 * for every event, so data is not searched once per field). */
+		const char *name[MAXFIELDS];
+		size_t len[MAXFIELDS];
+		char kind[MAXFIELDS];
+		struct dd_jval val[MAXFIELDS];
+		int n = 0;
+		for (const char *f = rules[i].fields; *f && n < MAXFIELDS; n++) {
 			const char *colon = strchr(f, ':');
-			if (check_field(&e->data, f, (size_t)(colon - f), colon[1]))
-				return -1;
+			name[n] = f;
+			len[n] = (size_t)(colon - f);
+			kind[n] = colon[1];
+			val[n].type = DD_JNONE;
 			f = colon + 2;
 			while (*f == ' ')
 				f++;
+		}
+		struct dd_jval k, v;
+		size_t pos = 0;
+		while (dd_json_next(&e->data, &pos, &k, &v)) {
+			for (int j = 0; j < n; j++)
+				if (k.esc ? dd_jstr_eq(&k, name[j], len[j]) :
+				    (k.n == len[j] && memcmp(k.p, name[j], len[j]) == 0)) {
+					val[j] = v;	/* the last duplicate wins, as in jq */
+					break;
+				}
+		}
+		for (int j = 0; j < n; j++) {
+			if (val[j].type == DD_JNONE) {
+				dd_seterr("missing \"data.%.*s\"", (int)len[j], name[j]);
+				return -1;
+			}
+			if (!kind_ok(&val[j], kind[j])) {
+				dd_seterr("\"data.%.*s\" is not %s", (int)len[j], name[j],
+				    what[strchr(kinds, kind[j]) - kinds]);
+				return -1;
+			}
 		}
 		return 0;
 	}

@@ -134,15 +134,12 @@ dd_filter_run(const struct dd_filter_opts *o, const struct dd_filter_ops *ops, v
 			code = 128 + dd_signalled;
 			break;
 		}
-		int timeout = -1;
-		if (pending) {
-			int64_t left = deadline - dd_now_ms();
-			timeout = left < 0 ? 0 : (int)left;
-		}
-		if (show_progress && (timeout < 0 || timeout > 1000))
-			timeout = 1000;
+		/* Wake up to commit an idle batch, and to show progress. */
+		int64_t until = pending ? deadline : INT64_MAX;
+		if (show_progress && until > last_progress + 1000)
+			until = last_progress + 1000;
 		struct dd_line l;
-		int rc = dd_lines_next(in, &l, timeout);
+		int rc = dd_lines_next_until(in, &l, until);
 		if (show_progress) {
 			int64_t now = dd_now_ms();
 			if (now - last_progress >= 1000) {

@@ -72,6 +72,18 @@ str(struct scan *sc, int *esc)
 	const unsigned char *p = sc->p + 1, *e = sc->e;
 	*esc = 0;
 	for (;;) {
+		/* Eight bytes at a time while none of them needs a look: no
+		 * quote, backslash, control or non-ASCII byte (SWAR tests). */
+		while (e - p >= 8) {
+			uint64_t w;
+			memcpy(&w, p, 8);
+			const uint64_t ones = 0x0101010101010101ULL, high = 0x8080808080808080ULL;
+			uint64_t q = w ^ (ones * '"'), b = w ^ (ones * '\\');
+			uint64_t hit = ((q - ones) & ~q) | ((b - ones) & ~b) | (w - ones * 0x20) | w;
+			if (hit & high)
+				break;
+			p += 8;
+		}
 		while (p < e && !stop[*p])
 			p++;
 		if (p >= e) {

@@ -1,9 +1,11 @@
 #include <errno.h>
+#include <limits.h>
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "ddtime.h"
 #include "line.h"
 #include "util.h"
 
@@ -72,11 +74,13 @@ dd_lines_ready(const struct dd_lines *r)
 
 /* Read more input; 1 got some, 0 EOF, or a DD_LINES_ error. */
 static int
-fill(struct dd_lines *r, int timeout_ms)
+fill(struct dd_lines *r, int64_t deadline)
 {
 	if (r->eof)
 		return 0;
-	if (timeout_ms >= 0) {
+	if (deadline != INT64_MAX) {
+		int64_t left = deadline - dd_now_ms();
+		int timeout_ms = left <= 0 ? 0 : left > INT_MAX ? INT_MAX : (int)left;
 		struct pollfd pfd = { r->fd, POLLIN, 0 };
 		int n = poll(&pfd, 1, timeout_ms);
 		if (n == 0)
@@ -126,6 +130,12 @@ hand_out(struct dd_lines *r, struct dd_line *l, char *p, size_t n, size_t consum
 int
 dd_lines_next(struct dd_lines *r, struct dd_line *l, int timeout_ms)
 {
+	return dd_lines_next_until(r, l, timeout_ms < 0 ? INT64_MAX : dd_now_ms() + timeout_ms);
+}
+
+int
+dd_lines_next_until(struct dd_lines *r, struct dd_line *l, int64_t deadline)
+{
 	for (;;) {
 		char *s = r->buf + r->start;
 		size_t avail = r->end - r->start;
@@ -163,7 +173,7 @@ dd_lines_next(struct dd_lines *r, struct dd_line *l, int timeout_ms)
 			hand_out(r, l, s, avail, avail);
 			return DD_LINES_OK;
 		}
-		int rc = fill(r, timeout_ms);
+		int rc = fill(r, deadline);
 		if (rc < 0)
 			return rc;
 		if (rc == 0 && r->skipping) {

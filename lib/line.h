@@ -36,6 +36,10 @@ struct dd_lines;
 struct dd_lines *dd_lines_open(int fd, const char *name, size_t maxline);
 /* Next line. timeout_ms < 0 waits as long as it takes. */
 int dd_lines_next(struct dd_lines *r, struct dd_line *l, int timeout_ms);
+/* The same with a deadline in epoch ms (INT64_MAX: none). The clock is
+ * read only when the buffer holds no complete line, so a busy stream
+ * costs no clock reads per line. */
+int dd_lines_next_until(struct dd_lines *r, struct dd_line *l, int64_t deadline_ms);
 /* True when a complete line is already buffered (no read needed). */
 int dd_lines_ready(const struct dd_lines *r);
 const char *dd_lines_name(const struct dd_lines *r);
