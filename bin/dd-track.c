@@ -13,8 +13,8 @@
 
 #define USAGE \
 	"usage: dd-track [--db FILE] [--retain DUR] [--position-every DUR] [--only-status]\n" \
-	"                [--rejects FILE] [--strict] [--batch N] [--flush-interval DUR]\n" \
-	"                [--max-line BYTES] [-q] [--progress]\n" \
+	"                [--cache N] [--rejects FILE] [--strict] [--batch N]\n" \
+	"                [--flush-interval DUR] [--max-line BYTES] [-q] [--progress]\n" \
 	"       dd-track get [--db FILE] ID\n" \
 	"       dd-track list [--db FILE] [--stage STAGE] [--drone ID] [--format FMT]\n" \
 	"       dd-track stats [--db FILE]\n"
@@ -29,6 +29,7 @@
 	"  --retain DUR          keep ended deliveries this long, event time (1h)\n" \
 	"  --position-every DUR  also a status with the position, at most every DUR\n" \
 	"  --only-status         write only the status events\n" \
+	"  --cache N             live deliveries held in memory (100000)\n" \
 	"  --stage STAGE         created, rescheduled, headed-to-pickup,\n" \
 	"                        headed-to-dropoff, completed, cancelled, failed, unknown\n" \
 	"  --format FMT          ndjson (default), csv, tsv or table\n"
@@ -38,7 +39,7 @@
 #define RETAIN_MAX (100LL * 366 * 86400 * 1000)
 
 enum { OPT_DB = 0x2000, OPT_RETAIN, OPT_POSEVERY, OPT_ONLY, OPT_STAGE, OPT_DRONE,
-	OPT_FORMAT };
+	OPT_FORMAT, OPT_CACHE };
 
 static void __attribute__((noreturn))
 usage(void)
@@ -85,6 +86,7 @@ main(int argc, char *argv[])
 		{ "retain", required_argument, NULL, OPT_RETAIN },
 		{ "position-every", required_argument, NULL, OPT_POSEVERY },
 		{ "only-status", no_argument, NULL, OPT_ONLY },
+		{ "cache", required_argument, NULL, OPT_CACHE },
 		{ "stage", required_argument, NULL, OPT_STAGE },
 		{ "drone", required_argument, NULL, OPT_DRONE },
 		{ "format", required_argument, NULL, OPT_FORMAT },
@@ -142,6 +144,16 @@ main(int argc, char *argv[])
 			o.only_status = 1;
 			filter_only = 1;
 			break;
+		case OPT_CACHE: {
+			uint64_t v;
+			if (dd_parse_u64(optarg, 1, 100000000, &v)) {
+				dd_warn("--cache: %s", dd_errmsg());
+				usage();
+			}
+			o.cache_max = (size_t)v;
+			filter_only = 1;
+			break;
+		}
 		case OPT_STAGE:
 			if ((stage = dd_stage_parse(optarg)) < 0) {
 				dd_warn("--stage: unknown stage \"%s\"", optarg);

@@ -13,9 +13,6 @@
 
 /* "No time": an aggregate not set yet (NULL in the store). */
 #define NONE INT64_MIN
-/* Live deliveries held in memory; past this, clean ones are evicted after
- * a commit and looked up in the store again when needed. */
-#define CACHE_MAX 100000
 /* Below this speed (hovering, loading) the drone gives no ETA. */
 #define MIN_SPEED 0.5
 #define EARTH_M 6371008.8
@@ -51,6 +48,7 @@ dd_track_defaults(struct dd_track_opts *o)
 {
 	memset(o, 0, sizeof *o);
 	o->retain_ms = 3600 * 1000;
+	o->cache_max = 100000;
 	o->out = stdout;
 }
 
@@ -600,7 +598,7 @@ load_all(struct dd_track *t)
 	if (sqlite3_step(st) == SQLITE_ROW)
 		count = sqlite3_column_int64(st, 0);
 	sqlite3_finalize(st);
-	if (count > CACHE_MAX / 2) {
+	if (count > (int64_t)(t->o.cache_max / 2)) {
 		t->authoritative = 0;
 		return 0;
 	}
@@ -781,9 +779,10 @@ dd_track_commit(struct dd_track *t)
 		return -1;
 	/* Bound the memory: evict clean deliveries (all are clean now); they
 	 * are read back from the store when they are needed again. */
-	if (t->n > CACHE_MAX) {
-		for (size_t i = 0; i < t->nb && t->n > CACHE_MAX * 3 / 4; i++) {
-			while (t->tab[i] && t->n > CACHE_MAX * 3 / 4) {
+	if (t->n > t->o.cache_max) {
+		size_t keep = t->o.cache_max * 3 / 4;
+		for (size_t i = 0; i < t->nb && t->n > keep; i++) {
+			while (t->tab[i] && t->n > keep) {
 				struct dlv *d = t->tab[i];
 				t->tab[i] = d->next;
 				t->n--;

@@ -46,6 +46,9 @@ struct dd_track_opts {
 	int64_t retain_ms;		/* --retain: keep ended deliveries this long */
 	int64_t position_every_ms;	/* --position-every, 0 for none */
 	int only_status;		/* --only-status */
+	size_t cache_max;		/* --cache: live deliveries held in memory; past
+					 * it, clean ones are evicted after a commit
+					 * and read back from the store when needed */
 	FILE *out;			/* where lines and status events go */
 };
 void dd_track_defaults(struct dd_track_opts *o);
