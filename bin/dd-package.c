@@ -113,6 +113,7 @@ main(int argc, char *argv[])
 		cmd = cmds[i].bit;
 		argc--;
 		argv++;
+		argv[0] = (char *)"dd-package";	/* getopt's messages name the program */
 	}
 	while ((ch = getopt_long(argc, argv, "hqV", longopts, NULL)) != -1) {
 		switch (ch) {
@@ -152,8 +153,13 @@ main(int argc, char *argv[])
 				usage();
 			}
 			break;
+		case '?':
+			usage();
 		default:
-			allowed(cmd, C_FILTER | C_IMPORT, "a filter option");
+			/* import takes --rejects, --strict, --batch and -q. */
+			allowed(cmd, ch == DD_OPT_REJECTS || ch == DD_OPT_STRICT ||
+			    ch == DD_OPT_BATCH || ch == 'q' ? C_FILTER | C_IMPORT : C_FILTER,
+			    "this option");
 			/* 0: taken; -1: bad value (said); 1: not an option. */
 			if (dd_filter_setopt(&fo, ch, optarg) != 0)
 				usage();

@@ -118,6 +118,7 @@ main(int argc, char *argv[])
 		}
 		argc--;
 		argv++;
+		argv[0] = (char *)"dd-track";	/* getopt's messages name the program */
 	}
 	while ((ch = getopt_long(argc, argv, "hqV", longopts, NULL)) != -1) {
 		switch (ch) {
