@@ -29,6 +29,13 @@ static const char *const migrations[] = {
 	"CREATE TABLE events ("
 	"  dkey INTEGER NOT NULL, eid TEXT NOT NULL, time_ms INTEGER NOT NULL,"
 	"  line TEXT NOT NULL, PRIMARY KEY (dkey, eid)) WITHOUT ROWID;",
+	/* 2: tombstones of archived deliveries: an event arriving for one
+	 * after it left (a replay, a very late status) starts a new entry
+	 * that keeps the archived final stage, so the next run archives it
+	 * too, instead of an entry stuck at whatever stage that event says. */
+	"CREATE TABLE archived ("
+	"  id TEXT PRIMARY KEY, stage TEXT NOT NULL, stage_ms INTEGER NOT NULL,"
+	"  stage_eid TEXT) WITHOUT ROWID;",
 };
 
 int
@@ -131,7 +138,7 @@ struct batch {
 struct dd_history_ingest {
 	struct dd_store *s;
 	sqlite3_stmt *sel, *ins_d, *ins_e, *upd, *upd_origin, *upd_created, *upd_ended;
-	sqlite3_stmt *maxkey;
+	sqlite3_stmt *maxkey, *tomb;
 	struct dd_history_istats st;
 	struct batch b[2];
 	struct batch *fill;	/* the filter loop adds here */
@@ -213,7 +220,9 @@ dd_history_ingest_new(struct dd_store *s)
 	    !(h->upd_origin = dd_store_prepare(s, sql_upd_origin)) ||
 	    !(h->upd_created = dd_store_prepare(s, sql_upd_created)) ||
 	    !(h->upd_ended = dd_store_prepare(s, sql_upd_ended)) ||
-	    !(h->maxkey = dd_store_prepare(s, "SELECT coalesce(max(dkey), 0) FROM deliveries"))) {
+	    !(h->maxkey = dd_store_prepare(s, "SELECT coalesce(max(dkey), 0) FROM deliveries")) ||
+	    !(h->tomb = dd_store_prepare(s, "SELECT stage, stage_ms, stage_eid FROM archived"
+	    " WHERE id = ?1"))) {
 		dd_history_ingest_free(h);
 		return NULL;
 	}
@@ -265,6 +274,7 @@ dd_history_ingest_free(struct dd_history_ingest *h)
 	sqlite3_finalize(h->upd_created);
 	sqlite3_finalize(h->upd_ended);
 	sqlite3_finalize(h->maxkey);
+	sqlite3_finalize(h->tomb);
 	batch_free(&h->b[0]);
 	batch_free(&h->b[1]);
 	free(h);
@@ -702,6 +712,22 @@ apply(struct dd_history_ingest *h, const struct batch *b, const struct agg *a,
 		s.updated = sqlite3_column_int64(sel, 13);
 	} else {
 		dkey = (*next_dkey)++;
+		/* Archived before? Then it had ended: keep that final stage. */
+		sqlite3_bind_text(h->tomb, 1, b->arena.p + a->key.off, a->key.len, SQLITE_STATIC);
+		r = sqlite3_step(h->tomb);
+		if (r == SQLITE_ROW) {
+			/* Valid until h->tomb is reset, after the row is inserted. */
+			s.has_stage = s.final = 1;
+			s.stage = stage_index((const char *)sqlite3_column_text(h->tomb, 0),
+			    sqlite3_column_bytes(h->tomb, 0));
+			s.stage_ms = sqlite3_column_int64(h->tomb, 1);
+			s.stage_eid = col_txt(h->tomb, 2);
+		} else if (r != SQLITE_DONE) {
+			werr(h, why, "select archived");
+			sqlite3_reset(h->tomb);
+			sqlite3_reset(sel);
+			return -1;
+		}
 	}
 
 	/* The events first: only those newly stored count and are folded,
@@ -720,6 +746,7 @@ apply(struct dd_history_ingest *h, const struct batch *b, const struct agg *a,
 		sqlite3_reset(st);
 		if (r != SQLITE_DONE) {
 			sqlite3_reset(sel);
+			sqlite3_reset(h->tomb);
 			sqlite3_clear_bindings(st);
 			return -1;
 		}
@@ -732,6 +759,7 @@ apply(struct dd_history_ingest *h, const struct batch *b, const struct agg *a,
 	*nfresh += (uint64_t)fresh;
 	if (fresh == 0) {
 		sqlite3_reset(sel);
+		sqlite3_reset(h->tomb);
 		return 0;
 	}
 
@@ -758,6 +786,7 @@ apply(struct dd_history_ingest *h, const struct batch *b, const struct agg *a,
 			sqlite3_bind_int64(st, 16, s.stage_ms);
 		sqlite3_bind_int64(st, 17, fresh);
 		sqlite3_reset(sel);
+		sqlite3_reset(h->tomb);
 		(*ncreated)++;
 		return step_done(h, st, why, "insert delivery");
 	}
@@ -1095,7 +1124,7 @@ out:
 
 struct dd_history_arch {
 	struct dd_store *s;
-	sqlite3_stmt *cand, *events, *del_event, *del_delivery, *recount;
+	sqlite3_stmt *cand, *events, *del_event, *del_delivery, *recount, *tomb;
 };
 
 struct dd_history_arch *
@@ -1111,7 +1140,8 @@ dd_history_arch_new(struct dd_store *s)
 	    " WHERE dkey = ?1 ORDER BY time_ms, eid")) ||
 	    !(a->del_event = dd_store_prepare(s, "DELETE FROM events WHERE dkey = ?1 AND eid = ?2")) ||
 	    !(a->del_delivery = dd_store_prepare(s, "DELETE FROM deliveries WHERE dkey = ?1"
-	    " AND NOT EXISTS (SELECT 1 FROM events WHERE dkey = ?1)")) ||
+	    " AND NOT EXISTS (SELECT 1 FROM events WHERE dkey = ?1)"
+	    " RETURNING id, stage, stage_ms, stage_eid")) ||
 	    !(a->recount = dd_store_prepare(s, "UPDATE deliveries SET events ="
 	    " (SELECT count(*) FROM events WHERE dkey = ?1) WHERE dkey = ?1"))) {
 		dd_history_arch_free(a);
@@ -1130,6 +1160,7 @@ dd_history_arch_free(struct dd_history_arch *a)
 	sqlite3_finalize(a->del_event);
 	sqlite3_finalize(a->del_delivery);
 	sqlite3_finalize(a->recount);
+	sqlite3_finalize(a->tomb);
 	free(a);
 }
 
@@ -1213,6 +1244,11 @@ dd_history_forget(struct dd_history_arch *a, const struct dd_history_cand *c, si
 {
 	struct dd_store *s = a->s;
 	*deleted = 0;
+	/* Prepared here, not with the others: a dry run reads a store that
+	 * may not have been migrated to the tombstones yet. */
+	if (a->tomb == NULL && !(a->tomb = dd_store_prepare(s, "INSERT OR REPLACE INTO"
+	    " archived (id, stage, stage_ms, stage_eid) VALUES (?1, ?2, ?3, ?4)")))
+		return -1;
 	if (dd_store_begin(s))
 		return -1;
 	for (size_t i = 0; i < n; i++) {
@@ -1225,10 +1261,26 @@ dd_history_forget(struct dd_history_arch *a, const struct dd_history_cand *c, si
 				goto fail;
 			e += len + 1;
 		}
-		sqlite3_bind_int64(a->del_delivery, 1, c[i].dkey);
-		if (run(a, a->del_delivery))
+		/* The row goes unless events arrived for it meanwhile; its
+		 * tombstone keeps the final stage for late events. */
+		sqlite3_stmt *d = a->del_delivery;
+		sqlite3_bind_int64(d, 1, c[i].dkey);
+		int r = sqlite3_step(d), gone = r == SQLITE_ROW;
+		if (gone) {
+			sqlite3_stmt *t = a->tomb;
+			for (int k = 0; k < 4; k++)
+				sqlite3_bind_value(t, k + 1, sqlite3_column_value(d, k));
+			int tr = run(a, t);
+			sqlite3_clear_bindings(t);
+			r = tr ? SQLITE_ERROR : sqlite3_step(d);
+		}
+		sqlite3_reset(d);
+		if (r != SQLITE_DONE) {
+			if (r != SQLITE_ERROR)
+				dd_store_err(s, "delete archived deliveries");
 			goto fail;
-		if (sqlite3_changes(s->db) == 1) {
+		}
+		if (gone) {
 			(*deleted)++;
 			continue;
 		}

@@ -345,6 +345,24 @@ locked() {
 	none_lost in.ndjson
 }
 
+@test "a replayed event of an archived delivery keeps its final stage and is archived in turn" {
+	gen_deliveries 50 1793577600 600 > in.ndjson
+	dd-history -q < in.ndjson
+	run dd-archive -l "$LAKE" --now 2027-01-01
+	[ "$(summary .deliveriesArchived)" -eq 50 ]
+	# A replay of the delivery's first two events (created, to pickup).
+	grep -F '"subject":"d-0000003"' in.ndjson | head -2 | dd-history -q
+	run dd-history get d-0000003
+	[ "$(echo "$output" | jq -r '[.stage, .ended, .eventCount] | @tsv')" = "completed	2026-11-02T01:00:00.000Z	2" ]
+	run dd-archive -l "$LAKE" --now 2027-01-01 --compact
+	assert_success
+	[ "$(summary .deliveriesArchived)" -eq 1 ]
+	[ "$(summary .duplicatesDropped)" -eq 2 ]
+	[ "$(dd-history stats | jq .deliveries)" -eq 0 ]
+	[ "$(lake_ids | sort | uniq -d | wc -l)" -eq 0 ]
+	none_lost in.ndjson
+}
+
 @test "--verify reports a damaged part and exits 1" {
 	gen_deliveries 300 1793577600 300 | dd-history -q
 	run dd-archive -l "$LAKE" --now 2027-01-01 --verify
