@@ -1195,24 +1195,20 @@ dd_track_event(struct dd_track *t, const struct dd_line *l, const struct dd_env 
 	apply(t, d, &f, ts);
 	int stage = stage_of(d);
 	mark_dirty(t, d);
+	/* With --position-every, at most one status per delivery per interval
+	 * of event time carries a new position; a stage change that carries
+	 * one counts as that interval's. */
+	int64_t every = t->o.position_every_ms, b = NONE;
+	if (every && d->loc_time == ts)
+		b = ts - (ts % every + every) % every;	/* the interval's start */
 	if (stage != prev && stage != DD_STAGE_UNKNOWN) {
 		emit(t, d, e, prev, stage, dd_stage_name(stage), stage_key(d, stage));
-		if (t->o.position_every_ms && d->loc_time == ts) {
-			int64_t b = ts - (ts % t->o.position_every_ms + t->o.position_every_ms) %
-			    t->o.position_every_ms;
-			if (d->pos_ms == NONE || b > d->pos_ms)
-				d->pos_ms = b;
-		}
-	} else if (t->o.position_every_ms && d->loc_time == ts && pos_before < ts &&
-	    stage != DD_STAGE_UNKNOWN && !is_final(stage)) {
-		/* At most one position status per delivery per bucket of
-		 * --position-every (of event time). */
-		int64_t b = ts - (ts % t->o.position_every_ms + t->o.position_every_ms) %
-		    t->o.position_every_ms;
-		if (d->pos_ms == NONE || b > d->pos_ms) {
+		if (b != NONE && b > d->pos_ms)
 			d->pos_ms = b;
-			emit(t, d, e, stage, stage, "position", b);
-		}
+	} else if (b != NONE && b > d->pos_ms && pos_before < ts &&
+	    stage != DD_STAGE_UNKNOWN && !is_final(stage)) {
+		d->pos_ms = b;
+		emit(t, d, e, stage, stage, "position", b);
 	}
 	return DD_ACCEPT;
 }
