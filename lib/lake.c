@@ -1754,7 +1754,32 @@ struct dd_lake_reader {
 	uint64_t lineno;
 	int midframe;		/* inside a frame (input fed since the last frame end) */
 	int eof, err, done;
+	int own;		/* a part this writer made: every frame has a checksum */
+	uint64_t inoff;		/* file offset of in[0] */
+	uint64_t fstart;	/* file offset of the current frame */
 };
+
+/*
+ * Is base the name of a part the writer made ("part-" new_name()
+ * ".ndjson.zst")? Such a part has a checksum on every frame, so a frame
+ * without one is damage (a corrupt header can clear the flag and still
+ * decode); other writers' parts (DuckDB, Spark) may have none.
+ */
+static int
+own_part_name(const char *base)
+{
+	static const char pat[] = "part-DDDDDDDDTDDDDDDZ-XXXXXXXXXXXXXXXX" PART_SUFFIX;
+	if (strlen(base) != sizeof pat - 1)
+		return 0;
+	for (size_t i = 0; i < sizeof pat - 1; i++) {
+		char c = base[i];
+		if (pat[i] == 'D' ? !(c >= '0' && c <= '9') :
+		    pat[i] == 'X' ? !((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f')) :
+		    c != pat[i])
+			return 0;
+	}
+	return 1;
+}
 
 struct dd_lake_reader *
 dd_lake_reader_open(const char *part_path)
@@ -1767,6 +1792,8 @@ dd_lake_reader_open(const char *part_path)
 	struct dd_lake_reader *r = dd_calloc(1, sizeof *r);
 	r->path = dd_strdup(part_path);
 	r->fd = fd;
+	const char *base = strrchr(part_path, '/');
+	r->own = own_part_name(base ? base + 1 : part_path);
 	r->dctx = ZSTD_createDCtx();
 	r->incap = ZSTD_DStreamInSize();
 	r->in = dd_malloc(r->incap);
@@ -1796,6 +1823,22 @@ reader_fail(struct dd_lake_reader *r, const char *what)
 	return -1;
 }
 
+/* Does the frame that just ended (at fstart) carry a checksum? Its
+ * header says so (RFC 8878: bit 2 of the byte after the magic number).
+ * Skippable frames hold no lines and need none. */
+static int
+frame_has_checksum(struct dd_lake_reader *r)
+{
+	unsigned char h[5];
+	if (pread(r->fd, h, sizeof h, (off_t)r->fstart) != (ssize_t)sizeof h)
+		return 0;
+	uint32_t magic = (uint32_t)h[0] | (uint32_t)h[1] << 8 | (uint32_t)h[2] << 16 |
+	    (uint32_t)h[3] << 24;
+	if ((magic & 0xfffffff0u) == ZSTD_MAGIC_SKIPPABLE_START)
+		return 1;
+	return magic == ZSTD_MAGICNUMBER && (h[4] & 4);
+}
+
 /* Decode until the current frame ends (its checksum verified) or the
  * input ends. 1 when more verified bytes are ready, 0 at a clean end. */
 static int
@@ -1816,6 +1859,7 @@ reader_fill(struct dd_lake_reader *r)
 					continue;
 				return reader_fail(r, strerror(errno));
 			}
+			r->inoff += r->inlen;
 			r->inlen = (size_t)k;
 			r->inpos = 0;
 			if (k == 0)
@@ -1835,6 +1879,8 @@ reader_fill(struct dd_lake_reader *r)
 			r->cap *= 2;
 			r->buf = dd_realloc(r->buf, r->cap);
 		}
+		if (!r->midframe)
+			r->fstart = r->inoff + r->inpos;
 		ZSTD_inBuffer in = { r->in, r->inlen, r->inpos };
 		ZSTD_outBuffer out = { r->buf, r->cap, r->len };
 		size_t rc = ZSTD_decompressStream(r->dctx, &out, &in);
@@ -1845,6 +1891,8 @@ reader_fill(struct dd_lake_reader *r)
 		r->done = 1;	/* something was read: not an empty file */
 		if (rc == 0) {
 			r->midframe = 0;
+			if (r->own && !frame_has_checksum(r))
+				return reader_fail(r, "zstd frame without a checksum");
 			if (r->len > r->verified) {
 				r->verified = r->len;
 				return 1;

@@ -261,8 +261,10 @@ int dd_lake_bloom_test(const struct dd_lake_bloom *b, uint64_t h);
  * Read one part's lines in order. Each zstd frame is decompressed whole
  * and its checksum verified before any of its lines is handed out, so a
  * corrupt or truncated part yields its good frames' lines, then -1 with
- * "PATH: ..." in dd_errmsg(): never bytes that did not go in. Memory is
- * bounded by the largest frame (about DD_LAKE_FRAME).
+ * "PATH: ..." in dd_errmsg(): never bytes that did not go in. In a part
+ * named as the writer names them, a frame without a checksum is damage
+ * too (other writers' parts may lack them). Memory is bounded by the
+ * largest frame (about DD_LAKE_FRAME).
  */
 struct dd_lake_reader;
 struct dd_lake_reader *dd_lake_reader_open(const char *part_path);
