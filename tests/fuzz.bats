@@ -19,3 +19,5 @@ replay() {
 @test "fuzz replay: envelope scanner" { replay scanner; }
 @test "fuzz replay: times and durations" { replay time; }
 @test "fuzz replay: CSV reader" { replay csv; }
+@test "fuzz replay: dd-schedule requests (NDJSON, ExternalDelivery, CSV)" { replay request; }
+@test "fuzz replay: lake part reader and metadata on damaged files" { replay lakepart; }
