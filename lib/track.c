@@ -625,21 +625,37 @@ dd_track_open(struct dd_track **tp, const char *path, const struct dd_track_opts
 	t->o = *o;
 	t->lockfd = -1;
 	t->max_time = NONE;
-	int rc = dd_store_open(&t->s, path, migrations,
-	    (int)(sizeof migrations / sizeof migrations[0]));
+	/* One tracker per store: two would each hold their own copy of the
+	 * live deliveries in memory. Taken before the store is opened (and
+	 * migrated); get/list/stats read without it. */
+	char *dir = dd_strdup(path), *slash = strrchr(dir, '/');
+	int rc = 0;
+	if (slash && slash != dir) {
+		*slash = '\0';
+		rc = dd_mkdirs(dir);
+	}
+	free(dir);
 	if (rc) {
 		free(t);
-		return rc;
+		return DD_EXIT_IO;
 	}
-	/* One tracker per store: two would each hold their own copy of the
-	 * live deliveries in memory. get/list/stats read without the lock. */
 	struct dd_buf lp = { 0 };
 	dd_buf_printf(&lp, "%s.lock", path);
 	t->lockpath = lp.p;
 	t->lockfd = dd_lock(t->lockpath);
 	if (t->lockfd < 0) {
 		rc = -t->lockfd;
-		goto fail;
+		free(t->lockpath);
+		free(t);
+		return rc;
+	}
+	rc = dd_store_open(&t->s, path, migrations,
+	    (int)(sizeof migrations / sizeof migrations[0]));
+	if (rc) {
+		close(t->lockfd);
+		free(t->lockpath);
+		free(t);
+		return rc;
 	}
 	cache_grow(t);
 	int64_t removed = 0;
@@ -667,7 +683,6 @@ dd_track_open(struct dd_track **tp, const char *path, const struct dd_track_opts
 	return 0;
 fail_io:
 	rc = DD_EXIT_IO;
-fail:
 	{
 		char *msg = dd_strdup(dd_errmsg());
 		dd_track_close(t);
