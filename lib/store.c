@@ -14,8 +14,21 @@
 int
 dd_store_err(struct dd_store *s, const char *what)
 {
-	dd_seterr("%s: %s: %s", s->path ? s->path : "store", what,
-	    s->db ? sqlite3_errmsg(s->db) : "cannot open");
+	int rc = s->db ? sqlite3_errcode(s->db) : SQLITE_CANTOPEN;
+	const char *why = NULL;
+	/* "unable to open database file" alone does not say why: a store's
+	 * directory must be writable (the -wal, -shm and lock files). */
+	if (s->path && (rc == SQLITE_CANTOPEN || rc == SQLITE_READONLY)) {
+		char *dir = dd_strdup(s->path), *slash = strrchr(dir, '/');
+		if (slash)
+			slash[slash == dir] = '\0';
+		if (access(slash ? dir : ".", W_OK) < 0)
+			why = strerror(errno);
+		free(dir);
+	}
+	dd_seterr("%s: %s: %s%s%s%s", s->path ? s->path : "store", what,
+	    s->db ? sqlite3_errmsg(s->db) : "cannot open", why ? " (" : "", why ? why : "",
+	    why ? ")" : "");
 	return -1;
 }
 
@@ -145,6 +158,33 @@ fail:
 	return rc;
 }
 
+/* No PATH-wal beside the store: no writer has it open, none crashed. */
+static int
+no_wal(const char *path)
+{
+	struct stat sb;
+	char *wal = dd_malloc(strlen(path) + 5);
+	sprintf(wal, "%s-wal", path);
+	int none = stat(wal, &sb) < 0 && errno == ENOENT;
+	free(wal);
+	return none;
+}
+
+/* "file:PATH?immutable=1", PATH percent-encoded where a URI needs it. */
+static char *
+immutable_uri(const char *path)
+{
+	struct dd_buf b = { 0 };
+	dd_buf_adds(&b, path[0] == '/' ? "file://" : "file:");
+	for (const unsigned char *p = (const unsigned char *)path; *p; p++)
+		if (*p == '%' || *p == '?' || *p == '#' || *p < 0x20 || *p >= 0x7f)
+			dd_buf_printf(&b, "%%%02X", *p);
+		else
+			dd_buf_addc(&b, (char)*p);
+	dd_buf_adds(&b, "?immutable=1");
+	return b.p;
+}
+
 int
 dd_store_open_ro(struct dd_store *s, const char *path)
 {
@@ -156,6 +196,19 @@ dd_store_open_ro(struct dd_store *s, const char *path)
 	}
 	int rc = open_db(s, path, SQLITE_OPEN_READONLY);
 	int v;
+	if (rc == 0 && user_version(s, &v) && sqlite3_errcode(s->db) == SQLITE_CANTOPEN &&
+	    no_wal(path)) {
+		/* A store on read-only media (a snapshot, a ro mount): SQLite
+		 * cannot create the -shm a WAL reader needs. Without a -wal
+		 * everything is in the main file, which immutable=1 reads as it
+		 * is. */
+		dd_store_close(s);
+		char *uri = immutable_uri(path);
+		rc = open_db(s, uri, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI);
+		free(s->path);
+		s->path = dd_strdup(path);
+		free(uri);
+	}
 	if (rc == 0 && user_version(s, &v)) {
 		rc = code_of(s);
 		char *msg = dd_strdup(dd_errmsg());
