@@ -914,13 +914,12 @@ key_is(const struct dd_jval *k, const char *s, size_t n)
 #define KEY_IS(k, lit) key_is(k, lit, sizeof lit - 1)
 
 static int
-read_fact(const struct dd_env *e, struct fact *f)
+read_data(const struct dd_env *e, struct fact *f)
 {
-	if (dd_event_check_data(e))
-		return -1;
 	/* One pass over data for every member used (the last of duplicate
 	 * keys wins, as with dd_json_get). */
 	struct dd_jval k, v, did = { 0 }, pe = { 0 }, de = { 0 }, sp = { 0 }, bat = { 0 };
+	struct dd_jval reason = { 0 };
 	size_t pos = 0;
 	f->drone.type = f->loc.type = f->pickup.type = f->dropoff.type = DD_JNONE;
 	while (dd_json_next(&e->data, &pos, &k, &v)) {
@@ -938,6 +937,7 @@ read_fact(const struct dd_env *e, struct fact *f)
 			else if (KEY_IS(&k, "pickupEta")) pe = v;
 			break;
 		case 's': if (KEY_IS(&k, "speedMps")) sp = v; break;
+		case 'r': if (KEY_IS(&k, "reason")) reason = v; break;
 		default:
 			/* An escaped key: compare it decoded. */
 			if (k.esc) {
@@ -950,8 +950,20 @@ read_fact(const struct dd_env *e, struct fact *f)
 				else if (KEY_IS(&k, "dropoff")) f->dropoff = v;
 				else if (KEY_IS(&k, "pickupEta")) pe = v;
 				else if (KEY_IS(&k, "dropoffEta")) de = v;
+				else if (KEY_IS(&k, "reason")) reason = v;
 			}
 		}
+	}
+	/* What dd_event_check_data requires of telemetry (see read_fact). */
+	if (f->k >= K_DISPATCHED) {
+		if (f->drone.type == DD_JNONE)
+			return bad("droneId", "is missing");
+		if (f->k == K_POSITION && (f->loc.type == DD_JNONE || sp.type == DD_JNONE ||
+		    bat.type == DD_JNONE))
+			return bad(f->loc.type == DD_JNONE ? "location" :
+			    sp.type == DD_JNONE ? "speedMps" : "battery", "is missing");
+		if (f->k == K_FAILED && reason.type != DD_JSTR)
+			return bad("reason", "is missing or not a string");
 	}
 	if (f->k <= K_CANCELLED) {
 		int n = dd_env_str(&did, f->did, sizeof f->did);	/* a string: checked */
@@ -994,6 +1006,27 @@ read_fact(const struct dd_env *e, struct fact *f)
 		f->pickup.type = f->dropoff.type = DD_JNONE;
 	}
 	return 0;
+}
+
+/*
+ * The data of one event, checked. delivery.* events are few: the
+ * library's per-type check runs first. Telemetry is the bulk: read_data
+ * checks all that the library checks of drone.* (and more) in its one
+ * pass, and the library's check runs only for a bad event, so its
+ * wording wins where it has something to say.
+ */
+static int
+read_fact(const struct dd_env *e, struct fact *f)
+{
+	if (f->k <= K_CANCELLED && dd_event_check_data(e))
+		return -1;
+	if (read_data(e, f) == 0)
+		return 0;
+	char *why = dd_strdup(dd_errmsg());
+	if (dd_event_check_data(e) == 0)
+		dd_seterr("%s", why);
+	free(why);
+	return -1;
 }
 
 static void

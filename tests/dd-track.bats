@@ -387,6 +387,7 @@ print(at(56, dist(47.61, 47.62) / 20))
 		ev b3 drone.position 2026-11-26T10:00:00Z d-1 '{"droneId":"D-1","location":{"lat":47,"lon":1},"speedMps":-1,"battery":0.5}'
 		printf '{"specversion":"1.0","id":"b4","source":"/t","type":"drone.dispatched","time":"2026-11-26T10:00:00Z","data":{"droneId":"D-1"}}\n'
 		ev b5 delivery.cancelled 2026-11-26T10:00:00Z d-1 '{"reason":"x"}'
+		ev b6 drone.position 2026-11-26T10:00:00Z d-1 '{"droneId":"D-1","location":{"lat":47,"lon":1},"speedMps":1}'
 		tel ok drone.dispatched d-1 2026-11-26T10:00:00Z
 	} > in
 	run --separate-stderr dd-track --rejects rej.ndjson < in
@@ -394,13 +395,14 @@ print(at(56, dist(47.61, 47.62) / 20))
 	refute_sanitizer
 	[ "$(grep -c '"source":"/dd-track"' <<< "$output")" -eq 2 ]
 	[ "$(grep -vc '"source":"/dd-track"' <<< "$output")" -eq 2 ]
-	for n in 2 3 4 5 6 7 8; do
+	for n in 2 3 4 5 6 7 8 9; do
 		[[ "$stderr" == *"dd-track: stdin:$n: "* ]] || fail "no message for line $n: $stderr"
 	done
 	[[ "$stderr" == *'stdin:3: missing "time"'* ]] || fail "$stderr"
 	[[ "$stderr" == *'stdin:7: missing "subject"'* ]] || fail "$stderr"
+	[[ "$stderr" == *'stdin:9: missing "data.battery"'* ]] || fail "$stderr"
 	run jq -r .line rej.ndjson
-	assert_output "$(seq 2 8)"
+	assert_output "$(seq 2 9)"
 	# --strict: stops at the first, after committing what came before.
 	rm -f "$DD_HOME/track.db"*
 	run dd-track --strict --only-status < in
