@@ -108,7 +108,8 @@ struct dd_sched {
 	struct dd_store st;
 	struct dd_sched_opts o;
 	FILE *out;
-	sqlite3_stmt *q_get, *q_put, *q_log, *q_step, *q_op, *q_opseen, *q_meta, *q_dv;
+	sqlite3_stmt *q_get, *q_put, *q_log, *q_step, *q_op, *q_opseen, *q_meta, *q_dv,
+	    *q_seen, *q_seenadd;
 	struct dd_fleet *fleet;
 	struct item **wait;	/* waiting items, most urgent first */
 	size_t nwait, capwait;
@@ -150,6 +151,11 @@ static const char *const migrations[] = {
 	"CREATE UNIQUE INDEX log_item ON log(delivery_id, n);"
 	/* Reschedule operations applied, by a hash of their content. */
 	"CREATE TABLE ops(hash TEXT PRIMARY KEY) WITHOUT ROWID;",
+	/* 2: every operation's outcome is kept (rejected: why), and the ids of
+	 * statuses about deliveries unknown when they came, so a replay
+	 * decides each the same way again. */
+	"ALTER TABLE ops ADD COLUMN rejected TEXT;"
+	"CREATE TABLE seen(event_id TEXT PRIMARY KEY) WITHOUT ROWID;",
 };
 
 #define ITEM_COLS "delivery_id, request_id, owner_id, seq, state, ever, valid, reason, field," \
@@ -194,8 +200,10 @@ dd_sched_open(struct dd_sched **sp, const struct dd_sched_opts *o)
 		"?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)") ||
 	    prep(s, &s->q_log, "INSERT INTO log VALUES(?,?,?,?,?,?,?)") ||
 	    prep(s, &s->q_step, "SELECT 1 FROM log WHERE delivery_id = ? AND step = ?") ||
-	    prep(s, &s->q_op, "INSERT OR IGNORE INTO ops(hash) VALUES(?)") ||
-	    prep(s, &s->q_opseen, "SELECT 1 FROM ops WHERE hash = ?") ||
+	    prep(s, &s->q_op, "INSERT OR IGNORE INTO ops(hash, rejected) VALUES(?, ?)") ||
+	    prep(s, &s->q_opseen, "SELECT rejected FROM ops WHERE hash = ?") ||
+	    prep(s, &s->q_seen, "SELECT 1 FROM seen WHERE event_id = ?") ||
+	    prep(s, &s->q_seenadd, "INSERT OR IGNORE INTO seen(event_id) VALUES(?)") ||
 	    prep(s, &s->q_meta, "INSERT OR REPLACE INTO meta(key, value) VALUES(?, ?)") ||
 	    prep(s, &s->q_dv, "PRAGMA data_version"))) {
 		dd_sched_close(s);
@@ -219,7 +227,7 @@ dd_sched_close(struct dd_sched *s)
 	if (s == NULL)
 		return;
 	sqlite3_stmt *qs[] = { s->q_get, s->q_put, s->q_log, s->q_step, s->q_op, s->q_opseen,
-		s->q_meta, s->q_dv };
+		s->q_meta, s->q_dv, s->q_seen, s->q_seenadd };
 	for (size_t i = 0; i < sizeof qs / sizeof qs[0]; i++)
 		sqlite3_finalize(qs[i]);
 	dd_store_close(&s->st);
@@ -1452,30 +1460,75 @@ fail:
 	return DD_FAIL;
 }
 
-/* The work item an operation names: deliveryId, or requestId + ownerId.
- * 1 found, 0 (bad input, dd_errmsg()), -1 store failure. */
+/* The delivery an operation names: deliveryId, or requestId + ownerId.
+ * 0, or -1 (bad input, dd_errmsg()). */
 static int
-op_target(struct dd_sched *s, const struct keys *k, struct item **it)
+op_did(const struct keys *k, char did[IDMAX + 1])
 {
-	char did[IDMAX + 1], rid[IDMAX + 1], owner[IDMAX + 1];
+	char rid[IDMAX + 1], owner[IDMAX + 1];
 	const char *why;
 	int r = get_id(&k->v[K_DELIVERYID], did, &why);
 	if (r < 0) {
 		dd_seterr("\"deliveryId\": %s", why);
-		return 0;
+		return -1;
 	}
 	if (r == 0) {
 		if (get_id(&k->v[K_REQUESTID], rid, &why) <= 0 ||
 		    get_id(&k->v[K_OWNERID], owner, &why) <= 0) {
 			dd_seterr("an operation names its delivery by deliveryId, or by requestId and ownerId");
-			return 0;
+			return -1;
 		}
 		derive_did(owner, rid, did);
 	}
-	int found = item_get(s, did, it);
-	if (found == 0)
-		dd_seterr("no such delivery: %s", did);
-	return found;
+	return 0;
+}
+
+/*
+ * An operation is decided once, the first time it is seen, and a replay
+ * of the same operation (the same content) gets the same outcome, even
+ * if the delivery has changed since (a cancel read before its request
+ * stays rejected). 0: new; 1: applied before; 2: rejected before (why in
+ * dd_errmsg()); -1: store failure.
+ */
+static int
+op_recall(struct dd_sched *s, const char *hash)
+{
+	sqlite3_bind_text(s->q_opseen, 1, hash, -1, SQLITE_TRANSIENT);
+	int rc = sqlite3_step(s->q_opseen), r = 0;
+	if (rc == SQLITE_ROW) {
+		const unsigned char *why = sqlite3_column_text(s->q_opseen, 0);
+		r = why ? 2 : 1;
+		if (why)
+			dd_seterr("%s", (const char *)why);
+	}
+	sqlite3_reset(s->q_opseen);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return dd_store_err(&s->st, "reading the operations");
+	return r;
+}
+
+/* Keep an operation's outcome: applied (rejected NULL) or why not. */
+static int
+op_remember(struct dd_sched *s, const char *hash, const char *rejected)
+{
+	sqlite3_bind_text(s->q_op, 1, hash, -1, SQLITE_TRANSIENT);
+	bind_str(s->q_op, 2, rejected);
+	return step_sql(s, s->q_op, "recording an operation");
+}
+
+/* Reject an operation for good: remembered, and the reason in dd_errmsg(). */
+static enum dd_verdict __attribute__((format(printf, 3, 4)))
+op_refuse(struct dd_sched *s, const char *hash, const char *fmt, ...)
+{
+	char why[300];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(why, sizeof why, fmt, ap);
+	va_end(ap);
+	if (op_remember(s, hash, why))
+		return DD_FAIL;
+	dd_seterr("%s", why);
+	return DD_REJECT;
 }
 
 static int
@@ -1495,19 +1548,28 @@ op_reason(const struct keys *k, char out[IDMAX + 1], const char *dflt)
 static enum dd_verdict
 op_cancel(struct dd_sched *s, const struct keys *k)
 {
-	char reason[IDMAX + 1];
-	struct item *it;
-	if (op_reason(k, reason, "client"))
+	char reason[IDMAX + 1], did[IDMAX + 1], hash[24];
+	if (op_reason(k, reason, "client") || op_did(k, did))
 		return DD_REJECT;
-	int found = op_target(s, k, &it);
+	struct dd_buf *h = &s->tmp;
+	dd_buf_reset(h);
+	dd_buf_printf(h, "cancel\n%s\n%s", did, reason);
+	hex_id(hash, sizeof hash, "", dd_hash64(h->p, h->len));
+	int r = op_recall(s, hash);
+	if (r)
+		return r < 0 ? DD_FAIL : r == 1 ? (s->n_opdup++, DD_ACCEPT) : DD_REJECT;
+	struct item *it;
+	int found = item_get(s, did, &it);
 	if (found <= 0)
-		return found < 0 ? DD_FAIL : DD_REJECT;
+		return found < 0 ? DD_FAIL : op_refuse(s, hash, "no such delivery: %s", did);
 	enum dd_verdict v = DD_ACCEPT;
 	if (it->state == ST_CANCELLED) {
-		s->n_opdup++;
+		s->n_opdup++;	/* cancelled already, another way */
+		if (op_remember(s, hash, NULL))
+			v = DD_FAIL;
 	} else if (is_final(it->state)) {
-		dd_seterr("cannot cancel delivery %s: it is %s", it->did, state_names[it->state]);
-		v = DD_REJECT;
+		v = op_refuse(s, hash, "cannot cancel delivery %s: it is %s", it->did,
+		    state_names[it->state]);
 	} else {
 		s->n_ops++;
 		int64_t t = advance(s, INT64_MIN);
@@ -1516,23 +1578,11 @@ op_cancel(struct dd_sched *s, const struct keys *k)
 		if (it->state == ST_WAITING)
 			item_free(wait_take(s, it->did));
 		if (compensate(s, it, t, reason, 1, 1) || item_put(s, it) ||
-		    (*drone && retry_waiting(s, drone, t)))
+		    op_remember(s, hash, NULL) || (*drone && retry_waiting(s, drone, t)))
 			v = DD_FAIL;
 	}
 	item_free(it);
 	return v;
-}
-
-/* Has this reschedule operation (by the hash of its content) been seen? */
-static int
-op_seen(struct dd_sched *s, const char *hash)
-{
-	sqlite3_bind_text(s->q_opseen, 1, hash, -1, SQLITE_TRANSIENT);
-	int rc = sqlite3_step(s->q_opseen);
-	sqlite3_reset(s->q_opseen);
-	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-		return dd_store_err(&s->st, "reading the operations");
-	return rc == SQLITE_ROW;
 }
 
 /*
@@ -1577,88 +1627,92 @@ apply_reschedule(struct dd_sched *s, struct item *it, const struct item *n, unsi
 static enum dd_verdict
 op_reschedule(struct dd_sched *s, const struct keys *k)
 {
-	char reason[IDMAX + 1];
-	struct item *it;
-	if (op_reason(k, reason, "client"))
+	char reason[IDMAX + 1], did[IDMAX + 1], hash[24];
+	if (op_reason(k, reason, "client") || op_did(k, did))
 		return DD_REJECT;
-	int found = op_target(s, k, &it);
-	if (found <= 0)
-		return found < 0 ? DD_FAIL : DD_REJECT;
+	/* The new terms as given (g), checked on their own. */
 	struct fault ft = { { 0 }, { 0 } };
-	struct item n = *it;
+	struct item g;
+	memset(&g, 0, sizeof g);
 	unsigned changed = 0;
 	if (k->v[K_PICKUP].type) {
-		loc_obj(&k->v[K_PICKUP], "pickup", &n.pk_lat, &n.pk_lon, &n.pk_alt, &ft);
+		loc_obj(&k->v[K_PICKUP], "pickup", &g.pk_lat, &g.pk_lon, &g.pk_alt, &ft);
 		changed |= CH_PICKUP;
 	}
 	if (k->v[K_DROPOFF].type) {
-		loc_obj(&k->v[K_DROPOFF], "dropoff", &n.dr_lat, &n.dr_lon, &n.dr_alt, &ft);
+		loc_obj(&k->v[K_DROPOFF], "dropoff", &g.dr_lat, &g.dr_lon, &g.dr_alt, &ft);
 		changed |= CH_DROPOFF;
 	}
 	if (k->v[K_PICKUPTIME].type) {
-		get_time(&k->v[K_PICKUPTIME], "pickupTime", &n.pickup_time, &ft);
+		get_time(&k->v[K_PICKUPTIME], "pickupTime", &g.pickup_time, &ft);
 		changed |= CH_PTIME;
 	}
 	if (k->v[K_DEADLINE].type) {
-		get_time(&k->v[K_DEADLINE], "deadline", &n.deadline, &ft);
+		get_time(&k->v[K_DEADLINE], "deadline", &g.deadline, &ft);
 		changed |= CH_DEADLINE;
 	}
 	if (k->v[K_EXPEDITED].type) {
-		get_bool(&k->v[K_EXPEDITED], "expedited", &n.expedited, &ft);
+		get_bool(&k->v[K_EXPEDITED], "expedited", &g.expedited, &ft);
 		changed |= CH_EXPEDITED;
 	}
 	if (k->v[K_CONFIRM].type) {
-		get_confirm(&k->v[K_CONFIRM], &n.confirm, &ft);
+		get_confirm(&k->v[K_CONFIRM], &g.confirm, &ft);
 		changed |= CH_CONFIRM;
 	}
-	if (!ft.field[0] && n.deadline <= n.pickup_time)
-		fault(&ft, "deadline", "not after pickupTime");
-	enum dd_verdict v = DD_ACCEPT;
 	if (ft.field[0]) {
 		dd_seterr("reschedule: %s: %s", ft.field, ft.msg);
-		v = DD_REJECT;
-		goto out;
+		return DD_REJECT;
 	}
 	if (!changed) {
 		dd_seterr("reschedule: nothing to change (pickup, dropoff, pickupTime, deadline,"
 		    " expedited or confirmationRequired)");
-		v = DD_REJECT;
-		goto out;
+		return DD_REJECT;
 	}
-	/* The same operation again (a replay) changes nothing. */
 	struct dd_buf *h = &s->tmp;
 	dd_buf_reset(h);
-	dd_buf_printf(h, "%s\n%u\n%.17g,%.17g,%.17g\n%.17g,%.17g,%.17g\n%" PRId64 "\n%" PRId64
-	    "\n%d\n%d\n%s", it->did, changed, n.pk_lat, n.pk_lon, n.pk_alt, n.dr_lat, n.dr_lon,
-	    n.dr_alt, n.pickup_time, n.deadline, n.expedited, n.confirm, reason);
-	char hash[24];
+	dd_buf_printf(h, "reschedule\n%s\n%u\n%.17g,%.17g,%.17g\n%.17g,%.17g,%.17g\n%" PRId64
+	    "\n%" PRId64 "\n%d\n%d\n%s", did, changed, g.pk_lat, g.pk_lon, g.pk_alt, g.dr_lat,
+	    g.dr_lon, g.dr_alt, g.pickup_time, g.deadline, g.expedited, g.confirm, reason);
 	hex_id(hash, sizeof hash, "", dd_hash64(h->p, h->len));
-	int seen = op_seen(s, hash);
-	if (seen) {
-		if (seen < 0)
-			v = DD_FAIL;
-		else
-			s->n_opdup++;
-		goto out;
-	}
+	int r = op_recall(s, hash);
+	if (r)
+		return r < 0 ? DD_FAIL : r == 1 ? (s->n_opdup++, DD_ACCEPT) : DD_REJECT;
+	struct item *it;
+	int found = item_get(s, did, &it);
+	if (found <= 0)
+		return found < 0 ? DD_FAIL : op_refuse(s, hash, "no such delivery: %s", did);
+	enum dd_verdict v;
+	struct item n = *it;
+	if (changed & CH_PICKUP)
+		n.pk_lat = g.pk_lat, n.pk_lon = g.pk_lon, n.pk_alt = g.pk_alt;
+	if (changed & CH_DROPOFF)
+		n.dr_lat = g.dr_lat, n.dr_lon = g.dr_lon, n.dr_alt = g.dr_alt;
+	if (changed & CH_PTIME)
+		n.pickup_time = g.pickup_time;
+	if (changed & CH_DEADLINE)
+		n.deadline = g.deadline;
+	if (changed & CH_EXPEDITED)
+		n.expedited = g.expedited;
+	if (changed & CH_CONFIRM)
+		n.confirm = g.confirm;
 	if (!it->valid || is_final(it->state) || it->state == ST_FAILED ||
 	    strcmp(it->stage, "headed-to-dropoff") == 0) {
-		dd_seterr("cannot reschedule delivery %s: it is %s", it->did,
+		v = op_refuse(s, hash, "cannot reschedule delivery %s: it is %s", it->did,
 		    it->state == ST_INPROGRESS ? it->stage : state_names[it->state]);
-		v = DD_REJECT;
 		goto out;
 	}
-	sqlite3_bind_text(s->q_op, 1, hash, -1, SQLITE_TRANSIENT);
-	if (step_sql(s, s->q_op, "recording an operation")) {
-		v = DD_FAIL;
+	if (n.deadline <= n.pickup_time) {
+		v = op_refuse(s, hash, "reschedule: deadline: not after pickupTime");
 		goto out;
 	}
+	v = DD_ACCEPT;
 	s->n_ops++;
 	/* An operation has no time of its own: it happens at the clock. */
 	int64_t t = advance(s, INT64_MIN);
 	char old[IDMAX + 1];
 	snprintf(old, sizeof old, "%s", it->drone);
-	if (apply_reschedule(s, it, &n, changed, reason, t) || item_put(s, it)) {
+	if (op_remember(s, hash, NULL) || apply_reschedule(s, it, &n, changed, reason, t) ||
+	    item_put(s, it)) {
 		v = DD_FAIL;
 		goto out;
 	}
@@ -1711,8 +1765,23 @@ status_event(struct dd_sched *s, const struct dd_env *e)
 	int found = item_get(s, did, &it);
 	if (found < 0)
 		return DD_FAIL;
-	if (!found)
-		return DD_SKIP;	/* not one of ours */
+	if (!found) {
+		/* Not one of ours, and it stays so: a replay where the delivery
+		 * exists by then must not apply it either. */
+		sqlite3_bind_text(s->q_seenadd, 1, eid, -1, SQLITE_TRANSIENT);
+		return step_sql(s, s->q_seenadd, "recording a status") ? DD_FAIL : DD_SKIP;
+	}
+	sqlite3_bind_text(s->q_seen, 1, eid, -1, SQLITE_TRANSIENT);
+	int rc = sqlite3_step(s->q_seen);
+	sqlite3_reset(s->q_seen);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+		item_free(it);
+		return dd_store_err(&s->st, "reading the statuses"), DD_FAIL;
+	}
+	if (rc == SQLITE_ROW) {
+		item_free(it);
+		return DD_SKIP;
+	}
 	s->n_status++;
 	enum dd_verdict verdict = DD_ACCEPT;
 	int rank = stage_rank(stage);

@@ -178,6 +178,30 @@ of_type() {
 	dd-schedule -q --fleet "$FLEET" < in.ndjson | cmp - out1.ndjson
 }
 
+@test "replay: operations and statuses read before their request are decided the same way again" {
+	one_drone
+	did=$(req r-1 | dd-schedule -q --db probe.db | jq -r 'select(.type | startswith("delivery.")) | .subject')
+	{
+		echo '{"op":"cancel","requestId":"r-1","ownerId":"o-1"}'
+		echo '{"op":"reschedule","requestId":"r-1","ownerId":"o-1","pickupTime":"2026-11-26T10:01:00Z"}'
+		jq -cn --arg d "$did" '{specversion: "1.0", id: "s-1", source: "/dd-track",
+			type: "delivery.status", time: "2026-11-26T10:30:00Z", subject: $d,
+			data: {deliveryId: $d, stage: "completed", droneId: "D-1"}}'
+		req r-1
+	} > in.ndjson
+	sched out1 < in.ndjson
+	assert_failure 1
+	assert_output --partial "stdin:1: no such delivery"
+	assert_output --partial "stdin:2: no such delivery"
+	[ "$(of_type out1 delivery.scheduled | wc -l)" -eq 1 ]
+	sched out2 < in.ndjson
+	assert_failure 1
+	assert_output --partial "stdin:1: no such delivery"
+	assert_output --partial "ignored 1"
+	[ ! -s out2 ]
+	[ "$(dd-schedule get r-1 | jq -r .state)" = scheduled ]
+}
+
 @test "ExternalDelivery requests: string locations, Small, weight as a string" {
 	dd-schedule -q fleet import "$FLEET"
 	cat > in.ndjson <<'EOF'
