@@ -280,8 +280,9 @@ main(int argc, char **argv)
 		if (code == DD_EXIT_IO)
 			break;
 		if (!fo.quiet)
-			dd_warn("%s: %llu drones imported, %llu rows rejected", argv[2],
-			    (unsigned long long)ok, (unsigned long long)bad);
+			dd_warn("%s: %llu drones imported, %llu rows rejected",
+			    strcmp(argv[2], "-") ? argv[2] : "stdin", (unsigned long long)ok,
+			    (unsigned long long)bad);
 		break;
 	case C_FLEETLIST:
 		code = dd_sched_fleet_list(s, fmt, stdout);
