@@ -41,6 +41,10 @@ static const char *const migrations[] = {
 int
 dd_history_open(struct dd_store *s, const char *path)
 {
+	/* SQLite's allocation statistics take a global mutex on every
+	 * malloc; nothing here reads them. Only possible before SQLite's
+	 * first use in the process, and harmless (SQLITE_MISUSE) after. */
+	sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
 	int rc = dd_store_open(s, path, migrations,
 	    (int)(sizeof migrations / sizeof migrations[0]));
 	/* Checkpoint every 64 MiB of WAL rather than every 4: each checkpoint

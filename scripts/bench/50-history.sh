@@ -7,9 +7,9 @@
 #    bare cost of storing these bytes in SQLite, no parsing, no index.
 #  - get: with 1,000,000 deliveries stored (a scheduled and a final event
 #    each, streamed from the generator straight into dd-history), the
-#    whole-process latency of `dd-history get ID`, median over
-#    $BENCH_GETS random ids. Anchor: the sqlite3 shell (a process too)
-#    printing the same delivery's event lines.
+#    whole-process latency of `dd-history get ID` (hyperfine, 3 runs each
+#    of $BENCH_GETS random ids, the median of all). Anchor: the sqlite3
+#    shell (a process too) printing the same delivery's event lines.
 #  - archive: that 1M-delivery store (2M events) moved into the lake in
 #    one dd-archive run (one run: it empties the store), peak RSS.
 #    Anchor: the sqlite3 shell dumping the same lines into zstd -3.
@@ -22,7 +22,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 
 N=${BENCH_HISTORY_N:-200000}
 M=${BENCH_HISTORY_GET_N:-1000000}
-GETS=${BENCH_GETS:-101}
+GETS=${BENCH_GETS:-35}
 in=$BENCH_TMP/history-events.ndjson
 db=$BENCH_TMP/history.db
 big=$BENCH_TMP/history-1m.db
@@ -97,24 +97,26 @@ gen "$M" 1 | dd-history -q --db "$big"
 build=$(( $(date +%s) - s ))
 [ "$(dd-history --db "$big" stats | jq .deliveries)" -eq "$M" ] ||
 	{ echo "50-history: the 1M store is incomplete" >&2; exit 1; }
-: > "$BENCH_TMP/get.times"
-: > "$BENCH_TMP/sqlite-get.times"
+: > "$BENCH_TMP/get.ids"
 for i in $(seq "$GETS"); do
-	id=$(printf 'd-%07d' $(( (RANDOM * 32768 + RANDOM) % M + 1 )))
-	s=$(date +%s%N)
-	dd-history --db "$big" get "$id" > "$BENCH_TMP/get.out"
-	e=$(date +%s%N)
-	echo "$(( (e - s) / 1000 ))" >> "$BENCH_TMP/get.times"
-	q="SELECT line FROM events WHERE dkey = (SELECT dkey FROM deliveries WHERE id = '$id') ORDER BY time_ms, eid"
-	s=$(date +%s%N)
-	sqlite3 -readonly "$big" "$q" > "$BENCH_TMP/sqlite-get.out"
-	e=$(date +%s%N)
-	echo "$(( (e - s) / 1000 ))" >> "$BENCH_TMP/sqlite-get.times"
-	[ "$(jq -c '.events[]' "$BENCH_TMP/get.out")" = "$(jq -c . "$BENCH_TMP/sqlite-get.out")" ] ||
+	printf 'd-%07d\n' $(( (RANDOM * 32768 + RANDOM) % M + 1 )) >> "$BENCH_TMP/get.ids"
+done
+# The answers first: get's events are sqlite3's lines.
+q() { echo "SELECT line FROM events WHERE dkey = (SELECT dkey FROM deliveries WHERE id = '$1') ORDER BY time_ms, eid"; }
+for id in $(head -n 5 "$BENCH_TMP/get.ids"); do
+	[ "$(dd-history --db "$big" get "$id" | jq -c '.events[]')" = \
+		"$(sqlite3 -readonly "$big" "$(q "$id")" | jq -c .)" ] ||
 		{ echo "50-history: get $id differs from sqlite3" >&2; exit 1; }
 done
-get_ms=$(median < "$BENCH_TMP/get.times" | awk '{printf "%.2f", $1/1000}')
-sq_ms=$(median < "$BENCH_TMP/sqlite-get.times" | awk '{printf "%.2f", $1/1000}')
+# hyperfine times each process exactly (no shell, no clock process).
+ids=$(paste -s -d, "$BENCH_TMP/get.ids")
+hyperfine -N --style none --warmup 3 --runs 3 -L id "$ids" --export-json "$BENCH_TMP/get.json" \
+	"$DD_BIN/dd-history --db $big get {id}" > /dev/null 2>&1
+hyperfine -N --style none --warmup 3 --runs 3 -L id "$ids" --export-json "$BENCH_TMP/sqlite-get.json" \
+	"sqlite3 -readonly $big \"$(q '{id}')\"" > /dev/null 2>&1
+med_ms() { jq '[.results[].times[]] | sort | .[length / 2 | floor] * 1000 * 100 | round / 100' "$1"; }
+get_ms=$(med_ms "$BENCH_TMP/get.json")
+sq_ms=$(med_ms "$BENCH_TMP/sqlite-get.json")
 
 # --------------------------------------------------------------- archive
 events=$((2 * M))
@@ -135,7 +137,7 @@ inlake=$(find "$lake" -name 'part-*.ndjson.zst' -print0 | xargs -0 zstdcat | wc 
 bench_header "dd-history: $lines events of $N deliveries ($mb MB); get and archive with $M deliveries"
 bench_row "ingest events/s" "$(rate "$lines" "$ingest_secs")" "sqlite3 .import lines/s" \
 	"$(rate "$lines" "$import_secs")" "$(ratio "$import_secs" "$ingest_secs")" "$ingest_rss"
-bench_row "get ms (median of $GETS, $M deliveries)" "$get_ms" "sqlite3 lookup ms" "$sq_ms" \
+bench_row "get ms (median, $M deliveries)" "$get_ms" "sqlite3 lookup ms" "$sq_ms" \
 	"$(ratio "$get_ms" "$sq_ms")" 0
 bench_row "archive events/s ($events events, one run)" "$(rate "$events" "$archive_secs")" \
 	"sqlite3 | zstd -3 ev/s" "$(rate "$events" "$dump_secs")" \
