@@ -12,6 +12,7 @@ setup() {
 
 teardown() {
 	[ -z "${BG:-}" ] || kill $BG 2>/dev/null || true
+	[ -z "${MNT:-}" ] || umount "$MNT" 2>/dev/null || true
 }
 
 # gen_deliveries N [T0_EPOCH_S] [STEP_S] [PREFIX]: delivery.* events of N
@@ -275,6 +276,21 @@ dump() {
 	assert_output "dd-history: stdout: No space left on device"
 	run -4 bash -c 'dd-history get d-0000001 > /dev/full'
 	assert_output "dd-history: stdout: No space left on device"
+}
+
+@test "disk full: exit 4, and what was committed stays readable" {
+	[ "$(id -u)" -eq 0 ] || skip "needs root to mount a tmpfs"
+	mkdir small
+	mount -t tmpfs -o size=1m tmpfs small 2>/dev/null || skip "cannot mount a tmpfs here"
+	MNT=$BATS_TEST_TMPDIR/small
+	gen_deliveries 3000 7 > in.ndjson
+	run -4 dd-history --db small/h.db --batch 1000 < in.ndjson
+	assert_output --partial "full"
+	# The store is consistent: it opens, and answers.
+	n=$(dd-history --db small/h.db stats | jq .deliveries)
+	[ "$n" -lt 3000 ]
+	umount "$MNT"
+	MNT=
 }
 
 @test "a slow stream is durable within the flush interval; SIGTERM commits and exits 143" {
