@@ -180,6 +180,27 @@ lake_ids() { dd-lake-query -l "$1" --fields id --format tsv | tail -n +2 | sort;
 	assert_output --partial "$DD_HOME/history.db"
 }
 
+@test "a read-only store file (a read-only bind mount): filters exit 4 naming it; queries answer" {
+	dd-track -q < "$D/all" > /dev/null
+	dd-package -q < "$D/sched"
+	dd-history -q < "$D/all"
+	dd-schedule -q --fleet "$FLEET" < "$D/req" > /dev/null
+	for p in dd-track dd-package dd-history dd-schedule; do
+		db=$DD_HOME/${p#dd-}.db
+		$p list > before
+		mount --bind "$db" "$db" 2>/dev/null || skip "cannot bind-mount (needs root)"
+		realpath "$db" >> "$BATS_TEST_TMPDIR/.mounts"
+		mount -o remount,ro,bind "$db"
+		run $p < "$D/all"
+		refute_sanitizer
+		[ "$status" -eq 4 ] || fail "$p: exit $status: $output"
+		assert_output --regexp "$p: $db: .*(readonly database|Read-only file system)"
+		run $p list
+		assert_success
+		cmp before <(printf '%s\n' "${lines[@]}")
+	done
+}
+
 @test "a store that is not SQLite: exit 4 and a message naming the file, for filters and queries" {
 	for name in track package history schedule; do
 		head -c 8192 /dev/urandom > "$DD_HOME/$name.db"
