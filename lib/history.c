@@ -153,7 +153,17 @@ struct dd_history_ingest {
 	pthread_cond_t cv_job, cv_done;
 	int job, quit, failed;	/* under mu */
 	char werr[WERR];	/* the writer's error, under mu */
+	/* Checkpoints run on their own connection and thread, beside the
+	 * writer instead of inside its commits. */
+	struct dd_store ck;
+	int ck_started;
+	pthread_t ckthr;
+	pthread_cond_t cv_ck;
+	int ck_want;		/* under mu */
 };
+
+/* Checkpoint once the WAL holds this many pages (64 MiB). */
+#define CKPT_PAGES 16384
 
 static const char sql_sel[] =
 	"SELECT dkey, request, owner, origin_ms, origin_eid, stage, stage_ms, stage_eid,"
@@ -210,6 +220,61 @@ writer(void *arg)
 	return NULL;
 }
 
+/* After each commit of the writer's connection: wake the checkpointer
+ * when the WAL has grown enough. */
+static int
+wal_hook(void *arg, sqlite3 *db, const char *name, int pages)
+{
+	struct dd_history_ingest *h = arg;
+	if (pages >= CKPT_PAGES) {
+		pthread_mutex_lock(&h->mu);
+		h->ck_want = 1;
+		pthread_cond_signal(&h->cv_ck);
+		pthread_mutex_unlock(&h->mu);
+	}
+	return SQLITE_OK;
+}
+
+/* PASSIVE checkpoints never block the writer; one that cannot finish
+ * (a reader's snapshot) leaves the rest for the next. A failure only
+ * lets the WAL grow, so it is not an error of the run. */
+static void *
+checkpointer(void *arg)
+{
+	struct dd_history_ingest *h = arg;
+	pthread_mutex_lock(&h->mu);
+	for (;;) {
+		while (!h->ck_want && !h->quit)
+			pthread_cond_wait(&h->cv_ck, &h->mu);
+		if (h->quit)
+			break;
+		h->ck_want = 0;
+		pthread_mutex_unlock(&h->mu);
+		sqlite3_wal_checkpoint_v2(h->ck.db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+		pthread_mutex_lock(&h->mu);
+	}
+	pthread_mutex_unlock(&h->mu);
+	return NULL;
+}
+
+/* Start the checkpointer; without it the writer's connection checkpoints
+ * by itself (wal_autocheckpoint), which is only slower. */
+static void
+start_checkpointer(struct dd_history_ingest *h)
+{
+	if (dd_history_open(&h->ck, h->s->path))
+		return;
+	pthread_cond_init(&h->cv_ck, NULL);
+	if (pthread_create(&h->ckthr, NULL, checkpointer, h) != 0) {
+		pthread_cond_destroy(&h->cv_ck);
+		dd_store_close(&h->ck);
+		return;
+	}
+	h->ck_started = 1;
+	/* Replaces the automatic checkpoints of the writer's connection. */
+	sqlite3_wal_hook(h->s->db, wal_hook, h);
+}
+
 struct dd_history_ingest *
 dd_history_ingest_new(struct dd_store *s)
 {
@@ -242,6 +307,8 @@ dd_history_ingest_new(struct dd_store *s)
 	sigaddset(&block, SIGTERM);
 	pthread_sigmask(SIG_BLOCK, &block, &old);
 	h->threaded = pthread_create(&h->thr, NULL, writer, h) == 0;
+	if (h->threaded)
+		start_checkpointer(h);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	return h;
 }
@@ -264,8 +331,16 @@ dd_history_ingest_free(struct dd_history_ingest *h)
 		pthread_mutex_lock(&h->mu);
 		h->quit = 1;
 		pthread_cond_signal(&h->cv_job);
+		if (h->ck_started)
+			pthread_cond_signal(&h->cv_ck);
 		pthread_mutex_unlock(&h->mu);
 		pthread_join(h->thr, NULL);
+		if (h->ck_started) {
+			pthread_join(h->ckthr, NULL);
+			sqlite3_wal_hook(h->s->db, NULL, NULL);
+			pthread_cond_destroy(&h->cv_ck);
+			dd_store_close(&h->ck);
+		}
 		pthread_mutex_destroy(&h->mu);
 		pthread_cond_destroy(&h->cv_job);
 		pthread_cond_destroy(&h->cv_done);
