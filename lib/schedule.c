@@ -442,7 +442,7 @@ item_bind(sqlite3_stmt *q, const struct item *it)
 	sqlite3_bind_int(q, i++, it->nlog);
 }
 
-/* Read a row of ITEM_COLS starting at column c0. */
+/* An item from a row of ITEM_COLS. */
 static struct item *
 item_read(sqlite3_stmt *q)
 {
