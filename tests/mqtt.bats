@@ -22,8 +22,9 @@ ID=dd-track-consumer
 
 setup() {
 	command -v mosquitto > /dev/null || [ -x /usr/sbin/mosquitto ] || skip "mosquitto is not installed"
-	command -v mosquitto_pub > /dev/null && command -v mosquitto_sub > /dev/null \
-		|| skip "mosquitto-clients is not installed"
+	if ! command -v mosquitto_pub > /dev/null || ! command -v mosquitto_sub > /dev/null; then
+		skip "mosquitto-clients is not installed"
+	fi
 	T=$BATS_TEST_TMPDIR
 	: > "$T/pids"
 	start_broker
@@ -59,8 +60,8 @@ teardown() {
 # The broker on a free loopback port, kept in memory; queues are not
 # capped (the default keeps 1000 messages for an absent client).
 start_broker() {
-	local try
-	for try in 1 2 3; do
+	local attempt
+	for attempt in 1 2 3; do
 		PORT=$(/usr/bin/python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 		printf 'listener %s 127.0.0.1\nallow_anonymous true\npersistence false\nmax_queued_messages 0\n' \
 			"$PORT" > "$T/mosquitto.conf"
@@ -78,7 +79,7 @@ start_broker() {
 		wait "$BROKER" 2> /dev/null || true
 		BROKER=
 	done
-	fail "mosquitto did not start: $(cat "$T/broker.log")"
+	fail "mosquitto did not start ($attempt attempts): $(cat "$T/broker.log")"
 }
 
 publish() {

@@ -165,14 +165,14 @@ status_event() {
 
 @test "reconcile fails: a package removed behind the scheduler's back, one never removed" {
 	broken
-	local done pkg
-	done=$(dd-schedule list --state completed | head -n 1 | jq -r .deliveryId)
-	pkg=$(dd-schedule get "$done" | jq -r .package.packageId)
+	local ended pkg
+	ended=$(dd-schedule list --state completed | head -n 1 | jq -r .deliveryId)
+	pkg=$(dd-schedule get "$ended" | jq -r .package.packageId)
 	printf '{"specversion":"1.0","id":"rogue-1","source":"/x","type":"package.removed","time":"2026-11-22T00:00:00.000Z","subject":"%s","data":{"packageId":"%s","reason":"rogue"}}\n' \
 		"$pkg" "$pkg" | dd-package -q
 	run "$DD_ROOT/scripts/reconcile"
 	assert_failure 1
-	assert_line "FAIL packages: packages not compensated or lost (1), e.g. $done: package $pkg missing from dd-package"
+	assert_line "FAIL packages: packages not compensated or lost (1), e.g. $ended: package $pkg missing from dd-package"
 	# And the other way: a rejected delivery's package registered again.
 	local rej
 	rej=$(dd-schedule list --state rejected | jq -r 'select(.reason == "deadline") | .deliveryId' | head -n 1)
