@@ -176,7 +176,8 @@ main(int argc, char *argv[])
 		rc = run_filter(db, &fo);
 		free(db);
 		if (dd_close_stdout()) {
-			dd_warn("%s", dd_errmsg());
+			if (rc != DD_EXIT_IO)	/* else already said */
+				dd_warn("%s", dd_errmsg());
 			rc = DD_EXIT_IO;
 		}
 		return rc;

@@ -222,7 +222,8 @@ main(int argc, char *argv[])
 	dd_buf_free(&c.type);
 	free(deflake);
 	if (dd_close_stdout()) {
-		dd_warn("%s", dd_errmsg());
+		if (code != DD_EXIT_IO)	/* else already said */
+			dd_warn("%s", dd_errmsg());
 		code = DD_EXIT_IO;
 	}
 	return code;

@@ -495,10 +495,12 @@ verify_part(const char *path, int64_t day, struct dd_archive_stats *st, struct d
 			    " (size or checksum)", mp);
 		free(mp);
 	}
+	/* Damage to the part itself is what to report: a metadata mismatch is
+	 * only its symptom. */
 	struct dd_lake_reader *r = dd_lake_reader_open(path);
 	if (r == NULL) {
-		if (!what->len)
-			dd_buf_printf(what, "%s", dd_errmsg());
+		dd_buf_reset(what);
+		dd_buf_printf(what, "%s", dd_errmsg());
 		dd_lake_meta_free(&m);
 		return;
 	}
@@ -549,8 +551,10 @@ verify_part(const char *path, int64_t day, struct dd_archive_stats *st, struct d
 		}
 		tc[t].n++;
 	}
-	if (k < 0 && !what->len)
+	if (k < 0) {
+		dd_buf_reset(what);
 		dd_buf_printf(what, "%s", dd_errmsg());
+	}
 	dd_lake_reader_close(r);
 	if (k == 0 && hm && !what->len) {
 		if (count != m.events || raw != m.raw_bytes)
