@@ -2455,14 +2455,11 @@ supervise_item(struct dd_sched *s, struct item *it, int64_t t, struct supstats *
 {
 	switch (it->state) {
 	case ST_FAILED:
-		/* A package still at its pickup can go with another drone; one
-		 * already aboard the failed drone is lost. */
-		if (strcmp(it->prev_stage, "headed-to-dropoff") == 0 ||
-		    strcmp(it->stage, "headed-to-dropoff") == 0) {
-			ss->cancelled++;
-			return compensate(s, it, t, "drone-failed", 1, 1);
-		}
-		return reassign(s, it, t, "drone-failed", 1, ss);
+		/* Failed is a final stage (SPEC.md): dd-track and dd-history
+		 * ignore whatever follows it, so a new drone for this delivery
+		 * would fly unseen. It is compensated; a retry is a new request. */
+		ss->cancelled++;
+		return compensate(s, it, t, "drone-failed", 1, 1);
 	case ST_SCHEDULED:
 		if (it->pickup_eta == INT64_MIN || it->pickup_eta + s->o.timeout_ms > t)
 			return 0;

@@ -479,7 +479,7 @@ EOF
 	cat out1 out2 | jq -s -e -f "$OVERLAP" > /dev/null
 }
 
-@test "feedback: a drone failing before pickup is replaced by the supervisor; after pickup it is compensated" {
+@test "feedback: a failed delivery is compensated by the supervisor, before pickup or after (failed is final)" {
 	one_drone 2
 	req r-1 > in.ndjson
 	req r-2 '.pickupTime = "2026-11-26T10:30:00Z"' >> in.ndjson
@@ -499,8 +499,10 @@ EOF
 	assert_success
 	validate_events out2
 	run jq -r '[.subject == "'"$d1"'", .type, .data.reason, .data.droneId // "-"] | @tsv' out2
+	# (package events have the package as their subject)
 	assert_output "$(printf 'true\tdrone.released\tdrone-failed\tD-1
-true\tdelivery.rescheduled\tdrone-failed\tD-2
+false\tpackage.removed\tdrone-failed\t-
+true\tdelivery.cancelled\tdrone-failed\t-
 false\tdrone.released\tdrone-failed\tD-1
 false\tpackage.removed\tdrone-failed\t-
 false\tdelivery.cancelled\tdrone-failed\t-')"
