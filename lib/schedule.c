@@ -1109,8 +1109,16 @@ get_id(const struct dd_jval *v, char out[IDMAX + 1], const char **why)
 		return -1;
 	}
 	int n = dd_env_str(v, out, IDMAX + 1);
-	if (n <= 0) {
-		*why = n == 0 ? "empty" : "longer than 128 bytes";
+	if (n == 0) {
+		*why = "empty";
+		return -1;
+	}
+	if (n < 0) {
+		/* dd_env_str refuses both: say which. */
+		struct dd_buf b = { 0 };
+		dd_jstr_decode(v, &b);
+		*why = b.len <= IDMAX ? "a string with a NUL character" : "longer than 128 bytes";
+		dd_buf_free(&b);
 		return -1;
 	}
 	return 1;
@@ -1349,8 +1357,13 @@ parse_request(struct dd_sched *s, const struct keys *k, struct item *it, struct 
 		dd_buf_free(&b);
 	} else {
 		const struct dd_jval *rv = &k->v[ext ? K_DELIVERYID : K_REQUESTID];
-		if (get_id(rv, it->rid, &why) <= 0) {
-			dd_seterr("%s \"%s\"", why, ext ? "deliveryId" : "requestId");
+		int r = get_id(rv, it->rid, &why);
+		if (r <= 0) {
+			const char *name = ext ? "deliveryId" : "requestId";
+			if (r == 0)
+				dd_seterr("missing \"%s\"", name);
+			else
+				dd_seterr("\"%s\" is %s", name, why);
 			return -1;
 		}
 	}
@@ -1402,14 +1415,23 @@ new_request(struct dd_sched *s, const struct keys *k)
 		goto fail;
 	if (found) {
 		int same = strcmp(old->rid, it->rid) == 0 && strcmp(old->owner, it->owner) == 0;
+		/* An invalid request does not claim its id: the corrected one
+		 * that follows is scheduled under the same delivery id. Replays
+		 * of either stay replays: the item is no longer invalid. */
+		int corrected = same && old->state == ST_REJECTED && !old->valid &&
+		    !ft.field[0];
+		it->nlog = old->nlog;	/* its log goes on */
 		item_free(old);
-		item_free(it);
 		if (!same) {
+			item_free(it);
 			dd_seterr("delivery id collision with another request");
 			return DD_REJECT;
 		}
-		s->n_dup++;	/* replayed: nothing new to say */
-		return DD_ACCEPT;
+		if (!corrected) {
+			item_free(it);
+			s->n_dup++;	/* replayed: nothing new to say */
+			return DD_ACCEPT;
+		}
 	}
 	s->n_new++;
 	int64_t t = advance(s, ft.field[0] || it->pickup_time == INT64_MIN ? INT64_MIN

@@ -683,3 +683,31 @@ false\tdelivery.cancelled\tdrone-failed\t-')"
 	[ "$(sort -u run1 run2 | jq -r .id | sort | uniq -d | wc -l)" -eq 0 ]
 	cat run1 run2 | jq -s -e -f "$OVERLAP" | jq -e 'length == 0'
 }
+
+@test "an invalid request does not claim its id: the corrected one is scheduled, and replays stay replays" {
+	one_drone
+	{ req r-1 '.pickup.lat = 123'; req r-1; req r-1 '.pickup.lat = 123'; } > in.ndjson
+	# (--now: the rejection of a request without a usable pickupTime is
+	# dated by the clock, which is the wall clock on a fresh store)
+	sched out1 --now 2026-11-26T09:00:00Z < in.ndjson
+	assert_success
+	run jq -r '.type' out1
+	assert_output "$(printf 'delivery.rejected\npackage.registered\ndelivery.scheduled')"
+	run jq -r 'select(.type == "delivery.rejected") | .data.field' out1
+	assert_output 'pickup.lat'
+	run dd-schedule stats
+	[ "$(jq '[.requests, .scheduled, .rejected] == [1, 1, 0]' <<< "$output")" = true ]
+	# The whole input again: nothing new.
+	sched out2 --now 2026-11-26T09:00:00Z < in.ndjson
+	assert_success
+	[ ! -s out2 ]
+	# A fresh store gives the same events, byte for byte.
+	DD_HOME=$BATS_TEST_TMPDIR/fresh sched out3 --fleet one.csv --now 2026-11-26T09:00:00Z < in.ndjson
+	cmp out1 out3
+}
+
+@test "a request id with a NUL character is bad input, said so" {
+	run dd-schedule -q <<< '{"requestId":"a\u0000b","ownerId":"o-1"}'
+	assert_failure 1
+	assert_output 'dd-schedule: stdin:1: "requestId" is a string with a NUL character'
+}
