@@ -2215,18 +2215,26 @@ fly_line(void *ctx, const struct dd_line *l)
 		dd_seterr("%s", why);
 		v = DD_REJECT;
 	} else {
-		generate_until(fl, e.time_ms);
-		fly_pass(fl, l);
 		int sched = dd_env_type_is(&e, "delivery.scheduled");
 		int canc = dd_env_type_is(&e, "delivery.cancelled");
 		int resch = dd_env_type_is(&e, "delivery.rescheduled");
-		if (!sched && !canc && !resch)
-			v = DD_SKIP;
-		else if (dd_event_check_data(&e))
+		if ((sched || canc || resch) && dd_event_check_data(&e)) {
+			/* Rejected: passed on at once, and its time moves nothing,
+			 * so the rest of the output is that of a clean stream. */
+			char why[256];
+			snprintf(why, sizeof why, "%s", dd_errmsg());
+			fly_pass(fl, l);
+			dd_seterr("%s", why);
 			v = DD_REJECT;
-		else
-			v = sched ? fly_scheduled(fl, &e) : canc ? fly_cancelled(fl, &e) :
-			    fly_rescheduled(fl, &e);
+		} else {
+			generate_until(fl, e.time_ms);
+			fly_pass(fl, l);
+			if (!sched && !canc && !resch)
+				v = DD_SKIP;
+			else
+				v = sched ? fly_scheduled(fl, &e) : canc ? fly_cancelled(fl, &e) :
+				    fly_rescheduled(fl, &e);
+		}
 	}
 	if (v == DD_REJECT)
 		fl->st->rejected++;

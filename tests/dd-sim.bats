@@ -533,6 +533,17 @@ for ts in t.values():
 	cmp in.ndjson <(grep -v '/drones/' out.ndjson)
 }
 
+@test "fly: a rejected line costs nothing else: the rest of the output is the clean stream's" {
+	dd-sim requests -n 3 --seed 9 | schedule > s.ndjson
+	# A bad delivery.scheduled dated a day later, right after the first line.
+	bad=$(head -1 s.ndjson | jq -c '.id = "bad" | .time = "2026-11-27T12:00:00Z" | del(.data.droneId)')
+	{ head -1 s.ndjson; echo "$bad"; tail -n +2 s.ndjson; } > in.ndjson
+	dd-sim fly -q < s.ndjson > clean.ndjson
+	run bash -c 'dd-sim fly -q < in.ndjson > out.ndjson'
+	assert_failure 1
+	cmp clean.ndjson <(grep -vF "$bad" out.ndjson)
+}
+
 @test "fly: odd ids (escapes, non-ASCII, near 128 bytes) still give valid, unique ids and sources" {
 	dd-sim requests -n 3 --seed 9 | schedule > s.ndjson
 	long=$(printf 'x%.0s' {1..120})
