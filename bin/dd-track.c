@@ -66,7 +66,8 @@ static int
 finish(int code)
 {
 	if (dd_close_stdout()) {
-		dd_warn("%s", dd_errmsg());
+		if (code != DD_EXIT_IO)	/* else already said */
+			dd_warn("%s", dd_errmsg());
 		return DD_EXIT_IO;
 	}
 	return code;

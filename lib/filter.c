@@ -100,6 +100,17 @@ commit(const struct dd_filter_ops *ops, void *ctx)
 	return ops->commit ? ops->commit(ctx) : 0;
 }
 
+/* Report the failure in dd_errmsg(), unless it is the one just reported:
+ * a write error on stdout fails the line and then the final commit. */
+static void
+say_failure(char *last, size_t lastsz)
+{
+	if (strcmp(last, dd_errmsg()) == 0)
+		return;
+	snprintf(last, lastsz, "%s", dd_errmsg());
+	dd_warn("%s", last);
+}
+
 static void
 progress(const struct dd_filter_opts *o, const struct dd_filter_stats *st,
     int64_t start, int64_t now)
@@ -127,7 +138,7 @@ dd_filter_run(const struct dd_filter_opts *o, const struct dd_filter_ops *ops, v
 	int show_progress = o->progress == 2 || (o->progress && !o->quiet);
 	uint64_t pending = 0;
 	int64_t deadline = 0, start = dd_now_ms(), last_progress = start;
-	char why[160];
+	char why[160], said[1024] = "";
 
 	while (code < 0) {
 		if (dd_signalled) {
@@ -162,7 +173,7 @@ dd_filter_run(const struct dd_filter_opts *o, const struct dd_filter_ops *ops, v
 		if (rc == DD_LINES_INTR)
 			continue;
 		if (rc == DD_LINES_ERR) {
-			dd_warn("%s", dd_errmsg());
+			say_failure(said, sizeof said);
 			code = DD_EXIT_IO;
 			break;
 		}
@@ -192,14 +203,14 @@ dd_filter_run(const struct dd_filter_opts *o, const struct dd_filter_ops *ops, v
 			st->rejected++;
 			if (dd_reject(rj, o->input, ops->origin ? ops->origin(ctx, &l) : &l,
 			    dd_errmsg())) {
-				dd_warn("%s", dd_errmsg());
+				say_failure(said, sizeof said);
 				code = DD_EXIT_IO;
 			} else if (o->strict) {
 				code = DD_EXIT_STRICT;
 			}
 			break;
 		case DD_FAIL:
-			dd_warn("%s", dd_errmsg());
+			say_failure(said, sizeof said);
 			code = DD_EXIT_IO;
 			break;
 		}
@@ -225,7 +236,7 @@ dd_filter_run(const struct dd_filter_opts *o, const struct dd_filter_ops *ops, v
 			code = DD_EXIT_IO;
 	}
 	if (!committed_ok)
-		dd_warn("%s", dd_errmsg());
+		say_failure(said, sizeof said);
 	if (code < 0)
 		code = st->rejected ? DD_EXIT_REJECTED : DD_EXIT_OK;
 	if (code == DD_EXIT_STRICT)
@@ -240,7 +251,7 @@ dd_filter_run(const struct dd_filter_opts *o, const struct dd_filter_ops *ops, v
 		dd_buf_free(&b);
 	}
 	if (dd_rejects_close(rj)) {
-		dd_warn("%s", dd_errmsg());
+		say_failure(said, sizeof said);
 		code = DD_EXIT_IO;
 	}
 	dd_lines_free(in);
