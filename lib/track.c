@@ -234,8 +234,10 @@ struct dd_track {
 	int authoritative;	/* every delivery of the store is in memory */
 	int64_t max_time;	/* newest event time seen (the stream's clock) */
 	uint64_t removed;	/* deliveries removed, ever (stored) */
-	uint64_t emitted, dups, late, removed_run;
+	uint64_t emitted, dups, late, removed_run, after_removal;
+	int64_t ntomb;		/* rows in ended: none, no lookups */
 	sqlite3_stmt *ins, *upd, *sel, *del, *del_expired, *meta_put;
+	sqlite3_stmt *tomb_one, *tomb_expired, *tomb_get, *tomb_prune;
 	struct dd_buf out, tmp, str;
 };
 
@@ -271,7 +273,16 @@ static const char *const migrations[] = {
 	") WITHOUT ROWID;"
 	"CREATE INDEX delivery_ended ON delivery(updated) WHERE ended IS NOT NULL;"
 	"CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER) WITHOUT ROWID;",
+	/* 2: deliveries removed after --retain leave their id and final
+	 * stage for a week, so a later event about one (a compensation, a
+	 * late cancel) cannot bring it back in another final stage. */
+	"CREATE TABLE ended (id TEXT PRIMARY KEY, stage TEXT NOT NULL,"
+	" ended INTEGER NOT NULL) WITHOUT ROWID;"
+	"CREATE INDEX ended_time ON ended(ended);",
 };
+
+/* How long, in event time, a removed delivery's id is remembered. */
+#define TOMBSTONE_MS (7 * 86400000LL)
 
 #define COLS "id, stage, drone_id, location, location_time, speed, battery, pickup, " \
 	"dropoff, pickup_eta, dropoff_eta, updated, ended, t_scheduled, t_dispatched, " \
@@ -675,8 +686,23 @@ dd_track_open(struct dd_track **tp, const char *path, const struct dd_track_opts
 	    (t->del_expired = dd_store_prepare(&t->s, "DELETE FROM delivery "
 	    "WHERE ended IS NOT NULL AND updated < ?")) == NULL ||
 	    (t->meta_put = dd_store_prepare(&t->s, "INSERT OR REPLACE INTO meta (key, value) "
-	    "VALUES (?, ?)")) == NULL)
+	    "VALUES (?, ?)")) == NULL ||
+	    (t->tomb_one = dd_store_prepare(&t->s, "INSERT OR REPLACE INTO ended (id, stage, "
+	    "ended) VALUES (?, ?, ?)")) == NULL ||
+	    (t->tomb_expired = dd_store_prepare(&t->s, "INSERT OR REPLACE INTO ended (id, "
+	    "stage, ended) SELECT id, stage, ended FROM delivery WHERE ended IS NOT NULL "
+	    "AND updated < ?")) == NULL ||
+	    (t->tomb_get = dd_store_prepare(&t->s, "SELECT 1 FROM ended WHERE id = ?")) == NULL ||
+	    (t->tomb_prune = dd_store_prepare(&t->s, "DELETE FROM ended WHERE ended < ?")) == NULL)
 		goto fail_io;
+	{
+		sqlite3_stmt *q = dd_store_prepare(&t->s, "SELECT count(*) FROM ended");
+		if (q == NULL)
+			goto fail_io;
+		if (sqlite3_step(q) == SQLITE_ROW)
+			t->ntomb = sqlite3_column_int64(q, 0);
+		sqlite3_finalize(q);
+	}
 	if (load_all(t))
 		goto fail_io;
 	*tp = t;
@@ -703,6 +729,10 @@ dd_track_close(struct dd_track *t)
 	sqlite3_finalize(t->del);
 	sqlite3_finalize(t->del_expired);
 	sqlite3_finalize(t->meta_put);
+	sqlite3_finalize(t->tomb_one);
+	sqlite3_finalize(t->tomb_expired);
+	sqlite3_finalize(t->tomb_get);
+	sqlite3_finalize(t->tomb_prune);
 	dd_store_close(&t->s);
 	for (size_t i = 0; i < t->nb; i++)
 		for (struct dlv *d = t->tab[i], *next; d; d = next) {
@@ -755,6 +785,15 @@ dd_track_commit(struct dd_track *t)
 				if (rc != SQLITE_DONE)
 					goto fail;
 			}
+			sqlite3_bind_text(t->tomb_one, 1, d->id, (int)d->idlen, SQLITE_STATIC);
+			sqlite3_bind_text(t->tomb_one, 2, dd_stage_name(d->fstage), -1,
+			    SQLITE_STATIC);
+			sqlite3_bind_int64(t->tomb_one, 3, d->t_final);
+			int trc = sqlite3_step(t->tomb_one);
+			sqlite3_reset(t->tomb_one);
+			if (trc != SQLITE_DONE)
+				goto fail;
+			t->ntomb++;
 			cache_unlink(t, d);
 			dlv_free(d);
 			t->removed++;
@@ -779,14 +818,28 @@ dd_track_commit(struct dd_track *t)
 				}
 			}
 		}
+		sqlite3_bind_int64(t->tomb_expired, 1, h);
+		int rc = sqlite3_step(t->tomb_expired);
+		sqlite3_reset(t->tomb_expired);
+		if (rc != SQLITE_DONE)
+			goto fail;
+		t->ntomb += sqlite3_changes(t->s.db);
 		sqlite3_bind_int64(t->del_expired, 1, h);
-		int rc = sqlite3_step(t->del_expired);
+		rc = sqlite3_step(t->del_expired);
 		sqlite3_reset(t->del_expired);
 		if (rc != SQLITE_DONE)
 			goto fail;
 		uint64_t n = (uint64_t)sqlite3_changes(t->s.db);
 		t->removed += n;
 		t->removed_run += n;
+		if (t->ntomb > 0) {
+			sqlite3_bind_int64(t->tomb_prune, 1, h - TOMBSTONE_MS);
+			rc = sqlite3_step(t->tomb_prune);
+			sqlite3_reset(t->tomb_prune);
+			if (rc != SQLITE_DONE)
+				goto fail;
+			t->ntomb -= sqlite3_changes(t->s.db);
+		}
 	}
 	if (meta_put(t, "max_time", t->max_time) || meta_put(t, "removed", (int64_t)t->removed))
 		goto fail_msg;
@@ -823,7 +876,8 @@ void
 dd_track_summary(struct dd_track *t, struct dd_buf *b)
 {
 	dd_buf_printf(b, ", emitted %" PRIu64 ", duplicates %" PRIu64 ", late %" PRIu64
-	    ", removed %" PRIu64 ", live %zu", t->emitted, t->dups, t->late, t->removed_run, t->n);
+	    ", removed %" PRIu64 ", after removal %" PRIu64 ", live %zu", t->emitted, t->dups,
+	    t->late, t->removed_run, t->after_removal, t->n);
 }
 
 /* ---- events ---- */
@@ -1215,14 +1269,25 @@ dd_track_event(struct dd_track *t, const struct dd_line *l, const struct dd_env 
 			return DD_FAIL;
 	}
 	if (d && expired(t, d)) {
-		/* Ended and past --retain: removed, as the next commit would
-		 * have done; this event starts a new record. */
-		int in_db = d->in_db;
-		dlv_clear(d);
-		d->in_db = in_db;
-		t->removed++;
-		t->removed_run++;
-	} else if (d == NULL) {
+		/* Ended and past --retain: over, as the next commit records
+		 * with its tombstone; nothing brings it back. */
+		t->after_removal++;
+		return DD_ACCEPT;
+	}
+	if (d == NULL) {
+		if (t->ntomb > 0) {
+			sqlite3_bind_text(t->tomb_get, 1, f.did, (int)f.didlen, SQLITE_STATIC);
+			int rc = sqlite3_step(t->tomb_get);
+			sqlite3_reset(t->tomb_get);
+			if (rc == SQLITE_ROW) {
+				t->after_removal++;
+				return DD_ACCEPT;
+			}
+			if (rc != SQLITE_DONE) {
+				dd_store_err(&t->s, "reading removed deliveries");
+				return DD_FAIL;
+			}
+		}
 		d = cache_add(t, f.did, f.didlen, h);
 	}
 	uint64_t eh;

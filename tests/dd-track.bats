@@ -339,7 +339,7 @@ print(at(56, dist(47.61, 47.62) / 20))
 	assert_output "$(printf 'd-1\tcompleted\nd-2\tcompleted')"
 	tel t1 drone.position d-9 2026-11-26T10:50:00Z > in2
 	run --separate-stderr dd-track --retain 40m < in2
-	[[ "$stderr" == *"removed 1, live 2"* ]] || fail "$stderr"
+	[[ "$stderr" == *"removed 1, after removal 0, live 2"* ]] || fail "$stderr"
 	run dd-track get d-1
 	assert_failure 1
 	assert_output --partial "d-1: no such delivery"
@@ -357,6 +357,30 @@ print(at(56, dist(47.61, 47.62) / 20))
 	assert_output --partial '"deliveries":2'
 	assert_output --partial '"removed":1'
 	assert_output --partial '"streamTime":"2026-11-26T10:50:00.000Z"'
+}
+
+@test "--retain: a removed delivery stays over: a later event about it (a compensation) brings nothing back" {
+	{ flight d-1 0; flight d-2 30; tel t1 drone.position d-9 2026-11-26T10:50:00Z; } > in
+	dd-track --retain 40m < in > /dev/null
+	run dd-track get d-1
+	assert_failure 1
+	# The scheduler's supervisor cancels d-1 the next morning, newer than
+	# anything: passed on, no status, no record.
+	ev c1 delivery.cancelled 2026-11-27T06:00:00Z d-1 '{"deliveryId":"d-1","reason":"drone-failed"}' > in2
+	run --separate-stderr dd-track --retain 40m < in2
+	assert_success
+	assert_output "$(cat in2)"
+	[[ "$stderr" == *"emitted 0"*"after removal 1"* ]] || fail "$stderr"
+	run dd-track get d-1
+	assert_failure 1
+	# The same while the delivery is still held but already past --retain
+	# (not yet removed by a commit): the same answer.
+	{ flight d-5 0; tel t5 drone.position d-8 2026-11-26T10:50:00Z;
+	  ev c5 delivery.cancelled 2026-11-26T10:51:00Z d-5 '{"deliveryId":"d-5","reason":"x"}'; } > in3
+	run --separate-stderr dd-track --db other.db --retain 40m --only-status < in3
+	assert_success
+	refute_output --partial '"stage":"cancelled"'
+	[[ "$stderr" == *"after removal 1"* ]] || fail "$stderr"
 }
 
 @test "--position-every: at most one position status per delivery and interval" {
