@@ -40,25 +40,6 @@ usage(void)
 	exit(DD_EXIT_USAGE);
 }
 
-/* The decoded text of a string attribute: its bytes in place when it has
- * no escapes (the usual case), else decoded into b. */
-static const char *
-text(const struct dd_jval *v, struct dd_buf *b, size_t *n)
-{
-	if (v->type != DD_JSTR) {
-		*n = 0;
-		return NULL;
-	}
-	if (!v->esc) {
-		*n = v->n;
-		return v->p;
-	}
-	dd_buf_reset(b);
-	dd_jstr_decode(v, b);
-	*n = b->len;
-	return b->p ? b->p : "";
-}
-
 static enum dd_verdict
 on_event(void *ctx, const struct dd_line *l, const struct dd_env *e)
 {
@@ -77,9 +58,9 @@ on_event(void *ctx, const struct dd_line *l, const struct dd_env *e)
 	else
 		c->max_day = day;
 	size_t idn, subn, typen;
-	const char *id = text(&e->id, &c->id, &idn);
-	const char *sub = text(&e->subject, &c->subject, &subn);
-	const char *type = text(&e->type, &c->type, &typen);
+	const char *id = dd_jstr_text(&e->id, &c->id, &idn);
+	const char *sub = dd_jstr_text(&e->subject, &c->subject, &subn);
+	const char *type = dd_jstr_text(&e->type, &c->type, &typen);
 	if (dd_lake_add(c->w, l->p, l->n, e->time_ms, id, idn, sub, subn, type, typen) < 0) {
 		if (!dd_lake_writer_broken(c->w))
 			return DD_REJECT;	/* refused, e.g. a time no partition holds */

@@ -102,24 +102,6 @@ hset_free(struct hset *s)
 	memset(s, 0, sizeof *s);
 }
 
-/* A string attribute's decoded bytes (in place when unescaped), or NULL. */
-static const char *
-jtext(const struct dd_jval *v, struct dd_buf *b, size_t *n)
-{
-	if (v->type != DD_JSTR) {
-		*n = 0;
-		return NULL;
-	}
-	if (!v->esc) {
-		*n = v->n;
-		return v->p;
-	}
-	dd_buf_reset(b);
-	dd_jstr_decode(v, b);
-	*n = b->len;
-	return b->p ? b->p : "";
-}
-
 /* Keep dd_errmsg() across a cleanup that may overwrite it. */
 static int
 keep_err(int rc, void (*cleanup)(void *), void *arg)
@@ -157,9 +139,9 @@ on_event(void *ctx, const char *line, size_t len, int64_t time_ms, const char *e
 	}
 	if (c->w) {
 		size_t idn, subn, typen;
-		const char *id = jtext(&e.id, &c->bid, &idn);
-		const char *sub = jtext(&e.subject, &c->bsub, &subn);
-		const char *type = jtext(&e.type, &c->btype, &typen);
+		const char *id = dd_jstr_text(&e.id, &c->bid, &idn);
+		const char *sub = dd_jstr_text(&e.subject, &c->bsub, &subn);
+		const char *type = dd_jstr_text(&e.type, &c->btype, &typen);
 		/* The time of the line itself decides the partition (it is the
 		 * stored time_ms, unless the store was edited by hand). */
 		int r = dd_lake_add(c->w, line, len, e.time_ms, id, idn, sub, subn, type, typen);
@@ -531,16 +513,16 @@ verify_part(const char *path, int64_t day, struct dd_archive_stats *st, struct d
 		if (!hm)
 			continue;
 		size_t idn, subn;
-		const char *id = jtext(&e.id, &bid, &idn);
+		const char *id = dd_jstr_text(&e.id, &bid, &idn);
 		if (!dd_lake_may_have_id(&m, id, idn) && !what->len)
 			dd_buf_printf(what, "%s:%" PRIu64 ": id not in the metadata's id filter",
 			    path, no);
-		const char *sub = jtext(&e.subject, &bsub, &subn);
+		const char *sub = dd_jstr_text(&e.subject, &bsub, &subn);
 		if (sub && !dd_lake_may_have_subject(&m, sub, subn) && !what->len)
 			dd_buf_printf(what, "%s:%" PRIu64 ": subject not in the metadata's subject"
 			    " filter", path, no);
 		size_t t, typen;
-		const char *type = jtext(&e.type, &btype, &typen);
+		const char *type = dd_jstr_text(&e.type, &btype, &typen);
 		for (t = 0; t < ntc; t++)
 			if (strlen(tc[t].type) == typen && !memcmp(tc[t].type, type, typen))
 				break;

@@ -614,6 +614,23 @@ dd_jstr_decode(const struct dd_jval *v, struct dd_buf *b)
 	}
 }
 
+const char *
+dd_jstr_text(const struct dd_jval *v, struct dd_buf *b, size_t *n)
+{
+	if (v->type != DD_JSTR) {
+		*n = 0;
+		return NULL;
+	}
+	if (!v->esc) {
+		*n = v->n;
+		return v->p;
+	}
+	dd_buf_reset(b);
+	dd_jstr_decode(v, b);
+	*n = b->len;
+	return b->p ? b->p : "";
+}
+
 int
 dd_jstr_eq(const struct dd_jval *v, const char *s, size_t n)
 {

@@ -63,6 +63,12 @@ struct dd_jval dd_json_value(const char *p, size_t n);
 int dd_json_next(const struct dd_jval *v, size_t *pos, struct dd_jval *key,
     struct dd_jval *val);
 
+/*
+ * The decoded bytes of a string value: in place when it has no escape
+ * (the usual case, no copy), else decoded into b (reset first). NULL with
+ * *n = 0 when v is not a string.
+ */
+const char *dd_jstr_text(const struct dd_jval *v, struct dd_buf *b, size_t *n);
 /* Decode a string value (escapes resolved) into b (appended). */
 void dd_jstr_decode(const struct dd_jval *v, struct dd_buf *b);
 /* Compare a string value with s, decoding escapes on the fly; 1 if equal. */

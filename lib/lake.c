@@ -2068,24 +2068,6 @@ dd_lake_clean(const char *lake, const char *dataset)
 
 /* ----------------------------------------------------------- compaction */
 
-/* A string attribute's decoded bytes: in place when it has no escape. */
-static const char *
-jtext(const struct dd_jval *v, struct dd_buf *b, size_t *n)
-{
-	if (v->type != DD_JSTR) {
-		*n = 0;
-		return NULL;
-	}
-	if (!v->esc) {
-		*n = v->n;
-		return v->p;
-	}
-	dd_buf_reset(b);
-	dd_jstr_decode(v, b);
-	*n = b->len;
-	return b->p ? b->p : "";
-}
-
 int
 dd_lake_compact_partition(const char *lake, const char *dataset, int64_t day,
     const struct dd_lake_wopts *o, struct dd_lake_cstats *st)
@@ -2163,9 +2145,9 @@ dd_lake_compact_partition(const char *lake, const char *dataset, int64_t day,
 				break;
 			}
 			size_t idn, subn, typen;
-			const char *id = jtext(&e.id, &bid, &idn);
-			const char *sub = jtext(&e.subject, &bsub, &subn);
-			const char *type = jtext(&e.type, &btype, &typen);
+			const char *id = dd_jstr_text(&e.id, &bid, &idn);
+			const char *sub = dd_jstr_text(&e.subject, &bsub, &subn);
+			const char *type = dd_jstr_text(&e.type, &btype, &typen);
 			/* The same id at the same time is the same event (SPEC). */
 			if (idset_check_add(&seen, dd_hash64(id, idn), (uint32_t)e.time_ms)) {
 				st->duplicates++;
