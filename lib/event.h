@@ -10,12 +10,20 @@
 #include "json.h"
 
 #define DD_ID_MAX 128
+#define DD_ENV_DATA_MAX 16
 
 struct dd_env {
 	struct dd_jval whole;	/* the object itself */
 	struct dd_jval specversion, id, source, type, time, subject;
 	struct dd_jval datacontenttype, data, traceparent;
 	int64_t time_ms;	/* time in UTC epoch ms */
+	/* data's members, gathered while the line was validated, so checks
+	 * need no second walk; ndata < 0 when there were more than
+	 * DD_ENV_DATA_MAX (then walk data itself). Last member here. */
+	int ndata;
+	struct dd_jmember {
+		struct dd_jval key, val;
+	} dm[DD_ENV_DATA_MAX];
 };
 
 /*

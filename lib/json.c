@@ -10,10 +10,18 @@
 
 #include "json.h"
 
+/* Validation state. sub/subfn: the members of the top-level member named
+ * sub are handed to subfn as they are validated (see dd_json_scan_object2). */
+typedef int (*member_fn)(void *ctx, const struct dd_jval *k, const struct dd_jval *v);
 struct scan {
 	const unsigned char *s, *p, *e;
 	int depth;
 	const char *why;
+	const char *sub;
+	size_t sublen;
+	member_fn subfn;
+	void *subctx;
+	int pending_sub;	/* the value being validated is sub's */
 };
 
 /* Bytes a string scan must stop at: quote, backslash, controls, non-ASCII. */
@@ -194,7 +202,6 @@ lit(struct scan *sc, const char *w, size_t n)
 static int value(struct scan *sc, struct dd_jval *v);
 
 /* Validate an object; member() (if any) sees each member of this level. */
-typedef int (*member_fn)(void *ctx, const struct dd_jval *k, const struct dd_jval *v);
 
 static int
 object(struct scan *sc, member_fn member, void *ctx)
@@ -224,8 +231,11 @@ object(struct scan *sc, member_fn member, void *ctx)
 			return fail(sc, sc->p >= sc->e ? "truncated JSON" : "expected ':'");
 		sc->p++;
 		ws(sc);
+		sc->pending_sub = sc->subfn && sc->depth == 1 && !k.esc && k.n == sc->sublen &&
+		    memcmp(k.p, sc->sub, k.n) == 0;
 		if (value(sc, &v))
 			return -1;
+		sc->pending_sub = 0;
 		if (member && member(ctx, &k, &v))
 			return fail(sc, NULL);
 		ws(sc);
@@ -285,11 +295,14 @@ value(struct scan *sc, struct dd_jval *v)
 	if (sc->p >= sc->e)
 		return fail(sc, "truncated JSON");
 	switch (*sc->p) {
-	case '{':
+	case '{': {
 		v->type = DD_JOBJ;
-		if (object(sc, NULL, NULL))
+		int sub = sc->pending_sub;
+		sc->pending_sub = 0;
+		if (object(sc, sub ? sc->subfn : NULL, sub ? sc->subctx : NULL))
 			return -1;
 		break;
+	}
 	case '[':
 		v->type = DD_JARR;
 		if (array(sc))
@@ -362,8 +375,16 @@ dd_json_validate(const char *p, size_t n, size_t *erroff)
 int
 dd_json_scan_object(const char *p, size_t n, member_fn member, void *ctx)
 {
+	return dd_json_scan_object2(p, n, member, ctx, NULL, NULL);
+}
+
+int
+dd_json_scan_object2(const char *p, size_t n, member_fn member, void *ctx,
+    const char *sub, member_fn submember)
+{
 	struct scan sc = { (const unsigned char *)p, (const unsigned char *)p,
-		(const unsigned char *)p + n, 0, NULL };
+		(const unsigned char *)p + n, 0, NULL, sub, sub ? strlen(sub) : 0,
+		submember, ctx, 0 };
 	init_stop();
 	ws(&sc);
 	if (sc.p >= sc.e) {

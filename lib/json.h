@@ -53,6 +53,15 @@ int dd_json_path(const struct dd_jval *obj, const char *path, struct dd_jval *ou
 int dd_json_scan_object(const char *p, size_t n,
     int (*member)(void *ctx, const struct dd_jval *key, const struct dd_jval *val),
     void *ctx);
+/*
+ * The same, and the members of the top-level member named sub, when it is
+ * an object, go to submember() (same ctx) as they are validated: one pass
+ * gives a consumer the envelope and the fields of data.
+ */
+int dd_json_scan_object2(const char *p, size_t n,
+    int (*member)(void *ctx, const struct dd_jval *key, const struct dd_jval *val),
+    void *ctx, const char *sub,
+    int (*submember)(void *ctx, const struct dd_jval *key, const struct dd_jval *val));
 /* Wrap a whole validated text as a value (type from its first byte). */
 struct dd_jval dd_json_value(const char *p, size_t n);
 
