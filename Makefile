@@ -103,7 +103,7 @@ check: deps
 
 # The suite alone, on what is built.
 test: lint $(TESTBIN) $(REPLAYBIN)
-	$(TESTENV) bats tests
+	$(TESTENV) scripts/run-tests tests
 
 lint:
 	mandoc -Tlint -W warning $(MAN1) $(MAN7)
