@@ -396,54 +396,6 @@ dd_archive_compact(const struct dd_archive_opts *o, struct dd_archive_stats *st)
 
 /* ------------------------------------------------------------ verification */
 
-static int
-is_part(const char *name)
-{
-	static const char suffix[] = ".ndjson.zst";
-	size_t n = strlen(name), k = sizeof suffix - 1;
-	return strncmp(name, "part-", 5) == 0 && n > 5 + k && strcmp(name + n - k, suffix) == 0;
-}
-
-static int
-cmp_str(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-/* The part files of a partition, sorted, as full paths. Listed here
- * rather than with dd_lake_parts(), which gives up on the whole
- * partition at the first malformed metadata: verify reports each part. */
-static int
-list_parts(const char *dir, char ***out, size_t *n)
-{
-	*out = NULL;
-	*n = 0;
-	DIR *d = opendir(dir);
-	if (d == NULL) {
-		if (errno == ENOENT)
-			return 0;
-		dd_seterr("%s: %s", dir, strerror(errno));
-		return -1;
-	}
-	size_t cap = 0;
-	struct dirent *de;
-	while ((de = readdir(d)) != NULL) {
-		if (!is_part(de->d_name))
-			continue;
-		if (*n == cap) {
-			cap = cap ? cap * 2 : 16;
-			*out = dd_realloc(*out, cap * sizeof **out);
-		}
-		struct dd_buf b = { 0 };
-		dd_buf_printf(&b, "%s/%s", dir, de->d_name);
-		(*out)[(*n)++] = b.p;
-	}
-	closedir(d);
-	if (*n)
-		qsort(*out, *n, sizeof **out, cmp_str);
-	return 0;
-}
-
 /* The metadata file beside a part: DIR/_part-NAME.meta. */
 static char *
 meta_of(const char *part)
@@ -581,9 +533,9 @@ dd_archive_verify(const struct dd_archive_opts *o, struct dd_archive_stats *st)
 	int rc = 0;
 	struct dd_buf what = { 0 };
 	for (size_t i = 0; i < n && rc == 0; i++) {
-		char **parts;
+		struct dd_lake_part *parts;
 		size_t np;
-		if (list_parts(ps[i].path, &parts, &np)) {
+		if (dd_lake_parts(ps[i].path, &parts, &np)) {
 			rc = DD_EXIT_IO;
 			break;
 		}
@@ -593,10 +545,10 @@ dd_archive_verify(const struct dd_archive_opts *o, struct dd_archive_stats *st)
 				break;
 			}
 			struct stat sb;
-			if (stat(parts[j], &sb) < 0 && errno == ENOENT)
+			if (stat(parts[j].path, &sb) < 0 && errno == ENOENT)
 				continue;	/* compacted away meanwhile */
 			dd_buf_reset(&what);
-			verify_part(parts[j], ps[i].day, st, &what);
+			verify_part(parts[j].path, ps[i].day, st, &what);
 			st->parts_verified++;
 			if (what.len) {
 				st->parts_damaged++;
@@ -604,9 +556,7 @@ dd_archive_verify(const struct dd_archive_opts *o, struct dd_archive_stats *st)
 					o->damage(o->ctx, what.p);
 			}
 		}
-		for (size_t j = 0; j < np; j++)
-			free(parts[j]);
-		free(parts);
+		dd_lake_parts_free(parts, np);
 	}
 	dd_buf_free(&what);
 	dd_lake_partitions_free(ps, n);
