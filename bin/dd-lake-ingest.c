@@ -93,9 +93,11 @@ on_summary(void *ctx, struct dd_buf *b)
 	struct ingest *c = ctx;
 	struct dd_lake_wstats st;
 	dd_lake_wstats(c->w, &st);
+	/* stored: what is durable in visible parts, so a run stopped by a
+	 * full disk does not claim what it lost. */
 	dd_buf_printf(b, "; stored %" PRIu64 ", duplicates %" PRIu64 ", late %" PRIu64
 	    ", parts %" PRIu64 ", partitions %" PRIu64 ", bytes in %" PRIu64
-	    ", out %" PRIu64, st.events, st.duplicates, c->late, st.parts, st.partitions,
+	    ", out %" PRIu64, st.durable, st.duplicates, c->late, st.parts, st.partitions,
 	    st.raw_bytes, st.out_bytes);
 }
 

@@ -1009,6 +1009,7 @@ close_parts(struct dd_lake_writer *w, struct part **ps, int n)
 		}
 		add_visible(w, p->final);
 		w->st.parts++;
+		w->st.durable += p->events;
 		w->st.out_bytes += p->out;
 		p->events = 0;	/* done: nothing of it to remove below */
 	}

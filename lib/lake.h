@@ -116,7 +116,8 @@ struct dd_lake_wopts {
 };
 
 struct dd_lake_wstats {
-	uint64_t events;	/* lines stored */
+	uint64_t events;	/* lines handed to the writer and kept */
+	uint64_t durable;	/* lines in parts made visible (durable) */
 	uint64_t duplicates;	/* lines dropped as duplicates within a part */
 	uint64_t parts;		/* parts made visible */
 	uint64_t partitions;	/* distinct partitions written to */

@@ -448,6 +448,8 @@ EOF
 	assert_success
 	# Nothing visible holds an event that was not in the input.
 	lake_ids | uniq | comm -23 - <(jq -r .id in.ndjson | sort) | wc -l | grep -qx 0
+	# The summary claims only what is durable: the events of visible parts.
+	[[ "$output" == *"stored $(zstdcat $(parts) | wc -l),"* ]] || fail "$output"
 }
 
 @test "DuckDB reads the lake as it is: counts per day and type, sample ids" {
