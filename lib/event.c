@@ -1,3 +1,4 @@
+#include <pthread.h>
 #include <stddef.h>
 #include <string.h>
 
@@ -18,6 +19,17 @@ static const struct {
 #undef A
 };
 
+/* Equal short strings: an inlined loop, cheaper than a memcmp call for
+ * the few bytes of an attribute or field name (this runs per member). */
+static inline int
+same(const char *a, const char *b, size_t n)
+{
+	while (n-- > 0)
+		if (*a++ != *b++)
+			return 0;
+	return 1;
+}
+
 static int
 member(void *ctx, const struct dd_jval *k, const struct dd_jval *v)
 {
@@ -26,8 +38,7 @@ member(void *ctx, const struct dd_jval *k, const struct dd_jval *v)
 		return 0;	/* no attribute name needs escaping */
 	for (size_t i = 0; i < sizeof attrs / sizeof attrs[0]; i++) {
 		/* Length and first byte first: most keys are ruled out cheaply. */
-		if (attrs[i].len != k->n || attrs[i].name[0] != k->p[0] ||
-		    memcmp(attrs[i].name, k->p, k->n))
+		if (attrs[i].len != k->n || !same(attrs[i].name, k->p, k->n))
 			continue;
 		struct dd_jval *slot = (struct dd_jval *)((char *)e + attrs[i].off);
 		if (slot->type != DD_JNONE) {
@@ -215,6 +226,35 @@ kind_ok(const struct dd_jval *v, char kind)
 }
 
 #define MAXFIELDS 16
+#define NRULES (sizeof rules / sizeof rules[0])
+
+/* The rules' field lists, parsed once from their text. */
+struct field {
+	const char *name;
+	size_t len;
+	char kind;
+};
+static struct {
+	struct field f[MAXFIELDS];
+	int n;
+} parsed[NRULES];
+static pthread_once_t parsed_once = PTHREAD_ONCE_INIT;
+
+static void
+parse_rules(void)
+{
+	for (size_t i = 0; i < NRULES; i++)
+		for (const char *f = rules[i].fields; *f && parsed[i].n < MAXFIELDS; ) {
+			const char *colon = strchr(f, ':');
+			struct field *x = &parsed[i].f[parsed[i].n++];
+			x->name = f;
+			x->len = (size_t)(colon - f);
+			x->kind = colon[1];
+			f = colon + 2;
+			while (*f == ' ')
+				f++;
+		}
+}
 
 int
 dd_event_check_data(const struct dd_env *e)
@@ -222,28 +262,19 @@ dd_event_check_data(const struct dd_env *e)
 	static const char *const what[] = { "a string", "a number", "a boolean",
 		"an object", "an RFC 3339 time", "a location {lat, lon}" };
 	static const char kinds[] = "SNBOTL";
-	for (size_t i = 0; i < sizeof rules / sizeof rules[0]; i++) {
+	for (size_t i = 0; i < NRULES; i++) {
 		/* (no strlen: this runs for every event) */
 		if (e->type.n != rules[i].typelen ||
-		    memcmp(e->type.p, rules[i].type, rules[i].typelen) != 0)
+		    !same(e->type.p, rules[i].type, rules[i].typelen))
 			continue;
-		/* The rule's fields, then one walk over data's members (this runs
-		 * for every event, so data is not searched once per field). */
-		const char *name[MAXFIELDS];
-		size_t len[MAXFIELDS];
-		char kind[MAXFIELDS];
+		/* One walk over data's members against the rule's fields (parsed
+		 * once), rather than a search of data per field. */
+		pthread_once(&parsed_once, parse_rules);
+		const struct field *fl = parsed[i].f;
+		int n = parsed[i].n;
 		struct dd_jval val[MAXFIELDS];
-		int n = 0;
-		for (const char *f = rules[i].fields; *f && n < MAXFIELDS; n++) {
-			const char *colon = strchr(f, ':');
-			name[n] = f;
-			len[n] = (size_t)(colon - f);
-			kind[n] = colon[1];
-			val[n].type = DD_JNONE;
-			f = colon + 2;
-			while (*f == ' ')
-				f++;
-		}
+		for (int j = 0; j < n; j++)
+			val[j].type = DD_JNONE;
 		struct dd_jval k, v;
 		size_t pos = 0;
 		for (int m = 0; e->ndata >= 0 ? m < e->ndata : dd_json_next(&e->data, &pos, &k, &v);
@@ -253,21 +284,20 @@ dd_event_check_data(const struct dd_env *e)
 				v = e->dm[m].val;
 			}
 			for (int j = 0; j < n; j++)
-				if (k.esc ? dd_jstr_eq(&k, name[j], len[j]) :
-				    (k.n == len[j] && k.p[0] == name[j][0] &&
-				    memcmp(k.p, name[j], len[j]) == 0)) {
+				if (k.esc ? dd_jstr_eq(&k, fl[j].name, fl[j].len) :
+				    (k.n == fl[j].len && same(k.p, fl[j].name, k.n))) {
 					val[j] = v;	/* the last duplicate wins, as in jq */
 					break;
 				}
 		}
 		for (int j = 0; j < n; j++) {
 			if (val[j].type == DD_JNONE) {
-				dd_seterr("missing \"data.%.*s\"", (int)len[j], name[j]);
+				dd_seterr("missing \"data.%.*s\"", (int)fl[j].len, fl[j].name);
 				return -1;
 			}
-			if (!kind_ok(&val[j], kind[j])) {
-				dd_seterr("\"data.%.*s\" is not %s", (int)len[j], name[j],
-				    what[strchr(kinds, kind[j]) - kinds]);
+			if (!kind_ok(&val[j], fl[j].kind)) {
+				dd_seterr("\"data.%.*s\" is not %s", (int)fl[j].len, fl[j].name,
+				    what[strchr(kinds, fl[j].kind) - kinds]);
 				return -1;
 			}
 		}
