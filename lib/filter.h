@@ -38,7 +38,7 @@ struct dd_filter_opts {
 };
 
 struct dd_filter_stats {
-	uint64_t read, accepted, skipped, rejected, emitted;
+	uint64_t read, accepted, skipped, rejected;
 };
 
 struct dd_filter_ops {

@@ -53,25 +53,6 @@ dd_lines_free(struct dd_lines *r)
 	free(r);
 }
 
-const char *
-dd_lines_name(const struct dd_lines *r)
-{
-	return r->name;
-}
-
-uint64_t
-dd_lines_bytes(const struct dd_lines *r)
-{
-	return r->off;
-}
-
-int
-dd_lines_ready(const struct dd_lines *r)
-{
-	return memchr(r->buf + r->start, '\n', r->end - r->start) != NULL ||
-	    (r->eof && r->end > r->start);
-}
-
 /* Read more input; 1 got some, 0 EOF, or a DD_LINES_ error. */
 static int
 fill(struct dd_lines *r, int64_t deadline)

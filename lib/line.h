@@ -40,11 +40,6 @@ int dd_lines_next(struct dd_lines *r, struct dd_line *l, int timeout_ms);
  * read only when the buffer holds no complete line, so a busy stream
  * costs no clock reads per line. */
 int dd_lines_next_until(struct dd_lines *r, struct dd_line *l, int64_t deadline_ms);
-/* True when a complete line is already buffered (no read needed). */
-int dd_lines_ready(const struct dd_lines *r);
-const char *dd_lines_name(const struct dd_lines *r);
-/* Bytes consumed so far. */
-uint64_t dd_lines_bytes(const struct dd_lines *r);
 void dd_lines_free(struct dd_lines *r);
 
 #endif

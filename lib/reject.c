@@ -12,7 +12,6 @@
 struct dd_rejects {
 	int fd;			/* -1: stderr only */
 	char *path;
-	uint64_t count;
 	struct dd_buf rec;
 };
 
@@ -58,7 +57,6 @@ int
 dd_reject_raw(struct dd_rejects *r, const char *source, uint64_t lineno, uint64_t off,
     const char *raw, size_t rawlen, int truncated, const char *what)
 {
-	r->count++;
 	fprintf(stderr, "%s: %s:%" PRIu64 ": %s\n", dd_prog, source, lineno, what);
 	if (r->fd < 0)
 		return 0;
@@ -96,12 +94,6 @@ int
 dd_reject(struct dd_rejects *r, const char *source, const struct dd_line *l, const char *what)
 {
 	return dd_reject_raw(r, source, l->lineno, l->off, l->p, l->n, l->toolong, what);
-}
-
-uint64_t
-dd_rejects_count(const struct dd_rejects *r)
-{
-	return r->count;
 }
 
 int

@@ -20,7 +20,6 @@ int dd_reject(struct dd_rejects *r, const char *source, const struct dd_line *l,
 /* Report a rejected record given by its parts (CSV rows and the like). */
 int dd_reject_raw(struct dd_rejects *r, const char *source, uint64_t lineno,
     uint64_t off, const char *raw, size_t rawlen, int truncated, const char *what);
-uint64_t dd_rejects_count(const struct dd_rejects *r);
 /* Flush and close; 0 or -1. */
 int dd_rejects_close(struct dd_rejects *r);
 
