@@ -523,7 +523,7 @@ EOF
 }
 
 @test "DuckDB reads the same answers from the same lake" {
-	[ -d "$DD_ROOT/.deps/node_modules/@duckdb/node-api" ] || skip "no @duckdb/node-api in .deps"
+	[ -d "$DD_ROOT/.deps/node_modules/@duckdb/node-api" ] || fail "no @duckdb/node-api in .deps: run scripts/install-deps"
 	cat > duck.mjs <<EOF2
 import { createRequire } from 'node:module';
 const require = createRequire('$DD_ROOT/.deps/package.json');
