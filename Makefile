@@ -24,11 +24,14 @@ endif
 CC ?= cc
 CFLAGS ?= -O2 -g
 DD_CFLAGS = -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wshadow -Wno-unused-parameter \
-	-Wno-missing-field-initializers -Ilib $(SANFLAGS)
+	-Wno-missing-field-initializers $(LIBDIRS:%=-I%) $(SANFLAGS)
 LDLIBS = -lsqlite3 -ljq -lzstd -lcsv -lm -lpthread
 
-HDR = $(wildcard lib/*.h)
-LIBSRC = $(wildcard lib/*.c)
+# lib/ in layers: base (foundation), lake (files and queries), svc (the
+# services' stores), sim (the workload); each folder is on the include path.
+LIBDIRS = lib/base lib/lake lib/svc lib/sim
+HDR = $(wildcard $(LIBDIRS:%=%/*.h))
+LIBSRC = $(wildcard $(LIBDIRS:%=%/*.c))
 LIBOBJ = $(LIBSRC:lib/%.c=$(BUILD)/lib/%.o)
 LIB = $(BUILD)/libdd.a
 BINSRC = $(wildcard bin/*.c)

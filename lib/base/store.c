@@ -2,6 +2,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <math.h>
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
@@ -286,4 +287,67 @@ dd_lock(const char *path)
 		return -DD_EXIT_IO;
 	}
 	return fd;
+}
+
+int
+dd_bind_text(sqlite3_stmt *st, int i, const char *s, size_t n)
+{
+	if (s == NULL)
+		return sqlite3_bind_null(st, i + 1);
+	if (n == (size_t)-1)
+		n = strlen(s);
+	return sqlite3_bind_text(st, i + 1, s, (int)n, SQLITE_TRANSIENT);
+}
+
+int
+dd_bind_int(sqlite3_stmt *st, int i, int64_t v)
+{
+	return sqlite3_bind_int64(st, i + 1, v);
+}
+
+int
+dd_bind_time(sqlite3_stmt *st, int i, int64_t ms)
+{
+	return ms == DD_NOTIME ? sqlite3_bind_null(st, i + 1) : sqlite3_bind_int64(st, i + 1, ms);
+}
+
+int
+dd_bind_real(sqlite3_stmt *st, int i, double v)
+{
+	return isnan(v) ? sqlite3_bind_null(st, i + 1) : sqlite3_bind_double(st, i + 1, v);
+}
+
+const char *
+dd_col_text(sqlite3_stmt *st, int i, size_t *n)
+{
+	const char *s = (const char *)sqlite3_column_text(st, i);
+	if (n)
+		*n = s ? (size_t)sqlite3_column_bytes(st, i) : 0;
+	return s;
+}
+
+char *
+dd_col_strdup(sqlite3_stmt *st, int i)
+{
+	size_t n;
+	const char *s = dd_col_text(st, i, &n);
+	return s ? dd_strndup(s, n) : NULL;
+}
+
+int64_t
+dd_col_int(sqlite3_stmt *st, int i)
+{
+	return sqlite3_column_int64(st, i);
+}
+
+int64_t
+dd_col_time(sqlite3_stmt *st, int i)
+{
+	return sqlite3_column_type(st, i) == SQLITE_NULL ? DD_NOTIME : sqlite3_column_int64(st, i);
+}
+
+double
+dd_col_real(sqlite3_stmt *st, int i)
+{
+	return sqlite3_column_type(st, i) == SQLITE_NULL ? NAN : sqlite3_column_double(st, i);
 }

@@ -224,15 +224,21 @@ dd_buf_free(struct dd_buf *b)
 	b->len = b->cap = 0;
 }
 
-static char errbuf[1024];
+/* One per thread: the history writer, the CSV feeder and the query
+ * workers fail on their own threads without clobbering the caller's. */
+static _Thread_local char errbuf[1024];
 
 void
 dd_seterr(const char *fmt, ...)
 {
+	/* Formatted aside first: callers often prefix the current message
+	 * (dd_seterr("%s: %s", path, dd_errmsg())). */
+	char tmp[sizeof errbuf];
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(errbuf, sizeof errbuf, fmt, ap);
+	vsnprintf(tmp, sizeof tmp, fmt, ap);
 	va_end(ap);
+	memcpy(errbuf, tmp, sizeof errbuf);
 }
 
 const char *

@@ -8,6 +8,8 @@
 #define DD_STORE_H
 
 #include <sqlite3.h>
+#include <stddef.h>
+#include <stdint.h>
 
 struct dd_store {
 	sqlite3 *db;
@@ -40,6 +42,27 @@ int dd_store_exec(struct dd_store *s, const char *sql);
 sqlite3_stmt *dd_store_prepare(struct dd_store *s, const char *sql);
 /* Record the SQLite error of s in dd_errmsg() with a prefix; returns -1. */
 int dd_store_err(struct dd_store *s, const char *what);
+
+/*
+ * Row helpers, so every store binds and reads columns alike. One index
+ * base for both: i counts from 0, as sqlite3_column_*() does (the bind
+ * helpers add the 1 SQLite's parameters start from). Absent values are
+ * SQL NULL both ways: a NULL string, DD_NOTIME for a time (epoch ms) and
+ * NaN for a real.
+ */
+#define DD_NOTIME INT64_MIN
+/* Bind n bytes of s (n == (size_t)-1: strlen), copied by SQLite. */
+int dd_bind_text(sqlite3_stmt *st, int i, const char *s, size_t n);
+int dd_bind_int(sqlite3_stmt *st, int i, int64_t v);
+int dd_bind_time(sqlite3_stmt *st, int i, int64_t ms);
+int dd_bind_real(sqlite3_stmt *st, int i, double v);
+/* The text of column i and its length in *n (n may be NULL); NULL for SQL NULL. */
+const char *dd_col_text(sqlite3_stmt *st, int i, size_t *n);
+/* A malloc'd copy of column i's text, or NULL for SQL NULL. */
+char *dd_col_strdup(sqlite3_stmt *st, int i);
+int64_t dd_col_int(sqlite3_stmt *st, int i);	/* 0 for NULL */
+int64_t dd_col_time(sqlite3_stmt *st, int i);	/* DD_NOTIME for NULL */
+double dd_col_real(sqlite3_stmt *st, int i);	/* NaN for NULL */
 
 /*
  * An advisory lock (flock on path, created if missing) for jobs that must
