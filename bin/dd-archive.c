@@ -3,39 +3,22 @@
  * that ended more than --older-than ago from history.db into the lake,
  * then optionally compacts and verifies the lake; prints one JSON summary.
  */
-#include <getopt.h>
+#include <errno.h>
 #include <inttypes.h>
-#include <locale.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "archive.h"
+#include "cli.h"
 #include "ddtime.h"
 #include "exitcodes.h"
 #include "filter.h"
 #include "lake.h"
 #include "store.h"
 #include "util.h"
-
-#define USAGE \
-	"usage: dd-archive [--db HISTORY_DB] [-l LAKE] [--dataset NAME] [--older-than DUR]\n" \
-	"                  [--now TIME] [--chunk N] [--dry-run] [--compact] [--verify]\n" \
-	"                  [--progress] [-q]\n"
-
-static void
-usage(FILE *f, int code)
-{
-	fputs(USAGE, f);
-	if (f == stdout)
-		fputs("\n"
-		    "Move every delivery that ended (completed, cancelled, failed, rejected)\n"
-		    "more than --older-than (30d) before --now from history.db into the\n"
-		    "lake; with --compact merge each partition's parts, with --verify check\n"
-		    "every part. One JSON summary line on stdout. See dd-archive(1).\n", f);
-	exit(code);
-}
 
 struct ui {
 	int progress;	/* show progress on stderr */
@@ -67,143 +50,91 @@ on_damage(void *ctx, const char *msg)
 	dd_warn("damaged: %s", msg);
 }
 
-int
-main(int argc, char *argv[])
+enum { K_DB = 1, K_LAKE, K_DATASET, K_OLDER, K_NOW, K_CHUNK, K_DRY, K_COMPACT, K_VERIFY,
+	K_PROGRESS, K_QUIET };
+
+static const struct dd_opt opts[] = {
+	{ "db", 0, "HISTORY_DB", "the history store (default $DD_HOME/history.db)", K_DB, 0 },
+	{ "lake", 'l', "LAKE", "the lake (default $DD_HOME/lake)", K_LAKE, 0 },
+	{ "dataset", 0, "NAME", "the dataset (default events)", K_DATASET, 0 },
+	{ "older-than", 0, "DUR", "archive deliveries that ended this long before --now "
+		"(default 30d)", K_OLDER, 0 },
+	{ "now", 0, "TIME", "the clock (default now)", K_NOW, 0 },
+	{ "chunk", 0, "N", "deliveries per lake commit and history transaction (default 10000)",
+		K_CHUNK, 0 },
+	{ "dry-run", 0, NULL, "count what would be archived; write nothing", K_DRY, 0 },
+	{ "compact", 0, NULL, "then merge each partition's parts", K_COMPACT, 0 },
+	{ "verify", 0, NULL, "then check every part against its metadata", K_VERIFY, 0 },
+	{ "progress", 0, NULL, "progress on stderr even when it is no terminal", K_PROGRESS, 0 },
+	{ "quiet", 'q', NULL, "no progress: errors only", K_QUIET, 0 },
+	DD_OPT_END,
+};
+
+struct ctx {
+	struct dd_archive_opts o;
+	char *db, *lake;
+	const char *now;
+	int64_t older;
+	int compact, verify, quiet, progress;
+};
+
+static int
+set(void *vc, int key, const char *arg, const char *arg2)
 {
-	enum { OPT_DB = 0x2000, OPT_DATASET, OPT_OLDER, OPT_NOW, OPT_CHUNK, OPT_DRY,
-		OPT_COMPACT, OPT_VERIFY, OPT_PROGRESS };
-	static const struct option longopts[] = {
-		{ "db", required_argument, NULL, OPT_DB },
-		{ "lake", required_argument, NULL, 'l' },
-		{ "dataset", required_argument, NULL, OPT_DATASET },
-		{ "older-than", required_argument, NULL, OPT_OLDER },
-		{ "now", required_argument, NULL, OPT_NOW },
-		{ "chunk", required_argument, NULL, OPT_CHUNK },
-		{ "dry-run", no_argument, NULL, OPT_DRY },
-		{ "compact", no_argument, NULL, OPT_COMPACT },
-		{ "verify", no_argument, NULL, OPT_VERIFY },
-		{ "progress", no_argument, NULL, OPT_PROGRESS },
-		{ "quiet", no_argument, NULL, 'q' },
-		{ "help", no_argument, NULL, 'h' },
-		{ "version", no_argument, NULL, 'V' },
-		{ NULL, 0, NULL, 0 },
-	};
-	struct dd_archive_opts o = { .dataset = DD_LAKE_DATASET_DEFAULT,
-		.chunk = DD_ARCHIVE_CHUNK };
-	char *db = NULL, *lake = NULL;
-	const char *now_arg = "now";
-	int64_t older = 30LL * 86400000, now;
-	int compact = 0, verify = 0, quiet = 0, progress = isatty(2), c;
+	struct ctx *c = vc;
 	uint64_t v;
-
-	setlocale(LC_ALL, "");
-	dd_prog = "dd-archive";
-	dd_signals_init();
-	while ((c = getopt_long(argc, argv, "hl:qV", longopts, NULL)) != -1) {
-		switch (c) {
-		case OPT_DB:
-			free(db);
-			db = dd_strdup(optarg);
-			break;
-		case 'l':
-			free(lake);
-			lake = dd_strdup(optarg);
-			break;
-		case OPT_DATASET:
-			if (!dd_lake_dataset_ok(optarg)) {
-				dd_warn("--dataset: %s", dd_errmsg());
-				usage(stderr, DD_EXIT_USAGE);
-			}
-			o.dataset = optarg;
-			break;
-		case OPT_OLDER:
-			if (dd_duration_parse(optarg, &older) || older < 0) {
-				dd_warn("--older-than: %s", older < 0 ? "must not be negative" :
-				    dd_errmsg());
-				usage(stderr, DD_EXIT_USAGE);
-			}
-			break;
-		case OPT_NOW:
-			now_arg = optarg;
-			break;
-		case OPT_CHUNK:
-			if (dd_parse_u64(optarg, 1, 1000000, &v)) {
-				dd_warn("--chunk: %s", dd_errmsg());
-				usage(stderr, DD_EXIT_USAGE);
-			}
-			o.chunk = (size_t)v;
-			break;
-		case OPT_DRY:
-			o.dry_run = 1;
-			break;
-		case OPT_COMPACT:
-			compact = 1;
-			break;
-		case OPT_VERIFY:
-			verify = 1;
-			break;
-		case OPT_PROGRESS:
-			progress = 2;
-			break;
-		case 'q':
-			quiet = 1;
-			break;
-		case 'h':
-			usage(stdout, DD_EXIT_OK);
-			break;
-		case 'V':
-			printf("dd-archive %s\n", DD_VERSION);
-			return dd_close_stdout() ? DD_EXIT_IO : DD_EXIT_OK;
-		default:
-			usage(stderr, DD_EXIT_USAGE);
+	switch (key) {
+	case K_DB:
+		free(c->db);
+		c->db = dd_strdup(arg);
+		return 0;
+	case K_LAKE:
+		free(c->lake);
+		c->lake = dd_strdup(arg);
+		return 0;
+	case K_DATASET:
+		if (!dd_lake_dataset_ok(arg))
+			return -1;
+		c->o.dataset = arg;
+		return 0;
+	case K_OLDER:
+		if (dd_duration_parse(arg, &c->older))
+			return -1;
+		if (c->older < 0) {
+			dd_seterr("must not be negative");
+			return -1;
 		}
+		return 0;
+	case K_NOW:
+		c->now = arg;
+		return 0;
+	case K_CHUNK:
+		if (dd_parse_u64(arg, 1, 1000000, &v))
+			return -1;
+		c->o.chunk = (size_t)v;
+		return 0;
+	case K_DRY:
+		c->o.dry_run = 1;
+		return 0;
+	case K_COMPACT:
+		c->compact = 1;
+		return 0;
+	case K_VERIFY:
+		c->verify = 1;
+		return 0;
+	case K_PROGRESS:
+		c->progress = 2;
+		return 0;
+	case K_QUIET:
+		c->quiet = 1;
+		return 0;
 	}
-	if (optind != argc) {
-		dd_warn("unexpected operand \"%s\"", argv[optind]);
-		usage(stderr, DD_EXIT_USAGE);
-	}
-	if (dd_time_arg(now_arg, dd_now_ms(), &now)) {
-		dd_warn("--now: %s", dd_errmsg());
-		usage(stderr, DD_EXIT_USAGE);
-	}
-	if (db == NULL)
-		db = dd_default_path("history.db");
-	if (lake == NULL)
-		lake = dd_default_path("lake");
-	o.db = db;
-	o.lake = lake;
-	o.cutoff_ms = now - older;
-	struct ui u = { .progress = progress == 2 || (progress && !quiet), .start = dd_now_ms() };
-	o.progress = on_progress;
-	o.damage = on_damage;
-	o.ctx = &u;
+	return -1;
+}
 
-	/* One run at a time: a cron job overlapping its predecessor leaves
-	 * at once (exit 5) rather than archive the same deliveries twice. */
-	struct dd_buf lockpath = { 0 };
-	dd_buf_printf(&lockpath, "%s-archive.lock", db);
-	char *dir = dd_strdup(db), *slash = strrchr(dir, '/');
-	if (slash && slash != dir) {
-		*slash = '\0';
-		if (dd_mkdirs(dir))
-			dd_die(DD_EXIT_IO, "%s", dd_errmsg());
-	}
-	free(dir);
-	int lock = dd_lock(lockpath.p);
-	if (lock < 0)
-		dd_die(-lock, "%s", dd_errmsg());
-
-	struct dd_archive_stats st = { 0 };
-	int rc = dd_archive_run(&o, &st);
-	if (rc == 0 && compact)
-		rc = dd_archive_compact(&o, &st);
-	if (rc == 0 && verify)
-		rc = dd_archive_verify(&o, &st);
-	if (u.shown)
-		fputc('\n', stderr);
-	if (rc > 0 && rc < 128)
-		dd_warn("%s", dd_errmsg());
-	double secs = (double)(dd_now_ms() - u.start) / 1000.0;
+static void
+summary(const struct dd_archive_stats *st, int dry, double secs)
+{
 	printf("{\"deliveriesArchived\":%" PRIu64 ",\"eventsArchived\":%" PRIu64
 	    ",\"deliveriesKept\":%" PRIu64 ",\"partsWritten\":%" PRIu64 ",\"eventBytes\":%" PRIu64
 	    ",\"bytesWritten\":%" PRIu64 ",\"partitionsCompacted\":%" PRIu64
@@ -211,20 +142,96 @@ main(int argc, char *argv[])
 	    ",\"duplicatesDropped\":%" PRIu64 ",\"partsVerified\":%" PRIu64
 	    ",\"eventsVerified\":%" PRIu64 ",\"partsDamaged\":%" PRIu64
 	    ",\"dryRun\":%s,\"seconds\":%.3f}\n",
-	    st.deliveries, st.events, st.kept, st.parts, st.raw_bytes, st.bytes,
-	    st.partitions_compacted, st.parts_compacted, st.parts_after, st.duplicates,
-	    st.parts_verified, st.events_verified, st.parts_damaged,
-	    o.dry_run ? "true" : "false", secs);
+	    st->deliveries, st->events, st->kept, st->parts, st->raw_bytes, st->bytes,
+	    st->partitions_compacted, st->parts_compacted, st->parts_after, st->duplicates,
+	    st->parts_verified, st->events_verified, st->parts_damaged,
+	    dry ? "true" : "false", secs);
+}
+
+/* One run at a time: a cron job overlapping its predecessor leaves at once
+ * (exit 5) rather than archive the same deliveries twice. Returns the
+ * lock's fd, or -(exit code). */
+static int
+lock(const char *db)
+{
+	struct dd_buf path = { 0 };
+	dd_buf_printf(&path, "%s-archive.lock", db);
+	int fd = dd_lock(path.p);
+	dd_buf_free(&path);
+	return fd;
+}
+
+static int
+run(void *vc, int argc, char **argv)
+{
+	struct ctx *c = vc;
+	int64_t now;
+	if (dd_time_arg(c->now, dd_now_ms(), &now))
+		return dd_cli_usage_error("--now: %s", dd_errmsg());
+	if (c->db == NULL)
+		c->db = dd_default_path("history.db");
+	if (c->lake == NULL)
+		c->lake = dd_default_path("lake");
+	/* A wrong --db or $DD_HOME must not pass, night after night, as a
+	 * run with nothing to do. */
+	struct stat sb;
+	if (stat(c->db, &sb) != 0) {
+		dd_seterr("%s: no such store (%s)", c->db, strerror(errno));
+		return DD_EXIT_IO;
+	}
+	c->o.db = c->db;
+	c->o.lake = c->lake;
+	c->o.cutoff_ms = now - c->older;
+	struct ui u = { .progress = c->progress == 2 || (c->progress && !c->quiet),
+		.start = dd_now_ms() };
+	c->o.progress = on_progress;
+	c->o.damage = on_damage;
+	c->o.ctx = &u;
+
+	/* A dry run writes nothing, not even the lock file. */
+	int fd = c->o.dry_run ? -1 : lock(c->db);
+	if (fd < -1 || (!c->o.dry_run && fd < 0))
+		return -fd;
+	struct dd_archive_stats st = { 0 };
+	int rc = dd_archive_run(&c->o, &st);
+	if (rc == 0 && c->compact)
+		rc = dd_archive_compact(&c->o, &st);
+	if (rc == 0 && c->verify)
+		rc = dd_archive_verify(&c->o, &st);
+	if (u.shown)
+		fputc('\n', stderr);
+	summary(&st, c->o.dry_run, (double)(dd_now_ms() - u.start) / 1000.0);
 	if (rc == 0 && st.parts_damaged)
 		rc = DD_EXIT_REJECTED;
-	if (dd_close_stdout()) {
-		dd_warn("%s", dd_errmsg());
-		if (rc == 0 || rc == DD_EXIT_REJECTED)
-			rc = DD_EXIT_IO;
-	}
-	close(lock);
-	dd_buf_free(&lockpath);
-	free(db);
-	free(lake);
+	if (fd >= 0)
+		close(fd);
+	return rc;
+}
+
+static const struct dd_opt *const tables[] = { opts, NULL };
+static const struct dd_cmd cmds[] = {
+	{ NULL, NULL, 0, 0, tables, run },
+	{ NULL, NULL, 0, 0, NULL, NULL },
+};
+
+int
+main(int argc, char *argv[])
+{
+	struct ctx c = { .o = { .dataset = DD_LAKE_DATASET_DEFAULT, .chunk = DD_ARCHIVE_CHUNK },
+		.now = "now", .older = 30LL * 86400000, .progress = isatty(2) };
+	struct dd_prog p = {
+		.name = "dd-archive",
+		.about = "Move every delivery that ended (completed, cancelled, failed, rejected)\n"
+		    "more than --older-than before --now from history.db into the lake; with\n"
+		    "--compact merge each partition's parts, with --verify check every part.\n"
+		    "One JSON summary line on stdout. See dd-archive(1).\n",
+		.cmds = cmds,
+		.set = set,
+		.commits = 1,
+		.ctx = &c,
+	};
+	int rc = dd_cli_main(&p, argc, argv);
+	free(c.db);
+	free(c.lake);
 	return rc;
 }

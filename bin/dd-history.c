@@ -3,40 +3,18 @@
  * delivery.* events and keeps, per delivery, its summary and every event
  * as the original line; get, list and stats answer from history.db.
  */
-#include <getopt.h>
 #include <inttypes.h>
-#include <locale.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli.h"
 #include "ddtime.h"
 #include "exitcodes.h"
 #include "filter.h"
 #include "history.h"
 #include "out.h"
 #include "util.h"
-
-#define USAGE \
-	"usage: dd-history [--db FILE] [--rejects FILE] [--strict] [--batch N]\n" \
-	"                  [--flush-interval DUR] [--max-line SIZE] [--progress] [-q]\n" \
-	"       dd-history [--db FILE] get ID\n" \
-	"       dd-history [--db FILE] list [--owner O] [--stage S] [--since T]\n" \
-	"                  [--until T] [--format ndjson|csv|tsv|table]\n" \
-	"       dd-history [--db FILE] stats\n"
-
-static void
-usage(FILE *f, int code)
-{
-	fputs(USAGE, f);
-	if (f == stdout)
-		fputs("\n"
-		    "With no command, read delivery.* events on stdin into history.db\n"
-		    "(default $DD_HOME/history.db). get prints one delivery with its\n"
-		    "events, list the deliveries matching every filter given (created\n"
-		    "time in [--since, --until)), stats the counts. See dd-history(1).\n", f);
-	exit(code);
-}
 
 static enum dd_verdict
 on_event(void *ctx, const struct dd_line *l, const struct dd_env *e)
@@ -64,13 +42,10 @@ run_filter(const char *db, const struct dd_filter_opts *fo)
 {
 	struct dd_store s;
 	int rc = dd_history_open(&s, db);
-	if (rc) {
-		dd_warn("%s", dd_errmsg());
+	if (rc)
 		return rc;
-	}
 	struct dd_history_ingest *h = dd_history_ingest_new(&s);
 	if (h == NULL) {
-		dd_warn("%s", dd_errmsg());
 		dd_store_close(&s);
 		return DD_EXIT_IO;
 	}
@@ -82,148 +57,154 @@ run_filter(const char *db, const struct dd_filter_opts *fo)
 	return rc;
 }
 
+enum { K_DB = 1, K_OWNER, K_STAGE, K_SINCE, K_UNTIL, K_FORMAT };
+
+static const struct dd_opt store_opts[] = {
+	{ "db", 0, "FILE", "the store (default $DD_HOME/history.db)", K_DB, 0 },
+	DD_OPT_QUIET_ENTRY,
+	DD_OPT_END,
+};
+static const struct dd_opt filter_opts[] = {
+	DD_FILTER_OPTIONS("50000"),
+	DD_OPT_END,
+};
+static const struct dd_opt list_opts[] = {
+	{ "owner", 0, "O", "only deliveries of this owner", K_OWNER, 0 },
+	{ "stage", 0, "S", "only deliveries at this stage", K_STAGE, 0 },
+	{ "since", 0, "T", "only deliveries created at or after T", K_SINCE, 0 },
+	{ "until", 0, "T", "only deliveries created before T", K_UNTIL, 0 },
+	{ "format", 0, "FMT", "ndjson (default), csv, tsv or table", K_FORMAT, 0 },
+	DD_OPT_END,
+};
+
+struct ctx {
+	char *db;
+	struct dd_filter_opts fo;
+	struct dd_history_query q;
+	enum dd_fmt fmt;
+	int64_t now;
+};
+
+static int
+set(void *vc, int key, const char *arg, const char *arg2)
+{
+	struct ctx *c = vc;
+	switch (key) {
+	case K_DB:
+		free(c->db);
+		c->db = dd_strdup(arg);
+		return 0;
+	case K_OWNER:
+		c->q.owner = arg;
+		return 0;
+	case K_STAGE:
+		if (!dd_history_stage_ok(arg)) {
+			static const char *const names[] = { "created", "rescheduled",
+				"headed-to-pickup", "headed-to-dropoff", "completed", "cancelled",
+				"failed", "rejected" };
+			return dd_cli_bad_choice(arg, "a stage", names, 8);
+		}
+		c->q.stage = arg;
+		return 0;
+	case K_SINCE:
+		return dd_time_arg(arg, c->now, &c->q.since_ms);
+	case K_UNTIL:
+		return dd_time_arg(arg, c->now, &c->q.until_ms);
+	case K_FORMAT:
+		return dd_fmt_parse(arg, 1u << DD_FMT_NDJSON | 1u << DD_FMT_CSV |
+		    1u << DD_FMT_TSV | 1u << DD_FMT_TABLE, &c->fmt);
+	}
+	return dd_filter_setopt(&c->fo, key, arg) == 0 ? 0 : -1;
+}
+
+static const char *
+db(struct ctx *c)
+{
+	if (c->db == NULL)
+		c->db = dd_default_path("history.db");	/* kept for the run */
+	return c->db;
+}
+
+static int
+run(void *vc, int argc, char **argv)
+{
+	struct ctx *c = vc;
+	c->fo.files = argv;
+	c->fo.nfiles = argc;
+	return run_filter(db(c), &c->fo);
+}
+
+/* get, list and stats: one read-only look at the store. */
+static int
+query(struct ctx *c, int (*fn)(struct ctx *, struct dd_store *, char **), char **argv)
+{
+	struct dd_store s;
+	int rc = dd_store_open_ro(&s, db(c));
+	if (rc)
+		return rc;
+	rc = fn(c, &s, argv);
+	dd_store_close(&s);
+	return rc;
+}
+
+static int
+get(struct ctx *c, struct dd_store *s, char **argv)
+{
+	int r = dd_history_get(s, argv[0], stdout);
+	if (r == 0)
+		dd_warn("%s: no such delivery", argv[0]);
+	return r < 0 ? DD_EXIT_IO : r == 0 ? DD_EXIT_REJECTED : DD_EXIT_OK;
+}
+
+static int
+list(struct ctx *c, struct dd_store *s, char **argv)
+{
+	return dd_history_list(s, &c->q, c->fmt, stdout) ? DD_EXIT_IO : DD_EXIT_OK;
+}
+
+static int
+stats(struct ctx *c, struct dd_store *s, char **argv)
+{
+	return dd_history_stats(s, stdout) ? DD_EXIT_IO : DD_EXIT_OK;
+}
+
+static int run_get(void *c, int argc, char **argv) { return query(c, get, argv); }
+static int run_list(void *c, int argc, char **argv) { return query(c, list, argv); }
+static int run_stats(void *c, int argc, char **argv) { return query(c, stats, argv); }
+
+static const struct dd_opt *const filter_tables[] = { store_opts, filter_opts, NULL };
+static const struct dd_opt *const list_tables[] = { store_opts, list_opts, NULL };
+static const struct dd_opt *const store_tables[] = { store_opts, NULL };
+
+static const struct dd_cmd cmds[] = {
+	{ NULL, "[FILE...]", 0, -1, filter_tables, run, 1 },
+	{ "get", "ID", 1, 1, store_tables, run_get },
+	{ "list", NULL, 0, 0, list_tables, run_list },
+	{ "stats", NULL, 0, 0, store_tables, run_stats },
+	{ NULL, NULL, 0, 0, NULL, NULL },
+};
+
 int
 main(int argc, char *argv[])
 {
-	enum { OPT_DB = 0x2000, OPT_OWNER, OPT_STAGE, OPT_SINCE, OPT_UNTIL, OPT_FORMAT };
-	static const struct option longopts[] = {
-		{ "db", required_argument, NULL, OPT_DB },
-		{ "owner", required_argument, NULL, OPT_OWNER },
-		{ "stage", required_argument, NULL, OPT_STAGE },
-		{ "since", required_argument, NULL, OPT_SINCE },
-		{ "until", required_argument, NULL, OPT_UNTIL },
-		{ "format", required_argument, NULL, OPT_FORMAT },
-		{ "help", no_argument, NULL, 'h' },
-		{ "version", no_argument, NULL, 'V' },
-		DD_FILTER_LONGOPTS,
-		{ NULL, 0, NULL, 0 },
-	};
-	struct dd_filter_opts fo;
-	struct dd_history_query q = { NULL, NULL, INT64_MIN, INT64_MAX };
-	enum dd_fmt fmt = DD_FMT_NDJSON;
-	char *db = NULL;
-	int c, filter_opts = 0, list_opts = 0;
-	int64_t now = dd_now_ms();
-
-	setlocale(LC_ALL, "");
-	dd_prog = "dd-history";
-	dd_signals_init();
-	dd_filter_defaults(&fo);
+	struct ctx c = { .q = { NULL, NULL, INT64_MIN, INT64_MAX }, .fmt = DD_FMT_NDJSON,
+		.now = dd_now_ms() };
+	dd_filter_defaults(&c.fo);
 	/* Commits cost an fsync each; a writer thread commits smaller
-	 * batches in the background anyway (see lib/history.c). */
-	fo.batch = 50000;
-	while ((c = getopt_long(argc, argv, "hqV", longopts, NULL)) != -1) {
-		switch (c) {
-		case OPT_DB:
-			free(db);
-			db = dd_strdup(optarg);
-			break;
-		case OPT_OWNER:
-			q.owner = optarg;
-			list_opts = 1;
-			break;
-		case OPT_STAGE:
-			if (!dd_history_stage_ok(optarg)) {
-				dd_warn("--stage: unknown stage \"%s\"", optarg);
-				usage(stderr, DD_EXIT_USAGE);
-			}
-			q.stage = optarg;
-			list_opts = 1;
-			break;
-		case OPT_SINCE:
-		case OPT_UNTIL:
-			if (dd_time_arg(optarg, now, c == OPT_SINCE ? &q.since_ms : &q.until_ms)) {
-				dd_warn("--%s: %s", c == OPT_SINCE ? "since" : "until", dd_errmsg());
-				usage(stderr, DD_EXIT_USAGE);
-			}
-			list_opts = 1;
-			break;
-		case OPT_FORMAT:
-			if (dd_fmt_parse(optarg, 1u << DD_FMT_NDJSON | 1u << DD_FMT_CSV |
-			    1u << DD_FMT_TSV | 1u << DD_FMT_TABLE, &fmt)) {
-				dd_warn("--format: %s", dd_errmsg());
-				usage(stderr, DD_EXIT_USAGE);
-			}
-			list_opts = 1;
-			break;
-		case 'h':
-			usage(stdout, DD_EXIT_OK);
-			break;
-		case 'V':
-			printf("dd-history %s\n", DD_VERSION);
-			return dd_close_stdout() ? DD_EXIT_IO : DD_EXIT_OK;
-		default: {
-			int r = dd_filter_setopt(&fo, c, optarg);
-			if (r != 0)
-				usage(stderr, DD_EXIT_USAGE);
-			if (c != 'q' && c != DD_OPT_PROGRESS)
-				filter_opts = 1;
-		}
-		}
-	}
-	argc -= optind;
-	argv += optind;
-	if (db == NULL)
-		db = dd_default_path("history.db");
-
-	int rc;
-	const char *cmd = argc > 0 ? argv[0] : NULL;
-	if (cmd == NULL) {
-		if (list_opts) {
-			dd_warn("--owner, --stage, --since, --until and --format go with list");
-			usage(stderr, DD_EXIT_USAGE);
-		}
-		rc = run_filter(db, &fo);
-		free(db);
-		if (dd_close_stdout()) {
-			if (rc != DD_EXIT_IO)	/* else already said */
-				dd_warn("%s", dd_errmsg());
-			rc = DD_EXIT_IO;
-		}
-		return rc;
-	}
-	int nargs = strcmp(cmd, "get") == 0 ? 1 : 0;
-	if (strcmp(cmd, "get") && strcmp(cmd, "list") && strcmp(cmd, "stats")) {
-		dd_warn("unknown command \"%s\"", cmd);
-		usage(stderr, DD_EXIT_USAGE);
-	}
-	if (argc - 1 != nargs) {
-		dd_warn("%s: %s", cmd, nargs ? "one delivery id expected" : "no operand expected");
-		usage(stderr, DD_EXIT_USAGE);
-	}
-	if (filter_opts || (list_opts && strcmp(cmd, "list"))) {
-		dd_warn("%s: option not valid here", cmd);
-		usage(stderr, DD_EXIT_USAGE);
-	}
-
-	struct dd_store s;
-	if ((rc = dd_store_open_ro(&s, db))) {
-		dd_warn("%s", dd_errmsg());
-		free(db);
-		return rc;
-	}
-	if (strcmp(cmd, "get") == 0) {
-		int r = dd_history_get(&s, argv[1], stdout);
-		if (r < 0)
-			dd_warn("%s", dd_errmsg());
-		else if (r == 0)
-			dd_warn("%s: no such delivery", argv[1]);
-		rc = r < 0 ? DD_EXIT_IO : r == 0 ? DD_EXIT_REJECTED : DD_EXIT_OK;
-	} else if (strcmp(cmd, "list") == 0) {
-		if (dd_history_list(&s, &q, fmt, stdout)) {
-			dd_warn("%s", dd_errmsg());
-			rc = DD_EXIT_IO;
-		}
-	} else if (dd_history_stats(&s, stdout)) {
-		dd_warn("%s", dd_errmsg());
-		rc = DD_EXIT_IO;
-	}
-	dd_store_close(&s);
-	free(db);
-	/* A write error already reported is not reported twice. */
-	if (dd_close_stdout() && rc != DD_EXIT_IO) {
-		dd_warn("%s", dd_errmsg());
-		rc = DD_EXIT_IO;
-	}
+	 * batches in the background anyway (see lib/svc/history.c). */
+	c.fo.batch = 50000;
+	struct dd_prog p = {
+		.name = "dd-history",
+		.about = "With no command, read delivery.* events from the FILEs (or stdin) into\n"
+		    "history.db. get prints one delivery with its events, list the deliveries\n"
+		    "matching every filter given (created time in [--since, --until)), stats\n"
+		    "the counts. See dd-history(1).\n",
+		.cmds = cmds,
+		.set = set,
+		.commits = 1,
+		.ctx = &c,
+	};
+	int rc = dd_cli_main(&p, argc, argv);
+	free(c.db);
 	return rc;
 }

@@ -1,11 +1,10 @@
-#include <getopt.h>
 #include <inttypes.h>
-#include <locale.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "cli.h"
 #include "ddtime.h"
 #include "event.h"
 #include "exitcodes.h"
@@ -13,17 +12,12 @@
 #include "lake.h"
 #include "util.h"
 
-#define USAGE \
-	"usage: dd-lake-ingest [-l LAKE] [--dataset NAME] [--rejects FILE] [--strict]\n" \
-	"                      [--level N] [--part-size BYTES] [--flush-interval DUR]\n" \
-	"                      [--max-line BYTES] [--batch N] [-q] [--progress]\n"
-
 /* An event more than this far ahead of the wall clock is rejected: a
  * wrong clock or a wrong year would otherwise open partitions no one
  * looks at. */
 #define FUTURE_MS (24 * 3600 * 1000LL)
 
-enum { OPT_DATASET = 0x2000, OPT_LEVEL, OPT_PARTSIZE };
+enum { K_LAKE = 1, K_DATASET, K_LEVEL, K_PARTSIZE };
 
 struct ingest {
 	struct dd_lake_writer *w;
@@ -32,13 +26,6 @@ struct ingest {
 	int failed;		/* the writer failed and that was reported */
 	struct dd_buf id, subject, type;
 };
-
-static void
-usage(void)
-{
-	fputs(USAGE, stderr);
-	exit(DD_EXIT_USAGE);
-}
 
 static enum dd_verdict
 on_event(void *ctx, const struct dd_line *l, const struct dd_env *e)
@@ -101,90 +88,64 @@ on_summary(void *ctx, struct dd_buf *b)
 	    st.raw_bytes, st.out_bytes);
 }
 
-/*
- * dd-lake-ingest: store each event read on stdin, byte for byte, in the
- * lake partition of its UTC date, as zstd parts that become visible
- * atomically (lake.h has the format).
- */
-int
-main(int argc, char *argv[])
-{
-	static const struct option longopts[] = {
-		{ "lake", required_argument, NULL, 'l' },
-		{ "dataset", required_argument, NULL, OPT_DATASET },
-		{ "level", required_argument, NULL, OPT_LEVEL },
-		{ "part-size", required_argument, NULL, OPT_PARTSIZE },
-		{ "help", no_argument, NULL, 'h' },
-		{ "version", no_argument, NULL, 'V' },
-		DD_FILTER_LONGOPTS,
-		{ NULL, 0, NULL, 0 },
-	};
-	struct dd_filter_opts fo;
+static const struct dd_opt opts[] = {
+	{ "lake", 'l', "LAKE", "the lake (default $DD_HOME/lake)", K_LAKE, 0 },
+	{ "dataset", 0, "NAME", "the dataset (default events)", K_DATASET, 0 },
+	DD_OPT_QUIET_ENTRY,
+	{ "level", 0, "N", "zstd level, 1 to 19 (default 3)", K_LEVEL, 0 },
+	{ "part-size", 0, "BYTES", "close a part at this much input (default 32M)", K_PARTSIZE, 0 },
+	DD_FILTER_OPTIONS("unlimited: idle time, part size and end of input commit"),
+	DD_OPT_END,
+};
+
+struct ctx {
+	const char *lake, *dataset;
 	struct dd_lake_wopts wo;
-	const char *lake = NULL, *dataset = DD_LAKE_DATASET_DEFAULT;
+	struct dd_filter_opts fo;
+};
+
+static int
+set(void *vc, int key, const char *arg, const char *arg2)
+{
+	struct ctx *c = vc;
 	uint64_t v;
-	int ch;
-
-	setlocale(LC_ALL, "");
-	dd_prog = "dd-lake-ingest";
-	dd_signals_init();
-	dd_filter_defaults(&fo);
-	dd_lake_wopts_defaults(&wo);
-	/* A commit closes every open part, so by default only idle time, the
-	 * part size and the end of input close parts, not a line count. */
-	fo.batch = UINT64_MAX;
-	while ((ch = getopt_long(argc, argv, "hl:qV", longopts, NULL)) != -1) {
-		switch (ch) {
-		case 'h':
-			fputs(USAGE, stdout);
-			return dd_close_stdout() ? DD_EXIT_IO : DD_EXIT_OK;
-		case 'V':
-			printf("dd-lake-ingest %s\n", DD_VERSION);
-			return dd_close_stdout() ? DD_EXIT_IO : DD_EXIT_OK;
-		case 'l':
-			lake = optarg;
-			break;
-		case OPT_DATASET:
-			if (!dd_lake_dataset_ok(optarg)) {
-				dd_warn("--dataset: %s", dd_errmsg());
-				usage();
-			}
-			dataset = optarg;
-			break;
-		case OPT_LEVEL:
-			if (dd_parse_u64(optarg, 1, 19, &v)) {
-				dd_warn("--level: %s", dd_errmsg());
-				usage();
-			}
-			wo.level = (int)v;
-			break;
-		case OPT_PARTSIZE:
-			if (dd_parse_size(optarg, 1024, (uint64_t)1 << 40, &v)) {
-				dd_warn("--part-size: %s", dd_errmsg());
-				usage();
-			}
-			wo.part_size = v;
-			break;
-		default:
-			/* 0: taken; -1: bad value (said); 1: not an option. */
-			if (dd_filter_setopt(&fo, ch, optarg) != 0)
-				usage();
-		}
+	switch (key) {
+	case K_LAKE:
+		c->lake = arg;
+		return 0;
+	case K_DATASET:
+		if (!dd_lake_dataset_ok(arg))
+			return -1;
+		c->dataset = arg;
+		return 0;
+	case K_LEVEL:
+		if (dd_parse_u64(arg, 1, 19, &v))
+			return -1;
+		c->wo.level = (int)v;
+		return 0;
+	case K_PARTSIZE:
+		if (dd_parse_size(arg, 1024, (uint64_t)1 << 40, &v))
+			return -1;
+		c->wo.part_size = v;
+		return 0;
 	}
-	argc -= optind;
-	argv += optind;
-	if (argc > 0) {
-		dd_warn("unexpected argument \"%s\"", argv[0]);
-		usage();
-	}
+	return dd_filter_setopt(&c->fo, key, arg) == 0 ? 0 : -1;
+}
 
+/*
+ * dd-lake-ingest: store each event read from the FILEs (or stdin), byte
+ * for byte, in the lake partition of its UTC date, as zstd parts that
+ * become visible atomically (lake.h has the format).
+ */
+static int
+run(void *vc, int argc, char **argv)
+{
+	struct ctx *x = vc;
 	char *deflake = NULL;
-	if (lake == NULL)
-		lake = deflake = dd_default_path("lake");
+	const char *lake = x->lake ? x->lake : (deflake = dd_default_path("lake"));
 	struct ingest c = { .max_day = INT64_MIN };
-	c.w = dd_lake_writer_open(lake, dataset, &wo);
+	c.w = dd_lake_writer_open(lake, x->dataset, &x->wo);
 	if (c.w == NULL) {
-		dd_warn("%s", dd_errmsg());
 		free(deflake);
 		return DD_EXIT_IO;
 	}
@@ -193,21 +154,44 @@ main(int argc, char *argv[])
 		.commit = on_commit,
 		.summary = on_summary,
 	};
-	int code = dd_filter_run(&fo, &ops, &c, NULL);
-	if (c.failed || code == DD_EXIT_IO) {
+	x->fo.files = argv;
+	x->fo.nfiles = argc;
+	int code = dd_filter_run(&x->fo, &ops, &c, NULL);
+	if (c.failed || code == DD_EXIT_IO)
 		dd_lake_writer_abort(c.w);
-	} else if (dd_lake_writer_close(c.w)) {
-		dd_warn("%s", dd_errmsg());
+	else if (dd_lake_writer_close(c.w))
 		code = DD_EXIT_IO;
-	}
 	dd_buf_free(&c.id);
 	dd_buf_free(&c.subject);
 	dd_buf_free(&c.type);
 	free(deflake);
-	if (dd_close_stdout()) {
-		if (code != DD_EXIT_IO)	/* else already said */
-			dd_warn("%s", dd_errmsg());
-		code = DD_EXIT_IO;
-	}
 	return code;
+}
+
+static const struct dd_opt *const tables[] = { opts, NULL };
+static const struct dd_cmd cmds[] = {
+	{ NULL, "[FILE...]", 0, -1, tables, run, 1 },
+	{ NULL, NULL, 0, 0, NULL, NULL },
+};
+
+int
+main(int argc, char *argv[])
+{
+	struct ctx c = { .dataset = DD_LAKE_DATASET_DEFAULT };
+	dd_filter_defaults(&c.fo);
+	dd_lake_wopts_defaults(&c.wo);
+	/* A commit closes every open part, so by default only idle time, the
+	 * part size and the end of input close parts, not a line count. */
+	c.fo.batch = UINT64_MAX;
+	struct dd_prog p = {
+		.name = "dd-lake-ingest",
+		.about = "Store each event of the FILEs (or stdin), byte for byte, in the lake\n"
+		    "partition of its UTC date (LAKE/DATASET/year=/month=/day=/part-*.ndjson.zst).\n"
+		    "See dd-lake-ingest(1).\n",
+		.cmds = cmds,
+		.set = set,
+		.commits = 1,
+		.ctx = &c,
+	};
+	return dd_cli_main(&p, argc, argv);
 }

@@ -1,63 +1,15 @@
-#include <getopt.h>
-#include <locale.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "cli.h"
 #include "ddtime.h"
 #include "exitcodes.h"
 #include "lake.h"
 #include "out.h"
 #include "query.h"
 #include "util.h"
-
-#define USAGE \
-	"usage: dd-lake-query [-l LAKE] [--dataset NAME] [--since TIME] [--until TIME]\n" \
-	"                     [--now TIME] [--type T]... [--subject ID]... [--id ID]...\n" \
-	"                     [-e | --filter JQ] [--arg NAME VALUE] [--fields PATH,...]\n" \
-	"                     [--format ndjson|csv|tsv|table|chart] [--count]\n" \
-	"                     [--count-by KEY,...] [--limit N] [--no-dedupe] [-j JOBS]\n" \
-	"       dd-lake-query --partitions [-l LAKE] [--dataset NAME] [--since TIME]\n" \
-	"                     [--until TIME] [--format ndjson|csv|tsv|table]\n"
-
-enum {
-	OPT_DATASET = 0x2000, OPT_SINCE, OPT_UNTIL, OPT_NOW, OPT_TYPE, OPT_SUBJECT,
-	OPT_ID, OPT_ARG, OPT_FIELDS, OPT_FORMAT, OPT_COUNT, OPT_COUNTBY, OPT_LIMIT,
-	OPT_NODEDUPE, OPT_PARTITIONS,
-};
-
-static const struct option longopts[] = {
-	{ "lake", required_argument, NULL, 'l' },
-	{ "dataset", required_argument, NULL, OPT_DATASET },
-	{ "since", required_argument, NULL, OPT_SINCE },
-	{ "until", required_argument, NULL, OPT_UNTIL },
-	{ "now", required_argument, NULL, OPT_NOW },
-	{ "type", required_argument, NULL, OPT_TYPE },
-	{ "subject", required_argument, NULL, OPT_SUBJECT },
-	{ "id", required_argument, NULL, OPT_ID },
-	{ "filter", required_argument, NULL, 'e' },
-	{ "arg", required_argument, NULL, OPT_ARG },
-	{ "fields", required_argument, NULL, OPT_FIELDS },
-	{ "format", required_argument, NULL, OPT_FORMAT },
-	{ "count", no_argument, NULL, OPT_COUNT },
-	{ "count-by", required_argument, NULL, OPT_COUNTBY },
-	{ "limit", required_argument, NULL, OPT_LIMIT },
-	{ "no-dedupe", no_argument, NULL, OPT_NODEDUPE },
-	{ "jobs", required_argument, NULL, 'j' },
-	{ "partitions", no_argument, NULL, OPT_PARTITIONS },
-	{ "help", no_argument, NULL, 'h' },
-	{ "version", no_argument, NULL, 'V' },
-	{ NULL, 0, NULL, 0 },
-};
-
-static void
-usage(void)
-{
-	fputs(USAGE, stderr);
-	exit(DD_EXIT_USAGE);
-}
 
 /* A growable list of argument strings (repeated options, split lists). */
 struct list {
@@ -75,22 +27,22 @@ push(struct list *l, const char *s)
 }
 
 /* "a,b,c" -> a b c; an empty item is a usage error. */
-static void
-split(struct list *l, const char *opt, const char *s)
+static int
+split(struct list *l, const char *s)
 {
 	for (;;) {
 		const char *comma = strchr(s, ',');
 		size_t n = comma ? (size_t)(comma - s) : strlen(s);
 		if (n == 0) {
-			dd_warn("%s: empty item in \"%s\"", opt, s);
-			usage();
+			dd_seterr("empty item in \"%s\"", s);
+			return -1;
 		}
 		char *item = dd_strndup(s, n);
 		l->owned = dd_realloc(l->owned, (size_t)(l->nowned + 1) * sizeof *l->owned);
 		l->owned[l->nowned++] = item;
 		push(l, item);
 		if (!comma)
-			break;
+			return 0;
 		s = comma + 1;
 	}
 }
@@ -111,181 +63,211 @@ diag(void *ctx, const char *msg)
 	dd_warn("%s", msg);
 }
 
+enum {
+	K_LAKE = 1, K_DATASET, K_SINCE, K_UNTIL, K_NOW, K_TYPE, K_SUBJECT, K_ID, K_FILTER,
+	K_ARG, K_FIELDS, K_FORMAT, K_COUNT, K_COUNTBY, K_LIMIT, K_NODEDUPE, K_JOBS,
+	K_PARTITIONS,
+};
+
+static const struct dd_opt lake_opts[] = {
+	{ "lake", 'l', "LAKE", "the lake (default $DD_HOME/lake)", K_LAKE, 0 },
+	{ "dataset", 0, "NAME", "the dataset (default events)", K_DATASET, 0 },
+	{ "since", 0, "TIME", "events at or after TIME", K_SINCE, 0 },
+	{ "until", 0, "TIME", "events before TIME", K_UNTIL, 0 },
+	DD_OPT_END,
+};
+static const struct dd_opt query_opts[] = {
+	{ "now", 0, "TIME", "the time relative times count from (default now)", K_NOW, 0 },
+	{ "type", 0, "T", "events of this type (repeatable)", K_TYPE, 0 },
+	{ "subject", 0, "ID", "events with this subject (repeatable)", K_SUBJECT, 0 },
+	{ "id", 0, "ID", "the event with this id (repeatable)", K_ID, 0 },
+	{ "filter", 'e', "JQ", "keep events for which this jq program is true, output its result",
+		K_FILTER, 0 },
+	{ "arg", 0, "NAME", "$NAME is VALUE in the jq program", K_ARG, DD_CLI_TWO },
+	{ "fields", 0, "PATH,...", "these fields as columns (csv, tsv, table)", K_FIELDS, 0 },
+	{ "format", 0, "FMT", "ndjson (default), csv, tsv, table or chart", K_FORMAT, 0 },
+	{ "count", 0, NULL, "print the number of matching events", K_COUNT, 0 },
+	{ "count-by", 0, "KEY,...", "count matching events by keys (paths, @day, @hour, ...)",
+		K_COUNTBY, 0 },
+	{ "limit", 0, "N", "at most N events or rows", K_LIMIT, 0 },
+	{ "no-dedupe", 0, NULL, "keep copies of an event id (default: each id once)", K_NODEDUPE, 0 },
+	{ "jobs", 'j', "JOBS", "read parts on this many threads (default: the cores)", K_JOBS, 0 },
+	DD_OPT_END,
+};
+static const struct dd_opt part_opts[] = {
+	{ "partitions", 0, NULL, "list the partitions and their parts instead", K_PARTITIONS, 0 },
+	DD_OPT_END,
+};
+
+struct ctx {
+	struct dd_query_opts o;
+	struct list types, subjects, ids, names, values, fields, countby;
+	const char *since, *until, *now, *lake;
+};
+
+static int
+set(void *vc, int key, const char *arg, const char *arg2)
+{
+	struct ctx *c = vc;
+	uint64_t v;
+	switch (key) {
+	case K_LAKE:
+		c->lake = arg;
+		return 0;
+	case K_DATASET:
+		if (!dd_lake_dataset_ok(arg))
+			return -1;
+		c->o.dataset = arg;
+		return 0;
+	case K_SINCE:
+		c->since = arg;
+		return 0;
+	case K_UNTIL:
+		c->until = arg;
+		return 0;
+	case K_NOW:
+		c->now = arg;
+		return 0;
+	case K_TYPE:
+		push(&c->types, arg);
+		return 0;
+	case K_SUBJECT:
+		push(&c->subjects, arg);
+		return 0;
+	case K_ID:
+		push(&c->ids, arg);
+		return 0;
+	case K_FILTER:
+		if (c->o.filter) {
+			dd_seterr("given twice");
+			return -1;
+		}
+		c->o.filter = arg;
+		return 0;
+	case K_ARG:
+		push(&c->names, arg);
+		push(&c->values, arg2);
+		return 0;
+	case K_FIELDS:
+		return split(&c->fields, arg);
+	case K_FORMAT:
+		return dd_fmt_parse(arg, 0x1f, &c->o.fmt);
+	case K_COUNT:
+		c->o.count = 1;
+		return 0;
+	case K_COUNTBY:
+		return split(&c->countby, arg);
+	case K_LIMIT:
+		if (dd_parse_u64(arg, 1, UINT64_MAX, &v))
+			return -1;
+		c->o.limit = v;
+		return 0;
+	case K_NODEDUPE:
+		c->o.dedupe = 0;
+		return 0;
+	case K_JOBS:
+		if (dd_parse_u64(arg, 1, 256, &v))
+			return -1;
+		c->o.jobs = (int)v;
+		return 0;
+	case K_PARTITIONS:
+		c->o.partitions = 1;
+		return 0;
+	}
+	return -1;
+}
+
+/* The times, once all options are in (--now may come after --since). */
+static int
+check(void *vc, const struct dd_cmd *cmd)
+{
+	struct ctx *c = vc;
+	int64_t now_ms = dd_now_ms();
+	if (c->now && dd_time_arg(c->now, now_ms, &now_ms)) {
+		dd_seterr("--now: %s", dd_errmsg());
+		return -1;
+	}
+	if (c->since && dd_time_arg(c->since, now_ms, &c->o.since_ms)) {
+		dd_seterr("--since: %s", dd_errmsg());
+		return -1;
+	}
+	if (c->until && dd_time_arg(c->until, now_ms, &c->o.until_ms)) {
+		dd_seterr("--until: %s", dd_errmsg());
+		return -1;
+	}
+	return 0;
+}
+
 /*
  * dd-lake-query: answer an analyst's question from the event lake
  * (events by time, type, subject or id, through a jq program, as NDJSON,
  * CSV, TSV, a table, a count or counts by key), or list its partitions.
  */
-int
-main(int argc, char *argv[])
+static int
+run(void *vc, int argc, char **argv)
 {
-	struct dd_query_opts o;
-	struct list types = { 0 }, subjects = { 0 }, ids = { 0 }, names = { 0 },
-	    values = { 0 }, fields = { 0 }, countby = { 0 };
-	const char *since = NULL, *until = NULL, *now = NULL, *lake = NULL;
-	uint64_t v;
-	int ch;
-
-	setlocale(LC_ALL, "");
-	dd_prog = "dd-lake-query";
-	/* A closed stdout is a write error to report (exit 4), not a silent
-	 * death by SIGPIPE. */
-	signal(SIGPIPE, SIG_IGN);
-	dd_query_defaults(&o);
-	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-	o.jobs = ncpu > 0 ? (int)ncpu : 1;
-	const char *fast = getenv("DD_JQ_FAST");
-	o.jq_fast = !(fast && strcmp(fast, "0") == 0);
-	o.diag = diag;
-	while ((ch = getopt_long(argc, argv, "e:hj:l:V", longopts, NULL)) != -1) {
-		switch (ch) {
-		case 'h':
-			fputs(USAGE, stdout);
-			return dd_close_stdout() ? DD_EXIT_IO : DD_EXIT_OK;
-		case 'V':
-			printf("dd-lake-query %s\n", DD_VERSION);
-			return dd_close_stdout() ? DD_EXIT_IO : DD_EXIT_OK;
-		case 'l':
-			lake = optarg;
-			break;
-		case OPT_DATASET:
-			if (!dd_lake_dataset_ok(optarg)) {
-				dd_warn("--dataset: %s", dd_errmsg());
-				usage();
-			}
-			o.dataset = optarg;
-			break;
-		case OPT_SINCE:
-			since = optarg;
-			break;
-		case OPT_UNTIL:
-			until = optarg;
-			break;
-		case OPT_NOW:
-			now = optarg;
-			break;
-		case OPT_TYPE:
-			push(&types, optarg);
-			break;
-		case OPT_SUBJECT:
-			push(&subjects, optarg);
-			break;
-		case OPT_ID:
-			push(&ids, optarg);
-			break;
-		case 'e':
-			if (o.filter) {
-				dd_warn("--filter: given twice");
-				usage();
-			}
-			o.filter = optarg;
-			break;
-		case OPT_ARG:
-			/* --arg NAME VALUE: the value is the next word. */
-			if (optind >= argc) {
-				dd_warn("--arg takes two words: --arg NAME VALUE");
-				usage();
-			}
-			push(&names, optarg);
-			push(&values, argv[optind++]);
-			break;
-		case OPT_FIELDS:
-			split(&fields, "--fields", optarg);
-			break;
-		case OPT_FORMAT:
-			if (dd_fmt_parse(optarg, 0x1f, &o.fmt)) {
-				dd_warn("--format: %s", dd_errmsg());
-				usage();
-			}
-			break;
-		case OPT_COUNT:
-			o.count = 1;
-			break;
-		case OPT_COUNTBY:
-			split(&countby, "--count-by", optarg);
-			break;
-		case OPT_LIMIT:
-			if (dd_parse_u64(optarg, 1, UINT64_MAX, &v)) {
-				dd_warn("--limit: %s", dd_errmsg());
-				usage();
-			}
-			o.limit = v;
-			break;
-		case OPT_NODEDUPE:
-			o.dedupe = 0;
-			break;
-		case 'j':
-			if (dd_parse_u64(optarg, 1, 256, &v)) {
-				dd_warn("-j: %s", dd_errmsg());
-				usage();
-			}
-			o.jobs = (int)v;
-			break;
-		case OPT_PARTITIONS:
-			o.partitions = 1;
-			break;
-		default:
-			usage();
-		}
-	}
-	argc -= optind;
-	argv += optind;
-	if (argc > 0) {
-		dd_warn("unexpected argument \"%s\"", argv[0]);
-		usage();
-	}
-
-	int64_t now_ms = dd_now_ms();
-	if (now && dd_time_arg(now, now_ms, &now_ms)) {
-		dd_warn("--now: %s", dd_errmsg());
-		usage();
-	}
-	if (since && dd_time_arg(since, now_ms, &o.since_ms)) {
-		dd_warn("--since: %s", dd_errmsg());
-		usage();
-	}
-	if (until && dd_time_arg(until, now_ms, &o.until_ms)) {
-		dd_warn("--until: %s", dd_errmsg());
-		usage();
-	}
-	o.types = types.v;
-	o.ntypes = types.n;
-	o.subjects = subjects.v;
-	o.nsubjects = subjects.n;
-	o.ids = ids.v;
-	o.nids = ids.n;
-	o.argnames = names.v;
-	o.argvalues = values.v;
-	o.nargs = names.n;
-	o.fields = fields.v;
-	o.nfields = fields.n;
-	o.count_by = countby.v;
-	o.ncount_by = countby.n;
-
+	struct ctx *c = vc;
+	struct dd_query_opts *o = &c->o;
+	o->types = c->types.v;
+	o->ntypes = c->types.n;
+	o->subjects = c->subjects.v;
+	o->nsubjects = c->subjects.n;
+	o->ids = c->ids.v;
+	o->nids = c->ids.n;
+	o->argnames = c->names.v;
+	o->argvalues = c->values.v;
+	o->nargs = c->names.n;
+	o->fields = c->fields.v;
+	o->nfields = c->fields.n;
+	o->count_by = c->countby.v;
+	o->ncount_by = c->countby.n;
 	char *deflake = NULL;
-	o.lake = lake ? lake : (deflake = dd_default_path("lake"));
+	o->lake = c->lake ? c->lake : (deflake = dd_default_path("lake"));
 	int code;
-	struct dd_query *q = dd_query_new(&o);
+	struct dd_query *q = dd_query_new(o);
 	if (q == NULL) {
-		dd_warn("%s", dd_errmsg());
-		code = DD_EXIT_USAGE;
+		code = dd_cli_usage_error("%s", dd_errmsg());
 	} else {
 		code = dd_query_run(q, stdout);
-		if (code == DD_EXIT_IO)
-			dd_warn("%s", dd_errmsg());
 		dd_query_free(q);
 	}
 	free(deflake);
-	list_free(&types);
-	list_free(&subjects);
-	list_free(&ids);
-	list_free(&names);
-	list_free(&values);
-	list_free(&fields);
-	list_free(&countby);
-	if (dd_close_stdout() && code != DD_EXIT_IO) {
-		dd_warn("%s", dd_errmsg());
-		code = DD_EXIT_IO;
-	}
+	return code;
+}
+
+static const struct dd_opt *const query_tables[] = { lake_opts, query_opts, part_opts, NULL };
+static const struct dd_cmd cmds[] = {
+	{ NULL, NULL, 0, 0, query_tables, run },
+	{ NULL, NULL, 0, 0, NULL, NULL },
+};
+
+int
+main(int argc, char *argv[])
+{
+	struct ctx c = { 0 };
+	dd_query_defaults(&c.o);
+	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	c.o.jobs = ncpu > 0 ? (int)ncpu : 1;
+	const char *fast = getenv("DD_JQ_FAST");
+	c.o.jq_fast = !(fast && strcmp(fast, "0") == 0);
+	c.o.diag = diag;
+	struct dd_prog p = {
+		.name = "dd-lake-query",
+		.about = "Answer a question from the lake: the events selected by time, type,\n"
+		    "subject, id and a jq program, as NDJSON, CSV, TSV or a table, a count or\n"
+		    "counts by key; or, with --partitions, the partitions. See dd-lake-query(1).\n",
+		.cmds = cmds,
+		.set = set,
+		.check = check,
+		.ctx = &c,
+	};
+	int code = dd_cli_main(&p, argc, argv);
+	list_free(&c.types);
+	list_free(&c.subjects);
+	list_free(&c.ids);
+	list_free(&c.names);
+	list_free(&c.values);
+	list_free(&c.fields);
+	list_free(&c.countby);
 	return code;
 }

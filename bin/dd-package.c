@@ -1,9 +1,13 @@
-#include <getopt.h>
-#include <locale.h>
+/*
+ * dd-package: the Package service. A filter that keeps package documents
+ * by id in package.db from package.* events; get, list, summary, stats
+ * answer from the store and import loads documents from CSV.
+ */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli.h"
 #include "ddtime.h"
 #include "exitcodes.h"
 #include "filter.h"
@@ -11,213 +15,169 @@
 #include "package.h"
 #include "util.h"
 
-#define USAGE \
-	"usage: dd-package [--db FILE] [--rejects FILE] [--strict] [--batch N]\n" \
-	"                  [--flush-interval DUR] [--max-line BYTES] [-q] [--progress]\n" \
-	"       dd-package get [--db FILE] ID\n" \
-	"       dd-package list [--db FILE] [--owner ID] [--format FMT]\n" \
-	"       dd-package summary [--db FILE] --owner ID [--month YYYY-MM] [--format FMT]\n" \
-	"       dd-package import [--db FILE] --csv FILE [--now TIME] [--rejects FILE]\n" \
-	"                         [--strict] [--batch N] [-q]\n" \
-	"       dd-package stats [--db FILE]\n"
+enum { K_DB = 1, K_OWNER, K_MONTH, K_FORMAT, K_CSV, K_NOW };
 
-#define HELP \
-	"\n" \
-	"Filter (no subcommand): package.registered and package.removed events on\n" \
-	"stdin create, replace and remove package documents in the store.\n" \
-	"  --db FILE        the store (default $DD_HOME/package.db)\n" \
-	"  --owner ID       the packages of one owner\n" \
-	"  --month YYYY-MM  registered in that month (UTC)\n" \
-	"  --format FMT     ndjson (default), csv, tsv or table\n" \
-	"  --csv FILE       CSV with a header row: packageId, ownerId, size, weightKg,\n" \
-	"                   and optionally deliveryId, tag\n" \
-	"  --now TIME       the time imported documents are registered at (now)\n"
+static const struct dd_opt store_opts[] = {
+	{ "db", 0, "FILE", "the store (default $DD_HOME/package.db)", K_DB, 0 },
+	DD_OPT_QUIET_ENTRY,
+	DD_OPT_END,
+};
+static const struct dd_opt filter_opts[] = {
+	DD_FILTER_OPTIONS("20000"),
+	DD_OPT_END,
+};
+static const struct dd_opt list_opts[] = {
+	{ "owner", 0, "ID", "the packages of one owner (required by summary)", K_OWNER, 0 },
+	{ "format", 0, "FMT", "ndjson (default), csv, tsv or table", K_FORMAT, 0 },
+	DD_OPT_END,
+};
+static const struct dd_opt summary_opts[] = {
+	{ "month", 0, "YYYY-MM", "summary: registered in that month (UTC)", K_MONTH, 0 },
+	DD_OPT_END,
+};
+static const struct dd_opt import_opts[] = {
+	{ "csv", 0, "FILE", "import: CSV with a header row: packageId, ownerId, size, "
+		"weightKg[, deliveryId, tag]", K_CSV, 0 },
+	{ "now", 0, "TIME", "import: the time documents are registered at (default now)",
+		K_NOW, 0 },
+	{ "rejects", 0, "FILE", "append a record of each rejected line to FILE",
+		DD_OPT_REJECTS, 0 },
+	{ "strict", 0, NULL, "stop at the first bad line (exit 3)", DD_OPT_STRICT, 0 },
+	{ "batch", 0, "N", "commit after N lines (default 20000)", DD_OPT_BATCH, 0 },
+	DD_OPT_END,
+};
 
-enum { OPT_DB = 0x2000, OPT_OWNER, OPT_MONTH, OPT_FORMAT, OPT_CSV, OPT_NOW };
+struct ctx {
+	const char *db, *owner, *month, *csv;
+	int64_t now;
+	enum dd_fmt fmt;
+	struct dd_filter_opts fo;
+};
 
-/* Which options each command takes (bit per command). */
-enum { C_FILTER = 1, C_GET = 2, C_LIST = 4, C_SUMMARY = 8, C_IMPORT = 16, C_STATS = 32 };
-
-static void __attribute__((noreturn))
-usage(void)
+static int
+set(void *vc, int key, const char *arg, const char *arg2)
 {
-	fputs(USAGE, stderr);
-	exit(DD_EXIT_USAGE);
+	struct ctx *c = vc;
+	int y, m;
+	char extra;
+	switch (key) {
+	case K_DB:
+		c->db = arg;
+		return 0;
+	case K_OWNER:
+		c->owner = arg;
+		return 0;
+	case K_MONTH:
+		if (strlen(arg) != 7 || sscanf(arg, "%4d-%2d%c", &y, &m, &extra) != 2 ||
+		    m < 1 || m > 12) {
+			dd_seterr("\"%s\" is not YYYY-MM", arg);
+			return -1;
+		}
+		c->month = arg;
+		return 0;
+	case K_FORMAT:
+		return dd_fmt_parse(arg, 1u << DD_FMT_NDJSON | 1u << DD_FMT_CSV |
+		    1u << DD_FMT_TSV | 1u << DD_FMT_TABLE, &c->fmt);
+	case K_CSV:
+		c->csv = arg;
+		return 0;
+	case K_NOW:
+		return dd_time_arg(arg, dd_now_ms(), &c->now);
+	}
+	return dd_filter_setopt(&c->fo, key, arg) == 0 ? 0 : -1;
+}
+
+static const char *
+db(struct ctx *c)
+{
+	if (c->db == NULL)
+		c->db = dd_default_path("package.db");	/* kept for the run */
+	return c->db;
 }
 
 static int
-finish(int code)
+run_filter(void *vc, int argc, char **argv)
 {
-	if (dd_close_stdout()) {
-		if (code != DD_EXIT_IO)	/* else already said */
-			dd_warn("%s", dd_errmsg());
-		return DD_EXIT_IO;
-	}
+	struct ctx *c = vc;
+	c->fo.files = argv;
+	c->fo.nfiles = argc;
+	return dd_package_filter(db(c), &c->fo);
+}
+
+static int
+run_import(void *vc, int argc, char **argv)
+{
+	struct ctx *c = vc;
+	if (c->csv == NULL)
+		return dd_cli_usage_error("import: --csv FILE is required");
+	return dd_package_import(db(c), c->csv, c->now, &c->fo);
+}
+
+static int
+run_get(void *vc, int argc, char **argv)
+{
+	int code = dd_package_get(db(vc), argv[0], stdout);
+	if (code == DD_EXIT_REJECTED)
+		dd_warn("%s", dd_errmsg());
 	return code;
 }
 
 static int
-allowed(int cmd, int mask, const char *opt)
+run_list(void *vc, int argc, char **argv)
 {
-	if (cmd & mask)
-		return 1;
-	dd_warn("%s does not apply here", opt);
-	usage();
+	struct ctx *c = vc;
+	return dd_package_list(db(c), c->owner, c->fmt, stdout);
 }
 
-/*
- * dd-package: the Package service. A filter that keeps package documents
- * by id in package.db from package.* events; get, list, summary, stats
- * answer from the store and import loads documents from CSV.
- */
+static int
+run_summary(void *vc, int argc, char **argv)
+{
+	struct ctx *c = vc;
+	if (c->owner == NULL)
+		return dd_cli_usage_error("summary: --owner ID is required");
+	return dd_package_owner_summary(db(c), c->owner, c->month, c->fmt, stdout);
+}
+
+static int
+run_stats(void *vc, int argc, char **argv)
+{
+	return dd_package_stats(db(vc), stdout);
+}
+
+static const struct dd_opt *const filter_tables[] = { store_opts, filter_opts, NULL };
+static const struct dd_opt *const list_tables[] = { store_opts, list_opts, NULL };
+static const struct dd_opt *const summary_tables[] = { store_opts, list_opts, summary_opts,
+	NULL };
+static const struct dd_opt *const import_tables[] = { store_opts, import_opts, NULL };
+static const struct dd_opt *const store_tables[] = { store_opts, NULL };
+
+static const struct dd_cmd cmds[] = {
+	{ NULL, "[FILE...]", 0, -1, filter_tables, run_filter, 1 },
+	{ "get", "ID", 1, 1, store_tables, run_get },
+	{ "list", NULL, 0, 0, list_tables, run_list },
+	{ "summary", NULL, 0, 0, summary_tables, run_summary },
+	{ "import", NULL, 0, 0, import_tables, run_import },
+	{ "stats", NULL, 0, 0, store_tables, run_stats },
+	{ NULL, NULL, 0, 0, NULL, NULL },
+};
+
 int
 main(int argc, char *argv[])
 {
-	static const struct option longopts[] = {
-		{ "db", required_argument, NULL, OPT_DB },
-		{ "owner", required_argument, NULL, OPT_OWNER },
-		{ "month", required_argument, NULL, OPT_MONTH },
-		{ "format", required_argument, NULL, OPT_FORMAT },
-		{ "csv", required_argument, NULL, OPT_CSV },
-		{ "now", required_argument, NULL, OPT_NOW },
-		{ "help", no_argument, NULL, 'h' },
-		{ "version", no_argument, NULL, 'V' },
-		DD_FILTER_LONGOPTS,
-		{ NULL, 0, NULL, 0 },
-	};
-	static const struct { const char *name; int bit; } cmds[] = {
-		{ "get", C_GET }, { "list", C_LIST }, { "summary", C_SUMMARY },
-		{ "import", C_IMPORT }, { "stats", C_STATS },
-	};
-	struct dd_filter_opts fo;
-	const char *db = NULL, *owner = NULL, *month = NULL, *csv = NULL;
-	int cmd = C_FILTER, ch;
-	int64_t now = dd_now_ms();
-	enum dd_fmt fmt = DD_FMT_NDJSON;
-
-	setlocale(LC_ALL, "");
-	dd_prog = "dd-package";
-	dd_signals_init();
-	dd_filter_defaults(&fo);
+	struct ctx c = { .fmt = DD_FMT_NDJSON, .now = dd_now_ms() };
+	dd_filter_defaults(&c.fo);
 	/* A commit (an fsync, and the pages the batch touched) every 20000
 	 * events; a slow stream is still committed within --flush-interval. */
-	fo.batch = 20000;
-	if (argc > 1 && argv[1][0] != '-') {
-		size_t i;
-		for (i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
-			if (strcmp(argv[1], cmds[i].name) == 0)
-				break;
-		if (i == sizeof cmds / sizeof cmds[0]) {
-			dd_warn("unknown command \"%s\"", argv[1]);
-			usage();
-		}
-		cmd = cmds[i].bit;
-		argc--;
-		argv++;
-		argv[0] = (char *)"dd-package";	/* getopt's messages name the program */
-	}
-	while ((ch = getopt_long(argc, argv, "hqV", longopts, NULL)) != -1) {
-		switch (ch) {
-		case 'h':
-			fputs(USAGE HELP, stdout);
-			return finish(DD_EXIT_OK);
-		case 'V':
-			printf("dd-package %s\n", DD_VERSION);
-			return finish(DD_EXIT_OK);
-		case OPT_DB:
-			db = optarg;
-			break;
-		case OPT_OWNER:
-			allowed(cmd, C_LIST | C_SUMMARY, "--owner");
-			owner = optarg;
-			break;
-		case OPT_MONTH:
-			allowed(cmd, C_SUMMARY, "--month");
-			month = optarg;
-			break;
-		case OPT_FORMAT:
-			allowed(cmd, C_LIST | C_SUMMARY, "--format");
-			if (dd_fmt_parse(optarg, 1u << DD_FMT_NDJSON | 1u << DD_FMT_CSV |
-			    1u << DD_FMT_TSV | 1u << DD_FMT_TABLE, &fmt)) {
-				dd_warn("--format: %s", dd_errmsg());
-				usage();
-			}
-			break;
-		case OPT_CSV:
-			allowed(cmd, C_IMPORT, "--csv");
-			csv = optarg;
-			break;
-		case OPT_NOW:
-			allowed(cmd, C_IMPORT, "--now");
-			if (dd_time_arg(optarg, dd_now_ms(), &now)) {
-				dd_warn("--now: %s", dd_errmsg());
-				usage();
-			}
-			break;
-		case '?':
-			usage();
-		default:
-			/* import takes --rejects, --strict, --batch and -q. */
-			allowed(cmd, ch == DD_OPT_REJECTS || ch == DD_OPT_STRICT ||
-			    ch == DD_OPT_BATCH || ch == 'q' ? C_FILTER | C_IMPORT : C_FILTER,
-			    "this option");
-			/* 0: taken; -1: bad value (said); 1: not an option. */
-			if (dd_filter_setopt(&fo, ch, optarg) != 0)
-				usage();
-		}
-	}
-	argc -= optind;
-	argv += optind;
-	if (cmd == C_GET && argc != 1) {
-		dd_warn(argc ? "unexpected argument \"%s\"" : "get: missing the package id",
-		    argc ? argv[1] : "");
-		usage();
-	}
-	if (cmd != C_GET && argc > 0) {
-		dd_warn("unexpected argument \"%s\"", argv[0]);
-		usage();
-	}
-	if (cmd == C_SUMMARY && owner == NULL) {
-		dd_warn("summary: --owner is required");
-		usage();
-	}
-	if (cmd == C_IMPORT && csv == NULL) {
-		dd_warn("import: --csv is required");
-		usage();
-	}
-	if (cmd == C_SUMMARY && month) {
-		int y, m;
-		char extra;
-		if (strlen(month) != 7 || sscanf(month, "%4d-%2d%c", &y, &m, &extra) != 2 ||
-		    m < 1 || m > 12) {
-			dd_warn("--month: \"%s\" is not YYYY-MM", month);
-			usage();
-		}
-	}
-
-	char *defdb = NULL;
-	if (db == NULL)
-		db = defdb = dd_default_path("package.db");
-	int code;
-	switch (cmd) {
-	case C_FILTER:
-		code = dd_package_filter(db, &fo);
-		break;
-	case C_IMPORT:
-		code = dd_package_import(db, csv, now, &fo);
-		break;
-	default:
-		if (cmd == C_GET)
-			code = dd_package_get(db, argv[0], stdout);
-		else if (cmd == C_LIST)
-			code = dd_package_list(db, owner, fmt, stdout);
-		else if (cmd == C_SUMMARY)
-			code = dd_package_owner_summary(db, owner, month, fmt, stdout);
-		else
-			code = dd_package_stats(db, stdout);
-		if (code)
-			dd_warn("%s", dd_errmsg());
-	}
-	free(defdb);
-	return finish(code);
+	c.fo.batch = 20000;
+	struct dd_prog p = {
+		.name = "dd-package",
+		.about = "With no command, a filter: package.registered and package.removed events\n"
+		    "from the FILEs (or stdin) create, replace and remove package documents\n"
+		    "in the store. See dd-package(1).\n",
+		.cmds = cmds,
+		.set = set,
+		.commits = 1,
+		.ctx = &c,
+	};
+	return dd_cli_main(&p, argc, argv);
 }

@@ -5,12 +5,14 @@
  * the events of each step; `supervise` (cron) retries or compensates what
  * is stuck; get, list, stats and fleet answer from its store.
  */
-#include <getopt.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <locale.h>
+#include <unistd.h>
 
+#include "cli.h"
 #include "ddtime.h"
 #include "exitcodes.h"
 #include "filter.h"
@@ -18,284 +20,251 @@
 #include "schedule.h"
 #include "util.h"
 
-#define USAGE \
-"usage: dd-schedule [--db FILE] [--fleet FILE] [--csv] [--now TIME] [--lead DURATION]\n" \
-"                   [--rejects FILE] [--strict] [--batch N] [--flush-interval DURATION]\n" \
-"                   [--max-line SIZE] [-q] [--progress]\n" \
-"       dd-schedule supervise [--db FILE] [--now TIME] [--timeout DURATION] [-q]\n" \
-"       dd-schedule get [--db FILE] ID\n" \
-"       dd-schedule list [--db FILE] [--state STATE] [--format FORMAT]\n" \
-"       dd-schedule stats [--db FILE]\n" \
-"       dd-schedule fleet import [--db FILE] [--rejects FILE] [-q] FILE\n" \
-"       dd-schedule fleet list [--db FILE] [--format FORMAT]\n" \
-"       dd-schedule -h | -V\n"
+enum { K_DB = 1, K_FLEET, K_CSV, K_NOW, K_LEAD, K_TIMEOUT, K_STATE, K_FORMAT };
 
-#define HELP \
-"\n" \
-"Reads delivery requests (NDJSON, or CSV with --csv) and delivery.status\n" \
-"events on stdin; writes package.registered, delivery.scheduled and the\n" \
-"other scheduler events on stdout. See dd-schedule(1).\n" \
-"\n" \
-"  --db FILE            the store (default $DD_HOME/schedule.db)\n" \
-"  --fleet FILE         import this fleet CSV first\n" \
-"  --csv                requests are CSV with dotted headers (pickup.lat)\n" \
-"  --now TIME           fix the clock (default: the input's own times)\n" \
-"  --lead DURATION      a request arrives this long before its pickup (1h)\n" \
-"  --timeout DURATION   supervise: no progress this long after the pickup ETA (15m)\n" \
-"  --state STATE        list: waiting, scheduled, in-progress, completed,\n" \
-"                       cancelled, rejected or failed\n" \
-"  --format FORMAT      ndjson (default), csv, tsv or table\n"
-
-enum {
-	OPT_DB = 0x2000, OPT_FLEET, OPT_CSV, OPT_NOW, OPT_LEAD, OPT_TIMEOUT, OPT_STATE,
-	OPT_FORMAT,
+static const struct dd_opt store_opts[] = {
+	{ "db", 0, "FILE", "the store (default $DD_HOME/schedule.db)", K_DB, 0 },
+	DD_OPT_QUIET_ENTRY,
+	DD_OPT_END,
+};
+static const struct dd_opt filter_opts[] = {
+	{ "fleet", 0, "FILE", "import this fleet CSV first", K_FLEET, 0 },
+	{ "csv", 0, NULL, "requests are CSV with dotted headers (pickup.lat); one FILE at most",
+		K_CSV, 0 },
+	{ "now", 0, "TIME", "fix the clock (default: the input's own times; supervise: now)",
+		K_NOW, 0 },
+	{ "lead", 0, "DUR", "a request arrives this long before its pickup (default 1h)",
+		K_LEAD, 0 },
+	DD_FILTER_OPTIONS("5000"),
+	DD_OPT_END,
+};
+static const struct dd_opt supervise_opts[] = {
+	{ "now", 0, "TIME", "fix the clock (default: the input's own times; supervise: now)",
+		K_NOW, 0 },
+	{ "timeout", 0, "DUR", "supervise: no progress this long after the pickup ETA "
+		"(default 15m)", K_TIMEOUT, 0 },
+	DD_OPT_END,
+};
+static const struct dd_opt list_opts[] = {
+	{ "state", 0, "STATE", "list: only work items in this state", K_STATE, 0 },
+	{ "format", 0, "FMT", "ndjson (default), csv, tsv or table", K_FORMAT, 0 },
+	DD_OPT_END,
+};
+static const struct dd_opt format_opts[] = {
+	{ "format", 0, "FMT", "ndjson (default), csv, tsv or table", K_FORMAT, 0 },
+	DD_OPT_END,
+};
+static const struct dd_opt import_opts[] = {
+	{ "rejects", 0, "FILE", "append a record of each rejected line to FILE",
+		DD_OPT_REJECTS, 0 },
+	DD_OPT_END,
 };
 
-/* Which options each command takes, as bits of these. */
-enum {
-	F_DB = 1 << 0, F_FLEET = 1 << 1, F_CSV = 1 << 2, F_NOW = 1 << 3, F_LEAD = 1 << 4,
-	F_TIMEOUT = 1 << 5, F_STATE = 1 << 6, F_FORMAT = 1 << 7, F_FILTER = 1 << 8,
-	F_REJECTS = 1 << 9, F_QUIET = 1 << 10,
+static const char *const states[] = { "waiting", "scheduled", "in-progress", "completed",
+	"cancelled", "rejected", "failed" };
+
+struct ctx {
+	struct dd_sched_opts so;
+	struct dd_filter_opts fo;
+	char *db;
+	const char *fleet, *state;
+	int csv;
+	enum dd_fmt fmt;
 };
 
-static void
-usage(int code)
+static int
+set(void *vc, int key, const char *arg, const char *arg2)
 {
-	fputs(USAGE, code ? stderr : stdout);
-	if (code == 0)
-		fputs(HELP, stdout);
-	exit(code);
-}
-
-static const char *
-flag_name(int bit)
-{
-	switch (bit) {
-	case F_DB: return "--db";
-	case F_FLEET: return "--fleet";
-	case F_CSV: return "--csv";
-	case F_NOW: return "--now";
-	case F_LEAD: return "--lead";
-	case F_TIMEOUT: return "--timeout";
-	case F_STATE: return "--state";
-	case F_FORMAT: return "--format";
-	case F_REJECTS: return "--rejects";
-	case F_QUIET: return "-q";
-	default: return "--strict, --batch, --flush-interval, --max-line or --progress";
+	struct ctx *c = vc;
+	int64_t ms;
+	switch (key) {
+	case K_DB:
+		free(c->db);
+		c->db = dd_strdup(arg);
+		return 0;
+	case K_FLEET:
+		c->fleet = arg;
+		return 0;
+	case K_CSV:
+		c->csv = 1;
+		return 0;
+	case K_NOW:
+		c->so.has_now = 1;
+		return dd_time_arg(arg, dd_now_ms(), &c->so.now);
+	case K_LEAD:
+	case K_TIMEOUT:
+		if (dd_duration_parse(arg, &ms))
+			return -1;
+		if (ms < 0) {
+			dd_seterr("must not be negative");
+			return -1;
+		}
+		*(key == K_LEAD ? &c->so.lead_ms : &c->so.timeout_ms) = ms;
+		return 0;
+	case K_STATE:
+		if (!dd_sched_state_valid(arg))
+			return dd_cli_bad_choice(arg, "a state", states,
+			    (int)(sizeof states / sizeof states[0]));
+		c->state = arg;
+		return 0;
+	case K_FORMAT:
+		return dd_fmt_parse(arg, 1u << DD_FMT_NDJSON | 1u << DD_FMT_CSV |
+		    1u << DD_FMT_TSV | 1u << DD_FMT_TABLE, &c->fmt);
 	}
+	return dd_filter_setopt(&c->fo, key, arg) == 0 ? 0 : -1;
 }
+
+/* Open the store (read-only for the questions) and run fn on it. */
+static int
+with_store(struct ctx *c, int readonly, int (*fn)(struct ctx *, struct dd_sched *, char **),
+    char **argv)
+{
+	if (c->db == NULL)
+		c->db = dd_default_path("schedule.db");
+	c->so.db = c->db;
+	c->so.readonly = readonly;
+	struct dd_sched *s;
+	int code = dd_sched_open(&s, &c->so);
+	if (code)
+		return code;
+	code = fn(c, s, argv);
+	dd_sched_close(s);
+	return code;
+}
+
+static int
+import(struct ctx *c, struct dd_sched *s, const char *path)
+{
+	uint64_t ok, bad;
+	int code = dd_sched_fleet_import(s, path, c->fo.rejects, &ok, &bad);
+	if (code != DD_EXIT_IO && !c->fo.quiet)
+		dd_warn("%s: %llu drones imported, %llu rows rejected",
+		    strcmp(path, "-") ? path : "stdin", (unsigned long long)ok,
+		    (unsigned long long)bad);
+	return code;
+}
+
+static int
+filter(struct ctx *c, struct dd_sched *s, char **argv)
+{
+	int code = c->fleet ? import(c, s, c->fleet) : DD_EXIT_OK;
+	if (code == DD_EXIT_IO)
+		return code;
+	int fc = dd_sched_filter(s, &c->fo, c->csv);
+	return fc != DD_EXIT_OK || code == DD_EXIT_OK ? fc : code;
+}
+
+static int
+run_filter(void *vc, int argc, char **argv)
+{
+	struct ctx *c = vc;
+	int fd = -1;
+	if (c->csv && argc > 1)
+		return dd_cli_usage_error("--csv reads one FILE at most");
+	if (c->csv && argc == 1 && strcmp(argv[0], "-") != 0) {
+		/* The CSV reader takes one stream: hand it the file's. */
+		if ((fd = open(argv[0], O_RDONLY | O_CLOEXEC)) < 0) {
+			dd_seterr("%s: %s", argv[0], strerror(errno));
+			return DD_EXIT_IO;
+		}
+		c->fo.fd = fd;
+		c->fo.input = argv[0];
+	} else if (!c->csv) {
+		c->fo.files = argv;
+		c->fo.nfiles = argc;
+	}
+	int code = with_store(c, 0, filter, argv);
+	if (fd >= 0)
+		close(fd);
+	return code;
+}
+
+static int
+supervise(struct ctx *c, struct dd_sched *s, char **argv)
+{
+	int code = dd_sched_supervise(s, c->fo.quiet);
+	if (code == DD_EXIT_BUSY)
+		dd_seterr("%s: another supervisor is running", c->db);
+	return code;
+}
+
+static int
+get(struct ctx *c, struct dd_sched *s, char **argv)
+{
+	int code = dd_sched_get(s, argv[0], stdout);
+	if (code == DD_EXIT_REJECTED)
+		dd_warn("%s", dd_errmsg());
+	return code;
+}
+
+static int
+list(struct ctx *c, struct dd_sched *s, char **argv)
+{
+	return dd_sched_list(s, c->state, c->fmt, stdout);
+}
+
+static int
+stats(struct ctx *c, struct dd_sched *s, char **argv)
+{
+	return dd_sched_stats(s, stdout);
+}
+
+static int
+fleet_import(struct ctx *c, struct dd_sched *s, char **argv)
+{
+	return import(c, s, argv[0]);
+}
+
+static int
+fleet_list(struct ctx *c, struct dd_sched *s, char **argv)
+{
+	return dd_sched_fleet_list(s, c->fmt, stdout);
+}
+
+static int run_supervise(void *c, int n, char **v) { return with_store(c, 0, supervise, v); }
+static int run_get(void *c, int n, char **v) { return with_store(c, 1, get, v); }
+static int run_list(void *c, int n, char **v) { return with_store(c, 1, list, v); }
+static int run_stats(void *c, int n, char **v) { return with_store(c, 1, stats, v); }
+static int run_import(void *c, int n, char **v) { return with_store(c, 0, fleet_import, v); }
+static int run_fleet(void *c, int n, char **v) { return with_store(c, 1, fleet_list, v); }
+
+static const struct dd_opt *const filter_tables[] = { store_opts, filter_opts, NULL };
+static const struct dd_opt *const supervise_tables[] = { store_opts, supervise_opts, NULL };
+static const struct dd_opt *const list_tables[] = { store_opts, list_opts, NULL };
+static const struct dd_opt *const format_tables[] = { store_opts, format_opts, NULL };
+static const struct dd_opt *const import_tables[] = { store_opts, import_opts, NULL };
+static const struct dd_opt *const store_tables[] = { store_opts, NULL };
+
+static const struct dd_cmd cmds[] = {
+	{ NULL, "[FILE...]", 0, -1, filter_tables, run_filter, 1 },
+	{ "supervise", NULL, 0, 0, supervise_tables, run_supervise },
+	{ "get", "ID", 1, 1, store_tables, run_get },
+	{ "list", NULL, 0, 0, list_tables, run_list },
+	{ "stats", NULL, 0, 0, store_tables, run_stats },
+	{ "fleet import", "FILE", 1, 1, import_tables, run_import },
+	{ "fleet list", NULL, 0, 0, format_tables, run_fleet },
+	{ NULL, NULL, 0, 0, NULL, NULL },
+};
 
 int
-main(int argc, char **argv)
+main(int argc, char *argv[])
 {
-	static const struct option longopts[] = {
-		{ "db", required_argument, NULL, OPT_DB },
-		{ "fleet", required_argument, NULL, OPT_FLEET },
-		{ "csv", no_argument, NULL, OPT_CSV },
-		{ "now", required_argument, NULL, OPT_NOW },
-		{ "lead", required_argument, NULL, OPT_LEAD },
-		{ "timeout", required_argument, NULL, OPT_TIMEOUT },
-		{ "state", required_argument, NULL, OPT_STATE },
-		{ "format", required_argument, NULL, OPT_FORMAT },
-		{ "help", no_argument, NULL, 'h' },
-		{ "version", no_argument, NULL, 'V' },
-		DD_FILTER_LONGOPTS,
-		{ NULL, 0, NULL, 0 },
+	struct ctx c = { .fmt = DD_FMT_NDJSON };
+	dd_filter_defaults(&c.fo);
+	dd_sched_defaults(&c.so);
+	struct dd_prog p = {
+		.name = "dd-schedule",
+		.about = "With no command, read delivery requests (NDJSON, or CSV with --csv) and\n"
+		    "delivery.status events from the FILEs (or stdin); write package.registered,\n"
+		    "delivery.scheduled and the other scheduler events on stdout. States of\n"
+		    "work items: waiting, scheduled, in-progress, completed, cancelled,\n"
+		    "rejected, failed. See dd-schedule(1).\n",
+		.cmds = cmds,
+		.set = set,
+		.commits = 1,
+		.ctx = &c,
 	};
-	struct dd_filter_opts fo;
-	struct dd_sched_opts so;
-	const char *db = NULL, *fleet = NULL, *state = NULL;
-	enum dd_fmt fmt = DD_FMT_NDJSON;
-	int csv = 0, given = 0, c;
-
-	setlocale(LC_ALL, "");
-	dd_prog = "dd-schedule";
-	dd_signals_init();
-	dd_filter_defaults(&fo);
-	dd_sched_defaults(&so);
-	while ((c = getopt_long(argc, argv, "hqV", longopts, NULL)) != -1) {
-		switch (c) {
-		case OPT_DB:
-			db = optarg;
-			given |= F_DB;
-			break;
-		case OPT_FLEET:
-			fleet = optarg;
-			given |= F_FLEET;
-			break;
-		case OPT_CSV:
-			csv = 1;
-			given |= F_CSV;
-			break;
-		case OPT_NOW:
-			if (dd_time_arg(optarg, dd_now_ms(), &so.now)) {
-				dd_warn("--now: %s", dd_errmsg());
-				return DD_EXIT_USAGE;
-			}
-			so.has_now = 1;
-			given |= F_NOW;
-			break;
-		case OPT_LEAD:
-		case OPT_TIMEOUT: {
-			int64_t ms;
-			if (dd_duration_parse(optarg, &ms) || ms < 0) {
-				dd_warn("%s: %s", c == OPT_LEAD ? "--lead" : "--timeout",
-				    ms < 0 ? "must not be negative" : dd_errmsg());
-				return DD_EXIT_USAGE;
-			}
-			if (c == OPT_LEAD)
-				so.lead_ms = ms;
-			else
-				so.timeout_ms = ms;
-			given |= c == OPT_LEAD ? F_LEAD : F_TIMEOUT;
-			break;
-		}
-		case OPT_STATE:
-			if (!dd_sched_state_valid(optarg)) {
-				dd_warn("--state: unknown state \"%s\"", optarg);
-				return DD_EXIT_USAGE;
-			}
-			state = optarg;
-			given |= F_STATE;
-			break;
-		case OPT_FORMAT:
-			if (dd_fmt_parse(optarg, 1u << DD_FMT_NDJSON | 1u << DD_FMT_CSV |
-			    1u << DD_FMT_TSV | 1u << DD_FMT_TABLE, &fmt)) {
-				dd_warn("--format: %s", dd_errmsg());
-				return DD_EXIT_USAGE;
-			}
-			given |= F_FORMAT;
-			break;
-		case 'h':
-			usage(0);
-			break;
-		case 'V':
-			printf("dd-schedule %s\n", DD_VERSION);
-			return dd_close_stdout() ? DD_EXIT_IO : DD_EXIT_OK;
-		default: {
-			int r = dd_filter_setopt(&fo, c, optarg);
-			if (r < 0)
-				return DD_EXIT_USAGE;
-			if (r > 0)
-				usage(DD_EXIT_USAGE);
-			given |= c == 'q' ? F_QUIET : c == DD_OPT_REJECTS ? F_REJECTS : F_FILTER;
-		}
-		}
-	}
-	argc -= optind;
-	argv += optind;
-
-	/* The command, and the options it takes. */
-	enum { C_FILTER, C_SUPERVISE, C_GET, C_LIST, C_STATS, C_IMPORT, C_FLEETLIST } cmd;
-	int allowed, want = 0;
-	const char *name = argc ? argv[0] : "the filter";
-	if (argc == 0) {
-		cmd = C_FILTER;
-		allowed = F_DB | F_FLEET | F_CSV | F_NOW | F_LEAD | F_FILTER | F_REJECTS | F_QUIET;
-	} else if (strcmp(argv[0], "supervise") == 0) {
-		cmd = C_SUPERVISE;
-		allowed = F_DB | F_NOW | F_TIMEOUT | F_QUIET;
-		want = 1;
-	} else if (strcmp(argv[0], "get") == 0) {
-		cmd = C_GET;
-		allowed = F_DB;
-		want = 2;
-	} else if (strcmp(argv[0], "list") == 0) {
-		cmd = C_LIST;
-		allowed = F_DB | F_STATE | F_FORMAT;
-		want = 1;
-	} else if (strcmp(argv[0], "stats") == 0) {
-		cmd = C_STATS;
-		allowed = F_DB;
-		want = 1;
-	} else if (strcmp(argv[0], "fleet") == 0 && argc >= 2 && strcmp(argv[1], "import") == 0) {
-		cmd = C_IMPORT;
-		name = "fleet import";
-		allowed = F_DB | F_REJECTS | F_QUIET;
-		want = 3;
-	} else if (strcmp(argv[0], "fleet") == 0 && argc >= 2 && strcmp(argv[1], "list") == 0) {
-		cmd = C_FLEETLIST;
-		name = "fleet list";
-		allowed = F_DB | F_FORMAT;
-		want = 2;
-	} else {
-		dd_warn("unknown command \"%s\"", argv[0]);
-		usage(DD_EXIT_USAGE);
-	}
-	if (argc != want && cmd != C_FILTER) {
-		dd_warn("%s: %s", name, argc < want ? "missing operand" : "too many operands");
-		usage(DD_EXIT_USAGE);
-	}
-	for (int bit = 1; bit <= F_QUIET; bit <<= 1)
-		if ((given & bit) && !(allowed & bit)) {
-			dd_warn("%s: not an option of %s", flag_name(bit), name);
-			usage(DD_EXIT_USAGE);
-		}
-
-	char *dbpath = db ? dd_strdup(db) : dd_default_path("schedule.db");
-	struct dd_sched *s;
-	so.db = dbpath;
-	so.readonly = cmd == C_GET || cmd == C_LIST || cmd == C_STATS || cmd == C_FLEETLIST;
-	int code = dd_sched_open(&s, &so);
-	if (code) {
-		dd_warn("%s", dd_errmsg());
-		free(dbpath);
-		return code;
-	}
-	uint64_t ok, bad;
-	switch (cmd) {
-	case C_FILTER:
-		if (fleet) {
-			code = dd_sched_fleet_import(s, fleet, fo.rejects, &ok, &bad);
-			if (code == DD_EXIT_IO) {
-				dd_warn("%s", dd_errmsg());
-				break;
-			}
-			if (!fo.quiet)
-				dd_warn("%s: %llu drones imported, %llu rows rejected", fleet,
-				    (unsigned long long)ok, (unsigned long long)bad);
-		}
-		{
-			int fc = dd_sched_filter(s, &fo, csv);
-			if (fc != DD_EXIT_OK || code == DD_EXIT_OK)
-				code = fc;
-		}
-		break;
-	case C_SUPERVISE:
-		code = dd_sched_supervise(s, fo.quiet);
-		if (code == DD_EXIT_BUSY)
-			dd_warn("%s: another supervisor is running", dbpath);
-		break;
-	case C_GET:
-		code = dd_sched_get(s, argv[1], stdout);
-		break;
-	case C_LIST:
-		code = dd_sched_list(s, state, fmt, stdout);
-		break;
-	case C_STATS:
-		code = dd_sched_stats(s, stdout);
-		break;
-	case C_IMPORT:
-		code = dd_sched_fleet_import(s, argv[2], fo.rejects, &ok, &bad);
-		if (code == DD_EXIT_IO)
-			break;
-		if (!fo.quiet)
-			dd_warn("%s: %llu drones imported, %llu rows rejected",
-			    strcmp(argv[2], "-") ? argv[2] : "stdin", (unsigned long long)ok,
-			    (unsigned long long)bad);
-		break;
-	case C_FLEETLIST:
-		code = dd_sched_fleet_list(s, fmt, stdout);
-		break;
-	}
-	if ((code == DD_EXIT_IO && cmd != C_FILTER && cmd != C_SUPERVISE) ||
-	    (code == DD_EXIT_REJECTED && cmd == C_GET))
-		dd_warn("%s", dd_errmsg());
-	dd_sched_close(s);
-	free(dbpath);
-	if (dd_close_stdout() && code != DD_EXIT_IO) {
-		dd_warn("%s", dd_errmsg());
-		code = DD_EXIT_IO;
-	}
-	return code;
+	int rc = dd_cli_main(&p, argc, argv);
+	free(c.db);
+	return rc;
 }

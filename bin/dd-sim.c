@@ -5,263 +5,231 @@
  * stream for benchmarks. Output is a function of the arguments (and, for
  * fly, the input): the same seed gives the same bytes.
  */
-#include <getopt.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "cli.h"
 #include "ddtime.h"
 #include "exitcodes.h"
-#include "filter.h"
 #include "sim.h"
 #include "util.h"
 
-#define USAGE \
-	"usage: dd-sim requests -n N [--seed S] [--start TIME] [--rate PER_HOUR]\n" \
-	"              [--area LAT,LON,RADIUS_KM] [--cancel FRACTION] [--bad FRACTION]\n" \
-	"              [--bad-manifest FILE]\n" \
-	"       dd-sim fly [-q] [--seed S] [--position-every SECONDS] [--fail FRACTION]\n" \
-	"              [--dup FRACTION] [--reorder FRACTION] [--rejects FILE]\n" \
-	"              [--max-line SIZE]\n" \
-	"       dd-sim telemetry -n N [--seed S] [--deliveries K] [--days D]\n" \
-	"              [--start TIME] [--area LAT,LON,RADIUS_KM] [--fail FRACTION]\n" \
-	"              [--bad FRACTION] [--bad-manifest FILE]\n" \
-	"       dd-sim -h | -V\n"
-
-static void
-usage(int code)
-{
-	fputs(USAGE, code ? stderr : stdout);
-	exit(code);
-}
-
 enum {
-	O_SEED = 0x100, O_START, O_RATE, O_AREA, O_BAD, O_MANIFEST, O_CANCEL,
-	O_EVERY, O_FAIL, O_DUP, O_REORDER, O_DELIVERIES, O_DAYS, O_REJECTS, O_MAXLINE,
+	K_N = 1, K_SEED, K_START, K_RATE, K_AREA, K_BAD, K_MANIFEST, K_CANCEL, K_EVERY,
+	K_FAIL, K_DUP, K_REORDER, K_DELIVERIES, K_DAYS, K_REJECTS, K_MAXLINE, K_QUIET,
 };
 
-static const struct option longopts[] = {
-	{ "seed", required_argument, NULL, O_SEED },
-	{ "start", required_argument, NULL, O_START },
-	{ "rate", required_argument, NULL, O_RATE },
-	{ "area", required_argument, NULL, O_AREA },
-	{ "bad", required_argument, NULL, O_BAD },
-	{ "bad-manifest", required_argument, NULL, O_MANIFEST },
-	{ "cancel", required_argument, NULL, O_CANCEL },
-	{ "position-every", required_argument, NULL, O_EVERY },
-	{ "fail", required_argument, NULL, O_FAIL },
-	{ "dup", required_argument, NULL, O_DUP },
-	{ "reorder", required_argument, NULL, O_REORDER },
-	{ "deliveries", required_argument, NULL, O_DELIVERIES },
-	{ "days", required_argument, NULL, O_DAYS },
-	{ "rejects", required_argument, NULL, O_REJECTS },
-	{ "max-line", required_argument, NULL, O_MAXLINE },
-	{ "quiet", no_argument, NULL, 'q' },
-	{ "help", no_argument, NULL, 'h' },
-	{ "version", no_argument, NULL, 'V' },
-	{ NULL, 0, NULL, 0 },
+#define O_SEED { "seed", 0, "S", "the seed: the same seed, the same bytes (default 1)", K_SEED, 0 }
+#define O_START { "start", 0, "TIME", "the first request's time (requests: now, telemetry: " \
+	"2026-10-27)", K_START, 0 }
+#define O_AREA { "area", 0, "LAT,LON,RADIUS_KM", "where deliveries go (default the reference " \
+	"city)", K_AREA, 0 }
+#define O_FAIL { "fail", 0, "FRACTION", "deliveries that fail in flight (default 0)", K_FAIL, 0 }
+#define O_BAD { "bad", 0, "FRACTION", "lines made bad on purpose, at most 0.5 (default 0)", \
+	K_BAD, 0 }
+#define O_MANIFEST { "bad-manifest", 0, "FILE", "write what each bad line is to FILE", \
+	K_MANIFEST, 0 }
+#define O_N { NULL, 'n', "N", "how many requests or events (required)", K_N, 0 }
+
+static const struct dd_opt req_opts[] = {
+	O_N, O_SEED, O_START,
+	{ "rate", 0, "PER_HOUR", "requests per hour (default 120)", K_RATE, 0 },
+	O_AREA,
+	{ "cancel", 0, "FRACTION", "requests later cancelled by their client (default 0)",
+		K_CANCEL, 0 },
+	O_BAD, O_MANIFEST,
+	DD_OPT_END,
+};
+static const struct dd_opt fly_opts[] = {
+	{ "quiet", 'q', NULL, "no summary line", K_QUIET, 0 },
+	O_SEED,
+	{ "position-every", 0, "SECONDS", "a drone.position this often (default 30)", K_EVERY, 0 },
+	O_FAIL,
+	{ "dup", 0, "FRACTION", "events sent twice (default 0)", K_DUP, 0 },
+	{ "reorder", 0, "FRACTION", "events sent late, out of order (default 0)", K_REORDER, 0 },
+	{ "rejects", 0, "FILE", "append a record of each rejected line to FILE", K_REJECTS, 0 },
+	{ "max-line", 0, "SIZE", "report longer lines (default 1M)", K_MAXLINE, 0 },
+	DD_OPT_END,
+};
+static const struct dd_opt tel_opts[] = {
+	O_N, O_SEED,
+	{ "deliveries", 0, "K", "how many deliveries the events are about (default n/10)",
+		K_DELIVERIES, 0 },
+	{ "days", 0, "D", "spread over this many days (default 30)", K_DAYS, 0 },
+	O_START, O_AREA, O_FAIL, O_BAD, O_MANIFEST,
+	DD_OPT_END,
+};
+
+struct ctx {
+	struct dd_sim_opts o;
+	struct dd_sim_fly_opts fo;
+	int have_n, have_start;
 };
 
 /* A fraction in [0, max]. */
-static double
-fraction(const char *opt, const char *s, double max)
+static int
+fraction(const char *s, double max, double *out)
 {
 	char *e;
 	double v = strtod(s, &e);
 	if (e == s || *e != '\0' || !(v >= 0 && v <= max)) {
-		dd_warn("%s: \"%s\" is not a number from 0 to %g", opt, s, max);
-		usage(DD_EXIT_USAGE);
+		dd_seterr("\"%s\" is not a number from 0 to %g", s, max);
+		return -1;
 	}
-	return v;
+	*out = v;
+	return 0;
 }
 
-static uint64_t
-number(const char *opt, const char *s, uint64_t min, uint64_t max)
+static int
+set(void *vc, int key, const char *arg, const char *arg2)
 {
+	struct ctx *c = vc;
 	uint64_t v;
-	if (dd_parse_u64(s, min, max, &v)) {
-		dd_warn("%s: %s", opt, dd_errmsg());
-		usage(DD_EXIT_USAGE);
+	char *e;
+	switch (key) {
+	case K_N:
+		c->have_n = 1;
+		return dd_parse_u64(arg, 0, (uint64_t)1 << 40, &c->o.n);
+	case K_QUIET:
+		c->fo.quiet = 1;
+		return 0;
+	case K_SEED:
+		if (dd_parse_u64(arg, 0, UINT64_MAX, &v))
+			return -1;
+		c->o.seed = c->fo.seed = v;
+		return 0;
+	case K_START:
+		c->have_start = 1;
+		return dd_time_arg(arg, dd_now_ms(), &c->o.start_ms);
+	case K_RATE:
+		c->o.rate = strtod(arg, &e);
+		if (e == arg || *e || !(c->o.rate > 0 && c->o.rate <= 1e7)) {
+			dd_seterr("\"%s\" is not a number of requests per hour", arg);
+			return -1;
+		}
+		return 0;
+	case K_AREA:
+		return dd_sim_area_parse(arg, &c->o.area);
+	case K_BAD:
+		return fraction(arg, 0.5, &c->o.bad);
+	case K_MANIFEST:
+		c->o.manifest = arg;
+		return 0;
+	case K_CANCEL:
+		return fraction(arg, 1, &c->o.cancel);
+	case K_EVERY:
+		if (dd_parse_u64(arg, 1, 86400, &v))
+			return -1;
+		c->fo.position_every_ms = (int64_t)v * 1000;
+		return 0;
+	case K_FAIL:
+		if (fraction(arg, 1, &c->o.fail))
+			return -1;
+		c->fo.fail = c->o.fail;
+		return 0;
+	case K_DUP:
+		return fraction(arg, 1, &c->fo.dup);
+	case K_REORDER:
+		return fraction(arg, 1, &c->fo.reorder);
+	case K_DELIVERIES:
+		return dd_parse_u64(arg, 1, (uint64_t)1 << 40, &c->o.deliveries);
+	case K_DAYS:
+		return dd_parse_u64(arg, 1, 3650, &c->o.days);
+	case K_REJECTS:
+		c->fo.rejects = arg;
+		return 0;
+	case K_MAXLINE:
+		if (dd_parse_size(arg, 16, (uint64_t)1 << 30, &v))
+			return -1;
+		c->fo.max_line = (size_t)v;
+		return 0;
 	}
-	return v;
+	return -1;
 }
+
+static int
+check(void *vc, const struct dd_cmd *cmd)
+{
+	struct ctx *c = vc;
+	if (strcmp(cmd->name, "fly") != 0 && !c->have_n) {
+		dd_seterr("%s: -n N is required", cmd->name);
+		return -1;
+	}
+	if (c->o.manifest && c->o.bad == 0) {
+		dd_seterr("%s: --bad-manifest without --bad", cmd->name);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+run_requests(void *vc, int argc, char **argv)
+{
+	struct ctx *c = vc;
+	return dd_sim_requests(&c->o, stdout) ? DD_EXIT_IO : DD_EXIT_OK;
+}
+
+static int
+run_telemetry(void *vc, int argc, char **argv)
+{
+	struct ctx *c = vc;
+	if (!c->have_start)
+		c->o.start_ms = DD_SIM_TELEMETRY_START_MS;
+	return dd_sim_telemetry(&c->o, stdout) ? DD_EXIT_IO : DD_EXIT_OK;
+}
+
+static int
+run_fly(void *vc, int argc, char **argv)
+{
+	struct ctx *c = vc;
+	int fd = -1;
+	if (argc == 1 && strcmp(argv[0], "-") != 0) {
+		if ((fd = open(argv[0], O_RDONLY | O_CLOEXEC)) < 0) {
+			dd_seterr("%s: %s", argv[0], strerror(errno));
+			return DD_EXIT_IO;
+		}
+		c->fo.fd = fd;
+		c->fo.input = argv[0];
+	}
+	struct dd_sim_fly_stats st;
+	int code = dd_sim_fly(&c->fo, stdout, &st);
+	if (fd >= 0)
+		close(fd);
+	return code;
+}
+
+static const struct dd_opt *const req_tables[] = { req_opts, NULL };
+static const struct dd_opt *const fly_tables[] = { fly_opts, NULL };
+static const struct dd_opt *const tel_tables[] = { tel_opts, NULL };
+
+static const struct dd_cmd cmds[] = {
+	{ "requests", NULL, 0, 0, req_tables, run_requests },
+	{ "fly", "[FILE]", 0, 1, fly_tables, run_fly, 1 },
+	{ "telemetry", NULL, 0, 0, tel_tables, run_telemetry },
+	{ NULL, NULL, 0, 0, NULL, NULL },
+};
 
 int
-main(int argc, char **argv)
+main(int argc, char *argv[])
 {
-	dd_prog = "dd-sim";
-	dd_signals_init();
-	if (argc > 1 && (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0))
-		usage(DD_EXIT_OK);
-	if (argc > 1 && (strcmp(argv[1], "-V") == 0 || strcmp(argv[1], "--version") == 0)) {
-		printf("dd-sim %s\n", DD_VERSION);
-		return dd_close_stdout() ? DD_EXIT_IO : DD_EXIT_OK;
-	}
-	if (argc < 2) {
-		dd_warn("no command: requests, fly or telemetry");
-		usage(DD_EXIT_USAGE);
-	}
-	const char *cmd = argv[1];
-	int requests = strcmp(cmd, "requests") == 0, fly = strcmp(cmd, "fly") == 0;
-	int telemetry = strcmp(cmd, "telemetry") == 0;
-	if (!requests && !fly && !telemetry) {
-		dd_warn("unknown command \"%s\"", cmd);
-		usage(DD_EXIT_USAGE);
-	}
-
-	struct dd_sim_opts o;
-	struct dd_sim_fly_opts fo;
-	dd_sim_defaults(&o);
-	dd_sim_fly_defaults(&fo);
-	int have_n = 0, have_start = 0;
-	uint64_t v;
-	argc--;
-	argv++;
-	optind = 1;
-	/* Which options each command takes. */
-	const char *allowed = requests ? "n seed start rate area cancel bad bad-manifest" :
-	    fly ? "q seed position-every fail dup reorder rejects max-line" :
-	    "n seed start deliveries days area fail bad bad-manifest";
-	int c, idx;
-	opterr = 0;	/* our own messages, in the PROG: where: what form */
-	while ((c = getopt_long(argc, argv, ":hn:qV", longopts, &idx)) != -1) {
-		if (c == '?' || c == ':') {
-			const char *arg = argv[optind - 1];
-			if (optopt && optopt < 0x100 && (c == '?' || strncmp(arg, "--", 2)))
-				dd_warn("%s: %s -%c", cmd, c == ':' ? "missing argument to" :
-				    "unknown option", optopt);
-			else
-				dd_warn("%s: %s %s", cmd, c == ':' ? "missing argument to" :
-				    "unknown option", arg);
-			usage(DD_EXIT_USAGE);
-		}
-		const char *name = c == 'n' ? "n" : c == 'q' ? "q" :
-		    c >= O_SEED ? longopts[idx].name : NULL;
-		if (name) {
-			size_t len = strlen(name);
-			const char *a = allowed, *hit = NULL;
-			while ((a = strstr(a, name)) != NULL) {
-				if ((a == allowed || a[-1] == ' ') && (a[len] == ' ' || a[len] == '\0')) {
-					hit = a;
-					break;
-				}
-				a += len;
-			}
-			if (hit == NULL) {
-				dd_warn("%s: %s%s is not an option of this command", cmd,
-				    len == 1 ? "-" : "--", name);
-				usage(DD_EXIT_USAGE);
-			}
-		}
-		switch (c) {
-		case 'h':
-			usage(DD_EXIT_OK);
-			break;
-		case 'V':
-			printf("dd-sim %s\n", DD_VERSION);
-			return dd_close_stdout() ? DD_EXIT_IO : DD_EXIT_OK;
-		case 'n':
-			o.n = number("-n", optarg, 0, (uint64_t)1 << 40);
-			have_n = 1;
-			break;
-		case 'q':
-			fo.quiet = 1;
-			break;
-		case O_SEED:
-			o.seed = fo.seed = number("--seed", optarg, 0, UINT64_MAX);
-			break;
-		case O_START:
-			if (dd_time_arg(optarg, dd_now_ms(), &o.start_ms)) {
-				dd_warn("--start: %s", dd_errmsg());
-				usage(DD_EXIT_USAGE);
-			}
-			have_start = 1;
-			break;
-		case O_RATE: {
-			char *e;
-			o.rate = strtod(optarg, &e);
-			if (e == optarg || *e || !(o.rate > 0 && o.rate <= 1e7)) {
-				dd_warn("--rate: \"%s\" is not a number of requests per hour", optarg);
-				usage(DD_EXIT_USAGE);
-			}
-			break;
-		}
-		case O_AREA:
-			if (dd_sim_area_parse(optarg, &o.area)) {
-				dd_warn("--area: %s", dd_errmsg());
-				usage(DD_EXIT_USAGE);
-			}
-			break;
-		case O_BAD:
-			o.bad = fraction("--bad", optarg, 0.5);
-			break;
-		case O_MANIFEST:
-			o.manifest = optarg;
-			break;
-		case O_CANCEL:
-			o.cancel = fraction("--cancel", optarg, 1);
-			break;
-		case O_EVERY:
-			v = number("--position-every", optarg, 1, 86400);
-			fo.position_every_ms = (int64_t)v * 1000;
-			break;
-		case O_FAIL:
-			o.fail = fo.fail = fraction("--fail", optarg, 1);
-			break;
-		case O_DUP:
-			fo.dup = fraction("--dup", optarg, 1);
-			break;
-		case O_REORDER:
-			fo.reorder = fraction("--reorder", optarg, 1);
-			break;
-		case O_DELIVERIES:
-			o.deliveries = number("--deliveries", optarg, 1, (uint64_t)1 << 40);
-			break;
-		case O_DAYS:
-			o.days = number("--days", optarg, 1, 3650);
-			break;
-		case O_REJECTS:
-			fo.rejects = optarg;
-			break;
-		case O_MAXLINE:
-			if (dd_parse_size(optarg, 16, (uint64_t)1 << 30, &v)) {
-				dd_warn("--max-line: %s", dd_errmsg());
-				usage(DD_EXIT_USAGE);
-			}
-			fo.max_line = (size_t)v;
-			break;
-		default:
-			usage(DD_EXIT_USAGE);
-		}
-	}
-	if (optind < argc) {
-		dd_warn("%s: unexpected argument \"%s\"", cmd, argv[optind]);
-		usage(DD_EXIT_USAGE);
-	}
-	if (!fly && !have_n) {
-		dd_warn("%s: -n N is required", cmd);
-		usage(DD_EXIT_USAGE);
-	}
-	if (o.manifest && o.bad == 0) {
-		dd_warn("%s: --bad-manifest without --bad", cmd);
-		usage(DD_EXIT_USAGE);
-	}
-
-	if (telemetry && !have_start)
-		o.start_ms = DD_SIM_TELEMETRY_START_MS;
-
-	int code = DD_EXIT_OK;
-	if (fly) {
-		struct dd_sim_fly_stats st;
-		code = dd_sim_fly(&fo, stdout, &st);
-	} else if ((requests ? dd_sim_requests(&o, stdout) : dd_sim_telemetry(&o, stdout))) {
-		dd_warn("%s", dd_errmsg());
-		code = DD_EXIT_IO;
-	}
-	if (dd_close_stdout()) {
-		if (code != DD_EXIT_IO)
-			dd_warn("%s", dd_errmsg());
-		code = DD_EXIT_IO;
-	}
-	return code;
+	struct ctx c = { 0 };
+	dd_sim_defaults(&c.o);
+	dd_sim_fly_defaults(&c.fo);
+	struct dd_prog p = {
+		.name = "dd-sim",
+		.about = "requests writes delivery requests for dd-schedule; fly passes events\n"
+		    "through and adds the telemetry of each delivery.scheduled; telemetry\n"
+		    "writes a plain telemetry stream. See dd-sim(1).\n",
+		.cmds = cmds,
+		.set = set,
+		.check = check,
+		/* In a pipeline on Ctrl-C, every stage ends as 130 alike. */
+		.commits = 1,
+		.ctx = &c,
+	};
+	return dd_cli_main(&p, argc, argv);
 }

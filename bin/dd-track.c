@@ -1,9 +1,13 @@
-#include <getopt.h>
-#include <locale.h>
+/*
+ * dd-track: the Delivery service. A filter that keeps the latest status
+ * of each live delivery in track.db and adds a delivery.status event to
+ * the stream after each stage change; get, list and stats answer from
+ * the store.
+ */
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 
+#include "cli.h"
 #include "ddtime.h"
 #include "exitcodes.h"
 #include "filter.h"
@@ -11,215 +15,171 @@
 #include "track.h"
 #include "util.h"
 
-#define USAGE \
-	"usage: dd-track [--db FILE] [--retain DUR] [--position-every DUR] [--only-status]\n" \
-	"                [--cache N] [--rejects FILE] [--strict] [--batch N]\n" \
-	"                [--flush-interval DUR] [--max-line BYTES] [-q] [--progress]\n" \
-	"       dd-track get [--db FILE] ID\n" \
-	"       dd-track list [--db FILE] [--stage STAGE] [--drone ID] [--format FMT]\n" \
-	"       dd-track stats [--db FILE]\n"
-
-#define HELP \
-	"\n" \
-	"Filter (no subcommand): delivery.* and drone.* events on stdin update the\n" \
-	"latest status of each delivery in the store; every valid line is written\n" \
-	"to stdout, each followed by a delivery.status event when it changed the\n" \
-	"delivery's stage.\n" \
-	"  --db FILE             the store (default $DD_HOME/track.db)\n" \
-	"  --retain DUR          keep ended deliveries this long, event time (1h)\n" \
-	"  --position-every DUR  also a status with the position, at most every DUR\n" \
-	"  --only-status         write only the status events\n" \
-	"  --cache N             live deliveries held in memory (100000)\n" \
-	"  --stage STAGE         created, rescheduled, headed-to-pickup,\n" \
-	"                        headed-to-dropoff, completed, cancelled, failed, unknown\n" \
-	"  --format FMT          ndjson (default), csv, tsv or table\n"
-
 /* Keep an ended delivery at most this long: beyond it, time arithmetic
  * on epoch milliseconds could overflow. */
 #define RETAIN_MAX (100LL * 366 * 86400 * 1000)
 
-enum { OPT_DB = 0x2000, OPT_RETAIN, OPT_POSEVERY, OPT_ONLY, OPT_STAGE, OPT_DRONE,
-	OPT_FORMAT, OPT_CACHE };
+enum { K_DB = 1, K_RETAIN, K_POSEVERY, K_ONLY, K_CACHE, K_STAGE, K_DRONE, K_FORMAT };
 
-static void __attribute__((noreturn))
-usage(void)
-{
-	fputs(USAGE, stderr);
-	exit(DD_EXIT_USAGE);
-}
+static const struct dd_opt store_opts[] = {
+	{ "db", 0, "FILE", "the store (default $DD_HOME/track.db)", K_DB, 0 },
+	DD_OPT_QUIET_ENTRY,
+	DD_OPT_END,
+};
+static const struct dd_opt filter_opts[] = {
+	{ "retain", 0, "DUR", "keep ended deliveries this long, in event time (default 1h)",
+		K_RETAIN, 0 },
+	{ "position-every", 0, "DUR", "also a status with the position, at most every DUR",
+		K_POSEVERY, 0 },
+	{ "only-status", 0, NULL, "write only the status events", K_ONLY, 0 },
+	{ "cache", 0, "N", "live deliveries held in memory (default 100000)", K_CACHE, 0 },
+	DD_FILTER_OPTIONS("20000"),
+	DD_OPT_END,
+};
+static const struct dd_opt list_opts[] = {
+	{ "stage", 0, "STAGE", "only deliveries at this stage", K_STAGE, 0 },
+	{ "drone", 0, "ID", "only deliveries of this drone", K_DRONE, 0 },
+	{ "format", 0, "FMT", "ndjson (default), csv, tsv or table", K_FORMAT, 0 },
+	DD_OPT_END,
+};
+
+struct ctx {
+	const char *db;
+	struct dd_track_opts o;
+	struct dd_filter_opts fo;
+	int stage;
+	const char *drone;
+	enum dd_fmt fmt;
+};
 
 static int
-duration(const char *opt, const char *arg, int64_t min, int64_t *ms)
+duration(const char *arg, int64_t min, int64_t *ms)
 {
-	if (dd_duration_parse(arg, ms)) {
-		dd_warn("%s: %s", opt, dd_errmsg());
+	if (dd_duration_parse(arg, ms))
 		return -1;
-	}
 	if (*ms < min || *ms > RETAIN_MAX) {
-		dd_warn("%s: out of range", opt);
+		dd_seterr("\"%s\" is out of range", arg);
 		return -1;
 	}
 	return 0;
 }
 
 static int
-finish(int code)
+set(void *vc, int key, const char *arg, const char *arg2)
 {
-	if (dd_close_stdout()) {
-		if (code != DD_EXIT_IO)	/* else already said */
-			dd_warn("%s", dd_errmsg());
-		return DD_EXIT_IO;
+	struct ctx *c = vc;
+	uint64_t v;
+	switch (key) {
+	case K_DB:
+		c->db = arg;
+		return 0;
+	case K_RETAIN:
+		return duration(arg, 0, &c->o.retain_ms);
+	case K_POSEVERY:
+		return duration(arg, 1, &c->o.position_every_ms);
+	case K_ONLY:
+		c->o.only_status = 1;
+		return 0;
+	case K_CACHE:
+		if (dd_parse_u64(arg, 1, 100000000, &v))
+			return -1;
+		c->o.cache_max = (size_t)v;
+		return 0;
+	case K_STAGE:
+		if ((c->stage = dd_stage_parse(arg)) < 0) {
+			const char *names[DD_NSTAGES];
+			for (int i = 0; i < DD_NSTAGES; i++)
+				names[i] = dd_stage_name((enum dd_stage)((i + 1) % DD_NSTAGES));
+			return dd_cli_bad_choice(arg, "a stage", names, DD_NSTAGES);
+		}
+		return 0;
+	case K_DRONE:
+		c->drone = arg;
+		return 0;
+	case K_FORMAT:
+		return dd_fmt_parse(arg, 1u << DD_FMT_NDJSON | 1u << DD_FMT_CSV |
+		    1u << DD_FMT_TSV | 1u << DD_FMT_TABLE, &c->fmt);
 	}
+	return dd_filter_setopt(&c->fo, key, arg) == 0 ? 0 : -1;
+}
+
+/* The store: --db, else the default under $DD_HOME (kept for the run). */
+static const char *
+db(struct ctx *c)
+{
+	static char *def;
+	if (c->db == NULL)
+		c->db = def = dd_default_path("track.db");
+	return c->db;
+}
+
+static int
+run_filter(void *vc, int argc, char **argv)
+{
+	struct ctx *c = vc;
+	/* Big writes: the output is as large as the input. */
+	static char obuf[1 << 16];
+	setvbuf(stdout, obuf, _IOFBF, sizeof obuf);
+	c->fo.files = argv;
+	c->fo.nfiles = argc;
+	return dd_track_filter(db(c), &c->o, &c->fo);
+}
+
+static int
+run_get(void *vc, int argc, char **argv)
+{
+	int code = dd_track_get(db(vc), argv[0], stdout);
+	if (code == DD_EXIT_REJECTED)
+		dd_warn("%s", dd_errmsg());
 	return code;
 }
 
-/*
- * dd-track: the Delivery service. A filter that keeps the latest status
- * of each live delivery in track.db and adds a delivery.status event to
- * the stream after each stage change; get, list and stats answer from
- * the store.
- */
+static int
+run_list(void *vc, int argc, char **argv)
+{
+	struct ctx *c = vc;
+	return dd_track_list(db(c), c->stage, c->drone, c->fmt, stdout);
+}
+
+static int
+run_stats(void *vc, int argc, char **argv)
+{
+	return dd_track_stats(db(vc), stdout);
+}
+
+static const struct dd_opt *const filter_tables[] = { store_opts, filter_opts, NULL };
+static const struct dd_opt *const list_tables[] = { store_opts, list_opts, NULL };
+static const struct dd_opt *const store_tables[] = { store_opts, NULL };
+
+static const struct dd_cmd cmds[] = {
+	{ NULL, "[FILE...]", 0, -1, filter_tables, run_filter, 1 },
+	{ "get", "ID", 1, 1, store_tables, run_get },
+	{ "list", NULL, 0, 0, list_tables, run_list },
+	{ "stats", NULL, 0, 0, store_tables, run_stats },
+	{ NULL, NULL, 0, 0, NULL, NULL },
+};
+
 int
 main(int argc, char *argv[])
 {
-	static const struct option longopts[] = {
-		{ "db", required_argument, NULL, OPT_DB },
-		{ "retain", required_argument, NULL, OPT_RETAIN },
-		{ "position-every", required_argument, NULL, OPT_POSEVERY },
-		{ "only-status", no_argument, NULL, OPT_ONLY },
-		{ "cache", required_argument, NULL, OPT_CACHE },
-		{ "stage", required_argument, NULL, OPT_STAGE },
-		{ "drone", required_argument, NULL, OPT_DRONE },
-		{ "format", required_argument, NULL, OPT_FORMAT },
-		{ "help", no_argument, NULL, 'h' },
-		{ "version", no_argument, NULL, 'V' },
-		DD_FILTER_LONGOPTS,
-		{ NULL, 0, NULL, 0 },
-	};
-	struct dd_filter_opts fo;
-	struct dd_track_opts o;
-	const char *db = NULL, *drone = NULL, *cmd = NULL;
-	int stage = -1, ch, filter_only = 0, list_only = 0;
-	enum dd_fmt fmt = DD_FMT_NDJSON;
-
-	setlocale(LC_ALL, "");
-	dd_prog = "dd-track";
-	dd_signals_init();
-	dd_filter_defaults(&fo);
+	struct ctx c = { .stage = -1, .fmt = DD_FMT_NDJSON };
+	dd_filter_defaults(&c.fo);
 	/* Telemetry comes fast: a commit (an fsync) every 20000 events keeps
 	 * up with hundreds of thousands a second; a slow stream is still
 	 * committed within --flush-interval. */
-	fo.batch = 20000;
-	dd_track_defaults(&o);
-	if (argc > 1 && argv[1][0] != '-') {
-		cmd = argv[1];
-		if (strcmp(cmd, "get") && strcmp(cmd, "list") && strcmp(cmd, "stats")) {
-			dd_warn("unknown command \"%s\"", cmd);
-			usage();
-		}
-		argc--;
-		argv++;
-		argv[0] = (char *)"dd-track";	/* getopt's messages name the program */
-	}
-	while ((ch = getopt_long(argc, argv, "hqV", longopts, NULL)) != -1) {
-		switch (ch) {
-		case 'h':
-			fputs(USAGE HELP, stdout);
-			return finish(DD_EXIT_OK);
-		case 'V':
-			printf("dd-track %s\n", DD_VERSION);
-			return finish(DD_EXIT_OK);
-		case OPT_DB:
-			db = optarg;
-			break;
-		case OPT_RETAIN:
-			if (duration("--retain", optarg, 0, &o.retain_ms))
-				usage();
-			filter_only = 1;
-			break;
-		case OPT_POSEVERY:
-			if (duration("--position-every", optarg, 1, &o.position_every_ms))
-				usage();
-			filter_only = 1;
-			break;
-		case OPT_ONLY:
-			o.only_status = 1;
-			filter_only = 1;
-			break;
-		case OPT_CACHE: {
-			uint64_t v;
-			if (dd_parse_u64(optarg, 1, 100000000, &v)) {
-				dd_warn("--cache: %s", dd_errmsg());
-				usage();
-			}
-			o.cache_max = (size_t)v;
-			filter_only = 1;
-			break;
-		}
-		case OPT_STAGE:
-			if ((stage = dd_stage_parse(optarg)) < 0) {
-				dd_warn("--stage: unknown stage \"%s\"", optarg);
-				usage();
-			}
-			list_only = 1;
-			break;
-		case OPT_DRONE:
-			drone = optarg;
-			list_only = 1;
-			break;
-		case OPT_FORMAT:
-			if (dd_fmt_parse(optarg, 1u << DD_FMT_NDJSON | 1u << DD_FMT_CSV |
-			    1u << DD_FMT_TSV | 1u << DD_FMT_TABLE, &fmt)) {
-				dd_warn("--format: %s", dd_errmsg());
-				usage();
-			}
-			list_only = 1;
-			break;
-		default:
-			/* 0: taken; -1: bad value (said); 1: not an option. */
-			if (dd_filter_setopt(&fo, ch, optarg) != 0)
-				usage();
-			filter_only = 1;
-		}
-	}
-	argc -= optind;
-	argv += optind;
-	if (cmd && filter_only) {
-		dd_warn("%s: filter options do not apply", cmd);
-		usage();
-	}
-	if (list_only && (cmd == NULL || strcmp(cmd, "list"))) {
-		dd_warn("--stage, --drone and --format are options of list");
-		usage();
-	}
-	int want = cmd && strcmp(cmd, "get") == 0 ? 1 : 0;
-	if (argc != want) {
-		if (argc > want)
-			dd_warn("unexpected argument \"%s\"", argv[want]);
-		else
-			dd_warn("get: missing the delivery id");
-		usage();
-	}
-
-	char *defdb = NULL;
-	if (db == NULL)
-		db = defdb = dd_default_path("track.db");
-	int code;
-	if (cmd == NULL) {
-		/* Big writes: the output is as large as the input. */
-		static char obuf[1 << 16];
-		setvbuf(stdout, obuf, _IOFBF, sizeof obuf);
-		code = dd_track_filter(db, &o, &fo);
-	} else {
-		if (strcmp(cmd, "get") == 0)
-			code = dd_track_get(db, argv[0], stdout);
-		else if (strcmp(cmd, "list") == 0)
-			code = dd_track_list(db, stage, drone, fmt, stdout);
-		else
-			code = dd_track_stats(db, stdout);
-		if (code)
-			dd_warn("%s", dd_errmsg());
-	}
-	free(defdb);
-	return finish(code);
+	c.fo.batch = 20000;
+	dd_track_defaults(&c.o);
+	static const struct dd_prog prog = {
+		.name = "dd-track",
+		.about = "With no command, a filter: delivery.* and drone.* events from the FILEs\n"
+		    "(or stdin) update the latest status of each delivery in the store; every\n"
+		    "valid line is written to stdout, each followed by a delivery.status event\n"
+		    "when it changed the delivery's stage. See dd-track(1).\n",
+		.cmds = cmds,
+		.set = set,
+		.commits = 1,
+	};
+	struct dd_prog p = prog;
+	p.ctx = &c;
+	return dd_cli_main(&p, argc, argv);
 }

@@ -49,7 +49,9 @@ locked() {
 	for args in "--bogus" "extra" "--older-than soon" "--older-than -1d" "--now yesterday" \
 		"--dataset ../up" "--dataset _x" "--chunk 0"; do
 		run -2 dd-archive $args
-		assert_output --partial "usage:"
+		# One line, naming the program: no usage dump.
+		assert_equal "${#lines[@]}" 1
+		assert_output --partial "dd-archive: "
 	done
 	[ ! -e "$LAKE" ]
 }
@@ -113,11 +115,12 @@ locked() {
 	[ "$(echo "$dry" | cut -f1)" -eq 68 ]
 }
 
-@test "no history.db yet: nothing to archive, exit 0" {
+@test "no history.db: exit 4 naming it, nothing created (a wrong DD_HOME must not pass silently)" {
 	run dd-archive -l "$LAKE" --compact --verify
-	assert_success
-	[ "$(summary .deliveriesArchived)" -eq 0 ]
+	assert_failure 4
+	assert_output --partial "$DB: no such store"
 	[ ! -e "$DB" ]
+	[ ! -e "$DB-archive.lock" ]
 }
 
 @test "kill -9 at random points, then a rerun: nothing lost, no duplicate after --compact" {

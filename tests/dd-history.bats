@@ -37,7 +37,7 @@ dump() {
 	run dd-history --help
 	assert_success
 	assert_line --index 0 --partial "usage: dd-history [--db FILE]"
-	assert_output --partial "get ID"
+	assert_output --partial "get [--db FILE] [-q] ID"
 	run dd-history -V
 	assert_success
 	assert_output --regexp '^dd-history [0-9]'
@@ -45,7 +45,8 @@ dump() {
 		"list --stage flying" "list --since yesterday" "list --format chart" \
 		"--owner o-1" "get x --batch 3" "--batch 0" "--flush-interval 0s"; do
 		run -2 dd-history $args </dev/null
-		assert_output --partial "usage:"
+		assert_equal "${#lines[@]}" 1
+		assert_output --partial "dd-history: "
 	done
 }
 

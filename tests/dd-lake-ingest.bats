@@ -122,8 +122,10 @@ EOF
 	assert_failure 2
 	run dd-lake-ingest --part-size 12Q < /dev/null
 	assert_failure 2
+	# An operand is a FILE: one that does not exist is an I/O failure.
 	run dd-lake-ingest extra-operand < /dev/null
-	assert_failure 2
+	assert_failure 4
+	assert_output --partial "extra-operand: No such file or directory"
 	[ ! -e "$LAKE" ]
 }
 

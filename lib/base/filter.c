@@ -1,4 +1,5 @@
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <signal.h>
@@ -27,7 +28,10 @@ dd_signals_init(void)
 	memset(&sa, 0, sizeof sa);
 	sa.sa_handler = on_signal;
 	sigemptyset(&sa.sa_mask);
-	/* No SA_RESTART: a blocked read returns EINTR, so the loop notices. */
+	/* SA_RESTART: a write blocked on a full pipe goes on (an interrupted
+	 * write is no I/O error). Reads notice the signal all the same: the
+	 * line reader waits in poll(2), which a signal always interrupts. */
+	sa.sa_flags = SA_RESTART;
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
@@ -60,26 +64,24 @@ dd_filter_setopt(struct dd_filter_opts *o, int code, const char *arg)
 	case DD_OPT_PROGRESS:
 		o->progress = 2;	/* forced, even when stderr is no terminal */
 		return 0;
-	case 'q':
+	case DD_OPT_QUIET:
 		o->quiet = 1;
 		return 0;
 	case DD_OPT_MAXLINE:
-		if (dd_parse_size(arg, 16, (uint64_t)1 << 30, &v)) {
-			dd_warn("--max-line: %s", dd_errmsg());
+		if (dd_parse_size(arg, 16, (uint64_t)1 << 30, &v))
 			return -1;
-		}
 		o->max_line = (size_t)v;
 		return 0;
 	case DD_OPT_BATCH:
-		if (dd_parse_u64(arg, 1, 10000000, &v)) {
-			dd_warn("--batch: %s", dd_errmsg());
+		if (dd_parse_u64(arg, 1, 10000000, &v))
 			return -1;
-		}
 		o->batch = v;
 		return 0;
 	case DD_OPT_FLUSH:
-		if (dd_duration_parse(arg, &ms) || ms <= 0) {
-			dd_warn("--flush-interval: %s", ms <= 0 ? "must be positive" : dd_errmsg());
+		if (dd_duration_parse(arg, &ms))
+			return -1;
+		if (ms <= 0) {
+			dd_seterr("must be positive");
 			return -1;
 		}
 		o->flush_ms = ms;
@@ -89,26 +91,20 @@ dd_filter_setopt(struct dd_filter_opts *o, int code, const char *arg)
 }
 
 /* Flush output, then commit: output first, because a status event the
- * store has recorded but nobody received would never be emitted again. */
+ * store has recorded but nobody received would never be emitted again.
+ * A reader that went away (| head) is no reason to lose what was read:
+ * the store is committed all the same, and the run ends quietly. */
 static int
-commit(const struct dd_filter_ops *ops, void *ctx)
+commit(const struct dd_filter_ops *ops, void *ctx, int *gone)
 {
 	if (fflush(stdout) != 0 || ferror(stdout)) {
-		dd_seterr("stdout: %s", strerror(errno ? errno : EIO));
-		return -1;
+		if (!dd_stdout_gone()) {
+			dd_seterr("stdout: %s", strerror(errno ? errno : EIO));
+			return -1;
+		}
+		*gone = 1;
 	}
 	return ops->commit ? ops->commit(ctx) : 0;
-}
-
-/* Report the failure in dd_errmsg(), unless it is the one just reported:
- * a write error on stdout fails the line and then the final commit. */
-static void
-say_failure(char *last, size_t lastsz)
-{
-	if (strcmp(last, dd_errmsg()) == 0)
-		return;
-	snprintf(last, lastsz, "%s", dd_errmsg());
-	dd_warn("%s", last);
 }
 
 static void
@@ -118,6 +114,51 @@ progress(const struct dd_filter_opts *o, const struct dd_filter_stats *st,
 	double secs = (double)(now - start) / 1000.0;
 	fprintf(stderr, "\r%s: %" PRIu64 " lines read, %.0f/s, %" PRIu64 " rejected\033[K",
 	    dd_prog, st->read, secs > 0 ? (double)st->read / secs : 0.0, st->rejected);
+}
+
+/* The inputs in order: FILE operands ("-" is stdin), else o->fd. */
+struct input {
+	const struct dd_filter_opts *o;
+	int next;		/* index of the next file to open */
+	int fd;
+	const char *name;
+	struct dd_lines *lines;
+};
+
+/* Open the next input; 1 opened, 0 none left, -1 failed (dd_errmsg()). */
+static int
+input_next(struct input *in)
+{
+	const struct dd_filter_opts *o = in->o;
+	if (in->lines) {
+		dd_lines_free(in->lines);
+		in->lines = NULL;
+		if (in->fd > 0)
+			close(in->fd);
+	}
+	if (o->nfiles == 0) {
+		if (in->next++ > 0)
+			return 0;
+		in->fd = o->fd;
+		in->name = o->input;
+	} else {
+		if (in->next >= o->nfiles)
+			return 0;
+		const char *f = o->files[in->next++];
+		if (strcmp(f, "-") == 0) {
+			in->fd = 0;
+			in->name = "stdin";
+		} else {
+			in->fd = open(f, O_RDONLY | O_CLOEXEC);
+			if (in->fd < 0) {
+				dd_seterr("%s: %s", f, strerror(errno));
+				return -1;
+			}
+			in->name = f;
+		}
+	}
+	in->lines = dd_lines_open(in->fd, in->name, o->max_line);
+	return 1;
 }
 
 int
@@ -130,16 +171,25 @@ dd_filter_run(const struct dd_filter_opts *o, const struct dd_filter_ops *ops, v
 	memset(st, 0, sizeof *st);
 	struct dd_rejects *rj = dd_rejects_open(o->rejects);
 	if (rj == NULL) {
-		dd_warn("--rejects: %s", dd_errmsg());
+		dd_seterr("--rejects: %s", dd_errmsg());
 		return DD_EXIT_IO;
 	}
-	struct dd_lines *in = dd_lines_open(o->fd, o->input, o->max_line);
-	int code = -1, committed_ok = 1, shown = 0;
+	struct input in = { .o = o };
+	int code = -1, committed_ok = 1, shown = 0, gone = 0;
 	int show_progress = o->progress == 2 || (o->progress && !o->quiet);
 	uint64_t pending = 0;
 	int64_t deadline = 0, start = dd_now_ms(), last_progress = start;
-	char why[160], said[1024] = "";
+	char why[160], failure[1024] = "";
 
+	switch (input_next(&in)) {
+	case 0:
+		code = DD_EXIT_OK;
+		break;
+	case -1:
+		snprintf(failure, sizeof failure, "%s", dd_errmsg());
+		code = DD_EXIT_IO;
+		break;
+	}
 	while (code < 0) {
 		if (dd_signalled) {
 			code = 128 + dd_signalled;
@@ -150,7 +200,7 @@ dd_filter_run(const struct dd_filter_opts *o, const struct dd_filter_ops *ops, v
 		if (show_progress && until > last_progress + 1000)
 			until = last_progress + 1000;
 		struct dd_line l;
-		int rc = dd_lines_next_until(in, &l, until);
+		int rc = dd_lines_next_until(in.lines, &l, until);
 		if (show_progress) {
 			int64_t now = dd_now_ms();
 			if (now - last_progress >= 1000) {
@@ -161,24 +211,34 @@ dd_filter_run(const struct dd_filter_opts *o, const struct dd_filter_ops *ops, v
 		}
 		if (rc == DD_LINES_TIMEOUT) {
 			if (pending && dd_now_ms() >= deadline) {
-				if (commit(ops, ctx)) {
+				if (commit(ops, ctx, &gone)) {
 					committed_ok = 0;
 					code = DD_EXIT_IO;
 					break;
 				}
 				pending = 0;
+				if (gone)
+					break;
 			}
 			continue;
 		}
 		if (rc == DD_LINES_INTR)
 			continue;
 		if (rc == DD_LINES_ERR) {
-			say_failure(said, sizeof said);
+			snprintf(failure, sizeof failure, "%s", dd_errmsg());
 			code = DD_EXIT_IO;
 			break;
 		}
-		if (rc == DD_LINES_EOF)
-			break;
+		if (rc == DD_LINES_EOF) {
+			int r = input_next(&in);
+			if (r < 0) {
+				snprintf(failure, sizeof failure, "%s", dd_errmsg());
+				code = DD_EXIT_IO;
+			}
+			if (r <= 0)
+				break;
+			continue;
+		}
 		st->read++;
 		enum dd_verdict v;
 		if (l.toolong) {
@@ -201,42 +261,51 @@ dd_filter_run(const struct dd_filter_opts *o, const struct dd_filter_ops *ops, v
 			break;
 		case DD_REJECT:
 			st->rejected++;
-			if (dd_reject(rj, o->input, ops->origin ? ops->origin(ctx, &l) : &l,
+			if (dd_reject(rj, in.name, ops->origin ? ops->origin(ctx, &l) : &l,
 			    dd_errmsg())) {
-				say_failure(said, sizeof said);
+				snprintf(failure, sizeof failure, "%s", dd_errmsg());
 				code = DD_EXIT_IO;
 			} else if (o->strict) {
 				code = DD_EXIT_STRICT;
 			}
 			break;
 		case DD_FAIL:
-			say_failure(said, sizeof said);
+			/* A write to a stdout whose reader left fails the line;
+			 * that ends the run, quietly, after the commit below. */
+			if (dd_stdout_gone()) {
+				gone = 1;
+				code = DD_EXIT_OK;
+				break;
+			}
+			snprintf(failure, sizeof failure, "%s", dd_errmsg());
 			code = DD_EXIT_IO;
 			break;
 		}
 		if (pending++ == 0)
 			deadline = dd_now_ms() + o->flush_ms;
 		if (code < 0 && pending >= o->batch) {
-			if (commit(ops, ctx)) {
+			if (commit(ops, ctx, &gone)) {
 				committed_ok = 0;
 				code = DD_EXIT_IO;
 				break;
 			}
 			pending = 0;
+			if (gone)
+				break;
 		}
 	}
 	if (shown)
 		fputs("\n", stderr);
 	/* Whatever stopped us, what was read and accepted is committed now
 	 * (unless committing is what failed). */
-	if (committed_ok && commit(ops, ctx)) {
+	if (committed_ok && commit(ops, ctx, &gone)) {
 		committed_ok = 0;
 		if (code < 0 || code == DD_EXIT_OK || code == DD_EXIT_REJECTED ||
 		    code == DD_EXIT_STRICT || code > 128)
 			code = DD_EXIT_IO;
 	}
-	if (!committed_ok)
-		say_failure(said, sizeof said);
+	if (!committed_ok && failure[0] == '\0')
+		snprintf(failure, sizeof failure, "%s", dd_errmsg());
 	if (code < 0)
 		code = st->rejected ? DD_EXIT_REJECTED : DD_EXIT_OK;
 	if (code == DD_EXIT_STRICT)
@@ -250,10 +319,17 @@ dd_filter_run(const struct dd_filter_opts *o, const struct dd_filter_ops *ops, v
 		dd_warn("%s", b.p);
 		dd_buf_free(&b);
 	}
-	if (dd_rejects_close(rj)) {
-		say_failure(said, sizeof said);
+	if (dd_rejects_close(rj) && failure[0] == '\0') {
+		snprintf(failure, sizeof failure, "%s", dd_errmsg());
 		code = DD_EXIT_IO;
 	}
-	dd_lines_free(in);
+	if (in.lines) {
+		dd_lines_free(in.lines);
+		if (in.fd > 0)
+			close(in.fd);
+	}
+	/* The first failure is the one the program reports (dd_cli_finish). */
+	if (failure[0])
+		dd_seterr("%s", failure);
 	return code;
 }

@@ -25,7 +25,9 @@ enum dd_verdict {
 };
 
 struct dd_filter_opts {
-	const char *input;	/* name in messages, "stdin" by default */
+	char *const *files;	/* FILE operands, read in order ("-": stdin) */
+	int nfiles;		/* 0: read fd instead */
+	const char *input;	/* name of fd in messages, "stdin" by default */
 	int fd;			/* input fd, 0 by default */
 	const char *rejects;	/* --rejects FILE or NULL */
 	int strict;		/* --strict */
@@ -60,37 +62,42 @@ struct dd_filter_ops {
 
 /* Defaults for the options above. */
 void dd_filter_defaults(struct dd_filter_opts *o);
-/* Run the loop; returns the exit code (enum dd_exit or 128+signal). */
+/* Run the loop; returns the exit code (enum dd_exit or 128+signal). A
+ * failure (exit 4) is left in dd_errmsg() for the program to report once;
+ * a reader of stdout gone away ends the run quietly, committed, with the
+ * code of what was read (dd_cli_finish() makes it 141). */
 int dd_filter_run(const struct dd_filter_opts *o, const struct dd_filter_ops *ops,
     void *ctx, struct dd_filter_stats *st);
 
 /*
- * Signals: SIGINT and SIGTERM set dd_signalled (and interrupt reads), so
- * loops can commit and stop; SIGPIPE is ignored so a closed stdout is a
- * write error (EPIPE) reported with exit 4, not a silent death.
+ * Signals: SIGINT and SIGTERM set dd_signalled (and interrupt the line
+ * reader's wait), so loops can commit and stop; SIGPIPE is ignored so a
+ * closed stdout is a write error (EPIPE) the program sees, commits after
+ * and turns into exit 141 (dd_stdout_gone()).
  */
 extern volatile sig_atomic_t dd_signalled;
 void dd_signals_init(void);
 
 /*
- * The common options of filters, so every program spells them alike.
- * Put DD_FILTER_LONGOPTS in the getopt_long table and "q" in the short
- * options; in the switch, hand unknown codes to dd_filter_setopt(), which
- * returns 0 when it took the option, -1 on a bad value (message printed)
- * and 1 when the code is not one of its own.
+ * The common options of filters (lib/base/cli.h tables), so every program
+ * spells and documents them alike. BATCH is the program's default --batch,
+ * as text. In the program's set(), hand keys it does not know to
+ * dd_filter_setopt(): 0 taken, -1 bad value (dd_errmsg()), 1 not its own.
  */
 enum {
 	DD_OPT_REJECTS = 0x1000, DD_OPT_STRICT, DD_OPT_PROGRESS, DD_OPT_MAXLINE,
-	DD_OPT_BATCH, DD_OPT_FLUSH,
+	DD_OPT_BATCH, DD_OPT_FLUSH, DD_OPT_QUIET,
 };
-#define DD_FILTER_LONGOPTS \
-	{ "rejects", required_argument, NULL, DD_OPT_REJECTS }, \
-	{ "strict", no_argument, NULL, DD_OPT_STRICT }, \
-	{ "progress", no_argument, NULL, DD_OPT_PROGRESS }, \
-	{ "max-line", required_argument, NULL, DD_OPT_MAXLINE }, \
-	{ "batch", required_argument, NULL, DD_OPT_BATCH }, \
-	{ "flush-interval", required_argument, NULL, DD_OPT_FLUSH }, \
-	{ "quiet", no_argument, NULL, 'q' }
+#define DD_FILTER_OPTIONS(BATCH) \
+	{ "rejects", 0, "FILE", "append a record of each rejected line to FILE", DD_OPT_REJECTS, 0 }, \
+	{ "strict", 0, NULL, "stop at the first bad line (exit 3)", DD_OPT_STRICT, 0 }, \
+	{ "batch", 0, "N", "commit after N lines (default " BATCH ")", DD_OPT_BATCH, 0 }, \
+	{ "flush-interval", 0, "DUR", "commit at most DUR after a line (default 1s)", DD_OPT_FLUSH, 0 }, \
+	{ "max-line", 0, "BYTES", "reject longer lines (default 1M)", DD_OPT_MAXLINE, 0 }, \
+	{ "progress", 0, NULL, "progress on stderr even when it is no terminal", DD_OPT_PROGRESS, 0 }
+/* -q: every command takes it (SPEC: before or after the command). */
+#define DD_OPT_QUIET_ENTRY \
+	{ "quiet", 'q', NULL, "no summary or progress: errors only", DD_OPT_QUIET, 0 }
 int dd_filter_setopt(struct dd_filter_opts *o, int code, const char *arg);
 
 #endif

@@ -59,16 +59,19 @@ fill(struct dd_lines *r, int64_t deadline)
 {
 	if (r->eof)
 		return 0;
+	/* Wait in poll(2) even with no deadline: a signal interrupts poll
+	 * whatever SA_RESTART says, so SIGINT on a quiet pipe is noticed. */
+	int timeout_ms = -1;
 	if (deadline != INT64_MAX) {
 		int64_t left = deadline - dd_now_ms();
-		int timeout_ms = left <= 0 ? 0 : left > INT_MAX ? INT_MAX : (int)left;
-		struct pollfd pfd = { r->fd, POLLIN, 0 };
-		int n = poll(&pfd, 1, timeout_ms);
-		if (n == 0)
-			return DD_LINES_TIMEOUT;
-		if (n < 0)
-			return errno == EINTR ? DD_LINES_INTR : DD_LINES_ERR;
+		timeout_ms = left <= 0 ? 0 : left > INT_MAX ? INT_MAX : (int)left;
 	}
+	struct pollfd pfd = { r->fd, POLLIN, 0 };
+	int polled = poll(&pfd, 1, timeout_ms);
+	if (polled == 0)
+		return DD_LINES_TIMEOUT;
+	if (polled < 0)
+		return errno == EINTR ? DD_LINES_INTR : DD_LINES_ERR;
 	/* Make room: slide unread bytes to the front, grow up to the limit. */
 	if (r->start > 0 && (r->cap - r->end < CHUNK)) {
 		memmove(r->buf, r->buf + r->start, r->end - r->start);

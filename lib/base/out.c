@@ -33,7 +33,7 @@ dd_fmt_parse(const char *s, unsigned allowed, enum dd_fmt *f)
 	for (int i = 0; i < 5; i++)
 		if (allowed & (1u << i))
 			dd_buf_printf(&b, "%s%s", b.len ? ", " : "", names[i]);
-	dd_seterr("unknown format \"%s\" (one of %s)", s, b.p ? b.p : "");
+	dd_seterr("\"%s\" is not a format (%s)", s, b.p ? b.p : "");
 	dd_buf_free(&b);
 	return -1;
 }

@@ -1,5 +1,6 @@
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -423,6 +424,15 @@ dd_default_path(const char *name)
 	struct dd_buf b = { 0 };
 	dd_buf_printf(&b, "%s/%s", dd_home(), name);
 	return b.p;
+}
+
+int
+dd_stdout_gone(void)
+{
+	/* poll(2) reports POLLERR on a pipe with no reader left, POLLHUP on
+	 * a socket whose peer closed: no errno to remember from the write. */
+	struct pollfd p = { 1, POLLOUT, 0 };
+	return poll(&p, 1, 0) == 1 && (p.revents & (POLLERR | POLLHUP)) != 0;
 }
 
 int

@@ -75,6 +75,9 @@ const char *dd_home(void);
 /* Default path of a store, DD_HOME/NAME; malloc'd. */
 char *dd_default_path(const char *name);
 
+/* 1 when the reader of stdout went away (| head): a write there fails
+ * with EPIPE, and the program is to end quietly (exit 141). */
+int dd_stdout_gone(void);
 /* Flush and close stdout; 0, or -1 with dd_errmsg() (a full disk or a
  * closed pipe must never pass as success). */
 int dd_close_stdout(void);
