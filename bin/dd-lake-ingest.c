@@ -48,7 +48,9 @@ on_event(void *ctx, const struct dd_line *l, const struct dd_env *e)
 	const char *id = dd_jstr_text(&e->id, &c->id, &idn);
 	const char *sub = dd_jstr_text(&e->subject, &c->subject, &subn);
 	const char *type = dd_jstr_text(&e->type, &c->type, &typen);
-	if (dd_lake_add(c->w, l->p, l->n, e->time_ms, id, idn, sub, subn, type, typen) < 0) {
+	if (dd_lake_add(c->w, l->p, l->n, &(struct dd_lake_ev){ .time_ms = e->time_ms,
+	    .id = id, .idlen = idn, .subject = sub, .sublen = subn, .type = type,
+	    .typelen = typen }) < 0) {
 		if (!dd_lake_writer_broken(c->w))
 			return DD_REJECT;	/* refused, e.g. a time no partition holds */
 		c->failed = 1;

@@ -174,7 +174,8 @@ cmd_write(char **argv)
 		char id[DD_ID_MAX + 1];
 		if (dd_env_scan(l.p, l.n, &e) || dd_env_str(&e.id, id, sizeof id) < 0)
 			dd_die(DD_EXIT_IO, "stdin:%" PRIu64 ": %s", l.lineno, dd_errmsg());
-		if (dd_lake_add(w, l.p, l.n, e.time_ms, id, strlen(id), NULL, 0, NULL, 0) < 0) {
+		struct dd_lake_ev ev = { .time_ms = e.time_ms, .id = id, .idlen = strlen(id) };
+		if (dd_lake_add(w, l.p, l.n, &ev) < 0) {
 			dd_lake_writer_abort(w);
 			dd_lines_free(in);
 			return fail();

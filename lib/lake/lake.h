@@ -1,7 +1,8 @@
 /*
  * The event lake (SPEC.md "The lake"): the one writer, the reader
  * primitives and compaction. dd-lake-ingest, dd-archive and dd-lake-query
- * all go through this file, so the format has one definition.
+ * all go through this interface, so the format has one definition
+ * (lake-writer.c, lake-reader.c and lake-compact.c share lake.c).
  *
  * Layout
  *   LAKE/DATASET/year=YYYY/month=MM/day=DD/part-NAME.ndjson.zst   a part
@@ -139,20 +140,29 @@ void dd_lake_wopts_defaults(struct dd_lake_wopts *o);
 struct dd_lake_writer *dd_lake_writer_open(const char *lake, const char *dataset,
     const struct dd_lake_wopts *o);
 
+/* What the writer needs to know of an event besides its line. */
+struct dd_lake_ev {
+	int64_t time_ms;	/* decides the partition */
+	const char *id;		/* required: the part's id index, dedupe */
+	size_t idlen;
+	const char *subject;	/* may be NULL: the part's subject index */
+	size_t sublen;
+	const char *type;	/* may be NULL: counted per part */
+	size_t typelen;
+};
+
 /*
  * Add one event line (without its '\n'; it must not contain one), stored
- * in the partition of time_ms. id (required) and subject (may be NULL)
- * are the decoded strings that feed the part's membership index; type
- * (may be NULL) is counted per part. Returns 0 when stored, 1 when
- * dropped as a duplicate, -1 on an I/O error: the writer is then broken
- * (every open part's temporaries removed; parts already visible stay) and
- * every later call fails. A line holding '\n' or a time outside years
- * 0000-9999 is refused with -1 too, but the writer goes on
+ * in the partition of ev->time_ms. The id and subject are the decoded
+ * strings that feed the part's membership index. Returns 0 when stored,
+ * 1 when dropped as a duplicate, -1 on an I/O error: the writer is then
+ * broken (every open part's temporaries removed; parts already visible
+ * stay) and every later call fails. A line holding '\n' or a time outside
+ * years 0000-9999 is refused with -1 too, but the writer goes on
  * (dd_lake_writer_broken() tells the two apart).
  */
 int dd_lake_add(struct dd_lake_writer *w, const char *line, size_t len,
-    int64_t time_ms, const char *id, size_t idlen, const char *subject,
-    size_t sublen, const char *type, size_t typelen);
+    const struct dd_lake_ev *ev);
 
 /* 1 when an I/O error stopped the writer. */
 int dd_lake_writer_broken(const struct dd_lake_writer *w);

@@ -144,7 +144,9 @@ on_event(void *ctx, const char *line, size_t len, int64_t time_ms, const char *e
 		const char *type = dd_jstr_text(&e.type, &c->btype, &typen);
 		/* The time of the line itself decides the partition (it is the
 		 * stored time_ms, unless the store was edited by hand). */
-		int r = dd_lake_add(c->w, line, len, e.time_ms, id, idn, sub, subn, type, typen);
+		struct dd_lake_ev ev = { .time_ms = e.time_ms, .id = id, .idlen = idn,
+		    .subject = sub, .sublen = subn, .type = type, .typelen = typen };
+		int r = dd_lake_add(c->w, line, len, &ev);
 		if (r < 0)
 			return -1;
 		if (r == 0) {

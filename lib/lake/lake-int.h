@@ -1,0 +1,103 @@
+/*
+ * What the lake's writer (lake-writer.c), reader (lake-reader.c) and
+ * maintenance (lake-compact.c) share, defined once in lake.c: the names
+ * of parts and their files, the sets a part's metadata is made of, and
+ * the encoding of that metadata (its decoding is the reader's). Private
+ * to lib/lake/; the format itself is described in lake.h.
+ */
+#ifndef DD_LAKE_INT_H
+#define DD_LAKE_INT_H
+
+#include <dirent.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "util.h"
+
+#define META_FORMAT "dd-lake-meta/1"
+#define BLOOM_BITS_PER_KEY 10
+#define BLOOM_HASHES 7
+#define PART_SUFFIX ".ndjson.zst"
+
+/* ----------------------------------------------------------------- names */
+
+/* "a/b", malloc'd. */
+char *lake_path_join(const char *a, const char *b);
+/* 8 hex digits naming this host in temporaries. */
+uint32_t lake_host_id(void);
+/* A new part NAME (lake.h), NUL-terminated. */
+void lake_new_name(char out[40]);
+/* Append "year=YYYY/month=MM/day=DD" for day. */
+void lake_day_dirs(struct dd_buf *b, int64_t day);
+/* DIR/BASE.ndjson.zst -> DIR/_BASE.meta (malloc'd); NULL when not a part. */
+char *lake_meta_path(const char *part);
+/* Open a partition directory to list it: 0 with *d NULL when it does not
+ * exist (an empty partition), -1 with dd_errmsg() on any other error. */
+int lake_opendir(const char *dir, DIR **d);
+/* A visible part's file name (any writer's). */
+int lake_is_part_name(const char *name);
+/* A name lake_new_name() made, "part-NAME.ndjson.zst". */
+int lake_own_part_name(const char *base);
+
+/* ------------------------------------------------------ hash sets, Bloom */
+
+/* Ids of one part: the hash and the low 32 bits of the event time, so a
+ * duplicate is only dropped when both match (a 64-bit hash collision
+ * alone must never lose an event). Slot hash 0 means empty; an id whose
+ * hash is 0 is stored as 1 and remembered in zero for the Bloom filter. */
+struct idset {
+	uint64_t *h;
+	uint32_t *t;
+	size_t cap, n;
+	int zero;
+};
+
+void lake_idset_free(struct idset *s);
+/* Add (h, t), h not 0, without looking for it. */
+void lake_idset_put(struct idset *s, uint64_t h, uint32_t t);
+/* 1 when (h, t) is present; else adds it and returns 0. */
+int lake_idset_check_add(struct idset *s, uint64_t h, uint32_t t);
+
+/* A plain set of 64-bit hashes (subjects, days). */
+struct hset {
+	uint64_t *h;
+	size_t cap, n;
+	int zero;
+};
+
+void lake_hset_free(struct hset *s);
+/* 1 when present; else adds it and returns 0. */
+int lake_hset_add(struct hset *s, uint64_t h);
+
+/* Per-type counts of one part. */
+struct tcount {
+	uint64_t h, n;
+	char *name;
+	size_t len;
+};
+
+struct tmap {
+	struct tcount *v;
+	size_t cap, n;
+};
+
+void lake_tmap_inc(struct tmap *m, const char *s, size_t len);
+void lake_tmap_free(struct tmap *m);
+
+/* ------------------------------------------------------------- metadata */
+
+/* What the metadata of a finished part is made from (lake.h). */
+struct meta_src {
+	const char *name;		/* NAME */
+	uint64_t part_bytes, frames, events, raw_bytes;
+	const unsigned char *lastsum;	/* the part file's last 4 bytes */
+	int64_t min_ms, max_ms;
+	const struct idset *ids;
+	const struct hset *subjects;
+	const struct tmap *types;
+};
+
+/* Append the whole metadata file: its JSON line, then the Bloom filters. */
+void lake_meta_build(const struct meta_src *p, struct dd_buf *b);
+
+#endif

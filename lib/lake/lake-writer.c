@@ -1,0 +1,938 @@
+/*
+ * The lake's writer (lake.h). It keeps, per open part, up to one frame's
+ * worth of raw lines and compresses it in one shot when it is full (or
+ * early, when all frames together hold more than max_buffered), so memory
+ * is bounded by max_buffered, max_held and the few frames queued for
+ * compression, whatever the input.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include <zstd.h>
+
+#include "ddtime.h"
+#include "lake.h"
+#include "lake-int.h"
+#include "util.h"
+
+/* ------------------------------------------------------------- helpers */
+
+/* ------------------------------------------------------------- helpers */
+
+static int
+write_all(int fd, const void *p, size_t n, const char *path)
+{
+	const char *s = p;
+	while (n) {
+		ssize_t k = write(fd, s, n);
+		if (k < 0) {
+			if (errno == EINTR)
+				continue;
+			dd_seterr("%s: %s", path, strerror(errno));
+			return -1;
+		}
+		s += k;
+		n -= (size_t)k;
+	}
+	return 0;
+}
+
+static int
+fsync_fd(int fd, const char *path)
+{
+	while (fsync(fd) < 0) {
+		if (errno == EINTR)
+			continue;
+		dd_seterr("%s: fsync: %s", path, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+static int64_t
+mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* --------------------------------------------------------------- writer */
+
+/* The times a partition can hold: 0000-01-01 to 9999-12-31 (UTC). */
+#define DAY0_MS (-62167219200000LL)
+#define DAY10000_MS (253402300800000LL)
+
+/* Frames waiting for the compression thread. */
+#define QMAX 4
+
+struct part {
+	int64_t day;
+	char *dir;		/* the partition directory */
+	char name[40];		/* NAME */
+	char *tmp, *final, *mtmp, *mfinal;
+	int fd;
+	struct dd_buf frame;	/* raw lines of the frame being filled */
+	uint64_t raw, out, events, frames;
+	int64_t min_ms, max_ms;
+	unsigned char lastsum[4];	/* the last 4 bytes written */
+	struct idset ids;
+	struct hset subjects;
+	struct tmap types;
+	uint64_t lru;
+	int64_t opened;		/* monotonic ms */
+};
+
+struct dd_lake_writer {
+	char *lake, *dataset, *root;	/* root = LAKE/DATASET */
+	struct dd_lake_wopts o;
+	ZSTD_CCtx *cctx;
+	char *zbuf;
+	size_t zcap;
+	struct part **open;
+	int nopen;
+	struct part *last;
+	uint64_t tick;
+	struct hset days;	/* partitions this writer has opened parts in */
+	char **vis;
+	size_t nvis, capvis;
+	struct dd_lake_wstats st;
+	int broken;
+	uint64_t buffered;	/* raw bytes in the open parts' frames */
+	char **dirty;		/* directories with new entries, not yet fsynced */
+	size_t ndirty, capdirty;
+	struct hset dirtyset;
+	uint64_t held;		/* events in the open parts' id sets */
+	/* Frame buffers of closed parts and compressed frames, kept for the
+	 * next ones, so a long run does not fault fresh pages for each part. */
+	struct dd_buf *pool;
+	int npool, maxpool;
+	/* The compression thread (o.threads): full frames wait in q, at most
+	 * QMAX of them, so memory stays bounded when the disk is slow. The
+	 * thread updates a part's out, frames and lastsum; the caller reads
+	 * them only after drain(). */
+	pthread_t thr;
+	int thr_started;
+	pthread_mutex_t mu;
+	pthread_cond_t cv_job, cv_done;
+	struct job {
+		struct part *p;
+		struct dd_buf frame;
+	} q[QMAX];
+	int qhead, qlen, busy, stop, werr;
+	char werrmsg[700];
+};
+
+static void *compressor(void *arg);
+static struct dd_buf pool_get(struct dd_lake_writer *w);
+static void pool_put(struct dd_lake_writer *w, struct dd_buf *b);
+
+void
+dd_lake_wopts_defaults(struct dd_lake_wopts *o)
+{
+	memset(o, 0, sizeof *o);
+	o->level = 3;
+	o->part_size = (uint64_t)32 << 20;
+	o->max_open = 64;
+	o->max_buffered = (uint64_t)16 << 20;
+	o->max_held = 500000;
+	o->max_age_ms = 10 * 60 * 1000;
+	o->dedupe = 1;
+	o->threads = 1;
+}
+
+struct dd_lake_writer *
+dd_lake_writer_open(const char *lake, const char *dataset, const struct dd_lake_wopts *o)
+{
+	if (!dd_lake_dataset_ok(dataset))
+		return NULL;
+	struct dd_lake_wopts def;
+	if (o == NULL) {
+		dd_lake_wopts_defaults(&def);
+		o = &def;
+	}
+	if (o->level < ZSTD_minCLevel() || o->level > ZSTD_maxCLevel()) {
+		dd_seterr("zstd level %d out of range (%d to %d)", o->level,
+		    ZSTD_minCLevel(), ZSTD_maxCLevel());
+		return NULL;
+	}
+	char *root = lake_path_join(lake, dataset);
+	struct stat sb;
+	if (stat(root, &sb) < 0) {
+		if (dd_mkdirs(root) || dd_fsync_dir(lake)) {
+			free(root);
+			return NULL;
+		}
+	} else if (!S_ISDIR(sb.st_mode)) {
+		dd_seterr("%s: not a directory", root);
+		free(root);
+		return NULL;
+	}
+	if (access(root, W_OK) < 0) {
+		dd_seterr("%s: %s", root, strerror(errno));
+		free(root);
+		return NULL;
+	}
+	struct dd_lake_writer *w = dd_calloc(1, sizeof *w);
+	w->lake = dd_strdup(lake);
+	w->dataset = dd_strdup(dataset);
+	w->root = root;
+	w->o = *o;
+	if (w->o.max_open < 1)
+		w->o.max_open = 1;
+	if (w->o.part_size == 0)
+		w->o.part_size = 1;
+	w->cctx = ZSTD_createCCtx();
+	if (w->cctx == NULL) {
+		dd_seterr("out of memory for zstd");
+		dd_lake_writer_abort(w);
+		return NULL;
+	}
+	size_t r = ZSTD_CCtx_setParameter(w->cctx, ZSTD_c_compressionLevel, o->level);
+	if (!ZSTD_isError(r))
+		r = ZSTD_CCtx_setParameter(w->cctx, ZSTD_c_checksumFlag, 1);
+	if (ZSTD_isError(r)) {
+		dd_seterr("zstd: %s", ZSTD_getErrorName(r));
+		dd_lake_writer_abort(w);
+		return NULL;
+	}
+	w->open = dd_calloc((size_t)w->o.max_open, sizeof *w->open);
+	/* Enough buffers to cycle through the queue without allocating. */
+	w->maxpool = QMAX + 4;
+	w->pool = dd_calloc((size_t)w->maxpool, sizeof *w->pool);
+	pthread_mutex_init(&w->mu, NULL);
+	pthread_cond_init(&w->cv_job, NULL);
+	pthread_cond_init(&w->cv_done, NULL);
+	if (w->o.threads) {
+		int e = pthread_create(&w->thr, NULL, compressor, w);
+		if (e) {
+			dd_seterr("cannot start the compression thread: %s", strerror(e));
+			dd_lake_writer_abort(w);
+			return NULL;
+		}
+		w->thr_started = 1;
+	}
+	return w;
+}
+
+static void
+part_free(struct dd_lake_writer *w, struct part *p)
+{
+	if (p == NULL)
+		return;
+	if (w) {
+		w->buffered -= p->frame.len;
+		w->held -= p->ids.n;
+		pool_put(w, &p->frame);
+	}
+	if (p->fd >= 0)
+		close(p->fd);
+	free(p->dir);
+	free(p->tmp);
+	free(p->final);
+	free(p->mtmp);
+	free(p->mfinal);
+	dd_buf_free(&p->frame);
+	lake_idset_free(&p->ids);
+	lake_hset_free(&p->subjects);
+	lake_tmap_free(&p->types);
+	free(p);
+}
+
+/* Remove an unfinished part's temporaries and free it. */
+static void
+part_discard(struct dd_lake_writer *w, struct part *p)
+{
+	if (p->fd >= 0) {
+		close(p->fd);
+		p->fd = -1;
+	}
+	unlink(p->tmp);
+	unlink(p->mtmp);
+	part_free(w, p);
+}
+
+static void
+drop_open(struct dd_lake_writer *w, int i)
+{
+	if (w->last == w->open[i])
+		w->last = NULL;
+	w->open[i] = w->open[--w->nopen];
+	w->open[w->nopen] = NULL;
+}
+
+/* An I/O error: nothing more becomes visible, no temporary stays. */
+static void
+writer_break(struct dd_lake_writer *w)
+{
+	/* No frame may still be on its way to a file about to be removed. */
+	if (w->thr_started) {
+		/* Not drain(): the caller's dd_errmsg() holds the reason. */
+		pthread_mutex_lock(&w->mu);
+		if (!w->werr) {
+			w->werr = 1;
+			snprintf(w->werrmsg, sizeof w->werrmsg, "%s: the lake writer stopped"
+			    " after an error", w->root);
+		}
+		while (w->qlen > 0 || w->busy)
+			pthread_cond_wait(&w->cv_done, &w->mu);
+		pthread_mutex_unlock(&w->mu);
+	}
+	for (int i = 0; i < w->nopen; i++) {
+		part_discard(w, w->open[i]);
+		w->open[i] = NULL;
+	}
+	w->nopen = 0;
+	w->last = NULL;
+	w->broken = 1;
+}
+
+/*
+ * Make a partition directory. The parents whose entries changed are noted
+ * in w->dirty and fsynced once, before the next part becomes visible
+ * (sync_dirty), rather than three fsyncs per new partition.
+ */
+static int
+make_partition_dir(struct dd_lake_writer *w, const char *dir)
+{
+	struct stat sb;
+	if (stat(dir, &sb) == 0)
+		return 0;
+	/* dir is ROOT/year=Y/month=M/day=D; ROOT exists. */
+	size_t rl = strlen(w->root);
+	char *p = dd_strdup(dir);
+	for (char *s = p + rl + 1; ; s++) {
+		if (*s != '/' && *s != '\0')
+			continue;
+		char c = *s;
+		*s = '\0';
+		if (mkdir(p, 0777) == 0) {
+			char *slash = strrchr(p, '/');
+			*slash = '\0';
+			if (!lake_hset_add(&w->dirtyset, dd_hash64(p, strlen(p)))) {
+				if (w->ndirty == w->capdirty) {
+					w->capdirty = w->capdirty ? w->capdirty * 2 : 8;
+					w->dirty = dd_realloc(w->dirty, w->capdirty * sizeof *w->dirty);
+				}
+				w->dirty[w->ndirty++] = dd_strdup(p);
+			}
+			*slash = '/';
+		} else if (errno != EEXIST) {
+			dd_seterr("%s: %s", p, strerror(errno));
+			free(p);
+			return -1;
+		}
+		*s = c;
+		if (c == '\0')
+			break;
+	}
+	free(p);
+	return 0;
+}
+
+/* fsync the directories that gained an entry since the last call. */
+static int
+sync_dirty(struct dd_lake_writer *w)
+{
+	int rc = 0;
+	/* Deepest first is not needed: each entry is made durable by its own
+	 * directory's fsync, and all of them happen before we return. */
+	for (size_t i = 0; i < w->ndirty; i++) {
+		if (rc == 0 && dd_fsync_dir(w->dirty[i]))
+			rc = -1;
+		free(w->dirty[i]);
+	}
+	w->ndirty = 0;
+	lake_hset_free(&w->dirtyset);
+	return rc;
+}
+
+static struct part *
+part_open(struct dd_lake_writer *w, int64_t day)
+{
+	struct part *p = dd_calloc(1, sizeof *p);
+	p->fd = -1;
+	p->day = day;
+	struct dd_buf b = { 0 };
+	dd_buf_printf(&b, "%s/", w->root);
+	lake_day_dirs(&b, day);
+	p->dir = b.p;
+	if (make_partition_dir(w, p->dir)) {
+		part_free(w, p);
+		return NULL;
+	}
+	if (!lake_hset_add(&w->days, (uint64_t)day)) {
+		w->st.partitions++;
+		/* The first time this run writes here: clear what killed runs
+		 * left. A failure is not this write's: the garbage only waits
+		 * for the next cleaner (readers ignore it). */
+		(void)dd_lake_clean_partition(p->dir);
+	}
+	lake_new_name(p->name);
+	unsigned pid = (unsigned)getpid();
+	struct dd_buf s = { 0 };
+	dd_buf_printf(&s, "%s/.part-%s" PART_SUFFIX ".%u-%08x.tmp", p->dir, p->name, pid,
+	    lake_host_id());
+	p->tmp = s.p;
+	s = (struct dd_buf){ 0 };
+	dd_buf_printf(&s, "%s/part-%s" PART_SUFFIX, p->dir, p->name);
+	p->final = s.p;
+	s = (struct dd_buf){ 0 };
+	dd_buf_printf(&s, "%s/._part-%s.meta.%u-%08x.tmp", p->dir, p->name, pid, lake_host_id());
+	p->mtmp = s.p;
+	s = (struct dd_buf){ 0 };
+	dd_buf_printf(&s, "%s/_part-%s.meta", p->dir, p->name);
+	p->mfinal = s.p;
+	p->fd = open(p->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+	if (p->fd < 0) {
+		dd_seterr("%s: %s", p->tmp, strerror(errno));
+		part_free(w, p);
+		return NULL;
+	}
+	p->min_ms = INT64_MAX;
+	p->max_ms = INT64_MIN;
+	p->opened = mono_ms();
+	pthread_mutex_lock(&w->mu);
+	p->frame = pool_get(w);
+	pthread_mutex_unlock(&w->mu);
+	return p;
+}
+
+/*
+ * Compress one frame of p and append it to p's temporary. Runs in the
+ * compression thread (or the caller's when o.threads is 0), so it reports
+ * errors in why, not through dd_seterr(): the message is per thread, and
+ * the caller's thread is the one that must see it.
+ */
+static int
+compress_write(struct dd_lake_writer *w, struct part *p, const struct dd_buf *f,
+    char *why, size_t whysz)
+{
+	size_t bound = ZSTD_compressBound(f->len);
+	if (bound > w->zcap) {
+		free(w->zbuf);
+		w->zbuf = dd_malloc(bound);
+		w->zcap = bound;
+	}
+	size_t r = ZSTD_compress2(w->cctx, w->zbuf, w->zcap, f->p, f->len);
+	if (ZSTD_isError(r)) {
+		snprintf(why, whysz, "%s: zstd: %s", p->tmp, ZSTD_getErrorName(r));
+		return -1;
+	}
+	const char *s = w->zbuf;
+	for (size_t n = r; n > 0; ) {
+		ssize_t k = write(p->fd, s, n);
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k < 0) {
+			snprintf(why, whysz, "%s: %s", p->tmp, strerror(errno));
+			return -1;
+		}
+		s += k;
+		n -= (size_t)k;
+	}
+	memcpy(p->lastsum, w->zbuf + r - 4, 4);
+	p->out += r;
+	p->frames++;
+	return 0;
+}
+
+/* A frame buffer from the pool (w->mu held when threaded), or an empty one. */
+static struct dd_buf
+pool_get(struct dd_lake_writer *w)
+{
+	if (w->npool > 0)
+		return w->pool[--w->npool];
+	return (struct dd_buf){ 0 };
+}
+
+/* Return b to the pool (or free it); b is left empty. Takes w->mu. */
+static void
+pool_put(struct dd_lake_writer *w, struct dd_buf *b)
+{
+	pthread_mutex_lock(&w->mu);
+	if (b->cap && b->cap <= 2 * (size_t)DD_LAKE_FRAME && w->npool < w->maxpool) {
+		dd_buf_reset(b);
+		w->pool[w->npool++] = *b;
+	} else {
+		dd_buf_free(b);
+	}
+	pthread_mutex_unlock(&w->mu);
+	*b = (struct dd_buf){ 0 };
+}
+
+static void *
+compressor(void *arg)
+{
+	struct dd_lake_writer *w = arg;
+	pthread_mutex_lock(&w->mu);
+	for (;;) {
+		while (w->qlen == 0 && !w->stop)
+			pthread_cond_wait(&w->cv_job, &w->mu);
+		if (w->qlen == 0)
+			break;
+		struct job j = w->q[w->qhead];
+		w->qhead = (w->qhead + 1) % QMAX;
+		w->qlen--;
+		w->busy = 1;
+		int failed = w->werr;
+		pthread_mutex_unlock(&w->mu);
+		char why[sizeof w->werrmsg];
+		/* After a failure the remaining frames are only dropped: the
+		 * caller removes every temporary. */
+		int rc = failed ? 0 : compress_write(w, j.p, &j.frame, why, sizeof why);
+		pool_put(w, &j.frame);
+		pthread_mutex_lock(&w->mu);
+		if (rc && !w->werr) {
+			w->werr = 1;
+			memcpy(w->werrmsg, why, sizeof why);
+		}
+		w->busy = 0;
+		pthread_cond_broadcast(&w->cv_done);
+	}
+	pthread_mutex_unlock(&w->mu);
+	return NULL;
+}
+
+/* Wait until every queued frame is written. 0, or -1 (dd_errmsg()) when
+ * the compression thread failed. */
+static int
+drain(struct dd_lake_writer *w)
+{
+	if (!w->thr_started)
+		return 0;
+	pthread_mutex_lock(&w->mu);
+	while (w->qlen > 0 || w->busy)
+		pthread_cond_wait(&w->cv_done, &w->mu);
+	int err = w->werr;
+	pthread_mutex_unlock(&w->mu);
+	if (err) {
+		dd_seterr("%s", w->werrmsg);
+		return -1;
+	}
+	return 0;
+}
+
+/* Hand p's full frame over for compression (or compress it now). */
+static int
+flush_frame(struct dd_lake_writer *w, struct part *p)
+{
+	if (p->frame.len == 0)
+		return 0;
+	w->buffered -= p->frame.len;
+	if (!w->thr_started) {
+		char why[sizeof w->werrmsg];
+		if (compress_write(w, p, &p->frame, why, sizeof why)) {
+			dd_seterr("%s", why);
+			return -1;
+		}
+		dd_buf_reset(&p->frame);
+		return 0;
+	}
+	pthread_mutex_lock(&w->mu);
+	while (w->qlen == QMAX && !w->werr)
+		pthread_cond_wait(&w->cv_done, &w->mu);
+	if (w->werr) {
+		pthread_mutex_unlock(&w->mu);
+		dd_seterr("%s", w->werrmsg);
+		return -1;
+	}
+	w->q[(w->qhead + w->qlen) % QMAX] = (struct job){ p, p->frame };
+	w->qlen++;
+	p->frame = pool_get(w);
+	pthread_cond_signal(&w->cv_job);
+	pthread_mutex_unlock(&w->mu);
+	return 0;
+}
+
+static void
+add_visible(struct dd_lake_writer *w, const char *path)
+{
+	if (w->nvis == w->capvis) {
+		w->capvis = w->capvis ? w->capvis * 2 : 16;
+		w->vis = dd_realloc(w->vis, w->capvis * sizeof *w->vis);
+	}
+	w->vis[w->nvis++] = dd_strdup(path);
+}
+
+/*
+ * Finish parts and make them visible: data and metadata written and
+ * fsynced, then each meta renamed before its part, then the directories
+ * fsynced. Done as a batch, each step for every part before the next
+ * step, so the journal commits of many parts' fsyncs coincide (one commit
+ * closing a month's worth of partitions costs about three disk flushes,
+ * not three per part). Frees the parts either way; on failure no part
+ * that was not yet visible becomes visible, and no temporary stays.
+ */
+static int
+close_parts(struct dd_lake_writer *w, struct part **ps, int n)
+{
+	int rc = 0, i;
+	int *mfd = dd_malloc((size_t)(n ? n : 1) * sizeof *mfd);
+	for (i = 0; i < n; i++)
+		mfd[i] = -1;
+	for (i = 0; i < n; i++)
+		if (ps[i]->events && flush_frame(w, ps[i]))
+			goto fail;
+	if (drain(w))
+		goto fail;
+	/* Start writing back every part's data at once. */
+	for (i = 0; i < n; i++)
+		if (ps[i]->events)
+			sync_file_range(ps[i]->fd, 0, 0, SYNC_FILE_RANGE_WRITE);
+	for (i = 0; i < n; i++) {
+		struct part *p = ps[i];
+		if (p->events == 0)
+			continue;
+		struct dd_buf m = { 0 };
+		lake_meta_build(&(struct meta_src){ .name = p->name,
+		    .part_bytes = p->out, .frames = p->frames, .events = p->events,
+		    .raw_bytes = p->raw, .lastsum = p->lastsum, .min_ms = p->min_ms,
+		    .max_ms = p->max_ms, .ids = &p->ids, .subjects = &p->subjects,
+		    .types = &p->types }, &m);
+		mfd[i] = open(p->mtmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+		if (mfd[i] < 0) {
+			dd_seterr("%s: %s", p->mtmp, strerror(errno));
+			dd_buf_free(&m);
+			goto fail;
+		}
+		int wrc = write_all(mfd[i], m.p, m.len, p->mtmp);
+		dd_buf_free(&m);
+		if (wrc)
+			goto fail;
+		sync_file_range(mfd[i], 0, 0, SYNC_FILE_RANGE_WRITE);
+	}
+	for (i = 0; i < n; i++) {
+		struct part *p = ps[i];
+		if (p->events == 0)
+			continue;
+		if (fsync_fd(p->fd, p->tmp) || fsync_fd(mfd[i], p->mtmp))
+			goto fail;
+		int e1 = close(p->fd), e2 = close(mfd[i]);
+		p->fd = mfd[i] = -1;
+		if (e1 < 0 || e2 < 0) {
+			dd_seterr("%s: %s", e1 < 0 ? p->tmp : p->mtmp, strerror(errno));
+			goto fail;
+		}
+	}
+	/* Visible now, one part after the other, each meta first. */
+	for (i = 0; i < n; i++) {
+		struct part *p = ps[i];
+		if (p->events == 0)
+			continue;
+		if (rename(p->mtmp, p->mfinal) < 0) {
+			dd_seterr("%s: %s", p->mfinal, strerror(errno));
+			goto fail;
+		}
+		if (rename(p->tmp, p->final) < 0) {
+			dd_seterr("%s: %s", p->final, strerror(errno));
+			unlink(p->mfinal);
+			goto fail;
+		}
+		add_visible(w, p->final);
+		w->st.parts++;
+		w->st.durable += p->events;
+		w->st.out_bytes += p->out;
+		p->events = 0;	/* done: nothing of it to remove below */
+	}
+	/* The parts are whole; only their durability is at stake now. */
+	for (i = 0; i < n; i++)
+		if (rc == 0 && dd_fsync_dir(ps[i]->dir))
+			rc = -1;
+	if (sync_dirty(w))
+		rc = -1;
+	for (i = 0; i < n; i++)
+		part_free(w, ps[i]);
+	free(mfd);
+	return rc;
+fail:
+	/* Parts already renamed stay (whole and visible); the others go. */
+	for (i = 0; i < n; i++) {
+		if (mfd[i] >= 0)
+			close(mfd[i]);
+		if (ps[i]->events)
+			part_discard(w, ps[i]);
+		else
+			part_free(w, ps[i]);
+	}
+	free(mfd);
+	return -1;
+}
+
+static int
+part_close(struct dd_lake_writer *w, struct part *p)
+{
+	return close_parts(w, &p, 1);
+}
+
+/* Close the least recently used open part (there is one), to bound open
+ * files and memory. */
+static int
+close_lru(struct dd_lake_writer *w)
+{
+	int lru = 0;
+	for (int i = 1; i < w->nopen; i++)
+		if (w->open[i]->lru < w->open[lru]->lru)
+			lru = i;
+	struct part *old = w->open[lru];
+	drop_open(w, lru);
+	return part_close(w, old);
+}
+
+/* The open part of day, opened when there is none. NULL with dd_errmsg(). */
+static struct part *
+part_for(struct dd_lake_writer *w, int64_t day)
+{
+	/* Events come in runs of one day: the last part is the likely one. */
+	if (w->last && w->last->day == day)
+		return w->last;
+	for (int i = 0; i < w->nopen; i++)
+		if (w->open[i]->day == day)
+			return w->open[i];
+	if (w->nopen == w->o.max_open && close_lru(w))
+		return NULL;
+	struct part *p = part_open(w, day);
+	if (p)
+		w->open[w->nopen++] = p;
+	return p;
+}
+
+/* Note the event in p's id set, subjects and types. 1 when it is a
+ * duplicate to drop. */
+static int
+part_index(struct dd_lake_writer *w, struct part *p, const struct dd_lake_ev *ev)
+{
+	uint64_t h = dd_hash64(ev->id, ev->idlen);
+	if (w->o.dedupe) {
+		if (lake_idset_check_add(&p->ids, h, (uint32_t)ev->time_ms))
+			return 1;
+	} else {
+		if (h == 0) {
+			p->ids.zero = 1;
+			h = 1;
+		}
+		lake_idset_put(&p->ids, h, (uint32_t)ev->time_ms);
+	}
+	w->held++;
+	if (ev->subject)
+		lake_hset_add(&p->subjects, dd_hash64(ev->subject, ev->sublen));
+	if (ev->type)
+		lake_tmap_inc(&p->types, ev->type, ev->typelen);
+	return 0;
+}
+
+/* Append the line to p's frame, handing the frame over when it is full. */
+static int
+part_append(struct dd_lake_writer *w, struct part *p, const char *line, size_t len,
+    int64_t time_ms)
+{
+	if (p->frame.len && p->frame.len + len + 1 > DD_LAKE_FRAME && flush_frame(w, p))
+		return -1;
+	if (p->frame.cap == 0)
+		dd_buf_grow(&p->frame, DD_LAKE_FRAME);
+	dd_buf_grow(&p->frame, len + 1);
+	memcpy(p->frame.p + p->frame.len, line, len);
+	p->frame.len += len;
+	p->frame.p[p->frame.len++] = '\n';
+	p->raw += len + 1;
+	p->events++;
+	if (time_ms < p->min_ms)
+		p->min_ms = time_ms;
+	if (time_ms > p->max_ms)
+		p->max_ms = time_ms;
+	w->st.events++;
+	w->st.raw_bytes += len + 1;
+	w->buffered += len + 1;
+	if (p->frame.len >= DD_LAKE_FRAME && flush_frame(w, p))
+		return -1;
+	return 0;
+}
+
+/*
+ * Close what the limits say must close after p grew: p when it is full;
+ * the least recently used parts while the id sets hold too many events;
+ * parts open too long. Frames are compressed early, fullest first, while
+ * too many raw bytes wait. p itself may be freed.
+ */
+static int
+enforce_limits(struct dd_lake_writer *w, struct part *p)
+{
+	if (p->raw >= w->o.part_size) {
+		for (int i = 0; i < w->nopen; i++)
+			if (w->open[i] == p)
+				drop_open(w, i);
+		if (part_close(w, p))
+			return -1;
+	}
+	while (w->buffered > w->o.max_buffered) {
+		struct part *big = NULL;
+		for (int i = 0; i < w->nopen; i++)
+			if (big == NULL || w->open[i]->frame.len > big->frame.len)
+				big = w->open[i];
+		if (big == NULL || big->frame.len == 0)
+			break;
+		if (flush_frame(w, big))
+			return -1;
+	}
+	while (w->o.max_held && w->held > w->o.max_held && w->nopen > 0)
+		if (close_lru(w))
+			return -1;
+	/* Ages change slowly: look at the clock every 256 events. */
+	if (w->o.max_age_ms > 0 && (w->tick & 255) == 0) {
+		int64_t now = mono_ms();
+		for (int i = 0; i < w->nopen; i++) {
+			if (now - w->open[i]->opened < w->o.max_age_ms)
+				continue;
+			struct part *old = w->open[i];
+			drop_open(w, i--);
+			if (part_close(w, old))
+				return -1;
+		}
+	}
+	return 0;
+}
+
+int
+dd_lake_add(struct dd_lake_writer *w, const char *line, size_t len,
+    const struct dd_lake_ev *ev)
+{
+	if (w->broken) {
+		dd_seterr("%s: the lake writer stopped after an error", w->root);
+		return -1;
+	}
+	/* Refused, the writer goes on: a newline would split the line in
+	 * two events, and a year past 9999 has no partition readers list. */
+	if (memchr(line, '\n', len)) {
+		dd_seterr("an event line must not hold a newline");
+		return -1;
+	}
+	if (ev->time_ms < DAY0_MS || ev->time_ms >= DAY10000_MS) {
+		dd_seterr("time %" PRId64 " ms is outside years 0000 to 9999", ev->time_ms);
+		return -1;
+	}
+	struct part *p = part_for(w, dd_ms_to_days(ev->time_ms));
+	if (p == NULL)
+		goto fail;
+	w->last = p;
+	p->lru = ++w->tick;
+	if (part_index(w, p, ev)) {
+		w->st.duplicates++;
+		return 1;
+	}
+	if (part_append(w, p, line, len, ev->time_ms) || enforce_limits(w, p))
+		goto fail;
+	return 0;
+fail:
+	writer_break(w);
+	return -1;
+}
+
+int
+dd_lake_commit(struct dd_lake_writer *w)
+{
+	if (w->broken) {
+		dd_seterr("%s: the lake writer stopped after an error", w->root);
+		return -1;
+	}
+	int n = w->nopen;
+	struct part **ps = dd_malloc((size_t)(n ? n : 1) * sizeof *ps);
+	memcpy(ps, w->open, (size_t)n * sizeof *ps);
+	for (int i = 0; i < n; i++)
+		w->open[i] = NULL;
+	w->nopen = 0;
+	w->last = NULL;
+	int rc = close_parts(w, ps, n);
+	free(ps);
+	if (rc) {
+		writer_break(w);
+		return -1;
+	}
+	return 0;
+}
+
+size_t
+dd_lake_take_visible(struct dd_lake_writer *w, char ***paths)
+{
+	size_t n = w->nvis;
+	*paths = w->vis;
+	w->vis = NULL;
+	w->nvis = w->capvis = 0;
+	return n;
+}
+
+void
+dd_lake_paths_free(char **paths, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(paths[i]);
+	free(paths);
+}
+
+int
+dd_lake_writer_broken(const struct dd_lake_writer *w)
+{
+	return w->broken;
+}
+
+void
+dd_lake_wstats(const struct dd_lake_writer *w, struct dd_lake_wstats *st)
+{
+	*st = w->st;
+}
+
+static void
+writer_free(struct dd_lake_writer *w)
+{
+	if (w->thr_started) {
+		pthread_mutex_lock(&w->mu);
+		w->stop = 1;
+		pthread_cond_signal(&w->cv_job);
+		pthread_mutex_unlock(&w->mu);
+		pthread_join(w->thr, NULL);
+	}
+	pthread_mutex_destroy(&w->mu);
+	pthread_cond_destroy(&w->cv_job);
+	pthread_cond_destroy(&w->cv_done);
+	ZSTD_freeCCtx(w->cctx);
+	free(w->zbuf);
+	free(w->open);
+	for (int i = 0; i < w->npool; i++)
+		dd_buf_free(&w->pool[i]);
+	free(w->pool);
+	lake_hset_free(&w->days);
+	for (size_t i = 0; i < w->ndirty; i++)
+		free(w->dirty[i]);
+	free(w->dirty);
+	lake_hset_free(&w->dirtyset);
+	dd_lake_paths_free(w->vis, w->nvis);
+	free(w->lake);
+	free(w->dataset);
+	free(w->root);
+	free(w);
+}
+
+int
+dd_lake_writer_close(struct dd_lake_writer *w)
+{
+	if (w == NULL)
+		return 0;
+	int rc = dd_lake_commit(w);
+	writer_free(w);
+	return rc;
+}
+
+void
+dd_lake_writer_abort(struct dd_lake_writer *w)
+{
+	if (w == NULL)
+		return;
+	writer_break(w);
+	writer_free(w);
+}
