@@ -188,9 +188,7 @@ find_cmd(const struct dd_prog *p, int argc, char **argv, int *at, int *words)
 		dd_buf_free(&b);
 		return NULL;
 	}
-	if (dflt == NULL)
-		dd_cli_usage_error("no command given (see %s --help)", dd_prog);
-	return dflt;
+	return dflt;	/* NULL: no command, said by the caller unless -h or -V */
 }
 
 /* --help: the synopsis of every command, then one line per option. */
@@ -452,6 +450,8 @@ dd_cli_main(const struct dd_prog *p, int argc, char **argv)
 				return dd_cli_finish(DD_EXIT_OK);
 			}
 		}
+		if (at == 0)
+			dd_cli_usage_error("no command given (see %s --help)", dd_prog);
 		return DD_EXIT_USAGE;
 	}
 	/* The command's words out of argv; getopt's messages name the program. */
