@@ -261,11 +261,18 @@ main(int argc, char **argv)
 				code = fc;
 		}
 		break;
-	case C_SUPERVISE:
-		code = dd_sched_supervise(s, fo.quiet);
+	case C_SUPERVISE: {
+		struct dd_buf sum = { 0 };
+		code = dd_sched_supervise(s, &sum);
 		if (code == DD_EXIT_BUSY)
 			dd_warn("%s: another supervisor is running", dbpath);
+		else if (code == DD_EXIT_IO)
+			dd_warn("%s", dd_errmsg());
+		if (sum.len && !fo.quiet)
+			dd_warn("%s", sum.p);
+		dd_buf_free(&sum);
 		break;
+	}
 	case C_GET:
 		code = dd_sched_get(s, argv[1], stdout);
 		break;

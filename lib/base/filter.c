@@ -111,6 +111,21 @@ say_failure(char *last, size_t lastsz)
 	dd_warn("%s", last);
 }
 
+/* The program's start op, its note said; 1 when the run may go on. */
+static int
+begin(const struct dd_filter_opts *o, const struct dd_filter_ops *ops, void *ctx, char *said,
+    size_t saidsz)
+{
+	struct dd_buf note = { 0 };
+	int rc = ops->start ? ops->start(ctx, &note) : 0;
+	if (rc)
+		say_failure(said, saidsz);
+	else if (note.len && !o->quiet)
+		dd_warn("%s", note.p);
+	dd_buf_free(&note);
+	return rc == 0;
+}
+
 static void
 progress(const struct dd_filter_opts *o, const struct dd_filter_stats *st,
     int64_t start, int64_t now)
@@ -131,14 +146,17 @@ dd_filter_run(const struct dd_filter_opts *o, const struct dd_filter_ops *ops, v
 	struct dd_rejects *rj = dd_rejects_open(o->rejects);
 	if (rj == NULL) {
 		dd_warn("--rejects: %s", dd_errmsg());
+		if (ops->finish)
+			ops->finish(ctx, DD_EXIT_IO);
 		return DD_EXIT_IO;
 	}
 	struct dd_lines *in = dd_lines_open(o->fd, o->input, o->max_line);
-	int code = -1, committed_ok = 1, shown = 0;
+	char why[160], said[1024] = "";
+	int started = begin(o, ops, ctx, said, sizeof said);
+	int code = started ? -1 : DD_EXIT_IO, committed_ok = 1, shown = 0;
 	int show_progress = o->progress == 2 || (o->progress && !o->quiet);
 	uint64_t pending = 0;
 	int64_t deadline = 0, start = dd_now_ms(), last_progress = start;
-	char why[160], said[1024] = "";
 
 	while (code < 0) {
 		if (dd_signalled) {
@@ -228,8 +246,8 @@ dd_filter_run(const struct dd_filter_opts *o, const struct dd_filter_ops *ops, v
 	if (shown)
 		fputs("\n", stderr);
 	/* Whatever stopped us, what was read and accepted is committed now
-	 * (unless committing is what failed). */
-	if (committed_ok && commit(ops, ctx)) {
+	 * (unless committing is what failed, or the run never started). */
+	if (started && committed_ok && commit(ops, ctx)) {
 		committed_ok = 0;
 		if (code < 0 || code == DD_EXIT_OK || code == DD_EXIT_REJECTED ||
 		    code == DD_EXIT_STRICT || code > 128)
@@ -239,9 +257,13 @@ dd_filter_run(const struct dd_filter_opts *o, const struct dd_filter_ops *ops, v
 		say_failure(said, sizeof said);
 	if (code < 0)
 		code = st->rejected ? DD_EXIT_REJECTED : DD_EXIT_OK;
+	if (ops->finish && ops->finish(ctx, code)) {
+		say_failure(said, sizeof said);
+		code = DD_EXIT_IO;
+	}
 	if (code == DD_EXIT_STRICT)
 		dd_warn("stopped at the first bad line (--strict)");
-	if (!o->quiet) {
+	if (!o->quiet && started) {
 		struct dd_buf b = { 0 };
 		dd_buf_printf(&b, "read %" PRIu64 ", accepted %" PRIu64 ", ignored %" PRIu64
 		    ", rejected %" PRIu64, st->read, st->accepted, st->skipped, st->rejected);
