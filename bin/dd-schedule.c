@@ -182,9 +182,13 @@ run_filter(void *vc, int argc, char **argv)
 static int
 supervise(struct ctx *c, struct dd_sched *s, char **argv)
 {
-	int code = dd_sched_supervise(s, c->fo.quiet);
+	struct dd_buf sum = { 0 };
+	int code = dd_sched_supervise(s, &sum);
 	if (code == DD_EXIT_BUSY)
 		dd_seterr("%s: another supervisor is running", c->db);
+	if (sum.len && !c->fo.quiet)
+		dd_warn("%s", sum.p);
+	dd_buf_free(&sum);
 	return code;
 }
 

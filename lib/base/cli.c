@@ -186,6 +186,7 @@ find_cmd(const struct dd_prog *p, int argc, char **argv, int *at, int *words)
 				dd_buf_printf(&b, "%s%s", b.len ? ", " : "", c->name);
 		dd_cli_usage_error("unknown command \"%s\" (commands: %s)", a, b.p);
 		dd_buf_free(&b);
+		*at = -1;	/* said */
 		return NULL;
 	}
 	return dflt;	/* NULL: no command, said by the caller unless -h or -V */

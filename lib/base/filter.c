@@ -107,6 +107,19 @@ commit(const struct dd_filter_ops *ops, void *ctx, int *gone)
 	return ops->commit ? ops->commit(ctx) : 0;
 }
 
+/* The program's start op, its note said; 1 when the run may go on (else
+ * the reason is in dd_errmsg()). */
+static int
+begin(const struct dd_filter_opts *o, const struct dd_filter_ops *ops, void *ctx)
+{
+	struct dd_buf note = { 0 };
+	int rc = ops->start ? ops->start(ctx, &note) : 0;
+	if (rc == 0 && note.len && !o->quiet)
+		dd_warn("%s", note.p);
+	dd_buf_free(&note);
+	return rc == 0;
+}
+
 static void
 progress(const struct dd_filter_opts *o, const struct dd_filter_stats *st,
     int64_t start, int64_t now)
@@ -172,16 +185,21 @@ dd_filter_run(const struct dd_filter_opts *o, const struct dd_filter_ops *ops, v
 	struct dd_rejects *rj = dd_rejects_open(o->rejects);
 	if (rj == NULL) {
 		dd_seterr("--rejects: %s", dd_errmsg());
+		if (ops->finish)
+			ops->finish(ctx, DD_EXIT_IO);
 		return DD_EXIT_IO;
 	}
 	struct input in = { .o = o };
-	int code = -1, committed_ok = 1, shown = 0, gone = 0;
+	char why[160], failure[1024] = "";
+	int started = begin(o, ops, ctx);
+	if (!started)
+		snprintf(failure, sizeof failure, "%s", dd_errmsg());
+	int code = started ? -1 : DD_EXIT_IO, committed_ok = 1, shown = 0, gone = 0;
 	int show_progress = o->progress == 2 || (o->progress && !o->quiet);
 	uint64_t pending = 0;
 	int64_t deadline = 0, start = dd_now_ms(), last_progress = start;
-	char why[160], failure[1024] = "";
 
-	switch (input_next(&in)) {
+	switch (started ? input_next(&in) : 1) {
 	case 0:
 		code = DD_EXIT_OK;
 		break;
@@ -297,8 +315,8 @@ dd_filter_run(const struct dd_filter_opts *o, const struct dd_filter_ops *ops, v
 	if (shown)
 		fputs("\n", stderr);
 	/* Whatever stopped us, what was read and accepted is committed now
-	 * (unless committing is what failed). */
-	if (committed_ok && commit(ops, ctx, &gone)) {
+	 * (unless committing is what failed, or the run never started). */
+	if (started && committed_ok && commit(ops, ctx, &gone)) {
 		committed_ok = 0;
 		if (code < 0 || code == DD_EXIT_OK || code == DD_EXIT_REJECTED ||
 		    code == DD_EXIT_STRICT || code > 128)
@@ -308,9 +326,14 @@ dd_filter_run(const struct dd_filter_opts *o, const struct dd_filter_ops *ops, v
 		snprintf(failure, sizeof failure, "%s", dd_errmsg());
 	if (code < 0)
 		code = st->rejected ? DD_EXIT_REJECTED : DD_EXIT_OK;
+	if (ops->finish && ops->finish(ctx, code)) {
+		if (failure[0] == '\0')
+			snprintf(failure, sizeof failure, "%s", dd_errmsg());
+		code = DD_EXIT_IO;
+	}
 	if (code == DD_EXIT_STRICT)
 		dd_warn("stopped at the first bad line (--strict)");
-	if (!o->quiet) {
+	if (!o->quiet && started) {
 		struct dd_buf b = { 0 };
 		dd_buf_printf(&b, "read %" PRIu64 ", accepted %" PRIu64 ", ignored %" PRIu64
 		    ", rejected %" PRIu64, st->read, st->accepted, st->skipped, st->rejected);

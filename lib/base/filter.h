@@ -58,6 +58,14 @@ struct dd_filter_ops {
 	 * into lines), the original record a rejected line stands for, so the
 	 * reject names its line, offset and raw text. */
 	const struct dd_line *(*origin)(void *ctx, const struct dd_line *l);
+	/* Optional: called once before the first line is read, to get ready
+	 * (load a store) and to append to note what the user should know
+	 * before the run (shown unless -q). 0, or -1 (dd_errmsg()): nothing
+	 * is read, committed or summed up, and the run ends with exit 4. */
+	int (*start)(void *ctx, struct dd_buf *note);
+	/* Optional: called once when the run is over (code: its exit code so
+	 * far), also after a failed start. 0, or -1 (dd_errmsg()): exit 4. */
+	int (*finish)(void *ctx, int code);
 };
 
 /* Defaults for the options above. */

@@ -21,6 +21,7 @@
 
 #include "filter.h"
 #include "out.h"
+#include "util.h"
 
 struct dd_sched;
 
@@ -60,9 +61,10 @@ int dd_sched_filter(struct dd_sched *s, const struct dd_filter_opts *fo, int csv
 /*
  * The supervisor: retry or compensate every stuck work item, one item per
  * transaction. Takes the lock DB.supervise.lock (5 when another holds it).
- * A summary goes to stderr unless quiet.
+ * Once it has run (stopped by a failure or not), a one-line summary of
+ * its figures is appended to summary, for the program to show.
  */
-int dd_sched_supervise(struct dd_sched *s, int quiet);
+int dd_sched_supervise(struct dd_sched *s, struct dd_buf *summary);
 
 /* get: one work item with its log, as one JSON line; 1 when unknown. */
 int dd_sched_get(struct dd_sched *s, const char *id, FILE *out);

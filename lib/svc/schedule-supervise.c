@@ -1,0 +1,183 @@
+/*
+ * The supervisor (dd-schedule supervise, from cron): every stuck work
+ * item (failed, scheduled with no progress past its pickup ETA, waiting)
+ * is retried on another drone or compensated, one item per transaction,
+ * its events written before the commit.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "ddtime.h"
+#include "exitcodes.h"
+#include "filter.h"
+#include "schedule-int.h"
+
+struct supstats {
+	uint64_t examined, scheduled, rescheduled, cancelled, rejected;
+};
+
+/* Reassign an item to another drone at t, or compensate. */
+static int
+reassign(struct dd_sched *s, struct item *it, int64_t t, const char *reason, int exclude_old,
+    struct supstats *ss)
+{
+	char old[IDMAX + 1];
+	int oldv = it->version;
+	snprintf(old, sizeof old, "%s", it->drone);
+	int ex = exclude_old && *old ? dd_fleet_find(s->fleet, old) : -1;
+	sched_unbook(s, it);
+	struct dd_trip tr;
+	struct dd_plan p;
+	sched_trip_of(it, t, ex, &tr);
+	if (it->deadline > t && dd_fleet_search(s->fleet, &tr, &p) == DD_FIT_OK) {
+		if (*old && sched_emit_released(s, it, t, old, oldv, reason, 1))
+			return -1;
+		ss->rescheduled++;
+		return sched_assign(s, it, &p, t, 0, reason);
+	}
+	if (it->ever)
+		ss->cancelled++;
+	else
+		ss->rejected++;
+	return sched_compensate(s, it, t, reason, 1, it->ever);
+}
+
+/* Decide about one item at t; 0 also when there was nothing to do. */
+static int
+supervise_item(struct dd_sched *s, struct item *it, int64_t t, struct supstats *ss)
+{
+	switch (it->state) {
+	case ST_FAILED:
+		/* Failed is a final stage (SPEC.md): dd-track and dd-history
+		 * ignore whatever follows it, so a new drone for this delivery
+		 * would fly unseen. It is compensated; a retry is a new request. */
+		ss->cancelled++;
+		return sched_compensate(s, it, t, "drone-failed", 1, 1);
+	case ST_SCHEDULED:
+		if (it->pickup_eta == INT64_MIN || it->pickup_eta + s->o.timeout_ms > t)
+			return 0;
+		return reassign(s, it, t, "no-progress", 1, ss);
+	case ST_WAITING: {
+		struct dd_trip tr;
+		struct dd_plan p;
+		sched_trip_of(it, t, -1, &tr);
+		if (it->deadline > t) {
+			int fit = dd_fleet_search(s->fleet, &tr, &p);
+			if (fit == DD_FIT_OK) {
+				sched_item_free(sched_wait_take(s, it->did));
+				ss->scheduled++;
+				return sched_assign(s, it, &p, t, 0, "drone-freed");
+			}
+			if (fit == DD_FIT_BUSY)
+				return 0;
+		}
+		sched_item_free(sched_wait_take(s, it->did));
+		if (it->ever)
+			ss->cancelled++;
+		else
+			ss->rejected++;
+		return sched_compensate(s, it, t, it->deadline > t ? "no-drone" : "deadline", 1, it->ever);
+	}
+	default:
+		return 0;
+	}
+}
+
+static char *
+lock_path(const char *db)
+{
+	char *p = dd_malloc(strlen(db) + 32);
+	sprintf(p, "%s.supervise.lock", db);
+	return p;
+}
+
+/* The candidates: deliveries already promised first (replacing their
+ * drone may free time for the others), then the waiting ones, most urgent
+ * first, as NUL-separated ids in ids. 0, or -1 (dd_errmsg()). */
+static int
+stuck_items(struct dd_sched *s, int64_t t, struct dd_buf *ids, size_t *nids)
+{
+	sqlite3_stmt *q = dd_store_prepare(&s->st, "SELECT delivery_id FROM items WHERE"
+	    " state = 'failed' OR (state = 'scheduled' AND pickup_eta <= ?) OR state = 'waiting'"
+	    " ORDER BY state = 'waiting', expedited DESC, deadline, seq");
+	if (q == NULL)
+		return -1;
+	dd_bind_int(q, 0, t - s->o.timeout_ms);
+	int rc;
+	while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+		dd_buf_adds(ids, dd_col_text(q, 0, NULL));
+		dd_buf_addc(ids, '\0');
+		(*nids)++;
+	}
+	sqlite3_finalize(q);
+	return rc == SQLITE_DONE ? 0 : dd_store_err(&s->st, "finding stuck items");
+}
+
+/* Re-read one candidate and handle it in its own transaction; *acted
+ * counts the items that took a step. DD_EXIT_OK to go on, or the code
+ * to stop with. */
+static int
+supervise_one(struct dd_sched *s, const char *id, int64_t t, struct supstats *ss, long *acted)
+{
+	struct item *it;
+	if (sched_ensure_tx(s))
+		return DD_EXIT_IO;
+	int found = sched_item_get(s, id, &it);
+	if (found <= 0)
+		return found < 0 ? DD_EXIT_IO : DD_EXIT_OK;
+	ss->examined++;
+	int before = it->nlog;
+	int rc = supervise_item(s, it, t, ss) || (it->nlog != before && sched_item_put(s, it));
+	if (it->nlog != before)
+		(*acted)++;
+	sched_item_free(it);
+	if (rc)
+		return DD_EXIT_IO;
+	/* Output first, then the commit: a crash in between repeats this
+	 * item's events with the same ids, never loses them. */
+	if (fflush(s->out) != 0 || ferror(s->out)) {
+		dd_seterr("stdout: %s", strerror(errno));
+		return DD_EXIT_IO;
+	}
+	long kill_at = sched_fault_at("supervise-kill:");
+	if (kill_at > 0 && *acted == kill_at)
+		raise(SIGKILL);
+	if (sched_commit(s))
+		return DD_EXIT_IO;
+	return dd_signalled ? 128 + dd_signalled : DD_EXIT_OK;
+}
+
+int
+dd_sched_supervise(struct dd_sched *s, struct dd_buf *summary)
+{
+	char *lp = lock_path(s->o.db);
+	int lock = dd_lock(lp);
+	free(lp);
+	if (lock < 0)
+		return -lock;
+	int64_t t = s->o.has_now ? s->o.now : dd_now_ms();
+	/* The supervisor's clock is t: its floor too. */
+	s->o.has_now = 1;
+	s->o.now = t;
+	long acted = 0;
+	struct supstats ss = { 0 };
+	struct dd_buf ids = { 0 };
+	size_t nids = 0;
+	int code = stuck_items(s, t, &ids, &nids) ? DD_EXIT_IO : DD_EXIT_OK;
+	const char *id = ids.p;
+	for (size_t k = 0; k < nids && code == DD_EXIT_OK; k++, id += strlen(id) + 1)
+		code = supervise_one(s, id, t, &ss, &acted);
+	if (s->st.in_tx)
+		dd_store_rollback(&s->st);
+	dd_buf_free(&ids);
+	dd_buf_printf(summary, "supervised %" PRIu64 " items: %" PRIu64 " scheduled, %" PRIu64
+	    " rescheduled, %" PRIu64 " cancelled, %" PRIu64 " rejected; %zu still waiting",
+	    ss.examined, ss.scheduled, ss.rescheduled, ss.cancelled, ss.rejected, s->nwait);
+	close(lock);
+	return code;
+}
