@@ -177,8 +177,11 @@ dd_filter_run(const struct dd_filter_opts *o, const struct dd_filter_ops *ops, v
 			code = DD_EXIT_IO;
 			break;
 		}
-		if (rc == DD_LINES_EOF)
+		if (rc == DD_LINES_EOF) {
+			if (ops->end)
+				ops->end(ctx);
 			break;
+		}
 		st->read++;
 		enum dd_verdict v;
 		if (l.toolong) {
