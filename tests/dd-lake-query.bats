@@ -220,7 +220,8 @@ EOF
 	assert_output 3
 }
 
-@test "an empty or missing lake: no rows, a zero count, exit 0" {
+@test "an empty dataset: no rows, a zero count, exit 0" {
+	mkdir -p "$DS"
 	run dd-lake-query -l "$LAKE"
 	assert_success
 	assert_output ""
@@ -237,6 +238,67 @@ EOF
 	run dd-lake-query -l "$LAKE" --partitions
 	assert_success
 	assert_output ""
+}
+
+@test "a missing lake is said, named, exit 4: records, counts and --partitions alike" {
+	for args in "" "--count" "--count-by type" "--partitions" "--type x.test --count"; do
+		run --separate-stderr dd-lake-query -l "$LAKE" $args
+		assert_equal "$status" 4
+		assert_equal "$output" ""
+		assert_equal "$stderr" "dd-lake-query: $LAKE: no such lake"
+	done
+	# A file where the lake should be is no lake either.
+	: > notalake
+	run dd-lake-query -l notalake --count
+	assert_equal "$status" 4
+	assert_output "dd-lake-query: notalake: no such lake"
+}
+
+@test "a missing dataset is said with the datasets there are, exit 4" {
+	ev a 2025-05-01T01:00:00Z | dd-lake-ingest -q -l "$LAKE"
+	ev b 2025-05-01T01:00:00Z | dd-lake-ingest -q -l "$LAKE" --dataset deliveries
+	mkdir "$LAKE/.hidden" "$LAKE/_tmp"
+	for args in "--count" "" "--partitions" "--count-by @day"; do
+		run --separate-stderr dd-lake-query -l "$LAKE" --dataset event $args
+		assert_equal "$status" 4
+		assert_equal "$output" ""
+		assert_equal "$stderr" "dd-lake-query: $LAKE: no dataset \"event\" (datasets: deliveries, events)"
+	done
+	rm -r "$LAKE"/*
+	run dd-lake-query -l "$LAKE" --count
+	assert_equal "$status" 4
+	assert_output "dd-lake-query: $LAKE: no dataset \"events\" (the lake holds none)"
+}
+
+@test "a --type no metadata in the range holds is warned about, naming the types there; the answer stands" {
+	run --separate-stderr dd-lake-query -l "$SHARED" --type drone.deliverd --count
+	assert_success
+	assert_output 0
+	assert_equal "$stderr" "dd-lake-query: --type drone.deliverd: no such type in the range (types: drone.delivered, drone.dispatched, drone.failed, drone.picked-up, drone.position, drone.returned)"
+	# Only the type missing is named; the other still answers, for any -j.
+	want=$(lake_cat | jq -c 'select(.type == "drone.failed")' | jq -s 'unique_by(.id) | length')
+	for j in 1 3; do
+		run --separate-stderr dd-lake-query -l "$SHARED" -j $j --type drone.failed --type nope --count
+		assert_success
+		assert_output "$want"
+		assert_equal "$stderr" "dd-lake-query: --type nope: no such type in the range (types: drone.delivered, drone.dispatched, drone.failed, drone.picked-up, drone.position, drone.returned)"
+	done
+	# A type that exists, but not in the range asked for.
+	run --separate-stderr dd-lake-query -l "$SHARED" --since 2030-01-01 --type drone.failed
+	assert_success
+	assert_output ""
+	assert_equal "$stderr" "dd-lake-query: --type drone.failed: no such type in the range (it holds none)"
+	run --separate-stderr dd-lake-query -l "$SHARED" --type drone.failed --count
+	assert_equal "$stderr" ""
+}
+
+@test "--type: a part without metadata could hold any type, so nothing is warned" {
+	ev a 2025-05-01T01:00:00Z "" x.test > f1
+	handpart "$DS/year=2025/month=05/day=01" 20250501T000000Z-0000000000000001 f1
+	run --separate-stderr dd-lake-query -l "$LAKE" --type y.test --count
+	assert_success
+	assert_output 0
+	assert_equal "$stderr" ""
 }
 
 @test "a damaged part: named, its good frames only, the rest still read, exit 1" {
@@ -497,7 +559,8 @@ EOF
 	ev a 2025-05-01T01:00:00Z > in
 	dd-lake-ingest -q -l "$LAKE" --dataset other < in
 	run dd-lake-query -l "$LAKE" --count
-	assert_output 0
+	assert_equal "$status" 4
+	assert_output --partial '(datasets: other)'
 	run dd-lake-query -l "$LAKE" --dataset other --count
 	assert_output 1
 	run dd-lake-query -l "$LAKE" --dataset ../x

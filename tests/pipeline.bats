@@ -159,6 +159,7 @@ status_event() {
 	dd-track -q < /dev/null
 	dd-history -q < /dev/null
 	dd-package -q < /dev/null
+	dd-lake-ingest -q < /dev/null
 	run "$DD_ROOT/scripts/reconcile"
 	assert_failure 1
 	assert_line --regexp '^FAIL tracked: scheduled deliveries lost \(19\), e\.g\. d-[0-9a-f]+: scheduled, but neither'
@@ -228,7 +229,7 @@ status_event() {
 	# seen by anyone else.
 	rm -rf "$DD_HOME/lake" "$DD_HOME/history.db"*
 	dd-history -q < /dev/null
-	mkdir -p "$DD_HOME/lake"
+	mkdir -p "$DD_HOME/lake/events"
 	run "$DD_ROOT/scripts/reconcile"
 	assert_failure 1
 	assert_line --regexp '^FAIL ends: ends that only the scheduler saw \([1-9][0-9]*\), e\.g\. d-[0-9a-f]+: completed in dd-schedule, never in the delivery service'

@@ -253,6 +253,8 @@ dd_filter_run(const struct dd_filter_opts *o, const struct dd_filter_ops *ops, v
 				snprintf(failure, sizeof failure, "%s", dd_errmsg());
 				code = DD_EXIT_IO;
 			}
+			if (r == 0 && ops->end)
+				ops->end(ctx);	/* the end of the last input */
 			if (r <= 0)
 				break;
 			continue;

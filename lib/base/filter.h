@@ -52,6 +52,10 @@ struct dd_filter_ops {
 	/* Make everything accepted so far durable, and flush output.
 	 * 0, or -1 (dd_errmsg()): the run stops with exit 4. */
 	int (*commit)(void *ctx);
+	/* Optional: the input has ended (not a signal, not a failure); the
+	 * last output before the final commit (dd-sim fly lands the flights
+	 * still in the air). */
+	void (*end)(void *ctx);
 	/* Append program-specific figures to the summary line (optional). */
 	void (*summary)(void *ctx, struct dd_buf *b);
 	/* Optional: for input converted from another format (CSV rows made

@@ -40,8 +40,10 @@ struct dd_query_opts {
 	int partitions;			/* list partitions instead */
 	int chart_width;		/* bar length; 0: from the terminal, or 60 */
 	int jq_fast;			/* allow the jq-free select path */
-	/* Diagnostics (damaged parts, jq runtime errors): one message each,
-	 * "where: what", without the program name. */
+	/* Diagnostics (damaged parts, jq runtime errors, a --type that no
+	 * metadata of the range holds): one message each, "where: what",
+	 * without the program name. With no callback the last one is left
+	 * in dd_errmsg(); the library never writes stderr. */
 	void (*diag)(void *ctx, const char *msg);
 	void *diag_ctx;
 };
@@ -60,7 +62,10 @@ struct dd_query *dd_query_new(const struct dd_query_opts *o);
  * Run the query, writing to out. Returns an exit code of lib/exitcodes.h:
  * 0; 1 when a part was damaged, an event unreadable or the jq program
  * failed on an event (each reported through diag, the rest still read);
- * 4 on an I/O error (the lake unreadable, a write error on out: dd_errmsg()).
+ * 4 on an I/O error (the lake unreadable, a write error on out: dd_errmsg()),
+ * and when the lake or the dataset does not exist: "LAKE: no such lake",
+ * "LAKE: no dataset "NAME" (datasets: A, B)". A dataset without partitions
+ * is an empty answer, 0.
  */
 int dd_query_run(struct dd_query *q, FILE *out);
 

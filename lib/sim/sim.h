@@ -83,7 +83,8 @@ struct dd_sim_fly_opts {
 	const char *input;	/* its name in messages, "stdin" */
 	const char *rejects;	/* --rejects FILE or NULL */
 	size_t max_line;	/* longer lines are reported (and passed on whole) */
-	int quiet;		/* no summary line */
+	int quiet;		/* no summary line (the filter loop's, with the
+				 * counts of flights added) */
 };
 void dd_sim_fly_defaults(struct dd_sim_fly_opts *o);
 

@@ -1,0 +1,381 @@
+/*
+ * Planning and pruning, cheapest first: the options are checked once
+ * (dd_query_new); the lake and the dataset must exist (a typo is said, not
+ * answered with nothing); partitions outside the time range are never
+ * listed (dd_lake_partitions); parts whose metadata excludes the time, a
+ * --type, every --id or every --subject are never opened (meta_excludes).
+ * Inside a part, query-read.c drops lines before any JSON scan.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "exitcodes.h"
+#include "jqf.h"
+#include "query-int.h"
+
+void
+dd_query_defaults(struct dd_query_opts *o)
+{
+	memset(o, 0, sizeof *o);
+	o->dataset = DD_LAKE_DATASET_DEFAULT;
+	o->since_ms = DD_LAKE_MIN_MS;
+	o->until_ms = DD_LAKE_MAX_MS;
+	o->fmt = DD_FMT_NDJSON;
+	o->dedupe = 1;
+	o->jobs = 1;
+	o->jq_fast = 1;
+}
+
+static int
+path_ok(const char *p)
+{
+	if (p[0] == '@')
+		return is_bucket(p);
+	if (p[0] == '.')
+		p++;
+	if (*p == '\0')
+		return 1;	/* "." : the result itself */
+	/* No empty component: "a..b" and "a." name nothing. */
+	for (const char *s = p; ; s++) {
+		const char *dot = strchr(s, '.');
+		if (dot == s || (dot == NULL && *s == '\0'))
+			return 0;
+		if (dot == NULL)
+			return 1;
+		s = dot;
+	}
+}
+
+struct dd_query *
+dd_query_new(const struct dd_query_opts *o)
+{
+	if (!dd_lake_dataset_ok(o->dataset))
+		return NULL;
+	if (o->since_ms >= o->until_ms) {
+		dd_seterr("--since must be before --until");
+		return NULL;
+	}
+	enum mode mode = o->partitions ? M_PARTITIONS : o->count ? M_COUNT :
+	    o->ncount_by ? M_COUNTBY : M_RECORDS;
+	if (o->count && o->ncount_by) {
+		dd_seterr("--count and --count-by exclude each other");
+		return NULL;
+	}
+	if (o->partitions && (o->count || o->ncount_by || o->filter || o->nfields ||
+	    o->ntypes || o->nsubjects || o->nids || o->limit)) {
+		dd_seterr("--partitions takes only --since, --until, --dataset and --format");
+		return NULL;
+	}
+	if (o->fmt == DD_FMT_CHART && mode != M_COUNTBY) {
+		dd_seterr("--format chart needs --count-by");
+		return NULL;
+	}
+	if (mode == M_COUNT && o->fmt != DD_FMT_NDJSON) {
+		dd_seterr("--count writes one number: --format does not apply");
+		return NULL;
+	}
+	if ((mode == M_COUNT || mode == M_COUNTBY) && (o->nfields || o->limit)) {
+		dd_seterr("--fields and --limit do not apply to --count or --count-by");
+		return NULL;
+	}
+	const char *const *paths = mode == M_COUNTBY ? o->count_by : o->fields;
+	int npaths = mode == M_COUNTBY ? o->ncount_by : o->nfields;
+	for (int i = 0; i < npaths; i++)
+		if (!path_ok(paths[i])) {
+			dd_seterr("bad field \"%s\" (a dotted path such as data.battery, or "
+			    "@hour, @day, @month)", paths[i]);
+			return NULL;
+		}
+
+	struct dd_query *q = dd_calloc(1, sizeof *q);
+	q->o = *o;
+	q->mode = mode;
+	if (o->filter) {
+		q->jq = dd_jqf_new(o->filter, o->argnames, o->argvalues, o->nargs);
+		if (q->jq == NULL) {
+			free(q);
+			return NULL;
+		}
+		dd_jqf_set_fast(q->jq, o->jq_fast);
+	}
+	static const char *const defcols[] = { "time", "type", "subject", "id" };
+	if (mode == M_RECORDS && o->fmt != DD_FMT_NDJSON && npaths == 0) {
+		paths = defcols;
+		npaths = 4;
+	}
+	q->npaths = npaths;
+	q->paths = dd_calloc((size_t)npaths + 1, sizeof *q->paths);
+	q->colnames = dd_calloc((size_t)npaths + 9, sizeof *q->colnames);
+	for (int i = 0; i < npaths; i++) {
+		const char *p = paths[i];
+		q->paths[i] = dd_strdup(p[0] == '.' ? p + 1 : p);
+		q->colnames[i] = dd_strdup(p);
+	}
+	if (mode == M_PARTITIONS) {
+		static const char *const pcols[] = { "dataset", "date", "parts", "events",
+		    "bytes", "minTime", "maxTime", "damaged" };
+		for (int i = 0; i < 8; i++)
+			q->colnames[i] = dd_strdup(pcols[i]);
+		q->ncells = o->fmt == DD_FMT_NDJSON ? 1 : 8;
+	} else {
+		q->ncells = o->fmt == DD_FMT_NDJSON ? 1 : npaths;
+	}
+	int buckets = 0;
+	for (int i = 0; i < npaths; i++)
+		buckets |= q->paths[i][0] == '@';
+	q->raw_ok = !o->dedupe && !o->ntypes && !o->nsubjects && !o->nids && !buckets;
+	/* Metadata counts are exact only without de-duplication: a part may
+	 * hold an id twice (at two times) and two parts the same event, which
+	 * no metadata rules out; so with de-duplication every event is read. */
+	q->meta_counts = (mode == M_COUNT || mode == M_COUNTBY) && !o->dedupe &&
+	    !o->nsubjects && !o->nids && (q->jq == NULL || dd_jqf_identity(q->jq));
+	for (int i = 0; i < npaths && q->meta_counts; i++)
+		q->meta_counts = strcmp(q->paths[i], "type") == 0 ||
+		    strcmp(q->paths[i], "@day") == 0 || strcmp(q->paths[i], "@month") == 0;
+	return q;
+}
+
+void
+dd_query_free(struct dd_query *q)
+{
+	if (q == NULL)
+		return;
+	dd_jqf_free(q->jq);
+	for (int i = 0; q->paths && q->paths[i]; i++)
+		free(q->paths[i]);
+	for (int i = 0; q->colnames && q->colnames[i]; i++)
+		free(q->colnames[i]);
+	free(q->paths);
+	free(q->colnames);
+	dd_lake_partitions_free(q->parts, q->nparts);
+	sset_free(&q->keys);
+	sset_free(&q->types);
+	free(q);
+}
+
+/* Does the metadata rule the part out? */
+int
+meta_excludes(const struct dd_query *q, const struct dd_lake_meta *m)
+{
+	const struct dd_query_opts *o = &q->o;
+	if (!dd_lake_may_have_time(m, o->since_ms, o->until_ms))
+		return 1;
+	if (o->ntypes) {
+		int any = 0;
+		for (size_t i = 0; i < m->ntypes && !any; i++)
+			for (int j = 0; j < o->ntypes && !any; j++)
+				any = m->types[i].n > 0 && strcmp(m->types[i].type, o->types[j]) == 0;
+		if (!any)
+			return 1;
+	}
+	if (o->nids) {
+		int any = 0;
+		for (int j = 0; j < o->nids && !any; j++)
+			any = dd_lake_may_have_id(m, o->ids[j], strlen(o->ids[j]));
+		if (!any)
+			return 1;
+	}
+	if (o->nsubjects) {
+		int any = 0;
+		for (int j = 0; j < o->nsubjects && !any; j++)
+			any = dd_lake_may_have_subject(m, o->subjects[j], strlen(o->subjects[j]));
+		if (!any)
+			return 1;
+	}
+	return 0;
+}
+
+int
+wanted_type(const struct dd_query *q, const char *t)
+{
+	if (q->o.ntypes == 0)
+		return 1;
+	for (int j = 0; j < q->o.ntypes; j++)
+		if (strcmp(t, q->o.types[j]) == 0)
+			return 1;
+	return 0;
+}
+
+/* ------------------------------------------- what is missing is said */
+
+static int
+cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The datasets of the lake (directories with a dataset's name), sorted,
+ * joined by ", " into b. */
+static void
+list_datasets(const char *lake, struct dd_buf *b)
+{
+	DIR *d = opendir(lake);
+	char **v = NULL;
+	size_t n = 0;
+	struct dirent *de;
+	while (d && (de = readdir(d)) != NULL) {
+		struct stat st;
+		struct dd_buf p = { 0 };
+		dd_buf_printf(&p, "%s/%s", lake, de->d_name);
+		if (dd_lake_dataset_ok(de->d_name) && stat(p.p, &st) == 0 && S_ISDIR(st.st_mode)) {
+			v = dd_realloc(v, (n + 1) * sizeof *v);
+			v[n++] = dd_strdup(de->d_name);
+		}
+		dd_buf_free(&p);
+	}
+	if (d)
+		closedir(d);
+	qsort(v, n, sizeof *v, cmp_str);
+	for (size_t i = 0; i < n; i++) {
+		dd_buf_printf(b, "%s%s", i ? ", " : "", v[i]);
+		free(v[i]);
+	}
+	free(v);
+}
+
+/* A lake or dataset that does not exist is an error naming it and what
+ * there is, never an empty answer: a typo must not pass for "nothing".
+ * An existing dataset without partitions is an empty answer. */
+static int
+check_dataset(const struct dd_query_opts *o)
+{
+	struct stat st;
+	if (stat(o->lake, &st) != 0 && errno != ENOENT && errno != ENOTDIR) {
+		dd_seterr("%s: %s", o->lake, strerror(errno));
+		return -1;
+	}
+	if (stat(o->lake, &st) != 0 || !S_ISDIR(st.st_mode)) {
+		dd_seterr("%s: no such lake", o->lake);
+		return -1;
+	}
+	struct dd_buf p = { 0 };
+	dd_buf_printf(&p, "%s/%s", o->lake, o->dataset);
+	int there = stat(p.p, &st) == 0 && S_ISDIR(st.st_mode);
+	dd_buf_free(&p);
+	if (there)
+		return 0;
+	struct dd_buf names = { 0 };
+	list_datasets(o->lake, &names);
+	if (names.len)
+		dd_seterr("%s: no dataset \"%s\" (datasets: %s)", o->lake, o->dataset, names.p);
+	else
+		dd_seterr("%s: no dataset \"%s\" (the lake holds none)", o->lake, o->dataset);
+	dd_buf_free(&names);
+	return -1;
+}
+
+/* --type: the types that part metadata in the range holds are gathered
+ * as the parts are pruned (no second pass over the metadata), so that a
+ * --type none of them holds, a typo most likely, is warned about. */
+void
+note_types(struct eng *e, const struct dd_lake_part *pt)
+{
+	const struct dd_query_opts *o = &e->q->o;
+	if (!pt->has_meta) {
+		e->untyped = 1;	/* it could hold anything */
+		return;
+	}
+	if (!dd_lake_may_have_time(&pt->meta, o->since_ms, o->until_ms))
+		return;
+	for (size_t i = 0; i < pt->meta.ntypes; i++) {
+		const char *t = pt->meta.types[i].type;
+		size_t n = strlen(t);
+		int added;
+		if (pt->meta.types[i].n > 0)
+			sset_find(&e->types, t, n, dd_hash64(t, n), &added)->n +=
+			    pt->meta.types[i].n;
+	}
+}
+
+/* The partition's types as a frame: a byte (1: a part had no metadata),
+ * then the types with their counts (sset_encode). */
+void
+send_types(struct eng *e)
+{
+	struct dd_buf b = { 0 };
+	dd_buf_addc(&b, (char)e->untyped);
+	sset_encode(&e->types, &b);
+	eng_frame(e, F_TYPES, b.p, b.len);
+	dd_buf_free(&b);
+	sset_free(&e->types);
+	e->untyped = 0;
+}
+
+void
+merge_types(struct dd_query *q, const char *p, size_t n)
+{
+	if (n == 0)
+		return;
+	q->untyped |= p[0];
+	sset_merge(&q->types, p + 1, n - 1);
+}
+
+/* After a whole run: each --type that no metadata of the range holds. */
+static void
+warn_types(struct dd_query *q)
+{
+	enum { SHOWN = 8 };
+	char **v = dd_calloc(q->types.n + 1, sizeof *v);
+	size_t n = 0;
+	for (size_t i = 0; i < q->types.cap; i++)
+		if (q->types.v[i].used)
+			v[n++] = dd_strndup(q->types.arena.p + q->types.v[i].off,
+			    q->types.v[i].len);
+	qsort(v, n, sizeof *v, cmp_str);
+	struct dd_buf list = { 0 }, msg = { 0 };
+	for (size_t i = 0; i < n && i < SHOWN; i++)
+		dd_buf_printf(&list, "%s%s", i ? ", " : "", v[i]);
+	if (n > SHOWN)
+		dd_buf_adds(&list, ", \u2026");
+	for (int j = 0; j < q->o.ntypes; j++) {
+		const char *t = q->o.types[j];
+		int added;
+		if (q->types.n && sset_find(&q->types, t, strlen(t), dd_hash64(t, strlen(t)),
+		    &added) && !added)
+			continue;
+		dd_buf_reset(&msg);
+		if (n)
+			dd_buf_printf(&msg, "--type %s: no such type in the range (types: %s)", t,
+			    list.p);
+		else
+			dd_buf_printf(&msg, "--type %s: no such type in the range (it holds none)", t);
+		fflush(q->out);
+		out_diag(q, msg.p);
+	}
+	for (size_t i = 0; i < n; i++)
+		free(v[i]);
+	free(v);
+	dd_buf_free(&list);
+	dd_buf_free(&msg);
+}
+
+int
+dd_query_run(struct dd_query *q, FILE *out)
+{
+	const struct dd_query_opts *o = &q->o;
+	q->out = out;
+	if (check_dataset(o) || dd_lake_partitions(o->lake, o->dataset, o->since_ms,
+	    o->until_ms, &q->parts, &q->nparts))
+		return DD_EXIT_IO;
+	/* A worker per core, but not more than there are partitions. */
+	int nw = o->jobs;
+	if ((size_t)nw > q->nparts)
+		nw = (int)q->nparts;
+	int rc = DD_EXIT_OK;
+	if (nw > 1) {
+		rc = run_workers(q, nw);
+	} else {
+		struct eng e = { .q = q, .fd = -1 };
+		start_output(q);
+		for (size_t i = 0; i < q->nparts && !e.stop; i++)
+			do_partition(&e, i);
+		eng_free(&e);
+	}
+	/* Only a whole run has seen every type of the range. */
+	if (rc == DD_EXIT_OK && o->ntypes && !q->untyped && !q->stop)
+		warn_types(q);
+	return out_finish(q, rc);
+}
