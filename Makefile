@@ -120,16 +120,41 @@ bench: deps
 	$(MAKE) all $(TESTBIN)
 	DD_BIN=$(abspath $(BUILD)/bin) scripts/bench/run
 
+# Beside the programs and pages, what an operator runs them with: the
+# archive job's systemd units and cron file, @BINDIR@ in them replaced by
+# the installed bindir, and the schemas and the sample fleet. The cron
+# folder is the system's (/etc/cron.d) whatever the PREFIX.
+SYSTEMDDIR ?= $(PREFIX)/lib/systemd/system
+CRONDIR ?= /etc/cron.d
+DATADIR ?= $(PREFIX)/share/dd
+UNITS = $(wildcard scripts/*.service scripts/*.timer)
+SCHEMAS = $(wildcard data/schemas/*.json)
+SUBST = sed -e 's|@BINDIR@|$(BINDIR)|g'
+
 install: all
-	mkdir -p $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man7
+	mkdir -p $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man7 \
+		$(DESTDIR)$(SYSTEMDDIR) $(DESTDIR)$(CRONDIR) $(DESTDIR)$(DATADIR)/schemas
 	cp -f $(BIN) $(DESTDIR)$(BINDIR)/
 	cp -f $(MAN1) $(DESTDIR)$(MANDIR)/man1/
 	cp -f $(MAN7) $(DESTDIR)$(MANDIR)/man7/
+	for u in $(UNITS); do \
+		$(SUBST) $$u > $(DESTDIR)$(SYSTEMDDIR)/$${u##*/} && \
+		chmod 644 $(DESTDIR)$(SYSTEMDDIR)/$${u##*/} || exit 1; \
+	done
+	$(SUBST) scripts/dd-archive.cron > $(DESTDIR)$(CRONDIR)/dd-archive
+	chmod 644 $(DESTDIR)$(CRONDIR)/dd-archive
+	cp -f $(SCHEMAS) $(DESTDIR)$(DATADIR)/schemas/
+	cp -f data/fleet.csv $(DESTDIR)$(DATADIR)/
 
 uninstall:
 	for b in $(notdir $(BIN)); do rm -f $(DESTDIR)$(BINDIR)/$$b; done
 	for m in $(notdir $(MAN1)); do rm -f $(DESTDIR)$(MANDIR)/man1/$$m; done
 	for m in $(notdir $(MAN7)); do rm -f $(DESTDIR)$(MANDIR)/man7/$$m; done
+	for u in $(notdir $(UNITS)); do rm -f $(DESTDIR)$(SYSTEMDDIR)/$$u; done
+	rm -f $(DESTDIR)$(CRONDIR)/dd-archive
+	for s in $(notdir $(SCHEMAS)); do rm -f $(DESTDIR)$(DATADIR)/schemas/$$s; done
+	rm -f $(DESTDIR)$(DATADIR)/fleet.csv
+	rmdir $(DESTDIR)$(DATADIR)/schemas $(DESTDIR)$(DATADIR) 2> /dev/null || true
 
 clean:
 	rm -rf build build-san build-fuzz
