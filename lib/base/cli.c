@@ -400,10 +400,13 @@ dd_cli_finish(int code)
 	 * stdout that already failed says after it. */
 	char why[1024];
 	snprintf(why, sizeof why, "%s", dd_errmsg());
+	/* Whether the reader went away is asked while stdout is still open. */
+	fflush(stdout);
+	int gone = dd_stdout_gone();
 	int bad = dd_close_stdout();
 	if (dd_signalled)
 		return 128 + dd_signalled;
-	if (dd_stdout_gone())
+	if (gone)
 		return 128 + SIGPIPE;
 	if (code == DD_EXIT_IO || code == DD_EXIT_BUSY) {
 		dd_warn("%s", why);
