@@ -157,7 +157,7 @@ main(int argc, char *argv[])
 			break;
 		}
 		case OPT_STAGE:
-			if ((stage = dd_stage_parse(optarg)) < 0) {
+			if ((stage = dd_stage_parse(optarg, DD_STAGE_TRACK)) < 0) {
 				dd_warn("--stage: unknown stage \"%s\"", optarg);
 				usage();
 			}
@@ -209,7 +209,13 @@ main(int argc, char *argv[])
 		/* Big writes: the output is as large as the input. */
 		static char obuf[1 << 16];
 		setvbuf(stdout, obuf, _IOFBF, sizeof obuf);
-		code = dd_track_filter(db, &o, &fo);
+		struct dd_track *t;
+		if ((code = dd_track_open(&t, db, &o)) != 0) {
+			dd_warn("%s", dd_errmsg());
+		} else {
+			code = dd_track_filter(t, &fo);
+			dd_track_close(t);
+		}
 	} else {
 		if (strcmp(cmd, "get") == 0)
 			code = dd_track_get(db, argv[0], stdout);
