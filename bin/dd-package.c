@@ -1,4 +1,5 @@
 #include <getopt.h>
+#include <inttypes.h>
 #include <locale.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -200,12 +201,29 @@ main(int argc, char *argv[])
 		db = defdb = dd_default_path("package.db");
 	int code;
 	switch (cmd) {
-	case C_FILTER:
-		code = dd_package_filter(db, &fo);
+	case C_FILTER: {
+		struct dd_package *p;
+		if ((code = dd_package_open(&p, db)) != 0) {
+			dd_warn("%s", dd_errmsg());
+		} else {
+			code = dd_package_filter(p, &fo);
+			dd_package_close(p);
+		}
 		break;
-	case C_IMPORT:
-		code = dd_package_import(db, csv, now, &fo);
+	}
+	case C_IMPORT: {
+		struct dd_package_import_stats st;
+		code = dd_package_import(db, csv, now, &fo, &st);
+		if (code == DD_EXIT_USAGE || code == DD_EXIT_IO || code == DD_EXIT_BUSY)
+			dd_warn("%s", dd_errmsg());
+		if (code == DD_EXIT_STRICT)
+			dd_warn("stopped at the first bad row (--strict)");
+		if (st.read && !fo.quiet)
+			dd_warn("import %s: rows %" PRIu64 ", stored %" PRIu64 ", unchanged %"
+			    PRIu64 ", rejected %" PRIu64, csv, st.rows, st.stored, st.unchanged,
+			    st.rejected);
 		break;
+	}
 	default:
 		if (cmd == C_GET)
 			code = dd_package_get(db, argv[0], stdout);
