@@ -13,6 +13,7 @@
 #include "exitcodes.h"
 #include "filter.h"
 #include "history.h"
+#include "stage.h"
 #include "out.h"
 #include "util.h"
 
@@ -99,10 +100,12 @@ set(void *vc, int key, const char *arg, const char *arg2)
 		return 0;
 	case K_STAGE:
 		if (!dd_history_stage_ok(arg)) {
-			static const char *const names[] = { "created", "rescheduled",
-				"headed-to-pickup", "headed-to-dropoff", "completed", "cancelled",
-				"failed", "rejected" };
-			return dd_cli_bad_choice(arg, "a stage", names, 8);
+			const char *names[DD_NSTAGES];
+			int n = 0;
+			for (int i = 0; i < DD_NSTAGES; i++)
+				if (dd_stage_known(i, DD_STAGE_HISTORY))
+					names[n++] = dd_stage_name((enum dd_stage)i);
+			return dd_cli_bad_choice(arg, "a stage", names, n);
 		}
 		c->q.stage = arg;
 		return 0;

@@ -3,6 +3,7 @@
  * by id in package.db from package.* events; get, list, summary, stats
  * answer from the store and import loads documents from CSV.
  */
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -101,7 +102,13 @@ run_filter(void *vc, int argc, char **argv)
 	struct ctx *c = vc;
 	c->fo.files = argv;
 	c->fo.nfiles = argc;
-	return dd_package_filter(db(c), &c->fo);
+	struct dd_package *p;
+	int code = dd_package_open(&p, db(c));
+	if (code == 0) {
+		code = dd_package_filter(p, &c->fo);
+		dd_package_close(p);
+	}
+	return code;
 }
 
 static int
@@ -110,7 +117,16 @@ run_import(void *vc, int argc, char **argv)
 	struct ctx *c = vc;
 	if (c->csv == NULL)
 		return dd_cli_usage_error("import: --csv FILE is required");
-	return dd_package_import(db(c), c->csv, c->now, &c->fo);
+	struct dd_package_import_stats st;
+	int code = dd_package_import(db(c), c->csv, c->now, &c->fo, &st);
+	if (code == DD_EXIT_USAGE)
+		dd_warn("%s", dd_errmsg());
+	if (code == DD_EXIT_STRICT)
+		dd_warn("stopped at the first bad row (--strict)");
+	if (st.read && !c->fo.quiet)
+		dd_warn("import %s: rows %" PRIu64 ", stored %" PRIu64 ", unchanged %" PRIu64
+		    ", rejected %" PRIu64, c->csv, st.rows, st.stored, st.unchanged, st.rejected);
+	return code;
 }
 
 static int

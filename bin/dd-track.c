@@ -86,11 +86,14 @@ set(void *vc, int key, const char *arg, const char *arg2)
 		c->o.cache_max = (size_t)v;
 		return 0;
 	case K_STAGE:
-		if ((c->stage = dd_stage_parse(arg)) < 0) {
+		if ((c->stage = dd_stage_parse(arg, DD_STAGE_TRACK)) < 0) {
+			/* The stages it knows, unknown last. */
 			const char *names[DD_NSTAGES];
-			for (int i = 0; i < DD_NSTAGES; i++)
-				names[i] = dd_stage_name((enum dd_stage)((i + 1) % DD_NSTAGES));
-			return dd_cli_bad_choice(arg, "a stage", names, DD_NSTAGES);
+			int n = 0;
+			for (int i = 1; i <= DD_NSTAGES; i++)
+				if (dd_stage_known(i % DD_NSTAGES, DD_STAGE_TRACK))
+					names[n++] = dd_stage_name((enum dd_stage)(i % DD_NSTAGES));
+			return dd_cli_bad_choice(arg, "a stage", names, n);
 		}
 		return 0;
 	case K_DRONE:
@@ -122,7 +125,13 @@ run_filter(void *vc, int argc, char **argv)
 	setvbuf(stdout, obuf, _IOFBF, sizeof obuf);
 	c->fo.files = argv;
 	c->fo.nfiles = argc;
-	return dd_track_filter(db(c), &c->o, &c->fo);
+	struct dd_track *t;
+	int code = dd_track_open(&t, db(c), &c->o);
+	if (code == 0) {
+		code = dd_track_filter(t, &c->fo);
+		dd_track_close(t);
+	}
+	return code;
 }
 
 static int

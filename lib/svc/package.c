@@ -170,24 +170,23 @@ struct write {
 	double kg;
 };
 
+/* A NULL dlv or tag is SQL NULL. */
 static void
 bind_write(sqlite3_stmt *st, const struct write *w)
 {
-	sqlite3_bind_text(st, 1, w->pkg, (int)w->pkgn, SQLITE_STATIC);
+	dd_bind_text(st, 0, w->pkg, w->pkgn);
 	if (w->reg) {
-		sqlite3_bind_text(st, 2, w->owner, (int)w->ownern, SQLITE_STATIC);
-		if (w->dlv)
-			sqlite3_bind_text(st, 3, w->dlv, (int)w->dlvn, SQLITE_STATIC);
-		sqlite3_bind_text(st, 4, w->size, (int)w->sizen, SQLITE_STATIC);
-		sqlite3_bind_double(st, 5, w->kg);
-		if (w->tag)
-			sqlite3_bind_text(st, 6, w->tag, (int)w->tagn, SQLITE_STATIC);
-		sqlite3_bind_int64(st, 7, w->t);
-		sqlite3_bind_text(st, 8, w->doc, (int)w->docn, SQLITE_STATIC);
-		sqlite3_bind_text(st, 9, w->eid, (int)w->eidn, SQLITE_STATIC);
+		dd_bind_text(st, 1, w->owner, w->ownern);
+		dd_bind_text(st, 2, w->dlv, w->dlvn);
+		dd_bind_text(st, 3, w->size, w->sizen);
+		dd_bind_real(st, 4, w->kg);
+		dd_bind_text(st, 5, w->tag, w->tagn);
+		dd_bind_int(st, 6, w->t);
+		dd_bind_text(st, 7, w->doc, w->docn);
+		dd_bind_text(st, 8, w->eid, w->eidn);
 	} else {
-		sqlite3_bind_int64(st, 2, w->t);
-		sqlite3_bind_text(st, 3, w->eid, (int)w->eidn, SQLITE_STATIC);
+		dd_bind_int(st, 1, w->t);
+		dd_bind_text(st, 2, w->eid, w->eidn);
 	}
 }
 
@@ -218,12 +217,12 @@ apply(struct dd_package *p, const struct write *w)
 	if (run_write(p, st))
 		return DD_FAIL;
 	if (sqlite3_changes(p->s.db) == 0) {
-		sqlite3_bind_text(p->sel, 1, w->pkg, (int)w->pkgn, SQLITE_STATIC);
+		dd_bind_text(p->sel, 0, w->pkg, w->pkgn);
 		int rc = sqlite3_step(p->sel), newer = 0;
 		if (rc == SQLITE_ROW) {
-			int64_t t = sqlite3_column_int64(p->sel, 0);
-			const void *id = sqlite3_column_blob(p->sel, 1);
-			size_t n = (size_t)sqlite3_column_bytes(p->sel, 1);
+			int64_t t = dd_col_int(p->sel, 0);
+			size_t n;
+			const char *id = dd_col_text(p->sel, 1, &n);
 			int c = memcmp(w->eid, id ? id : "", w->eidn < n ? w->eidn : n);
 			newer = w->t > t || (w->t == t && (c > 0 || (c == 0 && w->eidn > n)));
 		}
@@ -347,19 +346,11 @@ on_summary(void *ctx, struct dd_buf *b)
 }
 
 int
-dd_package_filter(const char *path, const struct dd_filter_opts *fo)
+dd_package_filter(struct dd_package *p, const struct dd_filter_opts *fo)
 {
-	struct dd_package *p;
-	int rc = dd_package_open(&p, path);
-	if (rc) {
-		dd_warn("%s", dd_errmsg());
-		return rc;
-	}
 	struct dd_filter_ops ops = { .event = on_event, .commit = on_commit,
 		.summary = on_summary };
-	rc = dd_filter_run(fo, &ops, p, NULL);
-	dd_package_close(p);
-	return rc;
+	return dd_filter_run(fo, &ops, p, NULL);
 }
 
 /* ---- CSV import ---- */
@@ -377,9 +368,21 @@ struct import {
 	int col[F_N];		/* column of each field, -1 when absent */
 	int ncols;
 	int code;		/* -1 while going on */
+	char *why;		/* dd_errmsg() of the failure that set code */
 	uint64_t rows, rejected, pending;
 	struct dd_buf doc, id;
 };
+
+/* Stop the import with code and the reason now in dd_errmsg(): the first
+ * one is kept, for the caller to report once. Returns 1 (stop reading). */
+static int
+import_fail(struct import *im, int code)
+{
+	if (im->why == NULL)
+		im->why = dd_strdup(dd_errmsg());
+	im->code = code;
+	return 1;
+}
 
 static int
 import_header(struct import *im, const struct dd_csv_row *r)
@@ -489,8 +492,7 @@ static int
 import_commit(struct import *im)
 {
 	if (dd_package_commit(im->p)) {
-		dd_warn("%s", dd_errmsg());
-		im->code = DD_EXIT_IO;
+		import_fail(im, DD_EXIT_IO);
 		return -1;
 	}
 	im->pending = 0;
@@ -506,11 +508,8 @@ import_row(void *ctx, const struct dd_csv_row *r)
 		return 1;
 	}
 	if (r->lineno == 1 && im->ncols == 0) {
-		if (import_header(im, r)) {
-			dd_warn("%s", dd_errmsg());
-			im->code = DD_EXIT_USAGE;
-			return 1;
-		}
+		if (import_header(im, r))
+			return import_fail(im, DD_EXIT_USAGE);
 		return 0;
 	}
 	im->rows++;
@@ -520,11 +519,8 @@ import_row(void *ctx, const struct dd_csv_row *r)
 		im->rejected++;
 		size_t rawlen = r->rawlen > DD_LINE_KEEP ? DD_LINE_KEEP : r->rawlen;
 		if (dd_reject_raw(im->rj, im->file, r->lineno, r->off, r->raw, rawlen,
-		    rawlen < r->rawlen, dd_errmsg())) {
-			dd_warn("%s", dd_errmsg());
-			im->code = DD_EXIT_IO;
-			return 1;
-		}
+		    rawlen < r->rawlen, dd_errmsg()))
+			return import_fail(im, DD_EXIT_IO);
 		if (im->fo->strict) {
 			im->code = DD_EXIT_STRICT;
 			return 1;
@@ -545,11 +541,8 @@ import_row(void *ctx, const struct dd_csv_row *r)
 		.dlv = n[F_DLV] ? v[F_DLV] : NULL, .dlvn = n[F_DLV], .size = size,
 		.sizen = strlen(size), .tag = v[F_TAG], .tagn = n[F_TAG],
 		.doc = im->doc.p, .docn = im->doc.len, .eid = im->id.p, .eidn = im->id.len };
-	if (apply(im->p, &w) != DD_ACCEPT) {
-		dd_warn("%s", dd_errmsg());
-		im->code = DD_EXIT_IO;
-		return 1;
-	}
+	if (apply(im->p, &w) != DD_ACCEPT)
+		return import_fail(im, DD_EXIT_IO);
 	if (++im->pending >= im->fo->batch && import_commit(im))
 		return 1;
 	return 0;
@@ -557,48 +550,42 @@ import_row(void *ctx, const struct dd_csv_row *r)
 
 int
 dd_package_import(const char *path, const char *csvfile, int64_t now_ms,
-    const struct dd_filter_opts *fo)
+    const struct dd_filter_opts *fo, struct dd_package_import_stats *st)
 {
+	memset(st, 0, sizeof *st);
 	FILE *f = fopen(csvfile, "r");
 	if (f == NULL) {
-		dd_warn("%s:", csvfile);
+		dd_seterr("%s: %s", csvfile, strerror(errno));
 		return DD_EXIT_IO;
 	}
 	struct import im = { .fo = fo, .file = csvfile, .now_ms = now_ms, .code = -1 };
 	int rc = dd_package_open(&im.p, path);
 	if (rc) {
-		dd_warn("%s", dd_errmsg());
 		fclose(f);
 		return rc;
 	}
 	if ((im.rj = dd_rejects_open(fo->rejects)) == NULL) {
-		dd_warn("--rejects: %s", dd_errmsg());
+		dd_seterr("--rejects: %s", dd_errmsg());
 		dd_package_close(im.p);
 		fclose(f);
 		return DD_EXIT_IO;
 	}
-	rc = dd_csv_read(f, import_row, &im);
-	if (rc < 0) {
-		dd_warn("%s", dd_errmsg());
-		im.code = DD_EXIT_IO;
-	}
+	if (dd_csv_read(f, import_row, &im) < 0)
+		import_fail(&im, DD_EXIT_IO);
 	if (im.code < 0 && im.ncols == 0) {
-		dd_warn("%s: no header row", csvfile);
-		im.code = DD_EXIT_USAGE;
+		dd_seterr("%s: no header row", csvfile);
+		import_fail(&im, DD_EXIT_USAGE);
 	}
 	/* What was read and accepted is committed, whatever stopped us. */
 	if (im.code != DD_EXIT_IO && import_commit(&im) == 0 && im.code < 0)
 		im.code = im.rejected ? DD_EXIT_REJECTED : DD_EXIT_OK;
-	if (im.code == DD_EXIT_STRICT)
-		dd_warn("stopped at the first bad row (--strict)");
-	if (!fo->quiet)
-		dd_warn("import %s: rows %" PRIu64 ", stored %" PRIu64 ", unchanged %" PRIu64
-		    ", rejected %" PRIu64, csvfile, im.rows, im.p->stored, im.p->unchanged,
-		    im.rejected);
-	if (dd_rejects_close(im.rj)) {
-		dd_warn("%s", dd_errmsg());
-		im.code = DD_EXIT_IO;
-	}
+	if (dd_rejects_close(im.rj))
+		import_fail(&im, DD_EXIT_IO);
+	*st = (struct dd_package_import_stats){ .read = 1, .rows = im.rows,
+		.stored = im.p->stored, .unchanged = im.p->unchanged, .rejected = im.rejected };
+	if (im.why)
+		dd_seterr("%s", im.why);
+	free(im.why);
 	dd_package_close(im.p);
 	dd_buf_free(&im.doc);
 	dd_buf_free(&im.id);
@@ -637,11 +624,13 @@ dd_package_get(const char *path, const char *id, FILE *out)
 	sqlite3_stmt *st = q_prepare(&s, "SELECT doc FROM package WHERE id = ?");
 	if (st == NULL)
 		return DD_EXIT_IO;
-	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+	dd_bind_text(st, 0, id, (size_t)-1);
 	int r = sqlite3_step(st);
-	if (r == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL) {
+	size_t n;
+	const char *doc = r == SQLITE_ROW ? dd_col_text(st, 0, &n) : NULL;
+	if (doc) {
 		struct dd_buf b = { 0 };
-		dd_buf_add(&b, sqlite3_column_text(st, 0), (size_t)sqlite3_column_bytes(st, 0));
+		dd_buf_add(&b, doc, n);
 		dd_buf_addc(&b, '\n');
 		rc = q_write(out, &b) ? DD_EXIT_IO : 0;
 		dd_buf_free(&b);
@@ -661,16 +650,17 @@ static void
 cell_time(struct dd_out *o, sqlite3_stmt *st, int c)
 {
 	char tb[DD_TIMEBUF];
-	size_t n = sqlite3_column_type(st, c) == SQLITE_NULL ? 0 :
-	    dd_time_format(sqlite3_column_int64(st, c), tb);
+	int64_t ms = dd_col_time(st, c);
+	size_t n = ms == DD_NOTIME ? 0 : dd_time_format(ms, tb);
 	dd_out_cell(o, tb, n);
 }
 
 static void
 cell_text(struct dd_out *o, sqlite3_stmt *st, int c)
 {
-	const char *v = (const char *)sqlite3_column_text(st, c);
-	dd_out_cell(o, v ? v : "", v ? (size_t)sqlite3_column_bytes(st, c) : 0);
+	size_t n;
+	const char *v = dd_col_text(st, c, &n);
+	dd_out_cell(o, v ? v : "", n);
 }
 
 /* Finish a query: the write and read errors, then close. */
@@ -703,7 +693,7 @@ dd_package_list(const char *path, const char *owner, enum dd_fmt fmt, FILE *out)
 	if (st == NULL)
 		return DD_EXIT_IO;
 	if (owner)
-		sqlite3_bind_text(st, 1, owner, -1, SQLITE_STATIC);
+		dd_bind_text(st, 0, owner, (size_t)-1);
 	static const char *const cols[] = { "packageId", "ownerId", "deliveryId", "size",
 		"weightKg", "tag", "registered" };
 	struct dd_out *o = fmt == DD_FMT_NDJSON ? NULL : dd_out_new(out, fmt, cols, 7);
@@ -711,9 +701,10 @@ dd_package_list(const char *path, const char *owner, enum dd_fmt fmt, FILE *out)
 	int r;
 	while ((r = sqlite3_step(st)) == SQLITE_ROW) {
 		if (o == NULL) {
+			size_t n;
+			const char *doc = dd_col_text(st, 0, &n);
 			dd_buf_reset(&b);
-			dd_buf_add(&b, sqlite3_column_text(st, 0),
-			    (size_t)sqlite3_column_bytes(st, 0));
+			dd_buf_add(&b, doc, n);
 			dd_buf_addc(&b, '\n');
 			if (q_write(out, &b)) {
 				rc = DD_EXIT_IO;
@@ -725,7 +716,7 @@ dd_package_list(const char *path, const char *owner, enum dd_fmt fmt, FILE *out)
 			if (c == 5) {
 				/* 3, not SQLite's 3.0 */
 				char w[32];
-				int n = snprintf(w, sizeof w, "%.15g", sqlite3_column_double(st, c));
+				int n = snprintf(w, sizeof w, "%.15g", dd_col_real(st, c));
 				dd_out_cell(o, w, (size_t)n);
 			} else {
 				cell_text(o, st, c);
@@ -770,16 +761,16 @@ dd_package_owner_summary(const char *path, const char *owner, const char *month,
 	    "WHERE doc IS NOT NULL AND owner_id = ?1 AND registered >= ?2 AND registered < ?3");
 	if (st == NULL)
 		return DD_EXIT_IO;
-	sqlite3_bind_text(st, 1, owner, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 2, start);
-	sqlite3_bind_int64(st, 3, end);
+	dd_bind_text(st, 0, owner, (size_t)-1);
+	dd_bind_int(st, 1, start);
+	dd_bind_int(st, 2, end);
 	int r = sqlite3_step(st);
 	struct dd_out *o = NULL;
 	if (r == SQLITE_ROW) {
-		int64_t count = sqlite3_column_int64(st, 0);
+		int64_t count = dd_col_int(st, 0);
 		char kg[64];
 		/* Sums of decimal weights: round off the binary noise. */
-		snprintf(kg, sizeof kg, "%.10g", sqlite3_column_double(st, 1));
+		snprintf(kg, sizeof kg, "%.10g", dd_col_real(st, 1));
 		if (fmt == DD_FMT_NDJSON) {
 			struct dd_buf b = { 0 };
 			dd_buf_adds(&b, "{\"ownerId\":");
@@ -825,18 +816,19 @@ dd_package_stats(const char *path, FILE *out)
 	if (r == SQLITE_ROW) {
 		struct dd_buf b = { 0 };
 		char kg[64], tb[DD_TIMEBUF];
-		snprintf(kg, sizeof kg, "%.10g", sqlite3_column_double(st, 3));
+		snprintf(kg, sizeof kg, "%.10g", dd_col_real(st, 3));
 		dd_buf_printf(&b, "{\"packages\":%" PRId64 ",\"removed\":%" PRId64
-		    ",\"owners\":%" PRId64 ",\"weightKg\":%s", (int64_t)sqlite3_column_int64(st, 0),
-		    (int64_t)sqlite3_column_int64(st, 1), (int64_t)sqlite3_column_int64(st, 2), kg);
+		    ",\"owners\":%" PRId64 ",\"weightKg\":%s", dd_col_int(st, 0), dd_col_int(st, 1),
+		    dd_col_int(st, 2), kg);
 		static const char *const names[] = { "firstRegistered", "lastRegistered",
 			"newestEvent" };
 		for (int i = 0; i < 3; i++) {
+			int64_t ms = dd_col_time(st, 4 + i);
 			dd_buf_printf(&b, ",\"%s\":", names[i]);
-			if (sqlite3_column_type(st, 4 + i) == SQLITE_NULL) {
+			if (ms == DD_NOTIME) {
 				dd_buf_adds(&b, "null");
 			} else {
-				dd_time_format(sqlite3_column_int64(st, 4 + i), tb);
+				dd_time_format(ms, tb);
 				dd_buf_printf(&b, "\"%s\"", tb);
 			}
 		}

@@ -31,19 +31,28 @@ int dd_package_commit(struct dd_package *p);
 void dd_package_summary(struct dd_package *p, struct dd_buf *b);
 void dd_package_close(struct dd_package *p);
 
-/* The filter: stdin into the store; returns the exit code. */
-int dd_package_filter(const char *path, const struct dd_filter_opts *fo);
+/* The filter loop into p (opened by the caller, who reports an open
+ * failure); returns the exit code, the loop having reported its errors. */
+int dd_package_filter(struct dd_package *p, const struct dd_filter_opts *fo);
 
 /*
  * Bulk load of package documents from CSV with a header row naming the
  * columns packageId, ownerId, size, weightKg (required) and deliveryId,
  * tag (optional). Each row is applied as a registration at now_ms, later
  * rows of the file winning over earlier ones. A malformed row is
- * rejected as FILE:LINE (fo: --rejects, --strict, -q, --batch). Returns
- * the exit code; a bad header is a usage error (2).
+ * rejected as FILE:LINE through the reject reporter (fo: --rejects,
+ * --strict, --batch); what was accepted is committed whatever stopped
+ * the run. Returns the exit code: 0, 1 (rows rejected), 3 (--strict
+ * stopped at a bad row), 2 (a bad header), 4 or 5 with the reason in
+ * dd_errmsg(), or 128+signal. The figures for the caller's summary line
+ * go to *st.
  */
+struct dd_package_import_stats {
+	int read;		/* the file was read: the figures below mean something */
+	uint64_t rows, stored, unchanged, rejected;
+};
 int dd_package_import(const char *path, const char *csvfile, int64_t now_ms,
-    const struct dd_filter_opts *fo);
+    const struct dd_filter_opts *fo, struct dd_package_import_stats *st);
 
 /* Questions (store opened read-only); each returns an exit code: 0, 1
  * (get: no such package), 4 (dd_errmsg()). */

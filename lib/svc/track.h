@@ -24,23 +24,11 @@
 #include "filter.h"
 #include "line.h"
 #include "out.h"
+#include "stage.h"
 
-/* Stages of SPEC.md "Delivery stages"; DD_STAGE_UNKNOWN is a delivery
- * known only from telemetry that set no stage (its schedule may come). */
-enum dd_stage {
-	DD_STAGE_UNKNOWN = 0,
-	DD_STAGE_CREATED,
-	DD_STAGE_RESCHEDULED,
-	DD_STAGE_HEADED_TO_PICKUP,
-	DD_STAGE_HEADED_TO_DROPOFF,
-	DD_STAGE_COMPLETED,
-	DD_STAGE_CANCELLED,
-	DD_STAGE_FAILED,
-	DD_NSTAGES
-};
-const char *dd_stage_name(enum dd_stage s);
-/* The stage named s, or -1. */
-int dd_stage_parse(const char *s);
+/* The stages are those of stage.h that DD_STAGE_TRACK knows: SPEC.md's and
+ * DD_STAGE_UNKNOWN, a delivery known only from telemetry that set no stage
+ * (its schedule may come); dd_stage_parse(s, DD_STAGE_TRACK) names them. */
 
 struct dd_track_opts {
 	int64_t retain_ms;		/* --retain: keep ended deliveries this long */
@@ -72,9 +60,9 @@ int dd_track_commit(struct dd_track *t);
 void dd_track_summary(struct dd_track *t, struct dd_buf *b);
 void dd_track_close(struct dd_track *t);
 
-/* The filter: stdin through the store to o->out; returns the exit code. */
-int dd_track_filter(const char *path, const struct dd_track_opts *o,
-    const struct dd_filter_opts *fo);
+/* The filter loop over t (opened by the caller, who reports an open
+ * failure); returns the exit code, the loop having reported its errors. */
+int dd_track_filter(struct dd_track *t, const struct dd_filter_opts *fo);
 
 /*
  * Questions to the store (opened read-only). Each returns an exit code:
