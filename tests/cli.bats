@@ -94,6 +94,7 @@ day() {
 	# Enough output to fill the pipe after head has gone.
 	dd-sim requests -n 20000 --seed 9 --start 2026-11-21T08:00:00Z > big.ndjson
 	dd-sim telemetry -n 200000 --seed 3 > tel.ndjson
+	dd-schedule --db big.db -q fleet import "$FLEET"
 	while IFS= read -r cmd; do
 		run bash -c "set -o pipefail; $cmd 2> err | head -1 > /dev/null"
 		[ "$status" -eq 141 ] || fail "$cmd: exit $status, $(cat err)"
@@ -103,7 +104,7 @@ day() {
 	dd-sim requests -n 20000 --seed 9
 	dd-track tel.ndjson
 	dd-track --db head.db - < tel.ndjson
-	dd-schedule --db big.db --fleet $FLEET big.ndjson
+	dd-schedule --db big.db big.ndjson
 	dd-lake-query -l $DD_HOME/lake
 	dd-lake-query -l $DD_HOME/lake --format csv --fields id,type
 	dd-history list
@@ -178,7 +179,7 @@ day() {
 @test "--dry-run writes nothing" {
 	day
 	# SQLite's own -wal and -shm files of a reader aside: no data, no lock.
-	files() { find "$DD_HOME" ! -name '*-wal' ! -name '*-shm' -printf '%p %s %T@\n' | sort; }
+	files() { find "$DD_HOME" -type f ! -name '*-wal' ! -name '*-shm' -printf '%p %s %T@\n' | sort; }
 	before=$(files)
 	run dd-archive --dry-run --now 2027-06-01 -l "$DD_HOME/lake"
 	assert_success

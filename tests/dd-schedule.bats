@@ -53,7 +53,7 @@ of_type() {
 @test "--help shows the synopsis; bad options and operands exit 2" {
 	run dd-schedule --help
 	assert_success
-	assert_output --partial "dd-schedule supervise [--db FILE] [--now TIME]"
+	assert_output --partial "dd-schedule supervise [--db FILE] [-q] [--now TIME]"
 	assert_output --partial "dd-schedule fleet import"
 	run dd-schedule --version
 	assert_success

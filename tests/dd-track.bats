@@ -75,7 +75,7 @@ schedule() {
 	run dd-track --help
 	assert_success
 	assert_line --partial "usage: dd-track [--db FILE]"
-	assert_line --partial "dd-track get [--db FILE] ID"
+	assert_line --partial "dd-track get [--db FILE] [-q] ID"
 	assert_line --partial "dd-track list"
 	assert_line --partial "dd-track stats"
 	run dd-track -V

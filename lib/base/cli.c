@@ -178,7 +178,8 @@ find_cmd(const struct dd_prog *p, int argc, char **argv, int *at, int *words)
 		}
 		/* Not a command: an operand of the default command (a FILE), if
 		 * any; but a bare word that names no file is a mistyped command. */
-		if (dflt && (!named || strpbrk(a, "/.") || access(a, F_OK) == 0))
+		if (dflt && (!named || strcmp(a, "-") == 0 || strpbrk(a, "/.") ||
+		    access(a, F_OK) == 0))
 			return dflt;
 		struct dd_buf b = { 0 };
 		for (const struct dd_cmd *c = p->cmds; c->run; c++)

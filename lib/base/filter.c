@@ -335,7 +335,8 @@ dd_filter_run(const struct dd_filter_opts *o, const struct dd_filter_ops *ops, v
 	}
 	if (code == DD_EXIT_STRICT)
 		dd_warn("stopped at the first bad line (--strict)");
-	if (!o->quiet && started) {
+	/* A reader gone away (| head) ends the run without a word. */
+	if (!o->quiet && started && !gone) {
 		struct dd_buf b = { 0 };
 		dd_buf_printf(&b, "read %" PRIu64 ", accepted %" PRIu64 ", ignored %" PRIu64
 		    ", rejected %" PRIu64, st->read, st->accepted, st->skipped, st->rejected);
