@@ -175,10 +175,19 @@ run(void *vc, int argc, char **argv)
 	/* A wrong --db or $DD_HOME must not pass, night after night, as a
 	 * run with nothing to do. */
 	struct stat sb;
-	if (stat(c->db, &sb) != 0) {
+	int have_db = stat(c->db, &sb) == 0;
+	if (!have_db && !c->compact && !c->verify) {
 		dd_seterr("%s: no such store (%s)", c->db, strerror(errno));
 		return DD_EXIT_IO;
 	}
+	/* --compact and --verify also tend a lake alone (a lake that does
+	 * not exist is still an error of theirs). */
+	if (!have_db && stat(c->lake, &sb) != 0) {
+		dd_seterr("%s: no such store, and %s: no such lake", c->db, c->lake);
+		return DD_EXIT_IO;
+	}
+	if (!have_db && !c->quiet)
+		dd_warn("%s: no such store: nothing archived", c->db);
 	c->o.db = c->db;
 	c->o.lake = c->lake;
 	c->o.cutoff_ms = now - c->older;
@@ -189,11 +198,11 @@ run(void *vc, int argc, char **argv)
 	c->o.ctx = &u;
 
 	/* A dry run writes nothing, not even the lock file. */
-	int fd = c->o.dry_run ? -1 : lock(c->db);
-	if (fd < -1 || (!c->o.dry_run && fd < 0))
+	int fd = c->o.dry_run || !have_db ? -1 : lock(c->db);
+	if (fd < -1 || (!c->o.dry_run && have_db && fd < 0))
 		return -fd;
 	struct dd_archive_stats st = { 0 };
-	int rc = dd_archive_run(&c->o, &st);
+	int rc = have_db ? dd_archive_run(&c->o, &st) : 0;
 	if (rc == 0 && c->compact)
 		rc = dd_archive_compact(&c->o, &st);
 	if (rc == 0 && c->verify)

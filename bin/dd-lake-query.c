@@ -66,7 +66,7 @@ diag(void *ctx, const char *msg)
 enum {
 	K_LAKE = 1, K_DATASET, K_SINCE, K_UNTIL, K_NOW, K_TYPE, K_SUBJECT, K_ID, K_FILTER,
 	K_ARG, K_FIELDS, K_FORMAT, K_COUNT, K_COUNTBY, K_LIMIT, K_NODEDUPE, K_JOBS,
-	K_PARTITIONS,
+	K_PARTITIONS, K_QUIET,
 };
 
 static const struct dd_opt lake_opts[] = {
@@ -74,6 +74,7 @@ static const struct dd_opt lake_opts[] = {
 	{ "dataset", 0, "NAME", "the dataset (default events)", K_DATASET, 0 },
 	{ "since", 0, "TIME", "events at or after TIME", K_SINCE, 0 },
 	{ "until", 0, "TIME", "events before TIME", K_UNTIL, 0 },
+	{ "quiet", 'q', NULL, "no warnings: errors only", K_QUIET, 0 },
 	DD_OPT_END,
 };
 static const struct dd_opt query_opts[] = {
@@ -172,6 +173,9 @@ set(void *vc, int key, const char *arg, const char *arg2)
 		return 0;
 	case K_PARTITIONS:
 		c->o.partitions = 1;
+		return 0;
+	case K_QUIET:
+		c->o.quiet = 1;
 		return 0;
 	}
 	return -1;

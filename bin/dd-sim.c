@@ -35,8 +35,11 @@ enum {
 	K_MANIFEST, 0 }
 #define O_N { NULL, 'n', "N", "how many requests or events (required)", K_N, 0 }
 
+#define O_QUIET { "quiet", 'q', NULL, "errors only (requests and telemetry say nothing else)", \
+	K_QUIET, 0 }
+
 static const struct dd_opt req_opts[] = {
-	O_N, O_SEED, O_START,
+	O_N, O_QUIET, O_SEED, O_START,
 	{ "rate", 0, "PER_HOUR", "requests per hour (default 120)", K_RATE, 0 },
 	O_AREA,
 	{ "cancel", 0, "FRACTION", "requests later cancelled by their client (default 0)",
@@ -45,7 +48,7 @@ static const struct dd_opt req_opts[] = {
 	DD_OPT_END,
 };
 static const struct dd_opt fly_opts[] = {
-	{ "quiet", 'q', NULL, "no summary line", K_QUIET, 0 },
+	O_QUIET,
 	O_SEED,
 	{ "position-every", 0, "SECONDS", "a drone.position this often (default 30)", K_EVERY, 0 },
 	O_FAIL,
@@ -56,7 +59,7 @@ static const struct dd_opt fly_opts[] = {
 	DD_OPT_END,
 };
 static const struct dd_opt tel_opts[] = {
-	O_N, O_SEED,
+	O_N, O_QUIET, O_SEED,
 	{ "deliveries", 0, "K", "how many deliveries the events are about (default n/10)",
 		K_DELIVERIES, 0 },
 	{ "days", 0, "D", "spread over this many days (default 30)", K_DAYS, 0 },

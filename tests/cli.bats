@@ -103,7 +103,7 @@ day() {
 	dd-sim telemetry -n 200000 --seed 3
 	dd-sim requests -n 20000 --seed 9
 	dd-track tel.ndjson
-	dd-track --db head.db - < tel.ndjson
+	dd-track --db head.db --batch 50 - < tel.ndjson
 	dd-schedule --db big.db big.ndjson
 	dd-lake-query -l $DD_HOME/lake
 	dd-lake-query -l $DD_HOME/lake --format csv --fields id,type
@@ -112,7 +112,7 @@ day() {
 	dd-schedule list
 	dd-package list
 	EOF
-	# The filter that lost its reader committed what it had read.
+	# The filter that lost its reader committed the batches it had written.
 	run dd-track --db head.db stats
 	assert_success
 	assert_output --regexp '[1-9]'

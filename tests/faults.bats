@@ -259,23 +259,24 @@ lake_ids() { dd-lake-query -l "$1" --fields id --format tsv | tail -n +2 | sort;
 
 # ---- stdout closed early ----
 
-# closed PROG...: run with stdout into `head -1`: exit 4 and
-# "PROG: stdout: Broken pipe" once, whatever the amount written.
+# closed PROG...: run with stdout into `head -1`: exit 141, as if killed
+# by SIGPIPE, and nothing said, whatever the amount written (jq, grep and
+# zstd do the same); a full disk stays exit 4 (the disk-full tests).
 closed() {
 	"$@" 2> err | head -1 > first
 	rc=${PIPESTATUS[0]}
-	[ "$rc" -eq 4 ] || fail "$*: exit $rc: $(cat err)"
-	# said once, not once per place that noticed
-	[ "$(grep -c "^$1: stdout: Broken pipe$" err)" -eq 1 ] || fail "$*: $(cat err)"
+	[ "$rc" -eq 141 ] || fail "$*: exit $rc: $(cat err)"
+	[ ! -s err ] || fail "$*: $(cat err)"
 	[ -s first ]
 }
 
-@test "stdout closed early (| head -1): exit 4 and 'stdout: Broken pipe'; stores stay consistent" {
+@test "stdout closed early (| head -1): exit 141, nothing said; stores stay consistent" {
 	closed dd-sim requests -n 20000
 	closed dd-sim telemetry -n 20000
-	closed dd-sim fly < "$D/sched"
-	closed dd-track --db t.db --retain 30d < "$D/all"
-	closed dd-schedule --db s.db --fleet "$FLEET" < "$D/req"
+	closed dd-sim fly -q < "$D/sched"
+	closed dd-track -q --db t.db --retain 30d < "$D/all"
+	dd-schedule -q --db s.db fleet import "$FLEET"
+	closed dd-schedule -q --db s.db < "$D/req"
 	dd-lake-ingest -q < "$D/all"
 	closed dd-lake-query
 	closed dd-lake-query --format csv --fields id,time,type

@@ -290,10 +290,12 @@ dd_filter_run(const struct dd_filter_opts *o, const struct dd_filter_ops *ops, v
 			}
 			break;
 		case DD_FAIL:
-			/* A write to a stdout whose reader left fails the line;
-			 * that ends the run, quietly, after the commit below. */
+			/* A write to a stdout whose reader left failed this line
+			 * half done: that ends the run quietly, without committing
+			 * the half line (and its batch), so a replay stays exact. */
 			if (dd_stdout_gone()) {
 				gone = 1;
+				committed_ok = 0;
 				code = DD_EXIT_OK;
 				break;
 			}
@@ -324,7 +326,7 @@ dd_filter_run(const struct dd_filter_opts *o, const struct dd_filter_ops *ops, v
 		    code == DD_EXIT_STRICT || code > 128)
 			code = DD_EXIT_IO;
 	}
-	if (!committed_ok && failure[0] == '\0')
+	if (!committed_ok && !gone && failure[0] == '\0')
 		snprintf(failure, sizeof failure, "%s", dd_errmsg());
 	if (code < 0)
 		code = st->rejected ? DD_EXIT_REJECTED : DD_EXIT_OK;

@@ -76,8 +76,9 @@ struct dd_filter_ops {
 void dd_filter_defaults(struct dd_filter_opts *o);
 /* Run the loop; returns the exit code (enum dd_exit or 128+signal). A
  * failure (exit 4) is left in dd_errmsg() for the program to report once;
- * a reader of stdout gone away ends the run quietly, committed, with the
- * code of what was read (dd_cli_finish() makes it 141). */
+ * a reader of stdout gone away ends the run quietly (dd_cli_finish()
+ * makes it 141): every batch whose output was written is committed; a
+ * line whose own write failed is not, nor the rest of its batch. */
 int dd_filter_run(const struct dd_filter_opts *o, const struct dd_filter_ops *ops,
     void *ctx, struct dd_filter_stats *st);
 

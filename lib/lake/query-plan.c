@@ -318,6 +318,8 @@ static void
 warn_types(struct dd_query *q)
 {
 	enum { SHOWN = 8 };
+	if (q->o.quiet)
+		return;
 	char **v = dd_calloc(q->types.n + 1, sizeof *v);
 	size_t n = 0;
 	for (size_t i = 0; i < q->types.cap; i++)

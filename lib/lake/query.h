@@ -40,6 +40,7 @@ struct dd_query_opts {
 	int partitions;			/* list partitions instead */
 	int chart_width;		/* bar length; 0: from the terminal, or 60 */
 	int jq_fast;			/* allow the jq-free select path */
+	int quiet;			/* -q: no warnings (an unknown --type) */
 	/* Diagnostics (damaged parts, jq runtime errors, a --type that no
 	 * metadata of the range holds): one message each, "where: what",
 	 * without the program name. With no callback the last one is left
