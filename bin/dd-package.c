@@ -50,6 +50,7 @@ static const struct dd_opt import_opts[] = {
 
 struct ctx {
 	const char *db, *owner, *month, *csv;
+	char *defdb;		/* the default path, when --db is not given */
 	int64_t now;
 	enum dd_fmt fmt;
 	struct dd_filter_opts fo;
@@ -92,7 +93,7 @@ static const char *
 db(struct ctx *c)
 {
 	if (c->db == NULL)
-		c->db = dd_default_path("package.db");	/* kept for the run */
+		c->db = c->defdb = dd_default_path("package.db");
 	return c->db;
 }
 
@@ -195,5 +196,7 @@ main(int argc, char *argv[])
 		.commits = 1,
 		.ctx = &c,
 	};
-	return dd_cli_main(&p, argc, argv);
+	int rc = dd_cli_main(&p, argc, argv);
+	free(c.defdb);
+	return rc;
 }

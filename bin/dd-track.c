@@ -45,6 +45,7 @@ static const struct dd_opt list_opts[] = {
 
 struct ctx {
 	const char *db;
+	char *defdb;		/* the default path, when --db is not given */
 	struct dd_track_opts o;
 	struct dd_filter_opts fo;
 	int stage;
@@ -106,13 +107,12 @@ set(void *vc, int key, const char *arg, const char *arg2)
 	return dd_filter_setopt(&c->fo, key, arg) == 0 ? 0 : -1;
 }
 
-/* The store: --db, else the default under $DD_HOME (kept for the run). */
+/* The store: --db, else the default under $DD_HOME. */
 static const char *
 db(struct ctx *c)
 {
-	static char *def;
 	if (c->db == NULL)
-		c->db = def = dd_default_path("track.db");
+		c->db = c->defdb = dd_default_path("track.db");
 	return c->db;
 }
 
@@ -190,5 +190,7 @@ main(int argc, char *argv[])
 	};
 	struct dd_prog p = prog;
 	p.ctx = &c;
-	return dd_cli_main(&p, argc, argv);
+	int rc = dd_cli_main(&p, argc, argv);
+	free(c.defdb);
+	return rc;
 }
