@@ -33,12 +33,15 @@ static const struct dd_opt list_opts[] = {
 	DD_OPT_END,
 };
 static const struct dd_opt summary_opts[] = {
+	{ "owner", 0, "ID", "the packages of one owner (required by summary)", K_OWNER,
+		DD_CLI_REQUIRED },
+	{ "format", 0, "FMT", "ndjson (default), csv, tsv or table", K_FORMAT, 0 },
 	{ "month", 0, "YYYY-MM", "summary: registered in that month (UTC)", K_MONTH, 0 },
 	DD_OPT_END,
 };
 static const struct dd_opt import_opts[] = {
 	{ "csv", 0, "FILE", "import: CSV with a header row: packageId, ownerId, size, "
-		"weightKg[, deliveryId, tag]", K_CSV, 0 },
+		"weightKg[, deliveryId, tag]", K_CSV, DD_CLI_REQUIRED },
 	{ "now", 0, "TIME", "import: the time documents are registered at (default now)",
 		K_NOW, 0 },
 	{ "rejects", 0, "FILE", "append a record of each rejected line to FILE",
@@ -116,8 +119,6 @@ static int
 run_import(void *vc, int argc, char **argv)
 {
 	struct ctx *c = vc;
-	if (c->csv == NULL)
-		return dd_cli_usage_error("import: --csv FILE is required");
 	struct dd_package_import_stats st;
 	int code = dd_package_import(db(c), c->csv, c->now, &c->fo, &st);
 	if (code == DD_EXIT_USAGE)
@@ -150,8 +151,6 @@ static int
 run_summary(void *vc, int argc, char **argv)
 {
 	struct ctx *c = vc;
-	if (c->owner == NULL)
-		return dd_cli_usage_error("summary: --owner ID is required");
 	return dd_package_owner_summary(db(c), c->owner, c->month, c->fmt, stdout);
 }
 
@@ -163,8 +162,7 @@ run_stats(void *vc, int argc, char **argv)
 
 static const struct dd_opt *const filter_tables[] = { store_opts, filter_opts, NULL };
 static const struct dd_opt *const list_tables[] = { store_opts, list_opts, NULL };
-static const struct dd_opt *const summary_tables[] = { store_opts, list_opts, summary_opts,
-	NULL };
+static const struct dd_opt *const summary_tables[] = { store_opts, summary_opts, NULL };
 static const struct dd_opt *const import_tables[] = { store_opts, import_opts, NULL };
 static const struct dd_opt *const store_tables[] = { store_opts, NULL };
 

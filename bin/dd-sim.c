@@ -33,7 +33,8 @@ enum {
 	K_BAD, 0 }
 #define O_MANIFEST { "bad-manifest", 0, "FILE", "write what each bad line is to FILE", \
 	K_MANIFEST, 0 }
-#define O_N { NULL, 'n', "N", "how many requests or events (required)", K_N, 0 }
+#define O_N { NULL, 'n', "N", "how many requests or events (required)", K_N, \
+	DD_CLI_REQUIRED }
 
 #define O_QUIET { "quiet", 'q', NULL, "errors only (requests and telemetry say nothing else)", \
 	K_QUIET, 0 }
@@ -70,7 +71,7 @@ static const struct dd_opt tel_opts[] = {
 struct ctx {
 	struct dd_sim_opts o;
 	struct dd_sim_fly_opts fo;
-	int have_n, have_start;
+	int have_start;
 };
 
 /* A fraction in [0, max]. */
@@ -95,7 +96,6 @@ set(void *vc, int key, const char *arg, const char *arg2)
 	char *e;
 	switch (key) {
 	case K_N:
-		c->have_n = 1;
 		return dd_parse_u64(arg, 0, (uint64_t)1 << 40, &c->o.n);
 	case K_QUIET:
 		c->fo.quiet = 1;
@@ -158,10 +158,6 @@ static int
 check(void *vc, const struct dd_cmd *cmd)
 {
 	struct ctx *c = vc;
-	if (strcmp(cmd->name, "fly") != 0 && !c->have_n) {
-		dd_seterr("%s: -n N is required", cmd->name);
-		return -1;
-	}
 	if (c->o.manifest && c->o.bad == 0) {
 		dd_seterr("%s: --bad-manifest without --bad", cmd->name);
 		return -1;

@@ -30,8 +30,8 @@ ids() { dd-package list "$@" | jq -r .packageId; }
 @test "usage: --help shows every command; usage errors exit 2" {
 	run dd-package --help
 	assert_success
-	assert_line --partial "dd-package summary [--db FILE] [-q] [--owner ID]"
-	assert_line --partial "dd-package import [--db FILE] [-q] [--csv FILE]"
+	assert_line --partial "dd-package summary [--db FILE] [-q] --owner ID"
+	assert_line --partial "dd-package import [--db FILE] [-q] --csv FILE"
 	while read -r args; do
 		run bash -c "echo '{' | dd-package $args"
 		refute_sanitizer

@@ -211,11 +211,12 @@ synopsis(FILE *f, const struct dd_prog *p, const struct dd_cmd *c, int first)
 				snprintf(lab, sizeof lab, "-%c", o->sname);
 			else
 				opt_label(o, lab, sizeof lab);
+			int req = (o->flags & DD_CLI_REQUIRED) != 0;
 			if (o->arg)
-				snprintf(buf, sizeof buf, "[%s %s%s]", lab, o->arg,
-				    o->flags & DD_CLI_TWO ? " VALUE" : "");
+				snprintf(buf, sizeof buf, "%s%s %s%s%s", req ? "" : "[", lab, o->arg,
+				    o->flags & DD_CLI_TWO ? " VALUE" : "", req ? "" : "]");
 			else
-				snprintf(buf, sizeof buf, "[%s]", lab);
+				snprintf(buf, sizeof buf, "%s%s%s", req ? "" : "[", lab, req ? "" : "]");
 			if (col + 1 + (int)strlen(buf) > 79)
 				col = fprintf(f, "\n%*s", indent - 1, "") - 1;
 			col += fprintf(f, " %s", buf);
@@ -290,6 +291,7 @@ struct table {
 	struct option *lo;		/* the long ones, zero-terminated */
 	int nlo;
 	const struct dd_opt **opt;	/* all, by getopt's val - 0x100 */
+	unsigned char *seen;		/* given on the command line, by the same index */
 	int n;
 	char shorts[128];
 };
@@ -300,6 +302,8 @@ add_opt(const struct dd_opt *o, const void *arg)
 	struct table *t = (struct table *)arg;
 	t->opt = dd_realloc(t->opt, (size_t)(t->n + 1) * sizeof *t->opt);
 	t->opt[t->n] = o;
+	t->seen = dd_realloc(t->seen, (size_t)(t->n + 1));
+	t->seen[t->n] = 0;
 	t->lo = dd_realloc(t->lo, (size_t)(t->nlo + 2) * sizeof *t->lo);
 	if (o->name)
 		t->lo[t->nlo++] = (struct option){ o->name,
@@ -387,9 +391,20 @@ parse(const struct dd_prog *p, const struct dd_cmd *cmd, int argc, char **args, 
 		}
 		if (p->set(p->ctx, o->key, optarg, arg2))
 			code = dd_cli_usage_error("%s: %s", lab, dd_errmsg());
+		for (int i = 0; i < t.n; i++)
+			if (t.opt[i] == o)
+				t.seen[i] = 1;
 	}
+	for (int i = 0; code < 0 && i < t.n; i++)
+		if ((t.opt[i]->flags & DD_CLI_REQUIRED) && !t.seen[i]) {
+			char lab[64];
+			opt_label(t.opt[i], lab, sizeof lab);
+			code = dd_cli_usage_error("%s: %s %s is required",
+			    cmd->name ? cmd->name : p->name, lab, t.opt[i]->arg ? t.opt[i]->arg : "");
+		}
 	free(t.lo);
 	free(t.opt);
+	free(t.seen);
 	*first = optind;
 	return code;
 }

@@ -19,6 +19,7 @@
 
 enum {
 	DD_CLI_TWO = 1 << 0,	/* takes two words (--arg NAME VALUE) */
+	DD_CLI_REQUIRED = 1 << 1,	/* the command needs it (no brackets in the usage) */
 };
 
 struct dd_opt {
