@@ -91,10 +91,15 @@ day() {
 
 @test "| head -1: exit 141, nothing on stderr, what was read is committed" {
 	day
-	# Enough output to fill the pipe after head has gone.
+	# Enough output to fill the pipe after head has gone: each command
+	# writes far more than a pipe holds.
 	dd-sim requests -n 20000 --seed 9 --start 2026-11-21T08:00:00Z > big.ndjson
 	dd-sim telemetry -n 200000 --seed 3 > tel.ndjson
 	dd-schedule --db big.db -q fleet import "$FLEET"
+	dd-schedule -q --db full.db --fleet "$FLEET" big.ndjson > sched-big.ndjson
+	dd-history -q --db h.db sched-big.ndjson
+	dd-package -q --db p.db sched-big.ndjson
+	dd-track -q --db t.db sched-big.ndjson > /dev/null
 	while IFS= read -r cmd; do
 		run bash -c "set -o pipefail; $cmd 2> err | head -1 > /dev/null"
 		[ "$status" -eq 141 ] || fail "$cmd: exit $status, $(cat err)"
@@ -102,21 +107,22 @@ day() {
 	done <<-EOF
 	dd-sim telemetry -n 200000 --seed 3
 	dd-sim requests -n 20000 --seed 9
+	dd-sim fly sched-big.ndjson
 	dd-track tel.ndjson
 	dd-track --db head.db --batch 50 - < tel.ndjson
 	dd-schedule --db big.db big.ndjson
 	dd-lake-query -l $DD_HOME/lake
 	dd-lake-query -l $DD_HOME/lake --format csv --fields id,type
-	dd-history list
-	dd-track list --format table
-	dd-schedule list
-	dd-package list
+	dd-history --db h.db list
+	dd-track --db t.db list --format table
+	dd-schedule --db full.db list
+	dd-schedule --db full.db list --format csv
+	dd-package --db p.db list
 	EOF
 	# The filter that lost its reader committed the batches it had written.
 	run dd-track --db head.db stats
 	assert_success
 	assert_output --regexp '[1-9]'
-
 }
 
 @test "FILE operands are read in order; messages and rejects name file:line; - is stdin" {
