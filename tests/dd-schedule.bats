@@ -61,7 +61,7 @@ of_type() {
 	assert_failure 2
 	run dd-schedule list --csv
 	assert_failure 2
-	assert_output --partial "--csv: not an option of list"
+	assert_output "dd-schedule: --csv is not an option of the command list"
 	run dd-schedule get
 	assert_failure 2
 	run dd-schedule --now yesterday-ish
