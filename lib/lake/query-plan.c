@@ -228,7 +228,8 @@ list_datasets(const char *lake, struct dd_buf *b)
 	}
 	if (d)
 		closedir(d);
-	qsort(v, n, sizeof *v, cmp_str);
+	if (n)	/* qsort of NULL, even of 0 items, is undefined */
+		qsort(v, n, sizeof *v, cmp_str);
 	for (size_t i = 0; i < n; i++) {
 		dd_buf_printf(b, "%s%s", i ? ", " : "", v[i]);
 		free(v[i]);
