@@ -194,7 +194,7 @@ main(int argc, char *argv[])
 		.now = dd_now_ms() };
 	dd_filter_defaults(&c.fo);
 	/* Commits cost an fsync each; a writer thread commits smaller
-	 * batches in the background anyway (see lib/svc/history.c). */
+	 * batches in the background anyway (see lib/svc/history-ingest.c). */
 	c.fo.batch = 50000;
 	struct dd_prog p = {
 		.name = "dd-history",
