@@ -131,34 +131,50 @@ run_import(void *vc, int argc, char **argv)
 	return code;
 }
 
+/* get, list, summary and stats: one read-only look at the store. */
 static int
-run_get(void *vc, int argc, char **argv)
+query(struct ctx *c, int (*fn)(struct ctx *, struct dd_store *, char **), char **argv)
 {
-	int code = dd_package_get(db(vc), argv[0], stdout);
+	struct dd_store s;
+	int rc = dd_store_open_ro(&s, db(c));
+	if (rc)
+		return rc;
+	rc = fn(c, &s, argv);
+	dd_store_close(&s);
+	return rc;
+}
+
+static int
+get(struct ctx *c, struct dd_store *s, char **argv)
+{
+	int code = dd_package_get(s, argv[0], stdout);
 	if (code == DD_EXIT_REJECTED)
 		dd_warn("%s", dd_errmsg());
 	return code;
 }
 
 static int
-run_list(void *vc, int argc, char **argv)
+list(struct ctx *c, struct dd_store *s, char **argv)
 {
-	struct ctx *c = vc;
-	return dd_package_list(db(c), c->owner, c->fmt, stdout);
+	return dd_package_list(s, c->owner, c->fmt, stdout);
 }
 
 static int
-run_summary(void *vc, int argc, char **argv)
+summary(struct ctx *c, struct dd_store *s, char **argv)
 {
-	struct ctx *c = vc;
-	return dd_package_owner_summary(db(c), c->owner, c->month, c->fmt, stdout);
+	return dd_package_owner_summary(s, c->owner, c->month, c->fmt, stdout);
 }
 
 static int
-run_stats(void *vc, int argc, char **argv)
+stats(struct ctx *c, struct dd_store *s, char **argv)
 {
-	return dd_package_stats(db(vc), stdout);
+	return dd_package_stats(s, stdout);
 }
+
+static int run_get(void *c, int argc, char **argv) { return query(c, get, argv); }
+static int run_list(void *c, int argc, char **argv) { return query(c, list, argv); }
+static int run_summary(void *c, int argc, char **argv) { return query(c, summary, argv); }
+static int run_stats(void *c, int argc, char **argv) { return query(c, stats, argv); }
 
 static const struct dd_opt *const filter_tables[] = { store_opts, filter_opts, NULL };
 static const struct dd_opt *const list_tables[] = { store_opts, list_opts, NULL };

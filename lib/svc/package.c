@@ -605,23 +605,11 @@ q_write(FILE *out, const struct dd_buf *b)
 	return 0;
 }
 
-static sqlite3_stmt *
-q_prepare(struct dd_store *s, const char *sql)
-{
-	sqlite3_stmt *st = dd_store_prepare(s, sql);
-	if (st == NULL)
-		dd_store_close(s);
-	return st;
-}
-
 int
-dd_package_get(const char *path, const char *id, FILE *out)
+dd_package_get(struct dd_store *s, const char *id, FILE *out)
 {
-	struct dd_store s;
-	int rc = dd_store_open_ro(&s, path);
-	if (rc)
-		return rc;
-	sqlite3_stmt *st = q_prepare(&s, "SELECT doc FROM package WHERE id = ?");
+	int rc = 0;
+	sqlite3_stmt *st = dd_store_prepare(s, "SELECT doc FROM package WHERE id = ?");
 	if (st == NULL)
 		return DD_EXIT_IO;
 	dd_bind_text(st, 0, id, (size_t)-1);
@@ -638,11 +626,10 @@ dd_package_get(const char *path, const char *id, FILE *out)
 		dd_seterr("%s: %s", id, r == SQLITE_ROW ? "removed" : "no such package");
 		rc = DD_EXIT_REJECTED;
 	} else {
-		dd_store_err(&s, "reading");
+		dd_store_err(s, "reading");
 		rc = DD_EXIT_IO;
 	}
 	sqlite3_finalize(st);
-	dd_store_close(&s);
 	return rc;
 }
 
@@ -663,7 +650,7 @@ cell_text(struct dd_out *o, sqlite3_stmt *st, int c)
 	dd_out_cell(o, v ? v : "", n);
 }
 
-/* Finish a query: the write and read errors, then close. */
+/* Finish a query: the write and read errors. */
 static int
 q_end(struct dd_store *s, sqlite3_stmt *st, struct dd_out *o, int rc, int r)
 {
@@ -676,18 +663,14 @@ q_end(struct dd_store *s, sqlite3_stmt *st, struct dd_out *o, int rc, int r)
 		rc = DD_EXIT_IO;
 	}
 	sqlite3_finalize(st);
-	dd_store_close(s);
 	return rc;
 }
 
 int
-dd_package_list(const char *path, const char *owner, enum dd_fmt fmt, FILE *out)
+dd_package_list(struct dd_store *s, const char *owner, enum dd_fmt fmt, FILE *out)
 {
-	struct dd_store s;
-	int rc = dd_store_open_ro(&s, path);
-	if (rc)
-		return rc;
-	sqlite3_stmt *st = q_prepare(&s, "SELECT doc, id, owner_id, delivery_id, size, "
+	int rc = 0;
+	sqlite3_stmt *st = dd_store_prepare(s, "SELECT doc, id, owner_id, delivery_id, size, "
 	    "weight_kg, tag, registered FROM package "
 	    "WHERE doc IS NOT NULL AND (?1 IS NULL OR owner_id = ?1) ORDER BY id");
 	if (st == NULL)
@@ -726,7 +709,7 @@ dd_package_list(const char *path, const char *owner, enum dd_fmt fmt, FILE *out)
 		dd_out_endrow(o);
 	}
 	dd_buf_free(&b);
-	return q_end(&s, st, o, rc, r);
+	return q_end(s, st, o, rc, r);
 }
 
 /* "YYYY-MM" as [start, end) in epoch ms; 0 or -1. */
@@ -747,17 +730,14 @@ month_range(const char *m, int64_t *start, int64_t *end)
 }
 
 int
-dd_package_owner_summary(const char *path, const char *owner, const char *month,
+dd_package_owner_summary(struct dd_store *s, const char *owner, const char *month,
     enum dd_fmt fmt, FILE *out)
 {
 	int64_t start = INT64_MIN, end = INT64_MAX;
 	if (month && month_range(month, &start, &end))
 		return DD_EXIT_USAGE;
-	struct dd_store s;
-	int rc = dd_store_open_ro(&s, path);
-	if (rc)
-		return rc;
-	sqlite3_stmt *st = q_prepare(&s, "SELECT count(*), total(weight_kg) FROM package "
+	int rc = 0;
+	sqlite3_stmt *st = dd_store_prepare(s, "SELECT count(*), total(weight_kg) FROM package "
 	    "WHERE doc IS NOT NULL AND owner_id = ?1 AND registered >= ?2 AND registered < ?3");
 	if (st == NULL)
 		return DD_EXIT_IO;
@@ -797,17 +777,14 @@ dd_package_owner_summary(const char *path, const char *owner, const char *month,
 		}
 		r = sqlite3_step(st);
 	}
-	return q_end(&s, st, o, rc, r);
+	return q_end(s, st, o, rc, r);
 }
 
 int
-dd_package_stats(const char *path, FILE *out)
+dd_package_stats(struct dd_store *s, FILE *out)
 {
-	struct dd_store s;
-	int rc = dd_store_open_ro(&s, path);
-	if (rc)
-		return rc;
-	sqlite3_stmt *st = q_prepare(&s, "SELECT count(doc), count(*) - count(doc), "
+	int rc = 0;
+	sqlite3_stmt *st = dd_store_prepare(s, "SELECT count(doc), count(*) - count(doc), "
 	    "count(DISTINCT owner_id), total(weight_kg), min(registered), max(registered), "
 	    "max(event_time) FROM package");
 	if (st == NULL)
@@ -837,5 +814,5 @@ dd_package_stats(const char *path, FILE *out)
 		dd_buf_free(&b);
 		r = sqlite3_step(st);
 	}
-	return q_end(&s, st, NULL, rc, r);
+	return q_end(s, st, NULL, rc, r);
 }

@@ -18,6 +18,7 @@
 #include "filter.h"
 #include "line.h"
 #include "out.h"
+#include "store.h"
 
 struct dd_package;
 
@@ -56,11 +57,11 @@ int dd_package_import(const char *path, const char *csvfile, int64_t now_ms,
 
 /* Questions (store opened read-only); each returns an exit code: 0, 1
  * (get: no such package), 4 (dd_errmsg()). */
-int dd_package_get(const char *path, const char *id, FILE *out);
-int dd_package_list(const char *path, const char *owner, enum dd_fmt fmt, FILE *out);
+int dd_package_get(struct dd_store *s, const char *id, FILE *out);
+int dd_package_list(struct dd_store *s, const char *owner, enum dd_fmt fmt, FILE *out);
 /* month: "YYYY-MM" or NULL for all time. */
-int dd_package_owner_summary(const char *path, const char *owner, const char *month,
+int dd_package_owner_summary(struct dd_store *s, const char *owner, const char *month,
     enum dd_fmt fmt, FILE *out);
-int dd_package_stats(const char *path, FILE *out);
+int dd_package_stats(struct dd_store *s, FILE *out);
 
 #endif

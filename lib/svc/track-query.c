@@ -83,12 +83,6 @@ row_json(struct dd_buf *b, sqlite3_stmt *st)
 }
 
 static int
-q_open(struct dd_store *s, const char *path)
-{
-	return dd_store_open_ro(s, path);
-}
-
-static int
 q_write(FILE *out, const struct dd_buf *b)
 {
 	if (b->len && fwrite(b->p, 1, b->len, out) != b->len) {
@@ -99,18 +93,14 @@ q_write(FILE *out, const struct dd_buf *b)
 }
 
 int
-dd_track_get(const char *path, const char *id, FILE *out)
+dd_track_get(struct dd_store *s, const char *id, FILE *out)
 {
-	struct dd_store s;
-	int rc = q_open(&s, path);
-	if (rc)
-		return rc;
+	int rc = 0;
 	struct dd_buf sql = { 0 }, b = { 0 };
 	dd_buf_printf(&sql, "SELECT %s FROM delivery WHERE id = ?", q_cols);
-	sqlite3_stmt *st = dd_store_prepare(&s, sql.p);
+	sqlite3_stmt *st = dd_store_prepare(s, sql.p);
 	dd_buf_free(&sql);
 	if (st == NULL) {
-		dd_store_close(&s);
 		return DD_EXIT_IO;
 	}
 	dd_bind_text(st, 0, id, (size_t)-1);
@@ -122,12 +112,11 @@ dd_track_get(const char *path, const char *id, FILE *out)
 		dd_seterr("%s: no such delivery", id);
 		rc = DD_EXIT_REJECTED;
 	} else {
-		dd_store_err(&s, "reading");
+		dd_store_err(s, "reading");
 		rc = DD_EXIT_IO;
 	}
 	dd_buf_free(&b);
 	sqlite3_finalize(st);
-	dd_store_close(&s);
 	return rc;
 }
 
@@ -143,19 +132,15 @@ loc_member(struct dd_buf *b, const char *json, const char *key)
 }
 
 int
-dd_track_list(const char *path, int stage, const char *drone, enum dd_fmt fmt, FILE *out)
+dd_track_list(struct dd_store *s, int stage, const char *drone, enum dd_fmt fmt, FILE *out)
 {
-	struct dd_store s;
-	int rc = q_open(&s, path);
-	if (rc)
-		return rc;
+	int rc = 0;
 	struct dd_buf sql = { 0 }, b = { 0 };
 	dd_buf_printf(&sql, "SELECT %s FROM delivery WHERE (?1 IS NULL OR stage = ?1) "
 	    "AND (?2 IS NULL OR drone_id = ?2) ORDER BY id", q_cols);
-	sqlite3_stmt *st = dd_store_prepare(&s, sql.p);
+	sqlite3_stmt *st = dd_store_prepare(s, sql.p);
 	dd_buf_free(&sql);
 	if (st == NULL) {
-		dd_store_close(&s);
 		return DD_EXIT_IO;
 	}
 	if (stage >= 0)
@@ -198,7 +183,7 @@ dd_track_list(const char *path, int stage, const char *drone, enum dd_fmt fmt, F
 		dd_out_endrow(o);
 	}
 	if (rc == 0 && r != SQLITE_DONE) {
-		dd_store_err(&s, "reading");
+		dd_store_err(s, "reading");
 		rc = DD_EXIT_IO;
 	}
 	if (o && dd_out_finish(o) && rc == 0) {
@@ -207,20 +192,16 @@ dd_track_list(const char *path, int stage, const char *drone, enum dd_fmt fmt, F
 	}
 	dd_buf_free(&b);
 	sqlite3_finalize(st);
-	dd_store_close(&s);
 	return rc;
 }
 
 int
-dd_track_stats(const char *path, FILE *out)
+dd_track_stats(struct dd_store *s, FILE *out)
 {
-	struct dd_store s;
-	int rc = q_open(&s, path);
-	if (rc)
-		return rc;
+	int rc = 0;
 	int64_t count[DD_NSTAGES] = { 0 }, total = 0, max_time = DD_NOTIME, removed = 0;
 	int64_t oldest = DD_NOTIME, newest = DD_NOTIME;
-	sqlite3_stmt *st = dd_store_prepare(&s, "SELECT stage, count(*), min(updated), "
+	sqlite3_stmt *st = dd_store_prepare(s, "SELECT stage, count(*), min(updated), "
 	    "max(updated) FROM delivery GROUP BY stage");
 	if (st == NULL)
 		goto fail;
@@ -238,10 +219,10 @@ dd_track_stats(const char *path, FILE *out)
 	}
 	sqlite3_finalize(st);
 	if (r != SQLITE_DONE) {
-		dd_store_err(&s, "reading");
+		dd_store_err(s, "reading");
 		goto fail;
 	}
-	if (dd_trk_meta_get(&s, "max_time", &max_time) || dd_trk_meta_get(&s, "removed", &removed))
+	if (dd_trk_meta_get(s, "max_time", &max_time) || dd_trk_meta_get(s, "removed", &removed))
 		goto fail;
 	struct dd_buf b = { 0 };
 	dd_buf_printf(&b, "{\"deliveries\":%" PRId64 ",\"stages\":{", total);
@@ -259,9 +240,7 @@ dd_track_stats(const char *path, FILE *out)
 	dd_buf_printf(&b, ",\"removed\":%" PRId64 "}\n", removed);
 	rc = q_write(out, &b) ? DD_EXIT_IO : 0;
 	dd_buf_free(&b);
-	dd_store_close(&s);
 	return rc;
 fail:
-	dd_store_close(&s);
 	return DD_EXIT_IO;
 }

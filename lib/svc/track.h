@@ -24,6 +24,7 @@
 #include "filter.h"
 #include "line.h"
 #include "out.h"
+#include "store.h"
 #include "stage.h"
 
 /* The stages are those of stage.h that DD_STAGE_TRACK knows: SPEC.md's and
@@ -68,10 +69,10 @@ int dd_track_filter(struct dd_track *t, const struct dd_filter_opts *fo);
  * Questions to the store (opened read-only). Each returns an exit code:
  * 0, 1 (get: no such delivery), 4 (store or write error, dd_errmsg()).
  */
-int dd_track_get(const char *path, const char *id, FILE *out);
+int dd_track_get(struct dd_store *s, const char *id, FILE *out);
 /* stage < 0 or drone NULL: no filter on it. */
-int dd_track_list(const char *path, int stage, const char *drone, enum dd_fmt fmt,
+int dd_track_list(struct dd_store *s, int stage, const char *drone, enum dd_fmt fmt,
     FILE *out);
-int dd_track_stats(const char *path, FILE *out);
+int dd_track_stats(struct dd_store *s, FILE *out);
 
 #endif
