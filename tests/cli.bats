@@ -30,15 +30,21 @@ day() {
 		assert_line --index 0 --regexp "^usage: $p( |$)"
 		assert_line --partial "$p -h | -V"
 		assert_line --regexp '^  -h, --help +print this help and exit$'
-		# No option line without a description.
-		run awk '/^Options:/{s=1;next} s && /^  -/ && NF < 2' <<<"$(command "$p" --help)"
-		assert_output ""
 		run "$p" -V
 		assert_success
 		assert_output --regexp "^$p [0-9]+\.[0-9]+"
 	done
+	# check-usage also fails on an option without a description.
 	run "$DD_ROOT/scripts/check-usage" "$DD_BIN"
 	assert_success
+	assert_output ""
+	mkdir -p fake
+	cp "$DD_BIN"/dd-* fake/
+	printf '#!/bin/sh\nexec %s "$@" | sed "s/^\\(  --cache N\\) .*/\\1/"\n' "$DD_BIN/dd-track" > fake/dd-track
+	chmod +x fake/dd-track
+	run "$DD_ROOT/scripts/check-usage" fake
+	assert_failure
+	assert_output --partial "dd-track: an option without a description"
 }
 
 @test "store and lake options go before or after the command alike" {
