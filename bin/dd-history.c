@@ -137,21 +137,8 @@ run(void *vc, int argc, char **argv)
 	return run_filter(db(c), &c->fo);
 }
 
-/* get, list and stats: one read-only look at the store. */
 static int
-query(struct ctx *c, int (*fn)(struct ctx *, struct dd_store *, char **), char **argv)
-{
-	struct dd_store s;
-	int rc = dd_store_open_ro(&s, db(c));
-	if (rc)
-		return rc;
-	rc = fn(c, &s, argv);
-	dd_store_close(&s);
-	return rc;
-}
-
-static int
-get(struct ctx *c, struct dd_store *s, char **argv)
+get(void *c, struct dd_store *s, char **argv)
 {
 	int r = dd_history_get(s, argv[0], stdout);
 	if (r == 0)
@@ -160,20 +147,22 @@ get(struct ctx *c, struct dd_store *s, char **argv)
 }
 
 static int
-list(struct ctx *c, struct dd_store *s, char **argv)
+list(void *vc, struct dd_store *s, char **argv)
 {
+	struct ctx *c = vc;
 	return dd_history_list(s, &c->q, c->fmt, stdout) ? DD_EXIT_IO : DD_EXIT_OK;
 }
 
 static int
-stats(struct ctx *c, struct dd_store *s, char **argv)
+stats(void *c, struct dd_store *s, char **argv)
 {
 	return dd_history_stats(s, stdout) ? DD_EXIT_IO : DD_EXIT_OK;
 }
 
-static int run_get(void *c, int argc, char **argv) { return query(c, get, argv); }
-static int run_list(void *c, int argc, char **argv) { return query(c, list, argv); }
-static int run_stats(void *c, int argc, char **argv) { return query(c, stats, argv); }
+/* The questions: one read-only look at the store each. */
+static int run_get(void *c, int n, char **v) { return dd_store_read(db(c), get, c, v); }
+static int run_list(void *c, int n, char **v) { return dd_store_read(db(c), list, c, v); }
+static int run_stats(void *c, int n, char **v) { return dd_store_read(db(c), stats, c, v); }
 
 static const struct dd_opt *const filter_tables[] = { store_opts, filter_opts, NULL };
 static const struct dd_opt *const list_tables[] = { store_opts, list_opts, NULL };

@@ -131,21 +131,8 @@ run_import(void *vc, int argc, char **argv)
 	return code;
 }
 
-/* get, list, summary and stats: one read-only look at the store. */
 static int
-query(struct ctx *c, int (*fn)(struct ctx *, struct dd_store *, char **), char **argv)
-{
-	struct dd_store s;
-	int rc = dd_store_open_ro(&s, db(c));
-	if (rc)
-		return rc;
-	rc = fn(c, &s, argv);
-	dd_store_close(&s);
-	return rc;
-}
-
-static int
-get(struct ctx *c, struct dd_store *s, char **argv)
+get(void *c, struct dd_store *s, char **argv)
 {
 	int code = dd_package_get(s, argv[0], stdout);
 	if (code == DD_EXIT_REJECTED)
@@ -154,27 +141,30 @@ get(struct ctx *c, struct dd_store *s, char **argv)
 }
 
 static int
-list(struct ctx *c, struct dd_store *s, char **argv)
+list(void *vc, struct dd_store *s, char **argv)
 {
+	struct ctx *c = vc;
 	return dd_package_list(s, c->owner, c->fmt, stdout);
 }
 
 static int
-summary(struct ctx *c, struct dd_store *s, char **argv)
+summary(void *vc, struct dd_store *s, char **argv)
 {
+	struct ctx *c = vc;
 	return dd_package_owner_summary(s, c->owner, c->month, c->fmt, stdout);
 }
 
 static int
-stats(struct ctx *c, struct dd_store *s, char **argv)
+stats(void *c, struct dd_store *s, char **argv)
 {
 	return dd_package_stats(s, stdout);
 }
 
-static int run_get(void *c, int argc, char **argv) { return query(c, get, argv); }
-static int run_list(void *c, int argc, char **argv) { return query(c, list, argv); }
-static int run_summary(void *c, int argc, char **argv) { return query(c, summary, argv); }
-static int run_stats(void *c, int argc, char **argv) { return query(c, stats, argv); }
+/* The questions: one read-only look at the store each. */
+static int run_get(void *c, int n, char **v) { return dd_store_read(db(c), get, c, v); }
+static int run_list(void *c, int n, char **v) { return dd_store_read(db(c), list, c, v); }
+static int run_summary(void *c, int n, char **v) { return dd_store_read(db(c), summary, c, v); }
+static int run_stats(void *c, int n, char **v) { return dd_store_read(db(c), stats, c, v); }
 
 static const struct dd_opt *const filter_tables[] = { store_opts, filter_opts, NULL };
 static const struct dd_opt *const list_tables[] = { store_opts, list_opts, NULL };

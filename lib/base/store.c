@@ -290,6 +290,19 @@ dd_lock(const char *path)
 }
 
 int
+dd_store_read(const char *path, int (*fn)(void *ctx, struct dd_store *s, char **argv),
+    void *ctx, char **argv)
+{
+	struct dd_store s;
+	int rc = dd_store_open_ro(&s, path);
+	if (rc)
+		return rc;
+	rc = fn(ctx, &s, argv);
+	dd_store_close(&s);
+	return rc;
+}
+
+int
 dd_bind_text(sqlite3_stmt *st, int i, const char *s, size_t n)
 {
 	if (s == NULL)

@@ -30,6 +30,11 @@ int dd_store_open(struct dd_store *s, const char *path,
  * missing store is DD_EXIT_IO with "no such store"). */
 int dd_store_open_ro(struct dd_store *s, const char *path);
 void dd_store_close(struct dd_store *s);
+/* Open the store at path read-only, run fn on it, close it: the questions
+ * (get, list, stats) every program asks alike. fn's exit code, or the
+ * open's (a missing store is DD_EXIT_IO). */
+int dd_store_read(const char *path, int (*fn)(void *ctx, struct dd_store *s, char **argv),
+    void *ctx, char **argv);
 
 /* BEGIN IMMEDIATE unless a transaction is open; 0 or -1. */
 int dd_store_begin(struct dd_store *s);
