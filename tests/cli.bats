@@ -175,6 +175,14 @@ day() {
 	run dd-archive --dry-run --db "$BATS_TEST_TMPDIR/no/history.db"
 	assert_failure 4
 	[ ! -e "$BATS_TEST_TMPDIR/no" ]
+	# --verify tends a lake alone, but not a lake that is not there either.
+	run dd-archive --verify --db "$BATS_TEST_TMPDIR/no/history.db" -l "$BATS_TEST_TMPDIR/no/lake"
+	assert_failure 4
+	assert_output --partial "no/lake: no such lake"
+	run --separate-stderr dd-archive --verify --db "$BATS_TEST_TMPDIR/no/history.db" -l "$DD_HOME/lake"
+	assert_success
+	assert_equal "$stderr" "dd-archive: $BATS_TEST_TMPDIR/no/history.db: no such store: nothing archived"
+	[ "$(jq .partsVerified <<<"$output")" -gt 0 ]
 	run dd-lake-query -l /no/such/lake --count
 	assert_failure 4
 	assert_output --partial "/no/such/lake"
@@ -185,6 +193,10 @@ day() {
 	assert_success
 	assert_line "0"
 	assert_output --regexp 'drone\.deliverd.*drone\.delivered'
+	run --separate-stderr dd-lake-query -q -l "$DD_HOME/lake" --type drone.deliverd --count
+	assert_success
+	assert_output "0"
+	assert_equal "$stderr" ""
 
 }
 
