@@ -104,9 +104,11 @@ check: deps
 	$(MAKE) all
 	$(MAKE) test
 
-# The suite alone, on what is built.
+# The suite alone, on what is built; TESTS="tests/a.bats tests/b.bats" runs
+# only those files.
+TESTS ?= tests
 test: lint $(TESTBIN) $(REPLAYBIN)
-	$(TESTENV) scripts/run-tests tests
+	$(TESTENV) scripts/run-tests $(TESTS)
 
 lint:
 	mandoc -Tlint -W warning $(MAN1) $(MAN7)
