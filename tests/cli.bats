@@ -40,7 +40,7 @@ day() {
 	assert_output ""
 	mkdir -p fake
 	cp "$DD_BIN"/dd-* fake/
-	printf '#!/bin/sh\nexec %s "$@" | sed "s/^\\(  --cache N\\) .*/\\1/"\n' "$DD_BIN/dd-track" > fake/dd-track
+	printf '#!/bin/sh\nexec %s "$@" | sed "s/^\\(  --cache SIZE\\) .*/\\1/"\n' "$DD_BIN/dd-track" > fake/dd-track
 	chmod +x fake/dd-track
 	run "$DD_ROOT/scripts/check-usage" fake
 	assert_failure

@@ -31,13 +31,18 @@
  * DD_STAGE_UNKNOWN, a delivery known only from telemetry that set no stage
  * (its schedule may come); dd_stage_parse(s, DD_STAGE_TRACK) names them. */
 
+/* --cache's default: room for a million live deliveries (about 300 bytes
+ * each in memory, with a few ids of recent events). */
+#define DD_TRACK_CACHE_DEFAULT ((size_t)512 << 20)
+
 struct dd_track_opts {
 	int64_t retain_ms;		/* --retain: keep ended deliveries this long */
 	int64_t position_every_ms;	/* --position-every, 0 for none */
 	int only_status;		/* --only-status */
-	size_t cache_max;		/* --cache: live deliveries held in memory; past
-					 * it, clean ones are evicted after a commit
-					 * and read back from the store when needed */
+	size_t cache_bytes;		/* --cache: memory for the deliveries held;
+					 * past it, clean ones are evicted after a
+					 * commit and read back from the store when
+					 * needed */
 	FILE *out;			/* where lines and status events go */
 };
 void dd_track_defaults(struct dd_track_opts *o);
