@@ -100,7 +100,6 @@ schedule() {
 	extra-argument
 	frobnicate
 	get
-	get a b
 	get --only-status d-1
 	list --stage flying
 	list --format xml
@@ -585,4 +584,32 @@ print(at(56, dist(47.61, 47.62) / 20))
 	[ "$rc" -eq 137 ] || fail "exit $rc, not 137: no commit by time"
 	n=$(dd-track stats --db t.db | jq .deliveries)
 	[ "$n" -gt 0 ] && [ "$n" -lt 10000 ] || fail "$n deliveries committed"
+}
+
+@test "get while the filter writes: the answers of the last commit, from one process" {
+	mkfifo pipe
+	dd-track --flush-interval 100ms < pipe > out & BG=$!
+	exec 7> pipe
+	for i in 1 2 3; do flight "d-$i" "$i" >&7; done
+	# Committed within --flush-interval, the filter still running.
+	for i in $(seq 100); do
+		[ "$(dd-track stats 2>/dev/null | jq .deliveries)" = 3 ] && break
+		sleep 0.05
+	done
+	run dd-track get d-3 d-1 d-2
+	assert_success
+	assert_equal "$(printf '%s\n' "${lines[@]}" | jq -r '[.deliveryId, .stage] | @tsv')" \
+		"$(printf 'd-3\tcompleted\nd-1\tcompleted\nd-2\tcompleted')"
+	# What the filter has not been given is not there yet.
+	run --separate-stderr dd-track get d-1 d-4
+	[ "$status" -eq 1 ]
+	[ "${#lines[@]}" -eq 1 ]
+	[[ $stderr == *"d-4: no such delivery"* ]] || fail "$stderr"
+	flight d-4 4 >&7
+	for i in $(seq 100); do dd-track get d-4 > /dev/null 2>&1 && break; sleep 0.05; done
+	printf 'd-4\nd-1\n' | dd-track get - | jq -r .deliveryId > got
+	assert_equal "$(cat got)" "$(printf 'd-4\nd-1')"
+	exec 7>&-
+	wait $BG
+	BG=
 }

@@ -24,7 +24,7 @@ block(const void *p)
 static size_t
 dlv_cost(const struct dlv *d)
 {
-	return block(d) + block(d->id) + block(d->drone) + block(d->loc.json) +
+	return block(d) + block(d->drone) + block(d->loc.json) +
 	    block(d->pickup.json) + block(d->dropoff.json) + block(d->seen) +
 	    sizeof(struct dlv *);	/* its share of the buckets */
 }
@@ -75,9 +75,9 @@ dd_trk_cache_add(struct dd_track *t, const char *id, size_t n, uint64_t h)
 {
 	if (t->n >= t->nb)
 		grow(t);
-	struct dlv *d = dd_calloc(1, sizeof *d);
-	d->id = dd_strndup(id, n);
-	d->idlen = n;
+	struct dlv *d = dd_calloc(1, sizeof *d + n + 1);
+	memcpy(d->id, id, n);
+	d->idlen = (uint32_t)n;
 	d->hash = h;
 	dd_trk_dlv_clear(d);
 	d->next = t->tab[h & (t->nb - 1)];

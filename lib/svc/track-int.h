@@ -31,10 +31,9 @@ struct dlv {
 	struct dlv *next;	/* hash chain */
 	struct dlv *dnext;	/* list of changed deliveries */
 	uint64_t hash;
-	char *id;
-	size_t idlen;
-	int dirty, in_db;
+	uint32_t idlen;
 	uint32_t cost;		/* bytes of memory it holds (track-cache.c) */
+	unsigned char dirty, in_db;
 	/* The aggregates the stage is computed from. */
 	int64_t t_sched, t_disp, t_pick, t_resched;
 	int fstage;		/* earliest final event, or 0 */
@@ -49,6 +48,7 @@ struct dlv {
 	int64_t pos_ms;		/* bucket of the last position status */
 	struct seen *seen;
 	size_t nseen, capseen;
+	char id[];		/* in the same block: a million of them */
 };
 
 struct dd_track {

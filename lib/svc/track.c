@@ -67,7 +67,6 @@ void
 dd_trk_dlv_free(struct dlv *d)
 {
 	dd_trk_dlv_clear(d);
-	free(d->id);
 	free(d);
 }
 

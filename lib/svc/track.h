@@ -74,7 +74,8 @@ int dd_track_filter(struct dd_track *t, const struct dd_filter_opts *fo);
  * Questions to the store (opened read-only). Each returns an exit code:
  * 0, 1 (get: no such delivery), 4 (store or write error, dd_errmsg()).
  */
-int dd_track_get(struct dd_store *s, const char *id, FILE *out);
+/* get ID... / get -: see dd_store_get(). */
+int dd_track_get(struct dd_store *s, char **ids, FILE *out);
 /* stage < 0 or drone NULL: no filter on it. */
 int dd_track_list(struct dd_store *s, int stage, const char *drone, enum dd_fmt fmt,
     FILE *out);
