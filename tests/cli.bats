@@ -269,10 +269,11 @@ ids_of() { "$@" | jq -r '[.[]][0]'; }
 		[ "$(grep -c 'no-such-[01]' <<< "$stderr")" -eq 2 ] || fail "$p: $stderr"
 		[[ $stderr == *no-such-0*no-such-1* ]] || fail "$p: $stderr"
 		# Every answer comes from the same read transaction as the others.
-		for i in $(seq 2000); do cat "$p.ids"; done > many
-		run "$p" get - < many
-		assert_success
-		[ "${#lines[@]}" -ge "$(wc -l < many)" ] || fail "$p: ${#lines[@]} lines"
+		# (Output far larger than a pipe holds, for | head below; kept in
+		# a file: bats' run is slow on that much.)
+		for i in $(seq 500); do cat "$p.ids"; done > many
+		"$p" get - < many > many.out
+		[ "$(wc -l < many.out)" -ge "$(wc -l < many)" ] || fail "$p: $(wc -l < many.out) lines"
 		# A reader gone is 141 and silent, a closed stdout exit 4, said.
 		run bash -c "set -o pipefail; $p get - < many 2> err | head -1 > /dev/null"
 		[ "$status" -eq 141 ] || fail "$p | head: exit $status, $(cat err)"
