@@ -180,3 +180,24 @@ dump_history() {
 	grep -q 'brokers back' "$T/err"
 	diff <(dd-track list --db "$T/direct.db") <(dd-track list --db "$T/k.db")
 }
+
+@test "dd-track --kafka-out: the events go to the topic, keyed by subject, instead of stdout" {
+	run dd-track -q --retain 1000d --db "$T/k.db" --kafka-out out --kafka-out-brokers "$K" "$T/tel.ndjson"
+	assert_success
+	refute_sanitizer
+	assert_output ""
+	diff <(ids < "$T/direct.out") <(consume out | ids)
+	# Keyed by subject: each delivery's events in one partition, in order.
+	timeout 30 kcat -C -b "$K" -t out -e -q -f '%k %p\n' | sort -u > "$T/keys"
+	[ "$(cut -d' ' -f1 "$T/keys" | uniq -d | wc -l)" -eq 0 ]
+	[ "$(cut -d' ' -f2 "$T/keys" | sort -u | wc -l)" -eq 3 ]
+	diff <(grep '"subject":"d-5-7"' "$T/direct.out") <(consume out | grep '"subject":"d-5-7"')
+}
+
+@test "kafka: topic to topic, dd-track killed by SIGKILL 22 times: every event it writes reaches the output topic" {
+	produce tel < "$T/tel.ndjson"
+	killed dd-track -q --retain 1000d --db "$T/k.db" --kafka "$K" --topic tel --kafka-out out
+	diff <(dd-track list --db "$T/direct.db") <(dd-track list --db "$T/k.db")
+	# Re-emitted rather than lost: every id once at least, none else.
+	diff <(ids < "$T/direct.out" | uniq) <(consume out | ids | uniq)
+}
