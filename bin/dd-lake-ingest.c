@@ -21,6 +21,7 @@ enum { K_LAKE = 1, K_DATASET, K_LEVEL, K_PARTSIZE };
 
 struct ingest {
 	struct dd_lake_writer *w;
+	const char *lake, *dataset;	/* where --kafka resumes from */
 	int64_t max_day;	/* latest UTC day seen in this run */
 	uint64_t late;		/* events of a day before max_day */
 	int failed;		/* the writer failed and that was reported */
@@ -50,7 +51,8 @@ on_event(void *ctx, const struct dd_line *l, const struct dd_env *e)
 	const char *type = dd_jstr_text(&e->type, &c->type, &typen);
 	if (dd_lake_add(c->w, l->p, l->n, &(struct dd_lake_ev){ .time_ms = e->time_ms,
 	    .id = id, .idlen = idn, .subject = sub, .sublen = subn, .type = type,
-	    .typelen = typen }) < 0) {
+	    .typelen = typen, .kafka = l->kpart >= 0, .kpart = l->kpart,
+	    .koff = (int64_t)l->off }) < 0) {
 		if (!dd_lake_writer_broken(c->w))
 			return DD_REJECT;	/* refused, e.g. a time no partition holds */
 		c->failed = 1;
@@ -73,6 +75,24 @@ on_commit(void *ctx)
 	char **paths;
 	size_t n = dd_lake_take_visible(c->w, &paths);
 	dd_lake_paths_free(paths, n);
+	return 0;
+}
+
+/* --kafka: the offsets travel with the parts (lake.h): where to resume
+ * is read from the parts' metadata, and the positions read are given to
+ * the writer for the parts the commit closes. */
+static int64_t
+on_kresume(void *ctx, const char *topic, int32_t partition)
+{
+	struct ingest *c = ctx;
+	return dd_lake_kafka_resume(c->lake, c->dataset, topic, partition);
+}
+
+static int
+on_koffsets(void *ctx, const struct dd_koffsets *ko)
+{
+	struct ingest *c = ctx;
+	dd_lake_kafka_through(c->w, ko);
 	return 0;
 }
 
@@ -145,16 +165,20 @@ run(void *vc, int argc, char **argv)
 	struct ctx *x = vc;
 	char *deflake = NULL;
 	const char *lake = x->lake ? x->lake : (deflake = dd_default_path("lake"));
-	struct ingest c = { .max_day = INT64_MIN };
+	struct ingest c = { .max_day = INT64_MIN, .lake = lake, .dataset = x->dataset };
 	c.w = dd_lake_writer_open(lake, x->dataset, &x->wo);
 	if (c.w == NULL) {
 		free(deflake);
 		return DD_EXIT_IO;
 	}
+	if (x->fo.kafka.topic)
+		dd_lake_kafka_topic(c.w, x->fo.kafka.topic);
 	struct dd_filter_ops ops = {
 		.event = on_event,
 		.commit = on_commit,
 		.summary = on_summary,
+		.kresume = on_kresume,
+		.koffsets = on_koffsets,
 	};
 	x->fo.files = argv;
 	x->fo.nfiles = argc;

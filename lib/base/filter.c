@@ -251,6 +251,7 @@ kafka_next(struct input *in, struct dd_line *l, int64_t until)
 	l->fulllen = n;
 	l->lineno = (uint64_t)in->koff;
 	l->off = (uint64_t)in->koff;
+	l->kpart = in->kpart;
 	if (n > in->o->max_line) {
 		l->toolong = 1;
 		l->n = DD_LINE_KEEP;

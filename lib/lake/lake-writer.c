@@ -88,6 +88,7 @@ struct part {
 	struct tmap types;
 	uint64_t lru;
 	int64_t opened;		/* monotonic ms */
+	struct lake_kranges *kr;	/* Kafka offsets it holds (lake-kafka.c) */
 };
 
 struct dd_lake_writer {
@@ -128,6 +129,10 @@ struct dd_lake_writer {
 	} q[QMAX];
 	int qhead, qlen, busy, stop, werr;
 	char werrmsg[700];
+	/* Fed from Kafka: the topic, epoch and positions the parts record
+	 * (lake-kafka.c); committing: dd_lake_commit is closing the parts. */
+	struct lake_kw *kw;
+	int committing;
 };
 
 static void *compressor(void *arg);
@@ -243,6 +248,7 @@ part_free(struct dd_lake_writer *w, struct part *p)
 	lake_idset_free(&p->ids);
 	lake_hset_free(&p->subjects);
 	lake_tmap_free(&p->types);
+	lake_kranges_free(p->kr);
 	free(p);
 }
 
@@ -584,19 +590,27 @@ close_parts(struct dd_lake_writer *w, struct part **ps, int n)
 	if (drain(w))
 		goto fail;
 	/* Start writing back every part's data at once. */
+	uint64_t nev = 0;
 	for (i = 0; i < n; i++)
-		if (ps[i]->events)
+		if (ps[i]->events) {
 			sync_file_range(ps[i]->fd, 0, 0, SYNC_FILE_RANGE_WRITE);
+			nev++;
+		}
+	/* The commit's parts close their epoch and say how many it has. */
+	uint64_t epoch_parts = w->kw && w->committing ? lake_kafka_closed(w->kw) + nev : 0;
 	for (i = 0; i < n; i++) {
 		struct part *p = ps[i];
 		if (p->events == 0)
 			continue;
-		struct dd_buf m = { 0 };
+		struct dd_buf m = { 0 }, kafka = { 0 };
+		if (w->kw)
+			lake_kafka_meta(w->kw, p->kr, epoch_parts, &kafka);
 		lake_meta_build(&(struct meta_src){ .name = p->name,
 		    .part_bytes = p->out, .frames = p->frames, .events = p->events,
 		    .raw_bytes = p->raw, .lastsum = p->lastsum, .min_ms = p->min_ms,
 		    .max_ms = p->max_ms, .ids = &p->ids, .subjects = &p->subjects,
-		    .types = &p->types }, &m);
+		    .types = &p->types, .extra = kafka.p }, &m);
+		dd_buf_free(&kafka);
 		mfd[i] = open(p->mtmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
 		if (mfd[i] < 0) {
 			dd_seterr("%s: %s", p->mtmp, strerror(errno));
@@ -826,7 +840,11 @@ dd_lake_add(struct dd_lake_writer *w, const char *line, size_t len,
 		w->st.duplicates++;
 		return 1;
 	}
-	if (part_append(w, p, line, len, ev->time_ms) || enforce_limits(w, p))
+	if (part_append(w, p, line, len, ev->time_ms))
+		goto fail;
+	if (ev->kafka && w->kw)
+		lake_kafka_range(&p->kr, ev->kpart, ev->koff);
+	if (enforce_limits(w, p))
 		goto fail;
 	return 0;
 fail:
@@ -848,13 +866,30 @@ dd_lake_commit(struct dd_lake_writer *w)
 		w->open[i] = NULL;
 	w->nopen = 0;
 	w->last = NULL;
+	w->committing = 1;
 	int rc = close_parts(w, ps, n);
+	w->committing = 0;
 	free(ps);
 	if (rc) {
 		writer_break(w);
 		return -1;
 	}
+	if (w->kw)
+		lake_kafka_committed(w->kw);
 	return 0;
+}
+
+void
+dd_lake_kafka_topic(struct dd_lake_writer *w, const char *topic)
+{
+	lake_kafka_free(w->kw);
+	w->kw = lake_kafka_new(topic);
+}
+
+struct lake_kw *
+lake_writer_kw(struct dd_lake_writer *w)
+{
+	return w->kw;
 }
 
 size_t
@@ -912,6 +947,7 @@ writer_free(struct dd_lake_writer *w)
 	free(w->dirty);
 	lake_hset_free(&w->dirtyset);
 	dd_lake_paths_free(w->vis, w->nvis);
+	lake_kafka_free(w->kw);
 	free(w->lake);
 	free(w->dataset);
 	free(w->root);

@@ -1,0 +1,255 @@
+/*
+ * Kafka offsets in the lake's parts (lake.h, "Kafka offsets in the
+ * parts"): what the writer records at part close, and where a restarted
+ * or newly assigned ingest resumes, found from the parts alone.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "json.h"
+#include "lake.h"
+#include "lake-int.h"
+#include "util.h"
+
+/* One partition's offsets: a position, or a part's range. */
+struct kv {
+	int32_t p;
+	int64_t a, b;
+};
+
+struct kvs {
+	struct kv *v;
+	size_t n, cap;
+};
+
+static struct kv *
+kv_at(struct kvs *s, int32_t p)
+{
+	for (size_t i = 0; i < s->n; i++)
+		if (s->v[i].p == p)
+			return &s->v[i];
+	if (s->n == s->cap) {
+		s->cap = s->cap ? s->cap * 2 : 8;
+		s->v = dd_realloc(s->v, s->cap * sizeof *s->v);
+	}
+	s->v[s->n] = (struct kv){ p, -1, -1 };
+	return &s->v[s->n++];
+}
+
+struct lake_kw {
+	char *topic;
+	char epoch[40];
+	struct kvs from, through;	/* next offsets: durable, and as of the coming commit */
+	uint64_t closed;		/* parts of this epoch closed before its commit */
+};
+
+struct lake_kranges {
+	struct kvs r;
+};
+
+struct lake_kw *
+lake_kafka_new(const char *topic)
+{
+	struct lake_kw *kw = dd_calloc(1, sizeof *kw);
+	kw->topic = dd_strdup(topic);
+	lake_new_name(kw->epoch);
+	return kw;
+}
+
+void
+lake_kafka_free(struct lake_kw *kw)
+{
+	if (kw == NULL)
+		return;
+	free(kw->topic);
+	free(kw->from.v);
+	free(kw->through.v);
+	free(kw);
+}
+
+void
+lake_kafka_range(struct lake_kranges **kr, int32_t p, int64_t off)
+{
+	if (*kr == NULL)
+		*kr = dd_calloc(1, sizeof **kr);
+	struct kv *v = kv_at(&(*kr)->r, p);
+	if (v->a < 0 || off < v->a)
+		v->a = off;
+	if (off > v->b)
+		v->b = off;
+}
+
+void
+lake_kranges_free(struct lake_kranges *kr)
+{
+	if (kr) {
+		free(kr->r.v);
+		free(kr);
+	}
+}
+
+static int
+cmp_kv(const void *a, const void *b)
+{
+	const struct kv *x = a, *y = b;
+	return (x->p > y->p) - (x->p < y->p);
+}
+
+/* {"P":N,...} of the positions in s (a), in partition order. */
+static void
+positions(struct dd_buf *b, struct kvs *s, int ranges)
+{
+	qsort(s->v, s->n, sizeof *s->v, cmp_kv);
+	dd_buf_addc(b, '{');
+	int first = 1;
+	for (size_t i = 0; i < s->n; i++) {
+		if (s->v[i].a < 0)
+			continue;
+		dd_buf_printf(b, "%s\"%" PRId32 "\":", first ? "" : ",", s->v[i].p);
+		if (ranges)
+			dd_buf_printf(b, "[%" PRId64 ",%" PRId64 "]", s->v[i].a, s->v[i].b);
+		else
+			dd_buf_printf(b, "%" PRId64, s->v[i].a);
+		first = 0;
+	}
+	dd_buf_addc(b, '}');
+}
+
+void
+lake_kafka_meta(struct lake_kw *kw, struct lake_kranges *kr, uint64_t epoch_parts,
+    struct dd_buf *b)
+{
+	dd_buf_adds(b, ",\"kafka\":{\"topic\":");
+	dd_buf_json_str(b, kw->topic, strlen(kw->topic));
+	dd_buf_printf(b, ",\"epoch\":\"%s\",\"from\":", kw->epoch);
+	positions(b, &kw->from, 0);
+	dd_buf_adds(b, ",\"ranges\":");
+	struct kvs none = { 0 };
+	positions(b, kr ? &kr->r : &none, 1);
+	if (epoch_parts) {
+		dd_buf_adds(b, ",\"through\":");
+		positions(b, &kw->through, 0);
+		dd_buf_printf(b, ",\"parts\":%" PRIu64, epoch_parts);
+	} else {
+		kw->closed++;
+	}
+	dd_buf_addc(b, '}');
+}
+
+uint64_t
+lake_kafka_closed(const struct lake_kw *kw)
+{
+	return kw->closed;
+}
+
+void
+lake_kafka_committed(struct lake_kw *kw)
+{
+	for (size_t i = 0; i < kw->through.n; i++)
+		kv_at(&kw->from, kw->through.v[i].p)->a = kw->through.v[i].a;
+	kw->closed = 0;
+	lake_new_name(kw->epoch);
+}
+
+void
+dd_lake_kafka_through(struct dd_lake_writer *w, const struct dd_koffsets *ko)
+{
+	struct lake_kw *kw = lake_writer_kw(w);
+	if (kw == NULL)
+		return;
+	for (size_t i = 0; i < ko->n; i++)
+		kv_at(&kw->through, ko->pos[i].partition)->a = ko->pos[i].next;
+}
+
+/* ------------------------------------------------------------- resume */
+
+struct epoch {
+	char id[40];
+	uint64_t seen, parts;	/* visible parts; parts of the epoch (0: unknown) */
+	int64_t through;	/* of the partition asked for, -1 none */
+};
+
+static int64_t
+num_member(const struct dd_jval *obj, const char *key)
+{
+	struct dd_jval v;
+	int64_t n;
+	if (obj->type != DD_JOBJ || !dd_json_get(obj, key, strlen(key), &v) ||
+	    dd_jnum_int64(&v, &n) || n < 0)
+		return -1;
+	return n;
+}
+
+int64_t
+dd_lake_kafka_resume(const char *lake, const char *dataset, const char *topic,
+    int32_t partition)
+{
+	char *root = lake_path_join(lake, dataset);
+	struct dd_lake_partition *ps;
+	size_t nps;
+	int64_t best = -1;
+	struct epoch *ep = NULL;
+	size_t nep = 0, cap = 0;
+	char key[16];
+	snprintf(key, sizeof key, "%" PRId32, partition);
+	if (dd_lake_partitions(lake, dataset, DD_LAKE_MIN_MS, DD_LAKE_MAX_MS, &ps, &nps)) {
+		free(root);
+		return -2;
+	}
+	for (size_t i = 0; i < nps; i++) {
+		struct dd_lake_part *parts;
+		size_t np;
+		if (dd_lake_parts(ps[i].path, &parts, &np)) {
+			best = -2;
+			break;
+		}
+		for (size_t j = 0; j < np; j++) {
+			if (!parts[j].has_meta)
+				continue;
+			const struct dd_lake_meta *m = &parts[j].meta;
+			const char *nl = memchr(m->buf, '\n', m->buflen);
+			struct dd_jval o = dd_json_value(m->buf, nl ? (size_t)(nl - m->buf) : m->buflen);
+			struct dd_jval k, t, e, from, through;
+			if (!dd_json_get(&o, "kafka", 5, &k) || k.type != DD_JOBJ ||
+			    !dd_json_get(&k, "topic", 5, &t) || !dd_jstr_eq(&t, topic, strlen(topic)) ||
+			    !dd_json_get(&k, "epoch", 5, &e) || e.type != DD_JSTR || e.n >= 40)
+				continue;
+			if (dd_json_get(&k, "from", 4, &from)) {
+				int64_t f = num_member(&from, key);
+				if (f > best)
+					best = f;
+			}
+			size_t x;
+			for (x = 0; x < nep; x++)
+				if (strlen(ep[x].id) == e.n && memcmp(ep[x].id, e.p, e.n) == 0)
+					break;
+			if (x == nep) {
+				if (nep == cap) {
+					cap = cap ? cap * 2 : 16;
+					ep = dd_realloc(ep, cap * sizeof *ep);
+				}
+				memset(&ep[nep], 0, sizeof ep[nep]);
+				memcpy(ep[nep].id, e.p, e.n);
+				ep[nep].through = -1;
+				nep++;
+			}
+			ep[x].seen++;
+			int64_t k_parts = num_member(&k, "parts");
+			if (k_parts > 0 && dd_json_get(&k, "through", 7, &through)) {
+				ep[x].parts = (uint64_t)k_parts;
+				ep[x].through = num_member(&through, key);
+			}
+		}
+		dd_lake_parts_free(parts, np);
+	}
+	dd_lake_partitions_free(ps, nps);
+	/* An epoch counts whole only: every part of it visible. */
+	for (size_t x = 0; best != -2 && x < nep; x++)
+		if (ep[x].parts && ep[x].seen >= ep[x].parts && ep[x].through > best)
+			best = ep[x].through;
+	free(ep);
+	free(root);
+	return best;
+}
