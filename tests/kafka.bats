@@ -10,7 +10,7 @@ load common
 setup() {
 	command -v kcat > /dev/null || skip "kcat is not installed"
 	T=$BATS_TEST_TMPDIR
-	start_mock tel:4 status:2 out:3 one:1
+	start_mock tel:4 status:2 out:3 one:1 requests:1 sched:1 fly:1 day:2
 	dd-sim telemetry -n 3000 --seed 5 --days 2 > "$T/tel.ndjson"
 	dd-track -q --retain 1000d --db "$T/direct.db" < "$T/tel.ndjson" > "$T/direct.out"
 }
@@ -292,4 +292,62 @@ lake_ids() {
 	run dd-lake-ingest -l "$T/lake" --kafka "$K" --topic tel --kafka-eof
 	assert_success
 	diff <(ids < "$T/tel.ndjson") <(lake_ids "$T/lake" | uniq)
+}
+
+# once NAME CMD...: a stage through topics, killed by SIGKILL once at a
+# random moment, then run to the end of its input; exit 0 or 1 (bad
+# input reported) is success.
+once() {
+	local name=$1; shift
+	"$@" --batch 23 > /dev/null 2>> "$T/$name.log" &
+	BG=$!
+	sleep "0.$((RANDOM % 30 + 5))"
+	kill -KILL "$BG" 2> /dev/null || true
+	wait "$BG" 2> /dev/null || true
+	BG=
+	local rc=0
+	"$@" --kafka-eof 2>> "$T/$name.log" || rc=$?
+	[ "$rc" -le 1 ] || fail "$name exited $rc: $(tail -5 "$T/$name.log")"
+}
+
+@test "kafka: the day chained through topics, each stage killed once: every store equals the streamed run's, reconcile holds" {
+	local S=$T/streamed H=$T/kafka F=$DD_ROOT/data/fleet.csv
+	DD_HOME=$S "$DD_ROOT/scripts/pipeline" -n 150 --seed 7 --fleet "$F" day
+	mkdir -p "$H/work"
+	cp "$S/work/requests.ndjson" "$H/work/"
+	: > "$H/work/rejects.ndjson"
+	timeout 30 kcat -P -b "$K" -t requests < "$H/work/requests.ndjson"
+	export DD_HOME=$H
+	# The scheduler, dd-sim fly and dd-track keep a clock (dd-track's
+	# retention is in stream time), so what they read comes in one
+	# partition, in the streamed run's order; the statuses, keyed by
+	# delivery, in two.
+	once schedule dd-schedule -q --fleet "$F" --rejects "$H/work/rejects.ndjson" \
+		--kafka "$K" --topic requests --kafka-out sched
+	once package dd-package -q --kafka "$K" --topic sched
+	# dd-sim fly has no store: killed once, what it wrote is sent, and
+	# its rerun (the same output: same seed, same input) sends the rest.
+	consume sched > "$T/sched"
+	local fly=(dd-sim fly -q --seed 7 --fail 0.04 --dup 0 --reorder 0)
+	"${fly[@]}" < "$T/sched" > "$T/fly.part" &
+	BG=$!
+	sleep "0.0$((RANDOM % 9 + 1))"
+	kill -KILL "$BG" 2> /dev/null || true
+	wait "$BG" 2> /dev/null || true
+	BG=
+	sed -i '$ { /}$/!d }' "$T/fly.part"
+	produce fly < "$T/fly.part"
+	"${fly[@]}" < "$T/sched" | tail -n +$(($(wc -l < "$T/fly.part") + 1)) | produce fly
+	once track dd-track -q --kafka "$K" --topic fly --kafka-out day
+	once history dd-history -q --kafka "$K" --topic day
+	once lake dd-lake-ingest -q --kafka "$K" --topic day
+	"$DD_ROOT/tests/pipeline/snapshot" "$S" "$T/snap.s"
+	"$DD_ROOT/tests/pipeline/snapshot" "$H" "$T/snap.k"
+	rm -f "$T"/snap.*/lake.copies
+	run diff -r "$T/snap.s" "$T/snap.k"
+	assert_success
+	run "$DD_ROOT/scripts/reconcile" --home "$H" --requests "$H/work/requests.ndjson" \
+		--rejects "$H/work/rejects.ndjson"
+	assert_success
+	refute_output --partial FAIL
 }
