@@ -22,6 +22,9 @@ enum { K_LAKE = 1, K_DATASET, K_LEVEL, K_PARTSIZE };
 struct ingest {
 	struct dd_lake_writer *w;
 	const char *lake, *dataset;	/* where --kafka resumes from */
+	struct dd_kpos *resume;		/* as the parts said, read once per assignment */
+	size_t nresume;
+	int have_resume;
 	int64_t max_day;	/* latest UTC day seen in this run */
 	uint64_t late;		/* events of a day before max_day */
 	int failed;		/* the writer failed and that was reported */
@@ -85,7 +88,15 @@ static int64_t
 on_kresume(void *ctx, const char *topic, int32_t partition)
 {
 	struct ingest *c = ctx;
-	return dd_lake_kafka_resume(c->lake, c->dataset, topic, partition);
+	if (!c->have_resume) {
+		if (dd_lake_kafka_resume(c->lake, c->dataset, topic, &c->resume, &c->nresume))
+			return -2;
+		c->have_resume = 1;
+	}
+	for (size_t i = 0; i < c->nresume; i++)
+		if (c->resume[i].partition == partition)
+			return c->resume[i].next;
+	return -1;
 }
 
 static int
@@ -93,6 +104,12 @@ on_koffsets(void *ctx, const struct dd_koffsets *ko)
 {
 	struct ingest *c = ctx;
 	dd_lake_kafka_through(c->w, ko);
+	/* The lake changes with this commit (and other members' before a
+	 * rebalance): the next assignment reads the parts again. */
+	free(c->resume);
+	c->resume = NULL;
+	c->nresume = 0;
+	c->have_resume = 0;
 	return 0;
 }
 
@@ -190,6 +207,7 @@ run(void *vc, int argc, char **argv)
 	dd_buf_free(&c.id);
 	dd_buf_free(&c.subject);
 	dd_buf_free(&c.type);
+	free(c.resume);
 	free(deflake);
 	return code;
 }

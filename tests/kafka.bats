@@ -341,6 +341,13 @@ once() {
 	once track dd-track -q --kafka "$K" --topic fly --kafka-out day
 	once history dd-history -q --kafka "$K" --topic day
 	once lake dd-lake-ingest -q --kafka "$K" --topic day
+	# Each store holds the offsets of everything it read.
+	local db topic
+	for db in schedule:requests package:sched track:fly history:day; do
+		topic=${db#*:}
+		[ "$(sqlite3 "$H/${db%%:*}.db" "SELECT sum(next) FROM kafka_offsets WHERE topic = '$topic'")" \
+			-eq "$(consume "$topic" | wc -l)" ] || fail "${db%%:*}.db: offsets of $topic"
+	done
 	"$DD_ROOT/tests/pipeline/snapshot" "$S" "$T/snap.s"
 	"$DD_ROOT/tests/pipeline/snapshot" "$H" "$T/snap.k"
 	rm -f "$T"/snap.*/lake.copies

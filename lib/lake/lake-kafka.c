@@ -168,41 +168,51 @@ dd_lake_kafka_through(struct dd_lake_writer *w, const struct dd_koffsets *ko)
 struct epoch {
 	char id[40];
 	uint64_t seen, parts;	/* visible parts; parts of the epoch (0: unknown) */
-	int64_t through;	/* of the partition asked for, -1 none */
+	struct kvs through;	/* as its commit's parts say */
 };
 
-static int64_t
-num_member(const struct dd_jval *obj, const char *key)
+/* Each member "P":N of obj into s, keeping the larger. */
+static void
+take_max(struct kvs *s, const struct dd_jval *obj)
 {
-	struct dd_jval v;
-	int64_t n;
-	if (obj->type != DD_JOBJ || !dd_json_get(obj, key, strlen(key), &v) ||
-	    dd_jnum_int64(&v, &n) || n < 0)
-		return -1;
-	return n;
+	size_t pos = 0;
+	struct dd_jval k, v;
+	while (obj->type == DD_JOBJ && dd_json_next(obj, &pos, &k, &v)) {
+		int64_t p, n;
+		char buf[16];
+		if (k.n == 0 || k.n >= sizeof buf || k.esc || dd_jnum_int64(&v, &n) || n < 0)
+			continue;
+		memcpy(buf, k.p, k.n);
+		buf[k.n] = '\0';
+		char *end;
+		p = strtoll(buf, &end, 10);
+		if (*end || p < 0 || p > INT32_MAX)
+			continue;
+		struct kv *x = kv_at(s, (int32_t)p);
+		if (n > x->a)
+			x->a = n;
+	}
 }
 
-int64_t
+int
 dd_lake_kafka_resume(const char *lake, const char *dataset, const char *topic,
-    int32_t partition)
+    struct dd_kpos **out, size_t *nout)
 {
-	char *root = lake_path_join(lake, dataset);
 	struct dd_lake_partition *ps;
 	size_t nps;
-	int64_t best = -1;
+	struct kvs best = { 0 };
 	struct epoch *ep = NULL;
 	size_t nep = 0, cap = 0;
-	char key[16];
-	snprintf(key, sizeof key, "%" PRId32, partition);
-	if (dd_lake_partitions(lake, dataset, DD_LAKE_MIN_MS, DD_LAKE_MAX_MS, &ps, &nps)) {
-		free(root);
-		return -2;
-	}
-	for (size_t i = 0; i < nps; i++) {
+	int rc = 0;
+	*out = NULL;
+	*nout = 0;
+	if (dd_lake_partitions(lake, dataset, DD_LAKE_MIN_MS, DD_LAKE_MAX_MS, &ps, &nps))
+		return -1;
+	for (size_t i = 0; rc == 0 && i < nps; i++) {
 		struct dd_lake_part *parts;
 		size_t np;
 		if (dd_lake_parts(ps[i].path, &parts, &np)) {
-			best = -2;
+			rc = -1;
 			break;
 		}
 		for (size_t j = 0; j < np; j++) {
@@ -216,11 +226,9 @@ dd_lake_kafka_resume(const char *lake, const char *dataset, const char *topic,
 			    !dd_json_get(&k, "topic", 5, &t) || !dd_jstr_eq(&t, topic, strlen(topic)) ||
 			    !dd_json_get(&k, "epoch", 5, &e) || e.type != DD_JSTR || e.n >= 40)
 				continue;
-			if (dd_json_get(&k, "from", 4, &from)) {
-				int64_t f = num_member(&from, key);
-				if (f > best)
-					best = f;
-			}
+			/* from: durable before the part's epoch began. */
+			if (dd_json_get(&k, "from", 4, &from))
+				take_max(&best, &from);
 			size_t x;
 			for (x = 0; x < nep; x++)
 				if (strlen(ep[x].id) == e.n && memcmp(ep[x].id, e.p, e.n) == 0)
@@ -232,24 +240,37 @@ dd_lake_kafka_resume(const char *lake, const char *dataset, const char *topic,
 				}
 				memset(&ep[nep], 0, sizeof ep[nep]);
 				memcpy(ep[nep].id, e.p, e.n);
-				ep[nep].through = -1;
 				nep++;
 			}
 			ep[x].seen++;
-			int64_t k_parts = num_member(&k, "parts");
-			if (k_parts > 0 && dd_json_get(&k, "through", 7, &through)) {
-				ep[x].parts = (uint64_t)k_parts;
-				ep[x].through = num_member(&through, key);
+			struct dd_jval kp;
+			int64_t n;
+			if (dd_json_get(&k, "parts", 5, &kp) && dd_jnum_int64(&kp, &n) == 0 && n > 0 &&
+			    dd_json_get(&k, "through", 7, &through)) {
+				ep[x].parts = (uint64_t)n;
+				take_max(&ep[x].through, &through);
 			}
 		}
 		dd_lake_parts_free(parts, np);
 	}
 	dd_lake_partitions_free(ps, nps);
 	/* An epoch counts whole only: every part of it visible. */
-	for (size_t x = 0; best != -2 && x < nep; x++)
-		if (ep[x].parts && ep[x].seen >= ep[x].parts && ep[x].through > best)
-			best = ep[x].through;
+	for (size_t x = 0; x < nep; x++) {
+		if (rc == 0 && ep[x].parts && ep[x].seen >= ep[x].parts)
+			for (size_t i = 0; i < ep[x].through.n; i++) {
+				struct kv *b = kv_at(&best, ep[x].through.v[i].p);
+				if (ep[x].through.v[i].a > b->a)
+					b->a = ep[x].through.v[i].a;
+			}
+		free(ep[x].through.v);
+	}
 	free(ep);
-	free(root);
-	return best;
+	if (rc == 0 && best.n) {
+		*out = dd_calloc(best.n, sizeof **out);
+		for (size_t i = 0; i < best.n; i++)
+			(*out)[i] = (struct dd_kpos){ best.v[i].p, best.v[i].a };
+		*nout = best.n;
+	}
+	free(best.v);
+	return rc;
 }

@@ -187,10 +187,11 @@ int dd_lake_add(struct dd_lake_writer *w, const char *line, size_t len,
 void dd_lake_kafka_topic(struct dd_lake_writer *w, const char *topic);
 /* The positions the next dd_lake_commit makes durable. */
 void dd_lake_kafka_through(struct dd_lake_writer *w, const struct dd_koffsets *ko);
-/* Where to resume partition of topic in LAKE/DATASET: the next offset,
- * -1 when no part says (the beginning), -2 on error (dd_errmsg()). */
-int64_t dd_lake_kafka_resume(const char *lake, const char *dataset, const char *topic,
-    int32_t partition);
+/* Where to resume each partition of topic in LAKE/DATASET that a part
+ * names: the next offsets, in a malloc'd array (a partition absent starts
+ * from the beginning). One pass over every part's metadata. 0 or -1. */
+int dd_lake_kafka_resume(const char *lake, const char *dataset, const char *topic,
+    struct dd_kpos **out, size_t *n);
 
 /* 1 when an I/O error stopped the writer. */
 int dd_lake_writer_broken(const struct dd_lake_writer *w);
