@@ -101,7 +101,8 @@ cmp_kv(const void *a, const void *b)
 static void
 positions(struct dd_buf *b, struct kvs *s, int ranges)
 {
-	qsort(s->v, s->n, sizeof *s->v, cmp_kv);
+	if (s->n)
+		qsort(s->v, s->n, sizeof *s->v, cmp_kv);
 	dd_buf_addc(b, '{');
 	int first = 1;
 	for (size_t i = 0; i < s->n; i++) {
