@@ -149,7 +149,8 @@ dump_history() {
 	[ $((SECONDS - start)) -le 5 ]
 	local bad
 	for bad in "--topic tel" "--kafka $K" "--kafka $K --topic tel --partitions 1 --group g" \
-	    "--kafka $K --topic tel $T/tel.ndjson" "--kafka-out out" "--partitions x"; do
+	    "--kafka $K --topic tel $T/tel.ndjson" "--kafka-out out" "--partitions x" \
+	    "--partitions 1,1" "--kafka $K --topic tel --kafka-timeout 0s" "--kafka-out-brokers $K"; do
 		run dd-track --db "$T/k.db" $bad
 		[ "$status" -eq 2 ] || fail "$bad: exit $status: $output"
 	done

@@ -51,11 +51,24 @@ dd_filter_defaults(struct dd_filter_opts *o)
 	o->kafka.timeout_ms = 10000;
 }
 
+static int
+positive_duration(const char *arg, int64_t *out)
+{
+	int64_t ms;
+	if (dd_duration_parse(arg, &ms))
+		return -1;
+	if (ms <= 0) {
+		dd_seterr("must be positive");
+		return -1;
+	}
+	*out = ms;
+	return 0;
+}
+
 int
 dd_filter_setopt(struct dd_filter_opts *o, int code, const char *arg)
 {
 	uint64_t v;
-	int64_t ms;
 	switch (code) {
 	case DD_OPT_REJECTS:
 		o->rejects = arg;
@@ -80,14 +93,7 @@ dd_filter_setopt(struct dd_filter_opts *o, int code, const char *arg)
 		o->batch = v;
 		return 0;
 	case DD_OPT_FLUSH:
-		if (dd_duration_parse(arg, &ms))
-			return -1;
-		if (ms <= 0) {
-			dd_seterr("must be positive");
-			return -1;
-		}
-		o->flush_ms = ms;
-		return 0;
+		return positive_duration(arg, &o->flush_ms);
 	case DD_OPT_KAFKA:
 		o->kafka.brokers = arg;
 		return 0;
@@ -110,14 +116,7 @@ dd_filter_setopt(struct dd_filter_opts *o, int code, const char *arg)
 		o->kafka.eof = 1;
 		return 0;
 	case DD_OPT_KTIMEOUT:
-		if (dd_duration_parse(arg, &ms))
-			return -1;
-		if (ms <= 0) {
-			dd_seterr("must be positive");
-			return -1;
-		}
-		o->kafka.timeout_ms = ms;
-		return 0;
+		return positive_duration(arg, &o->kafka.timeout_ms);
 	case DD_OPT_KOUT:
 		o->kafka.out_topic = arg;
 		return 0;
