@@ -241,6 +241,10 @@ lake_ids() {
 	assert_output 3000
 	dd-archive -q -l "$T/lake" --db "$T/none.db" --compact > /dev/null
 	diff <(ids < "$T/tel.ndjson") <(lake_ids "$T/lake")
+	# The merged parts carry the positions: nothing is read again.
+	run dd-lake-ingest -l "$T/lake" --kafka "$K" --topic tel --kafka-eof
+	assert_success
+	assert_output --partial "read 0,"
 }
 
 @test "kafka: two dd-lake-ingest in one group on a 4-partition topic, one killed mid-way: every event, once after compaction" {
@@ -270,6 +274,10 @@ lake_ids() {
 	diff <(ids < "$T/tel.ndjson") <(lake_ids "$T/lake" | uniq)
 	dd-archive -q -l "$T/lake" --db "$T/none.db" --compact > /dev/null
 	diff <(ids < "$T/tel.ndjson") <(lake_ids "$T/lake")
+	# The merged parts carry the positions: nothing is read again.
+	run dd-lake-ingest -l "$T/lake" --kafka "$K" --topic tel --kafka-eof
+	assert_success
+	assert_output --partial "read 0,"
 }
 
 @test "dd-lake-ingest --kafka: an epoch cut short (one of its parts never made visible) is read again, not skipped" {

@@ -117,6 +117,12 @@ void lake_kafka_meta(struct lake_kw *kw, struct lake_kranges *kr, uint64_t epoch
 uint64_t lake_kafka_closed(const struct lake_kw *kw);
 /* The commit succeeded: its positions are durable, a new epoch begins. */
 void lake_kafka_committed(struct lake_kw *kw);
+/* Compaction: the merged parts of ps carry, as their "from", where an
+ * ingest of the topic they name resumes now, so merging loses no
+ * position. 0 or -1. */
+struct dd_lake_part;
+int lake_kafka_carry(struct dd_lake_writer *w, const char *lake, const char *dataset,
+    const struct dd_lake_part *ps, size_t n);
 
 /* Append the whole metadata file: its JSON line, then the Bloom filters. */
 void lake_meta_build(const struct meta_src *p, struct dd_buf *b);

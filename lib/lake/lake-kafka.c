@@ -275,3 +275,49 @@ dd_lake_kafka_resume(const char *lake, const char *dataset, const char *topic,
 	free(best.v);
 	return rc;
 }
+
+/* The topic the kafka member of a part's metadata names, decoded into b;
+ * NULL when it has none. */
+static const char *
+meta_topic(const struct dd_lake_part *p, struct dd_buf *b)
+{
+	if (!p->has_meta)
+		return NULL;
+	const struct dd_lake_meta *m = &p->meta;
+	const char *nl = memchr(m->buf, '\n', m->buflen);
+	struct dd_jval o = dd_json_value(m->buf, nl ? (size_t)(nl - m->buf) : m->buflen), k, t;
+	if (!dd_json_get(&o, "kafka", 5, &k) || k.type != DD_JOBJ ||
+	    !dd_json_get(&k, "topic", 5, &t) || t.type != DD_JSTR)
+		return NULL;
+	dd_buf_reset(b);
+	dd_jstr_decode(&t, b);
+	dd_buf_addc(b, '\0');
+	return b->p;
+}
+
+int
+lake_kafka_carry(struct dd_lake_writer *w, const char *lake, const char *dataset,
+    const struct dd_lake_part *ps, size_t n)
+{
+	struct dd_buf b = { 0 };
+	const char *topic = NULL;
+	for (size_t i = 0; topic == NULL && i < n; i++)
+		topic = meta_topic(&ps[i], &b);
+	if (topic == NULL)
+		return 0;
+	struct dd_kpos *pos;
+	size_t np;
+	/* Asked while the parts to merge are still visible: what they made
+	 * durable is durable in the merged parts too. */
+	if (dd_lake_kafka_resume(lake, dataset, topic, &pos, &np)) {
+		dd_buf_free(&b);
+		return -1;
+	}
+	dd_lake_kafka_topic(w, topic);
+	struct lake_kw *kw = lake_writer_kw(w);
+	for (size_t i = 0; i < np; i++)
+		kv_at(&kw->from, pos[i].partition)->a = pos[i].next;
+	free(pos);
+	dd_buf_free(&b);
+	return 0;
+}

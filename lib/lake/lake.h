@@ -182,7 +182,9 @@ int dd_lake_add(struct dd_lake_writer *w, const char *line, size_t len,
  * the largest through of an epoch whose K parts are all visible, or else
  * the largest from: never after an event that is not in a visible part.
  * (After a crash the events of an epoch cut short come again, and are
- * dropped as duplicates by readers and compaction.)
+ * dropped as duplicates by readers and compaction.) Compaction's merged
+ * parts carry, as their from, where an ingest of the topic resumed before
+ * the merge, so merging never sends an ingest back.
  */
 void dd_lake_kafka_topic(struct dd_lake_writer *w, const char *topic);
 /* The positions the next dd_lake_commit makes durable. */
