@@ -2,17 +2,18 @@
 #include <string.h>
 
 #include "history-int.h"
+#include "order.h"
 #include "stage.h"
 
 static const char sql_sel[] =
 	"SELECT dkey, request, owner, origin_ms, origin_eid, stage, stage_ms, stage_eid,"
-	" final, drone, drone_ms, drone_eid, created_ms, updated_ms"
+	" final, drone, drone_ms, drone_eid, created_ms, updated_ms, drone_rank"
 	" FROM deliveries WHERE id = ?1";
 static const char sql_ins_d[] =
 	"INSERT INTO deliveries (dkey, id, request, owner, origin_ms, origin_eid,"
 	" stage, stage_ms, stage_eid, final, drone, drone_ms, drone_eid,"
-	" created_ms, updated_ms, ended_ms, events)"
-	" VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)";
+	" created_ms, updated_ms, ended_ms, events, drone_rank)"
+	" VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)";
 static const char sql_ins_e[] =
 	"INSERT OR IGNORE INTO events (dkey, eid, time_ms, line) VALUES (?1, ?2, ?3, ?4)";
 /* The columns no index covers are written on every change; the indexed
@@ -21,7 +22,7 @@ static const char sql_ins_e[] =
 static const char sql_upd[] =
 	"UPDATE deliveries SET stage = ?2, stage_ms = ?3, stage_eid = ?4, final = ?5,"
 	" drone = ?6, drone_ms = ?7, drone_eid = ?8, updated_ms = ?9,"
-	" events = events + ?10 WHERE dkey = ?1";
+	" events = events + ?10, drone_rank = ?11 WHERE dkey = ?1";
 static const char sql_upd_origin[] =
 	"UPDATE deliveries SET request = ?2, owner = ?3, origin_ms = ?4, origin_eid = ?5"
 	" WHERE dkey = ?1";
@@ -72,7 +73,7 @@ struct txt {
 struct sum {
 	int64_t origin_ms, stage_ms, drone_ms, created, updated;
 	struct txt origin_eid, owner, request, stage_eid, drone, drone_eid;
-	int has_origin, has_stage, has_drone, has_times, stage, final;
+	int has_origin, has_stage, has_drone, has_times, stage, final, drone_rank;
 	int origin_chg, stage_chg, created_chg;
 };
 
@@ -117,11 +118,17 @@ col_stage(sqlite3_stmt *st, int i)
 static int
 cmp_at(int64_t t1, struct txt a, int64_t t2, struct txt b)
 {
-	if (t1 != t2)
-		return t1 < t2 ? -1 : 1;
-	int n = a.n < b.n ? a.n : b.n;
-	int c = n ? memcmp(a.p, b.p, (size_t)n) : 0;
-	return c ? c : (a.n > b.n) - (a.n < b.n);
+	return dd_order_cmp(t1, 0, a.p, (size_t)a.n, t2, 0, b.p, (size_t)b.n);
+}
+
+/* The one order of order.h for the events that set the stage: at equal
+ * times the stage's rank decides (a reschedule after its schedule), as
+ * it does in dd-track. */
+static int
+cmp_stage(int64_t t1, int s1, struct txt a, int64_t t2, int s2, struct txt b)
+{
+	return dd_order_cmp(t1, dd_order_stage_rank(s1), a.p, (size_t)a.n,
+	    t2, dd_order_stage_rank(s2), b.p, (size_t)b.n);
 }
 
 /* Fold one newly stored event into the summary (see history.h). */
@@ -137,7 +144,8 @@ fold(const struct batch *b, struct sum *s, const struct pev *p)
 		s->owner = span_txt(b, p->owner);
 		s->request = span_txt(b, p->request);
 	}
-	int c = s->has_stage ? cmp_at(p->t, eid, s->stage_ms, s->stage_eid) : 0;
+	int c = s->has_stage ?
+	    cmp_stage(p->t, p->stage, eid, s->stage_ms, s->stage, s->stage_eid) : 0;
 	/* Final stages: the earliest wins and nothing else moves them;
 	 * before that, the latest event decides. */
 	if (!s->has_stage || (final ? (!s->final || c < 0) : (!s->final && c > 0))) {
@@ -148,8 +156,11 @@ fold(const struct batch *b, struct sum *s, const struct pev *p)
 		s->stage_eid = eid;
 	}
 	if (p->drone.len >= 0 &&
-	    (!s->has_drone || cmp_at(p->t, eid, s->drone_ms, s->drone_eid) > 0)) {
+	    (!s->has_drone || dd_order_cmp(p->t, dd_order_stage_rank(p->stage), eid.p,
+	    (size_t)eid.n, s->drone_ms, s->drone_rank, s->drone_eid.p,
+	    (size_t)s->drone_eid.n) > 0)) {
 		s->has_drone = 1;
+		s->drone_rank = dd_order_stage_rank(p->stage);
 		s->drone_ms = p->t;
 		s->drone_eid = eid;
 		s->drone = span_txt(b, p->drone);
@@ -195,6 +206,7 @@ load_row(sqlite3_stmt *sel, struct sum *s)
 	s->drone_ms = dd_col_time(sel, 10);
 	s->has_drone = s->drone_ms != DD_NOTIME;
 	s->drone_eid = col_txt(sel, 11);
+	s->drone_rank = (int)dd_col_int(sel, 14);
 	s->created = dd_col_time(sel, 12);
 	s->has_times = s->created != DD_NOTIME;
 	s->updated = dd_col_int(sel, 13);
@@ -292,6 +304,7 @@ bind_insert(struct dd_history_ingest *h, const struct batch *b, const struct agg
 	dd_bind_int(st, 14, s->updated);
 	dd_bind_time(st, 15, s->final ? s->stage_ms : DD_NOTIME);
 	dd_bind_int(st, 16, fresh);
+	dd_bind_int(st, 17, s->drone_rank);
 }
 
 /* Bind the columns of a stored delivery that every change rewrites, and
@@ -304,6 +317,7 @@ bind_update(struct dd_history_ingest *h, int64_t dkey, const struct sum *s, int6
 	bind_stage_drone(st, 1, s);
 	dd_bind_int(st, 8, s->updated);
 	dd_bind_int(st, 9, fresh);
+	dd_bind_int(st, 10, s->drone_rank);
 	if (s->origin_chg) {
 		st = h->upd_origin;
 		dd_bind_int(st, 0, dkey);

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "ddtime.h"
+#include "order.h"
 #include "stage.h"
 #include "track-int.h"
 
@@ -67,6 +68,20 @@ eta_update(struct dlv *d)
 enum kind {
 	K_NONE, K_SCHEDULED, K_RESCHEDULED, K_CANCELLED, K_DISPATCHED, K_POSITION,
 	K_PICKEDUP, K_DELIVERED, K_FAILED, K_RETURNED,
+};
+
+/* Each kind's rank in the one order of order.h. */
+static const int rank_of[] = {
+	[K_NONE] = DD_RANK_OTHER,
+	[K_SCHEDULED] = 2 * DD_STAGE_CREATED,
+	[K_RESCHEDULED] = 2 * DD_STAGE_RESCHEDULED,
+	[K_CANCELLED] = 2 * DD_STAGE_CANCELLED,
+	[K_DISPATCHED] = 2 * DD_STAGE_HEADED_TO_PICKUP,
+	[K_POSITION] = DD_RANK_POSITION,
+	[K_PICKEDUP] = 2 * DD_STAGE_HEADED_TO_DROPOFF,
+	[K_DELIVERED] = 2 * DD_STAGE_COMPLETED,
+	[K_FAILED] = 2 * DD_STAGE_FAILED,
+	[K_RETURNED] = DD_RANK_AFTER,
 };
 
 static enum kind
@@ -298,7 +313,11 @@ apply(struct dd_track *t, struct dlv *d, const struct fact *f, int64_t ts)
 	default: break;
 	}
 	/* Every other field: the newest event that carries it wins. */
-	if (f->drone.type == DD_JSTR && ts >= d->drone_time) {
+	/* At equal times, the later step of the one order (a reschedule's
+	 * drone over its schedule's, whatever came first). */
+	if (f->drone.type == DD_JSTR && (ts > d->drone_time ||
+	    (ts == d->drone_time && rank_of[f->k] >= d->drone_rank))) {
+		d->drone_rank = rank_of[f->k];
 		dd_buf_reset(&t->str);
 		dd_jstr_decode(&f->drone, &t->str);
 		free(d->drone);
@@ -440,7 +459,13 @@ dd_track_event(struct dd_track *t, const struct dd_line *l, const struct dd_env 
 	int64_t ts = e->time_ms;
 	if (t->max_time == DD_NOTIME || ts > t->max_time)
 		t->max_time = ts;
-	if (ts < dd_trk_horizon(t)) {
+	/* Late telemetry changes nothing worth its cost, but a late end
+	 * (delivered, failed, cancelled) still ends its delivery: --retain
+	 * bounds how long ended deliveries are kept, never whether one can
+	 * end. A delivery already over (removed, or ended and past
+	 * --retain) stays as it is, below. */
+	int late = ts < dd_trk_horizon(t);
+	if (late && f.k != K_DELIVERED && f.k != K_FAILED && f.k != K_CANCELLED) {
 		t->late++;
 		return DD_ACCEPT;
 	}
@@ -465,6 +490,8 @@ dd_track_event(struct dd_track *t, const struct dd_line *l, const struct dd_env 
 		return DD_ACCEPT;
 	}
 	dd_trk_seen_add(d, eh, ts);
+	if (late)
+		t->late_ends++;
 	int64_t pos_before = d->loc_time;
 	int prev = dd_trk_stage(d);
 	apply(t, d, &f, ts);

@@ -1,0 +1,132 @@
+#!/usr/bin/env bats
+# One record of each delivery (issue 15): a late end still ends its
+# delivery in every service; events of equal times are put in one order
+# by track and history alike; events about archived deliveries go to the
+# lake; the deliveries view; dataschema versions.
+
+load common
+bats_require_minimum_version 1.5.0
+
+setup() {
+	cd "$BATS_TEST_TMPDIR"
+}
+
+# ev ID TYPE TIME SUBJECT DATA [SOURCE]: one event.
+ev() {
+	printf '{"specversion":"1.0","id":"%s","source":"%s","type":"%s","time":"%s","subject":"%s","data":%s}\n' \
+		"$1" "${6:-/dd-schedule}" "$2" "$3" "$4" "$5"
+}
+
+# tel ID TYPE DELIVERY TIME [DRONE]: telemetry.
+tel() {
+	local extra=""
+	case $2 in
+	drone.position) extra=",\"speedMps\":10,\"battery\":0.8" ;;
+	drone.failed) extra=",\"reason\":\"battery\"" ;;
+	esac
+	ev "$1" "$2" "$4" "$3" "{\"droneId\":\"${5:-D-1}\",\"location\":{\"lat\":47.61,\"lon\":-122.33,\"alt\":100}$extra}" "/drones/${5:-D-1}"
+}
+
+# A fleet of one drone at the pickup of req's requests.
+one_drone() {
+	printf 'id,base.lat,base.lon,maxPayloadKg,maxSize,rangeKm,speedMps\n' > one.csv
+	printf 'D-1,47.61,-122.33,5,medium,20,10\n' >> one.csv
+	dd-schedule -q fleet import one.csv
+}
+
+# req ID: one request.
+req() {
+	jq -cn --arg id "$1" '{requestId: $id, ownerId: "o-1",
+		pickup: {lat: 47.61, lon: -122.33, alt: 0},
+		dropoff: {lat: 47.62, lon: -122.33, alt: 0},
+		pickupTime: "2026-11-26T10:00:00Z", deadline: "2026-11-26T12:00:00Z",
+		expedited: false, confirmationRequired: "None",
+		package: {packageId: ("p-" + $id), size: "small", weightKg: 2.5, tag: "books"}}'
+}
+
+# ---- 1. a late end ----
+
+@test "a late delivered ends its delivery in track, history and the scheduler; late telemetry is dropped and counted" {
+	one_drone
+	req r-1 | dd-schedule -q > sched.ndjson
+	did=$(jq -r 'select(.type == "delivery.scheduled") | .subject' sched.ndjson)
+	# The day's flight up to the pickup, then the next day's traffic
+	# (another drone), then the end of the first flight, a day late.
+	{
+		cat sched.ndjson
+		tel t1 drone.dispatched "$did" 2026-11-26T10:00:00Z
+		tel t2 drone.picked-up "$did" 2026-11-26T10:02:00Z
+		tel t3 drone.position "$did" 2026-11-26T10:03:00Z
+		tel n1 drone.dispatched d-other 2026-11-27T09:00:00Z D-9
+		tel t4 drone.position "$did" 2026-11-26T10:04:00Z
+		tel t5 drone.delivered "$did" 2026-11-26T10:05:00Z
+		tel t6 drone.returned "$did" 2026-11-26T10:08:00Z
+	} > day.ndjson
+	run --separate-stderr dd-track < day.ndjson
+	assert_success
+	echo "$output" > tracked.ndjson
+	# The late position and return are dropped, the late end applied.
+	[[ "$stderr" == *"late 2 (dropped), late ends 1 (applied)"* ]] || fail "$stderr"
+	run jq -r --arg d "$did" 'select(.type == "delivery.status" and .subject == $d) | .data.stage' tracked.ndjson
+	assert_output "$(printf 'created\nheaded-to-pickup\nheaded-to-dropoff\ncompleted')"
+	# Ended long before the stream's clock: over for dd-track (removed at
+	# once, --retain after its end), completed for everyone else.
+	run dd-track get "$did"
+	assert_failure 1
+	dd-history -q < tracked.ndjson
+	run dd-history list --format tsv
+	assert_output --partial "$did	r-1	o-1	completed"
+	jq -c 'select(.type == "delivery.status")' tracked.ndjson | dd-schedule -q > /dev/null
+	dd-schedule get r-1 | jq -e '.state == "completed"'
+	# The same late end again changes nothing anywhere.
+	run --separate-stderr dd-track --only-status < <(tel t5 drone.delivered "$did" 2026-11-26T10:05:00Z)
+	assert_success
+	assert_output ""
+}
+
+@test "a late failed or cancelled ends a live delivery too; a late end of a delivery already ended changes nothing" {
+	{
+		ev s1 delivery.scheduled 2026-11-26T09:00:00Z d-1 "$(jq -cn '{deliveryId:"d-1",requestId:"r-1",ownerId:"o-1",pickup:{lat:47.6,lon:-122.33},dropoff:{lat:47.62,lon:-122.33},pickupTime:"2026-11-26T10:00:00Z",deadline:"2026-11-26T12:00:00Z",expedited:false,confirmationRequired:"None",package:{packageId:"p-1",size:"small",weightKg:1},droneId:"D-1",pickupEta:"2026-11-26T10:00:00Z",dropoffEta:"2026-11-26T10:30:00Z"}')"
+		ev s2 delivery.scheduled 2026-11-26T09:00:00Z d-2 "$(jq -cn '{deliveryId:"d-2",requestId:"r-2",ownerId:"o-1",pickup:{lat:47.6,lon:-122.33},dropoff:{lat:47.62,lon:-122.33},pickupTime:"2026-11-26T10:00:00Z",deadline:"2026-11-26T12:00:00Z",expedited:false,confirmationRequired:"None",package:{packageId:"p-2",size:"small",weightKg:1},droneId:"D-2",pickupEta:"2026-11-26T10:00:00Z",dropoffEta:"2026-11-26T10:30:00Z"}')"
+		tel n1 drone.dispatched d-9 2026-11-27T09:00:00Z D-9
+		tel f1 drone.failed d-1 2026-11-26T10:10:00Z
+		ev c2 delivery.cancelled 2026-11-26T09:30:00Z d-2 '{"deliveryId":"d-2","reason":"client"}'
+		ev c1 delivery.cancelled 2026-11-26T10:20:00Z d-1 '{"deliveryId":"d-1","reason":"client"}'
+	} > in
+	run --separate-stderr dd-track --only-status < in
+	assert_success
+	run jq -r 'select(.data.stage | IN("failed", "cancelled")) | [.subject, .data.stage] | @tsv' <<< "$output"
+	assert_output "$(printf 'd-1\tfailed\nd-2\tcancelled')"
+	[[ "$stderr" == *"late ends 2 (applied)"* ]] || fail "$stderr"
+}
+
+# ---- 2. equal times ----
+
+@test "equal times: a reschedule at the millisecond of its schedule is rescheduled in track and history, whatever the order" {
+	sch='{"deliveryId":"d-1","requestId":"r-1","ownerId":"o-1","pickup":{"lat":47.6,"lon":-122.33},"dropoff":{"lat":47.62,"lon":-122.33},"pickupTime":"2026-11-26T10:00:00Z","deadline":"2026-11-26T12:00:00Z","expedited":false,"confirmationRequired":"None","package":{"packageId":"p-1","size":"small","weightKg":1},"droneId":"D-1","pickupEta":"2026-11-26T10:00:00Z","dropoffEta":"2026-11-26T10:30:00Z"}'
+	# Ids chosen so that the id order is the wrong one (z > a).
+	ev z-sched delivery.scheduled 2026-11-26T09:00:00.000Z d-1 "$sch" > a
+	ev a-resched delivery.rescheduled 2026-11-26T09:00:00.000Z d-1 '{"deliveryId":"d-1","droneId":"D-2","reason":"drone-fault"}' >> a
+	tac a > b
+	# dispatched at the same millisecond as a reschedule: after it.
+	{ cat a; tel a-disp drone.dispatched d-1 2026-11-26T09:30:00Z D-2
+	  ev a-r2 delivery.rescheduled 2026-11-26T09:30:00.000Z d-1 '{"deliveryId":"d-1","droneId":"D-2","reason":"x"}'; } > c
+	for f in a b c; do
+		want=rescheduled
+		[ "$f" != c ] || want=headed-to-pickup
+		mkdir -p "$f.home"
+		DD_HOME=$PWD/$f.home dd-track -q < $f > $f.out
+		DD_HOME=$PWD/$f.home dd-history -q < $f.out
+		DD_HOME=$PWD/$f.home dd-history -q < $f.out
+		export DD_HOME=$PWD/$f.home
+		run dd-track get d-1
+		echo "$output" | jq -e --arg w "$want" '.stage == $w' || fail "$f: track: $output"
+		run dd-history get d-1
+		echo "$output" | jq -e --arg w "$want" '.stage == $w' || fail "$f: history: $output"
+		# get lists equal times in the one order: the schedule first.
+		echo "$output" | jq -e '[.events[] | .type] | index("delivery.scheduled") < index("delivery.rescheduled")' || fail "$f: $output"
+		# and the drone is the reschedule's in both
+		dd-track get d-1 | jq -e '.droneId == "D-2"' || fail "$f: track's drone"
+		echo "$output" | jq -e '.droneId == "D-2"' || fail "$f: history's drone: $output"
+	done
+}
