@@ -50,7 +50,8 @@ run_filter(const char *db, const struct dd_filter_opts *fo)
 		dd_store_close(&s);
 		return DD_EXIT_IO;
 	}
-	struct dd_filter_ops ops = { .event = on_event, .commit = on_commit,
+	static const char *const families[] = { "delivery.", NULL };
+	struct dd_filter_ops ops = { .event = on_event, .commit = on_commit, .families = families,
 		.summary = on_summary };
 	rc = dd_filter_run(fo, &ops, h, NULL);
 	dd_history_ingest_free(h);

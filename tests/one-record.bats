@@ -130,3 +130,99 @@ req() {
 		echo "$output" | jq -e '.droneId == "D-2"' || fail "$f: history's drone: $output"
 	done
 }
+
+# ---- 5. schemas that can evolve ----
+
+SCHED='{"deliveryId":"d-1","requestId":"r-1","ownerId":"o-1","pickup":{"lat":47.6,"lon":-122.33},"dropoff":{"lat":47.62,"lon":-122.33},"pickupTime":"2026-11-26T10:00:00Z","deadline":"2026-11-26T12:00:00Z","expedited":false,"confirmationRequired":"None","package":{"packageId":"p-1","size":"small","weightKg":1},"droneId":"D-1","pickupEta":"2026-11-26T10:00:00Z","dropoffEta":"2026-11-26T10:30:00Z"}'
+
+# versioned ID TYPE DATASCHEMA DATA: an event naming its schema.
+versioned() {
+	printf '{"specversion":"1.0","id":"%s","source":"/x","type":"%s","dataschema":"%s","time":"2026-11-26T09:00:00Z","subject":"d-1","data":%s}\n' "$@"
+}
+
+@test "every event the toolkit produces names its schema and major version, the \$id of the schema" {
+	dd-sim requests -n 20 --seed 3 | dd-schedule -q --fleet "$DD_ROOT/data/fleet.csv" \
+		| dd-sim fly -q --seed 3 | dd-track -q > out
+	run jq -r 'select(.dataschema != "urn:dd:schema:" + .type + ":1") | .id' out
+	assert_output ""
+	[ "$(jq -r .source out | sort -u | grep -c '^/dd-schedule$\|^/dd-track$\|^/drones/')" -ge 3 ]
+	for t in $(jq -r .type out | sort -u); do
+		jq -e --arg t "$t" '."$id" == "urn:dd:schema:" + $t + ":1"' "$DD_ROOT/data/schemas/$t.json"
+	done
+	validate_events out
+}
+
+@test "an event of a consumed type whose dataschema names an unknown version is bad input, in every consumer" {
+	{
+		versioned a delivery.scheduled urn:dd:schema:delivery.scheduled:2 "$SCHED"
+		versioned b delivery.scheduled urn:dd:schema:delivery.scheduled:1 "$SCHED"
+		versioned c drone.position urn:dd:schema:drone.position:7 '{"droneId":"D-1","location":{"lat":47.6,"lon":-122.33},"speedMps":1,"battery":0.5}'
+		versioned d delivery.status urn:dd:schema:delivery.status:2 '{"deliveryId":"d-1","stage":"created"}'
+		versioned e package.registered urn:dd:schema:package.registered:3 '{"packageId":"p-1","ownerId":"o-1","deliveryId":"d-1","size":"small","weightKg":1}'
+		versioned f delivery.cancelled urn:dd:schema:drone.position:1 '{"deliveryId":"d-1","reason":"x"}'
+	} > in
+	run --separate-stderr dd-track --only-status --rejects rj < in
+	assert_failure 1
+	[[ "$stderr" == *"stdin:1: unknown schema version: \"dataschema\" names delivery.scheduled version 2; this build reads version 1"* ]] || fail "$stderr"
+	[[ "$stderr" == *"stdin:3: unknown schema version"* ]] || fail "$stderr"
+	[[ "$stderr" == *"stdin:6: \"dataschema\" is not urn:dd:schema:delivery.cancelled:MAJOR"* ]] || fail "$stderr"
+	[ "$(jq -r .line rj | paste -sd ' ')" = "1 3 6" ]
+	run --separate-stderr dd-history < in
+	assert_failure 1
+	[[ "$stderr" == *"stdin:1: unknown schema version"* && "$stderr" == *"stdin:4: unknown schema version"* ]] || fail "$stderr"
+	[[ "$stderr" == *"rejected 3"* ]] || fail "$stderr"
+	run --separate-stderr dd-package < in
+	assert_failure 1
+	[[ "$stderr" == *"stdin:5: unknown schema version"* ]] || fail "$stderr"
+	run --separate-stderr dd-schedule < <(sed -n 4p in)
+	assert_failure 1
+	[[ "$stderr" == *"unknown schema version"* ]] || fail "$stderr"
+	# The lake is schema-on-read: it keeps every version as it came.
+	run --separate-stderr dd-lake-ingest < <(sed -n 1,5p in)
+	assert_success
+	[ "$(dd-lake-query --since 2026-11-26 | wc -l)" -eq 5 ]
+}
+
+@test "unknown types of a consumed family are named in the summary; other families are not" {
+	{
+		versioned a delivery.scheduled.v2 urn:dd:schema:delivery.scheduled.v2:1 "$SCHED"
+		versioned b delivery.scheduled.v2 urn:dd:schema:delivery.scheduled.v2:1 "$SCHED"
+		versioned c drone.teleported urn:dd:schema:drone.teleported:1 '{}'
+		versioned d weather.report urn:dd:schema:weather.report:1 '{}'
+		versioned e delivery.rejected urn:dd:schema:delivery.rejected:1 '{"requestId":"r-1","reason":"x"}'
+	} > in
+	run --separate-stderr dd-track --only-status < in
+	assert_success
+	[[ "$stderr" == *"ignored 5"*"; unknown types skipped: delivery.scheduled.v2 (2), drone.teleported (1)" ]] || fail "$stderr"
+	run --separate-stderr dd-history < in
+	assert_success
+	[[ "$stderr" == *"; unknown types skipped: delivery.scheduled.v2 (2)" ]] || fail "$stderr"
+}
+
+@test "consumers accept exactly the published enums: a size, confirmation or stage outside them is rejected" {
+	bad_size=$(jq -c '.package.size = "xlarge"' <<< "$SCHED")
+	bad_conf=$(jq -c '.confirmationRequired = "Smell"' <<< "$SCHED")
+	no_kg=$(jq -c '.package.weightKg = 0' <<< "$SCHED")
+	{
+		ev s1 delivery.scheduled 2026-11-26T09:00:00Z d-1 "$bad_size"
+		ev s2 delivery.scheduled 2026-11-26T09:00:00Z d-1 "$bad_conf"
+		ev s3 delivery.scheduled 2026-11-26T09:00:00Z d-1 "$no_kg"
+		ev s4 delivery.rescheduled 2026-11-26T09:00:00Z d-1 '{"deliveryId":"d-1","reason":"x","package":{"packageId":"p","size":"huge","weightKg":1}}'
+		ev s5 delivery.status 2026-11-26T09:00:00Z d-1 '{"deliveryId":"d-1","stage":"lost"}'
+		ev s6 delivery.status 2026-11-26T09:00:00Z d-1 '{"deliveryId":"d-1","stage":"created","previousStage":"nowhere"}'
+		ev s7 delivery.scheduled 2026-11-26T09:00:00Z d-1 "$SCHED"
+	} > in
+	# The independent validator agrees on every line.
+	run validate_events in
+	assert_failure 1
+	[ "$(grep -c '^in:[1-6]:' <<< "$output")" -eq 6 ] || fail "$output"
+	run --separate-stderr dd-history --rejects rj < in
+	assert_failure 1
+	[ "$(jq -r .line rj | paste -sd ' ')" = "1 2 3 4 5 6" ]
+	[[ "$stderr" == *'stdin:1: "data.package" is not a package {packageId, size: small|medium|large, weightKg > 0}'* ]] || fail "$stderr"
+	[[ "$stderr" == *'stdin:2: "data.confirmationRequired" is not one of None, FingerPrint, Picture, Voice'* ]] || fail "$stderr"
+	rm rj
+	run --separate-stderr dd-track --rejects rj < in
+	assert_failure 1
+	[ "$(jq -r .line rj | paste -sd ' ')" = "1 2 3 4" ]
+}

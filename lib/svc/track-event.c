@@ -269,7 +269,7 @@ read_data(const struct dd_env *e, struct fact *f)
 static int
 read_fact(const struct dd_env *e, struct fact *f)
 {
-	if (f->k <= K_CANCELLED && dd_event_check_data(e))
+	if (f->k <= K_CANCELLED ? dd_event_check_data(e) : dd_event_check_version(e))
 		return -1;
 	if (read_data(e, f) == 0)
 		return 0;
@@ -398,7 +398,8 @@ emit(struct dd_track *t, const struct dlv *d, const struct dd_env *e, int prev, 
 	dd_buf_reset(b);
 	dd_buf_adds(b, "{\"specversion\":\"1.0\",\"id\":");
 	add_status_id(b, d, what, key);
-	dd_buf_adds(b, ",\"source\":\"/dd-track\",\"type\":\"delivery.status\",\"time\":");
+	dd_buf_adds(b, ",\"source\":\"/dd-track\",\"type\":\"delivery.status\","
+	    "\"dataschema\":\"urn:dd:schema:delivery.status:1\",\"time\":");
 	dd_trk_add_time(b, e->time_ms);
 	dd_buf_adds(b, ",\"subject\":");
 	dd_buf_json_str(b, d->id, d->idlen);

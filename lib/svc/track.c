@@ -746,7 +746,8 @@ on_summary(void *ctx, struct dd_buf *b)
 int
 dd_track_filter(struct dd_track *t, const struct dd_filter_opts *fo)
 {
-	struct dd_filter_ops ops = { .event = on_event, .commit = on_commit,
+	static const char *const families[] = { "delivery.", "drone.", NULL };
+	struct dd_filter_ops ops = { .event = on_event, .commit = on_commit, .families = families,
 		.summary = on_summary };
 	return dd_filter_run(fo, &ops, t, NULL);
 }
