@@ -196,6 +196,7 @@ static const struct {
 	R("delivery.cancelled", "deliveryId:S reason:S"),
 	R("delivery.rejected", "requestId:S reason:S"),
 	R("delivery.status", "deliveryId:S stage:G previousStage:g"),
+	R("delivery.summary", "outcome:S created:T ended:T events:N"),
 	R("package.registered", "packageId:S size:Z weightKg:N"),
 	R("package.removed", "packageId:S reason:S"),
 	R("drone.released", "droneId:S deliveryId:S reason:S"),
@@ -308,7 +309,7 @@ dd_event_check_data(const struct dd_env *e)
 		"an object", "an RFC 3339 time", "a location {lat, lon}",
 		"one of None, FingerPrint, Picture, Voice",
 		"a package {packageId, size: small|medium|large, weightKg > 0}",
-		"one of small, medium, large", "a stage of SPEC.md" };
+		"one of small, medium, large", "a stage" };
 	static const char kinds[] = "SNBOTLCPZG";
 	for (size_t i = 0; i < NRULES; i++) {
 		/* (no strlen: this runs for every event) */
@@ -350,8 +351,13 @@ dd_event_check_data(const struct dd_env *e)
 			}
 			if (!kind_ok(&val[j], fl[j].kind)) {
 				char kk = optional ? (char)(fl[j].kind - 'a' + 'A') : fl[j].kind;
-				dd_seterr("\"data.%.*s\" is not %s", (int)fl[j].len, fl[j].name,
-				    what[strchr(kinds, kk) - kinds]);
+				const char *w = what[strchr(kinds, kk) - kinds];
+				/* An enum's outsider is shown: the reader sees what came. */
+				if (strchr("CZG", kk) && val[j].type == DD_JSTR)
+					dd_seterr("\"data.%.*s\" is not %s: \"%.*s\"", (int)fl[j].len,
+					    fl[j].name, w, (int)(val[j].n > 32 ? 32 : val[j].n), val[j].p);
+				else
+					dd_seterr("\"data.%.*s\" is not %s", (int)fl[j].len, fl[j].name, w);
 				return -1;
 			}
 		}

@@ -115,6 +115,7 @@ struct fact {
 	int has_speed, has_battery;
 	double speed, battery;
 	int64_t peta, deta;		/* DD_NOTIME when not given */
+	struct dd_jval reason;		/* a string or none */
 };
 
 static int
@@ -216,6 +217,7 @@ read_data(const struct dd_env *e, struct fact *f)
 		if (f->k == K_FAILED && reason.type != DD_JSTR)
 			return bad("reason", "is missing or not a string");
 	}
+	f->reason = reason.type == DD_JSTR ? reason : (struct dd_jval){ 0 };
 	if (f->k <= K_CANCELLED) {
 		int n = dd_env_str(&did, f->did, sizeof f->did);	/* a string: checked */
 		if (n <= 0)
@@ -391,8 +393,8 @@ add_status_id(struct dd_buf *b, const struct dlv *d, const char *what, int64_t m
 }
 
 static void
-emit(struct dd_track *t, const struct dlv *d, const struct dd_env *e, int prev, int stage,
-    const char *what, int64_t key)
+emit(struct dd_track *t, const struct dlv *d, const struct dd_env *e, const struct fact *f,
+    int prev, int stage, const char *what, int64_t key)
 {
 	struct dd_buf *b = &t->out;
 	dd_buf_reset(b);
@@ -428,6 +430,16 @@ emit(struct dd_track *t, const struct dlv *d, const struct dd_env *e, int prev, 
 	dd_trk_add_time(b, d->pickup_eta);
 	dd_buf_adds(b, ",\"dropoffEta\":");
 	dd_trk_add_time(b, d->dropoff_eta);
+	/* Optional fields (version 1 still: adding one is compatible): the
+	 * last battery reported, and the reason of the event that ended the
+	 * delivery, so the history holds what the deliveries view shows. */
+	if (!isnan(d->battery))
+		dd_buf_printf(b, ",\"battery\":%.3f", d->battery);
+	if (dd_stage_final(stage) && stage != prev && f->reason.type == DD_JSTR) {
+		dd_buf_adds(b, ",\"reason\":\"");
+		dd_buf_add(b, f->reason.p, f->reason.n);
+		dd_buf_addc(b, '"');
+	}
 	dd_buf_adds(b, "}}\n");
 	fwrite(b->p, 1, b->len, t->o.out);
 	t->emitted++;
@@ -505,13 +517,13 @@ dd_track_event(struct dd_track *t, const struct dd_line *l, const struct dd_env 
 	if (every && d->loc_time == ts)
 		b = ts - (ts % every + every) % every;	/* the interval's start */
 	if (stage != prev && stage != DD_STAGE_UNKNOWN) {
-		emit(t, d, e, prev, stage, dd_stage_name(stage), stage_key(d, stage));
+		emit(t, d, e, &f, prev, stage, dd_stage_name(stage), stage_key(d, stage));
 		if (b != DD_NOTIME && b > d->pos_ms)
 			d->pos_ms = b;
 	} else if (b != DD_NOTIME && b > d->pos_ms && pos_before < ts &&
 	    stage != DD_STAGE_UNKNOWN && !dd_stage_final(stage)) {
 		d->pos_ms = b;
-		emit(t, d, e, stage, stage, "position", b);
+		emit(t, d, e, &f, stage, stage, "position", b);
 	}
 	return DD_ACCEPT;
 }
