@@ -234,10 +234,18 @@ run(void *vc, int argc, char **argv)
 	struct dd_archive_stats st = { 0 };
 	int rc = c->rebuild ? dd_archive_rebuild_view(&c->o, since, until, &st) :
 	    have_db ? dd_archive_run(&c->o, &st) : 0;
+	/* The deliveries view is tended with the dataset it is made from. */
+	struct dd_archive_opts vo = c->o;
+	vo.dataset = DD_VIEW_DATASET;
+	int view_too = strcmp(c->o.dataset, DD_VIEW_DATASET) != 0;
 	if (rc == 0 && c->compact)
 		rc = dd_archive_compact(&c->o, &st);
+	if (rc == 0 && c->compact && view_too)
+		rc = dd_archive_compact(&vo, &st);
 	if (rc == 0 && c->verify)
 		rc = dd_archive_verify(&c->o, &st);
+	if (rc == 0 && c->verify && view_too)
+		rc = dd_archive_verify(&vo, &st);
 	if (u.shown)
 		fputc('\n', stderr);
 	summary(&st, c->o.dry_run, (double)(dd_now_ms() - u.start) / 1000.0);

@@ -2,6 +2,7 @@
 #include <string.h>
 
 #include "history-int.h"
+#include "lake.h"
 #include "order.h"
 #include "stage.h"
 
@@ -221,8 +222,9 @@ load_row(sqlite3_stmt *sel, struct sum *s)
  */
 static int
 load_summary(struct dd_history_ingest *h, const struct batch *b, const struct agg *a,
-    struct sum *s, int64_t *dkey, int *exists)
+    struct sum *s, int64_t *dkey, int *exists, int *archived)
 {
+	*archived = 0;
 	const char *key = b->arena.p + a->key.off;
 	memset(s, 0, sizeof *s);
 	dd_bind_text(h->sel, 0, key, (size_t)a->key.len);
@@ -237,6 +239,7 @@ load_summary(struct dd_history_ingest *h, const struct batch *b, const struct ag
 	dd_bind_text(h->tomb, 0, key, (size_t)a->key.len);
 	r = sqlite3_step(h->tomb);
 	if (r == SQLITE_ROW) {
+		*archived = 1;
 		s->has_stage = s->final = 1;
 		s->stage = col_stage(h->tomb, 0);
 		s->stage_ms = dd_col_int(h->tomb, 1);
@@ -351,17 +354,60 @@ write_update(struct dd_history_ingest *h, int64_t dkey, const struct sum *s)
 	return rc;
 }
 
+/*
+ * The events of a delivery dd-archive has moved to the lake: appended to
+ * its history there (each in the partition of its own time), so the
+ * delivery keeps one record, in one place. Committed with the batch
+ * (dd_hist_batch_apply); a replay appends them again, and the lake
+ * de-duplicates by id. 0 or -1.
+ */
+static int
+to_lake(struct dd_history_ingest *h, const struct batch *b, const struct agg *a,
+    uint64_t *n)
+{
+	if (h->lw == NULL) {
+		char *def = h->lake ? NULL : dd_default_path("lake");
+		h->lw = dd_lake_writer_open(h->lake ? h->lake : def,
+		    h->dataset ? h->dataset : DD_LAKE_DATASET_DEFAULT, NULL);
+		free(def);
+		if (h->lw == NULL)
+			return -1;
+	}
+	for (uint32_t i = a->first; i != NOEV; i = b->ev[i].next) {
+		const struct pev *p = &b->ev[i];
+		const char *line = b->arena.p + p->line.off;
+		struct dd_env e;
+		if (dd_env_scan(line, (size_t)p->line.len, &e))
+			return -1;	/* scanned when it was read: cannot happen */
+		struct dd_lake_ev ev = { .time_ms = e.time_ms };
+		ev.id = dd_jstr_text(&e.id, &h->lbid, &ev.idlen);
+		ev.subject = dd_jstr_text(&e.subject, &h->lbsub, &ev.sublen);
+		ev.type = dd_jstr_text(&e.type, &h->lbtype, &ev.typelen);
+		int r = dd_lake_add(h->lw, line, (size_t)p->line.len, &ev);
+		if (r < 0)
+			return -1;
+		h->lake_pending++;
+		(*n)++;
+	}
+	return 0;
+}
+
 /* Store one delivery's buffered events and fold them into its row,
  * adding to *nfresh the events newly stored and to *ncreated a new
  * delivery. */
 static int
 apply(struct dd_history_ingest *h, const struct batch *b, const struct agg *a,
-    int64_t *next_dkey, uint64_t *nfresh, uint64_t *ncreated)
+    int64_t *next_dkey, uint64_t *nfresh, uint64_t *ncreated, uint64_t *nlake)
 {
 	struct sum s;
 	int64_t dkey = 0, fresh = 0;
-	int exists = 0;
-	int rc = load_summary(h, b, a, &s, &dkey, &exists);
+	int exists = 0, archived = 0;
+	int rc = load_summary(h, b, a, &s, &dkey, &exists, &archived);
+	if (rc == 0 && archived) {
+		sqlite3_reset(h->sel);
+		sqlite3_reset(h->tomb);
+		return to_lake(h, b, a, nlake);
+	}
 	if (rc == 0 && !exists)
 		dkey = (*next_dkey)++;
 	if (rc == 0)
@@ -388,7 +434,7 @@ apply(struct dd_history_ingest *h, const struct batch *b, const struct agg *a,
 int
 dd_hist_batch_apply(struct dd_history_ingest *h, const struct batch *b)
 {
-	uint64_t fresh = 0, created = 0;
+	uint64_t fresh = 0, created = 0, lake = 0;
 	if (b->nev == 0)
 		return 0;
 	if (sqlite3_exec(h->s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
@@ -403,7 +449,12 @@ dd_hist_batch_apply(struct dd_history_ingest *h, const struct batch *b)
 	sqlite3_reset(h->maxkey);
 	int rc = next == 0 ? -1 : 0;
 	for (size_t i = 0; rc == 0 && i < b->nag; i++)
-		rc = apply(h, b, &b->ag[i], &next, &fresh, &created);
+		rc = apply(h, b, &b->ag[i], &next, &fresh, &created, &lake);
+	/* What went to the lake is durable there before the batch commits. */
+	if (rc == 0 && h->lake_pending) {
+		rc = dd_lake_commit(h->lw);
+		h->lake_pending = 0;
+	}
 	if (rc == 0 && sqlite3_exec(h->s->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
 		rc = dd_store_err(h->s, "commit");
 	if (rc) {
@@ -413,7 +464,8 @@ dd_hist_batch_apply(struct dd_history_ingest *h, const struct batch *b)
 		return -1;
 	}
 	h->st.events += fresh;
-	h->st.duplicates += b->nev - fresh;
+	h->st.archived += lake;
+	h->st.duplicates += b->nev - fresh - lake;
 	h->st.deliveries += created;
 	return 0;
 }
