@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "archive.h"
 #include "ddtime.h"
@@ -261,7 +262,7 @@ dd_archive_rebuild_view(const struct dd_archive_opts *o, int64_t since_ms, int64
 	struct dd_view *v = dd_view_new();
 	struct dd_lake_writer *w = NULL;
 	struct dd_buf line = { 0 };
-	int rc = DD_EXIT_IO;
+	int rc = DD_EXIT_IO, lockfd = -1;
 	/* Pass 1: the deliveries that ended in the range. */
 	FILE *f = query(o, since, until, NULL, 0);
 	if (f == NULL || each_line(f, on_ended, &p))
@@ -282,6 +283,16 @@ dd_archive_rebuild_view(const struct dd_archive_opts *o, int64_t since_ms, int64
 		rc = 128 + dd_signalled;
 		goto out;
 	}
+	/* The writer creates the view's dataset; its compaction lock keeps a
+	 * compaction from merging the parts this run removes. */
+	if (!o->dry_run) {
+		if ((w = dd_lake_writer_open(o->lake, DD_VIEW_DATASET, NULL)) == NULL)
+			goto out;
+		if ((lockfd = dd_lake_compact_lock(o->lake, DD_VIEW_DATASET)) < 0) {
+			rc = -lockfd;
+			goto out;
+		}
+	}
 	/* What the view held for the range, removed once the new is durable. */
 	if (dd_lake_partitions(o->lake, DD_VIEW_DATASET, since, until, &old.ps, &old.n))
 		goto out;
@@ -295,8 +306,6 @@ dd_archive_rebuild_view(const struct dd_archive_opts *o, int64_t since_ms, int64
 		rc = 0;
 		goto out;
 	}
-	if ((w = dd_lake_writer_open(o->lake, DD_VIEW_DATASET, NULL)) == NULL)
-		goto out;
 	/* Each delivery's events together, then in the one order. */
 	rec_arena = p.arena.p;
 	qsort(p.r, p.nr, sizeof *p.r, cmp_rec);
@@ -355,6 +364,8 @@ out:
 		else
 			dd_lake_writer_close(w);
 	}
+	if (lockfd >= 0)
+		close(lockfd);
 	old_free(&old);
 	keys_free(&p.ended);
 	dd_buf_free(&p.kb);
