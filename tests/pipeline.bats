@@ -224,6 +224,7 @@ status_event() {
 @test "reconcile fails: the deliveries view lacks an archived delivery, or says another outcome" {
 	cp -a "$BATS_FILE_TMPDIR/clean" "$BATS_TEST_TMPDIR/b"
 	export DD_HOME=$BATS_TEST_TMPDIR/b
+	cd "$BATS_TEST_TMPDIR"
 	run "$DD_ROOT/scripts/reconcile"
 	assert_success
 	dd-lake-query --dataset deliveries > view
