@@ -277,9 +277,11 @@ do_chunk(struct dd_store *s, struct dd_history_arch *a, struct chunk *c,
 		st->raw_bytes += c->raw;
 		return 0;
 	}
-	/* Durable in the lake (the events and their summaries) and read
-	 * back, or nothing is deleted. */
-	if (dd_lake_commit(c->w) || dd_lake_commit(c->vw) || read_back(c))
+	/* Durable in the lake (the summaries, then the events) and read
+	 * back, or nothing is deleted. The small view first: a lake that
+	 * fills up then stops before any event of the chunk is visible, and
+	 * a summary ahead of its events is only written again by the rerun. */
+	if (dd_lake_commit(c->vw) || dd_lake_commit(c->w) || read_back(c))
 		return DD_EXIT_IO;
 	if (dd_signalled)
 		return 128 + dd_signalled;
