@@ -58,7 +58,7 @@ run_filter(const char *db, const char *lake, const char *dataset,
 	dd_history_ingest_lake(h, lake, dataset);
 	static const char *const families[] = { "delivery.", NULL };
 	struct dd_filter_ops ops = { .event = on_event, .commit = on_commit, .families = families,
-		.summary = on_summary };
+		.summary = on_summary, .store = &s };
 	rc = dd_filter_run(fo, &ops, h, NULL);
 	dd_history_ingest_free(h);
 	dd_store_close(&s);

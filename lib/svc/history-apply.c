@@ -455,6 +455,8 @@ dd_hist_batch_apply(struct dd_history_ingest *h, const struct batch *b)
 		rc = dd_lake_commit(h->lw);
 		h->lake_pending = 0;
 	}
+	if (rc == 0 && h->final)
+		rc = dd_store_koff_write(h->s);
 	if (rc == 0 && sqlite3_exec(h->s->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
 		rc = dd_store_err(h->s, "commit");
 	if (rc) {

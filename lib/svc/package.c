@@ -352,7 +352,7 @@ dd_package_filter(struct dd_package *p, const struct dd_filter_opts *fo)
 {
 	static const char *const families[] = { "package.", NULL };
 	struct dd_filter_ops ops = { .event = on_event, .commit = on_commit, .families = families,
-		.summary = on_summary };
+		.summary = on_summary, .store = &p->s };
 	return dd_filter_run(fo, &ops, p, NULL);
 }
 

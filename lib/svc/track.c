@@ -748,7 +748,7 @@ dd_track_filter(struct dd_track *t, const struct dd_filter_opts *fo)
 {
 	static const char *const families[] = { "delivery.", "drone.", NULL };
 	struct dd_filter_ops ops = { .event = on_event, .commit = on_commit, .families = families,
-		.summary = on_summary };
+		.summary = on_summary, .store = &t->s };
 	return dd_filter_run(fo, &ops, t, NULL);
 }
 
