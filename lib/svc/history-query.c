@@ -7,6 +7,7 @@
 #include "ddtime.h"
 #include "exitcodes.h"
 #include "history.h"
+#include "order.h"
 #include "stage.h"
 #include "util.h"
 
@@ -82,6 +83,7 @@ struct getq {
 	sqlite3_stmt *st, *ev;
 	struct dd_store *s;
 	struct dd_buf b;
+	struct dd_olist ol;
 };
 
 /* One delivery of a batch get (dd_store_get), inside its read
@@ -92,6 +94,7 @@ get_one(void *vq, const char *id, FILE *out)
 	struct getq *q = vq;
 	sqlite3_stmt *st = q->st, *ev = q->ev;
 	struct dd_buf *b = &q->b;
+	struct dd_olist *ol = &q->ol;
 	int rc = DD_EXIT_IO;
 	dd_buf_reset(b);
 	dd_bind_text(st, 0, id, (size_t)-1);
@@ -109,19 +112,31 @@ get_one(void *vq, const char *id, FILE *out)
 	json_summary(b, st);
 	dd_buf_adds(b, ",\"events\":[");
 	dd_bind_int(ev, 0, dd_col_int(st, 0));
-	uint64_t n = 0;
+	/* In the one order of order.h: equal times by stage, then id. */
+	dd_olist_reset(ol);
 	while ((r = sqlite3_step(ev)) == SQLITE_ROW) {
-		if (n++)
-			dd_buf_addc(b, ',');
-		/* The original line, embedded as it came: it is one valid JSON
-		 * object (checked when it was stored). */
 		size_t len;
 		const char *line = dd_col_text(ev, 0, &len);
-		dd_buf_add(b, line, len);
+		if (dd_olist_add(ol, line, len)) {
+			dd_seterr("%s: delivery \"%s\": a stored event is not an event: %s",
+			    q->s->path, id, dd_errmsg());
+			goto out;
+		}
 	}
 	if (r != SQLITE_DONE) {
 		dd_store_err(q->s, "get");
 		goto out;
+	}
+	dd_olist_sort(ol);
+	uint64_t n = ol->n;
+	for (size_t i = 0; i < ol->n; i++) {
+		if (i)
+			dd_buf_addc(b, ',');
+		/* The original line, embedded as it came: it is one valid JSON
+		 * object (checked when it was stored). */
+		size_t len;
+		const char *line = dd_olist_line(ol, i, &len);
+		dd_buf_add(b, line, len);
 	}
 	dd_buf_printf(b, "],\"eventCount\":%" PRIu64 "}\n", n);
 	rc = write_buf(b, out) ? DD_EXIT_IO : 0;
@@ -143,6 +158,7 @@ dd_history_get(struct dd_store *s, char **ids, FILE *out)
 	sqlite3_finalize(q.st);
 	sqlite3_finalize(q.ev);
 	dd_buf_free(&q.b);
+	dd_olist_free(&q.ol);
 	return rc;
 }
 
