@@ -50,6 +50,17 @@ on_damage(void *ctx, const char *msg)
 	dd_warn("damaged: %s", msg);
 }
 
+static void
+on_conflict(void *ctx, const char *msg)
+{
+	struct ui *u = ctx;
+	if (u->shown) {
+		fputc('\n', stderr);
+		u->shown = 0;
+	}
+	dd_warn("conflict: %s", msg);
+}
+
 enum { K_DB = 1, K_LAKE, K_DATASET, K_OLDER, K_NOW, K_CHUNK, K_DRY, K_COMPACT, K_VERIFY,
 	K_PROGRESS, K_QUIET };
 
@@ -139,12 +150,15 @@ summary(const struct dd_archive_stats *st, int dry, double secs)
 	    ",\"deliveriesKept\":%" PRIu64 ",\"partsWritten\":%" PRIu64 ",\"eventBytes\":%" PRIu64
 	    ",\"bytesWritten\":%" PRIu64 ",\"partitionsCompacted\":%" PRIu64
 	    ",\"partsCompacted\":%" PRIu64 ",\"partsAfterCompaction\":%" PRIu64
-	    ",\"duplicatesDropped\":%" PRIu64 ",\"partsVerified\":%" PRIu64
+	    ",\"duplicatesDropped\":%" PRIu64 ",\"conflictsDropped\":%" PRIu64
+	    ",\"partsVerified\":%" PRIu64
 	    ",\"eventsVerified\":%" PRIu64 ",\"partsDamaged\":%" PRIu64
+	    ",\"conflictsFound\":%" PRIu64
 	    ",\"dryRun\":%s,\"seconds\":%.3f}\n",
 	    st->deliveries, st->events, st->kept, st->parts, st->raw_bytes, st->bytes,
 	    st->partitions_compacted, st->parts_compacted, st->parts_after, st->duplicates,
-	    st->parts_verified, st->events_verified, st->parts_damaged,
+	    st->conflicts_dropped, st->parts_verified, st->events_verified, st->parts_damaged,
+	    st->conflicts_found,
 	    dry ? "true" : "false", secs);
 }
 
@@ -195,6 +209,7 @@ run(void *vc, int argc, char **argv)
 		.start = dd_now_ms() };
 	c->o.progress = on_progress;
 	c->o.damage = on_damage;
+	c->o.conflict = on_conflict;
 	c->o.ctx = &u;
 
 	/* A dry run writes nothing, not even the lock file. */

@@ -105,3 +105,78 @@ parts_of() {
 	[ -z "$(uniq -d ids)" ] || fail "ids stored twice: $(uniq -d ids | wc -l)"
 	[ "$(wc -l < ids)" -eq 15000 ]
 }
+
+# Two ids with one dd_hash64, proved by the library's own hash.
+collide() {
+	read -r IDA IDB < <("$DD_ROOT/tests/hash-collide" "${1:-1}")
+	[ "$IDA" != "$IDB" ]
+	[ "$(printf '%s\n%s\n' "$IDA" "$IDB" | dd-libcheck hash | sort -u | wc -l)" -eq 1 ] ||
+		fail "the ids $IDA $IDB do not collide"
+}
+
+@test "identity: ids with one hash are two events to the writer and to compaction" {
+	collide 1
+	{ ev "$IDA" 2026-11-26T01:00:00Z; ev "$IDB" 2026-11-26T01:00:00Z; ev "$IDA" 2026-11-26T01:00:00Z; } > in.ndjson
+	run dd-lake-ingest -l "$LAKE" in.ndjson
+	assert_success
+	assert_output --partial "stored 2, duplicates 1"
+	# A second part with the other order, then compaction: both kept, once.
+	{ ev "$IDB" 2026-11-26T01:00:00Z; ev "$IDA" 2026-11-26T01:00:00Z; } | dd-lake-ingest -q -l "$LAKE"
+	run dd-lakecheck compact "$LAKE" events 2026-11-26
+	assert_output "parts 2 -> 1, events 4 -> 2, duplicates 2, conflicts 0"
+	run bash -c "dd-lake-query -l '$LAKE' --no-dedupe -e .id | jq -r . | sort"
+	assert_output "$(printf '%s\n%s\n' "$IDA" "$IDB" | sort)"
+	# Readers de-duplicate by the whole id too.
+	{ ev "$IDB" 2026-11-26T01:00:00Z; } | dd-lake-ingest -q -l "$LAKE"
+	run dd-lake-query -l "$LAKE" --count
+	assert_output 2
+}
+
+@test "identity: dd-track keeps an event whose id has the hash of one it applied" {
+	collide 2
+	sch='{"deliveryId":"d-1","requestId":"r-1","ownerId":"o-1","pickup":{"lat":47.6,"lon":-122.33,"alt":0},"dropoff":{"lat":47.62,"lon":-122.33,"alt":0},"pickupTime":"2026-11-26T10:00:00Z","deadline":"2026-11-26T12:00:00Z","expedited":false,"confirmationRequired":"None","package":{"packageId":"p-1","size":"small","weightKg":1},"droneId":"D-1","pickupEta":"2026-11-26T10:00:00.000Z","dropoffEta":"2026-11-26T10:30:00.000Z"}'
+	tel() { printf '{"specversion":"1.0","id":"%s","source":"/drones/D-1","type":"%s","time":"%s","subject":"d-1","data":{"droneId":"D-1","location":{"lat":47.6,"lon":-122.33,"alt":100}}}\n' "$@"; }
+	printf '{"specversion":"1.0","id":"%s","source":"/dd-schedule","type":"delivery.scheduled","time":"2026-11-26T09:00:00Z","subject":"d-1","data":%s}\n' "$IDA" "$sch" > a.ndjson
+	tel "x-1" drone.dispatched 2026-11-26T10:00:00Z >> a.ndjson
+	tel "$IDB" drone.picked-up 2026-11-26T10:02:00Z > b.ndjson
+	# The colliding id in the same run, and in a later run (the memory of
+	# applied ids goes through the store).
+	for split in one two; do
+		rm -f "$BATS_TEST_TMPDIR/t.db"*
+		if [ $split = one ]; then
+			cat a.ndjson b.ndjson | dd-track -q --db t.db > /dev/null
+		else
+			dd-track -q --db t.db < a.ndjson > /dev/null
+			dd-track -q --db t.db < b.ndjson > /dev/null
+		fi
+		run dd-track get --db t.db d-1
+		assert_success
+		[ "$(jq -r .stage <<<"$output")" = headed-to-dropoff ] || fail "$split run(s): $output"
+		# A true duplicate is still dropped.
+		run dd-track --db t.db b.ndjson
+		assert_output --partial "duplicates 1"
+	done
+}
+
+@test "once per partition: one id at two times is kept once, the first; other bytes are a conflict" {
+	ev e-1 2026-11-26T05:00:00Z x.t s-1 1 | dd-lake-ingest -q -l "$LAKE"
+	# The same id later that day with other bytes, then an exact copy of
+	# the first, then another event.
+	ev e-1 2026-11-26T07:00:00Z x.t s-1 2 | dd-lake-ingest -q -l "$LAKE"
+	{ ev e-1 2026-11-26T05:00:00Z x.t s-1 1; ev e-2 2026-11-26T06:00:00Z; } | dd-lake-ingest -q -l "$LAKE"
+	# Within one run too, the writer keeps an id once per part.
+	run dd-lake-ingest -l "$LAKE" < <(ev e-3 2026-11-26T01:00:00Z; ev e-3 2026-11-26T02:00:00Z)
+	assert_output --partial "stored 1, duplicates 1"
+	run --separate-stderr dd-archive -q --db none.db -l "$LAKE" --verify
+	assert_success
+	[ "$(jq .conflictsFound <<<"$output")" -eq 1 ]
+	[[ "$stderr" == *"conflict: $D1/part-"*':1: id "e-1" has an earlier copy with other bytes'* ]] ||
+		fail "$stderr"
+	run dd-lakecheck compact "$LAKE" events 2026-11-26
+	assert_output "parts 4 -> 1, events 5 -> 3, duplicates 1, conflicts 1"
+	run bash -c "dd-lake-query -l '$LAKE' --no-dedupe -e '[.id, .time, .data.n] | @tsv' | jq -r . | sort"
+	assert_output "$(printf 'e-1\t2026-11-26T05:00:00Z\t1\ne-2\t2026-11-26T06:00:00Z\t0\ne-3\t2026-11-26T01:00:00Z\t0')"
+	run dd-archive --db none.db -l "$LAKE" --verify -q
+	refute_output --partial conflict:
+	[ "$(jq .conflictsFound <<<"$output")" -eq 0 ]
+}

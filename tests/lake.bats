@@ -215,7 +215,7 @@ print("%08x" % (h64(socket.gethostname().encode()) & 0xffffffff))')
 	[ "$before" -gt 3 ]
 	run dd-lakecheck compact "$LAKE" events 2026-11-08
 	assert_success
-	assert_output "parts $before -> 1, events 1000 -> 600, duplicates 400"
+	assert_output "parts $before -> 1, events 1000 -> 600, duplicates 400, conflicts 0"
 	[ "$(ls "$P"/part-* | wc -l)" -eq 1 ]
 	[ "$(ls "$P"/_part-*.meta | wc -l)" -eq 1 ]
 	[ -z "$(find "$LAKE" -name '.*' -type f)" ]
@@ -226,7 +226,7 @@ print("%08x" % (h64(socket.gethostname().encode()) & 0xffffffff))')
 	[ "$(ls "$DS"/year=2026/month=11/day=09/part-* | wc -l)" -eq 1 ]
 	name=$(ls "$P"/part-*)
 	run dd-lakecheck compact "$LAKE" events 2026-11-08
-	assert_output "parts 1 -> 1, events 600 -> 600, duplicates 0"
+	assert_output "parts 1 -> 1, events 600 -> 600, duplicates 0, conflicts 0"
 	[ "$(ls "$P"/part-*)" = "$name" ]
 }
 

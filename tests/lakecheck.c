@@ -160,8 +160,8 @@ cmd_compact(int argc, char **argv)
 		return fail();
 	close(lock);
 	printf("parts %" PRIu64 " -> %" PRIu64 ", events %" PRIu64 " -> %" PRIu64
-	    ", duplicates %" PRIu64 "\n", st.parts_in, st.parts_out, st.events_in,
-	    st.events_out, st.duplicates);
+	    ", duplicates %" PRIu64 ", conflicts %" PRIu64 "\n", st.parts_in, st.parts_out,
+	    st.events_in, st.events_out, st.duplicates, st.conflicts);
 	return 0;
 }
 

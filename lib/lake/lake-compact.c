@@ -151,7 +151,7 @@ struct copy {
 };
 
 /* Copy one event line of part path into the new parts, unless an earlier
- * one has its id and time. */
+ * one has its id. */
 static int
 copy_event(struct copy *c, const char *path, const char *l, size_t len, uint64_t no)
 {
@@ -172,9 +172,17 @@ copy_event(struct copy *c, const char *path, const char *l, size_t len, uint64_t
 	ev.id = dd_jstr_text(&e.id, &c->bid, &ev.idlen);
 	ev.subject = dd_jstr_text(&e.subject, &c->bsub, &ev.sublen);
 	ev.type = dd_jstr_text(&e.type, &c->btype, &ev.typelen);
-	/* The same id at the same time is the same event (SPEC). */
-	if (lake_idset_check_add(&c->seen, dd_hash64(ev.id, ev.idlen), (uint32_t)e.time_ms)) {
-		c->st->duplicates++;
+	/* An id appears once per partition, whatever its time (SPEC): the
+	 * first written is kept. A later copy with other bytes is a
+	 * conflict, counted apart; its bytes are told by a fingerprint (a
+	 * collision of it would only count a conflict as a duplicate). */
+	uint64_t fp = dd_hash64(l, len), first;
+	if (lake_idset_check_add(&c->seen, dd_hash64(ev.id, ev.idlen), ev.id, ev.idlen, fp,
+	    &first)) {
+		if (first == fp)
+			c->st->duplicates++;
+		else
+			c->st->conflicts++;
 		return 0;
 	}
 	if (dd_lake_add(c->w, l, len, &ev) < 0)

@@ -41,22 +41,29 @@ int lake_own_part_name(const char *base);
 
 /* ------------------------------------------------------ hash sets, Bloom */
 
-/* Ids of one part: the hash and the low 32 bits of the event time, so a
- * duplicate is only dropped when both match (a 64-bit hash collision
- * alone must never lose an event). Slot hash 0 means empty; an id whose
- * hash is 0 is stored as 1 and remembered in zero for the Bloom filter. */
+/* A set of event ids, judged the same only when their bytes are (the
+ * 64-bit hash, unkeyed and in the source, only says "maybe": ids can be
+ * crafted to collide). Slot hash 0 means empty; an id whose hash is 0 is
+ * stored as 1 and remembered in zero for the Bloom filter. off[i] - 1 is
+ * where the slot's entry starts in arena: a 64-bit value the caller
+ * chose (compaction: a fingerprint of the line), the id's length (32
+ * bits), its bytes; off[i] 0 means only the hash is kept (an index that
+ * is never asked, dedupe off). */
 struct idset {
 	uint64_t *h;
-	uint32_t *t;
+	uint64_t *off;
+	struct dd_buf arena;
 	size_t cap, n;
 	int zero;
 };
 
 void lake_idset_free(struct idset *s);
-/* Add (h, t), h not 0, without looking for it. */
-void lake_idset_put(struct idset *s, uint64_t h, uint32_t t);
-/* 1 when (h, t) is present; else adds it and returns 0. */
-int lake_idset_check_add(struct idset *s, uint64_t h, uint32_t t);
+/* Add the hash of an id for the Bloom filter only, without looking for it. */
+void lake_idset_put_hash(struct idset *s, uint64_t h);
+/* 1 when the id (n bytes, hash h) is present, its value in *old (may be
+ * NULL); else adds it with val and returns 0. */
+int lake_idset_check_add(struct idset *s, uint64_t h, const char *id, size_t n,
+    uint64_t val, uint64_t *old);
 
 /* A plain set of 64-bit hashes (subjects, days). */
 struct hset {

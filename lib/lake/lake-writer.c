@@ -710,15 +710,13 @@ static int
 part_index(struct dd_lake_writer *w, struct part *p, const struct dd_lake_ev *ev)
 {
 	uint64_t h = dd_hash64(ev->id, ev->idlen);
+	/* The same id is the same event, whatever its time (SPEC: once per
+	 * partition); the hash alone never decides it. */
 	if (w->o.dedupe) {
-		if (lake_idset_check_add(&p->ids, h, (uint32_t)ev->time_ms))
+		if (lake_idset_check_add(&p->ids, h, ev->id, ev->idlen, 0, NULL))
 			return 1;
 	} else {
-		if (h == 0) {
-			p->ids.zero = 1;
-			h = 1;
-		}
-		lake_idset_put(&p->ids, h, (uint32_t)ev->time_ms);
+		lake_idset_put_hash(&p->ids, h);
 	}
 	w->held++;
 	if (ev->subject)

@@ -167,57 +167,109 @@ void
 lake_idset_free(struct idset *s)
 {
 	free(s->h);
-	free(s->t);
+	free(s->off);
+	dd_buf_free(&s->arena);
 	memset(s, 0, sizeof *s);
 }
 
+/* Place (h, off) in the first empty slot of its probe sequence. */
 static void
-idset_grow(struct idset *s)
+idset_place(struct idset *s, uint64_t h, uint64_t off)
 {
-	struct idset old = *s;
-	s->cap = old.cap ? old.cap * 2 : 1024;
-	s->h = dd_calloc(s->cap, sizeof *s->h);
-	s->t = dd_malloc(s->cap * sizeof *s->t);
-	s->n = 0;
-	for (size_t i = 0; i < old.cap; i++)
-		if (old.h[i])
-			lake_idset_put(s, old.h[i], old.t[i]);
-	free(old.h);
-	free(old.t);
-}
-
-void
-lake_idset_put(struct idset *s, uint64_t h, uint32_t t)
-{
-	if ((s->n + 1) * 4 > s->cap * 3)
-		idset_grow(s);
 	size_t mask = s->cap - 1, i = (size_t)h & mask;
 	while (s->h[i])
 		i = (i + 1) & mask;
 	s->h[i] = h;
-	s->t[i] = t;
-	s->n++;
+	s->off[i] = off;
 }
 
-/* 1 when (h, t) is present; else adds it and returns 0. */
-int
-lake_idset_check_add(struct idset *s, uint64_t h, uint32_t t)
+static void
+idset_reserve(struct idset *s)
+{
+	if ((s->n + 1) * 4 <= s->cap * 3)
+		return;
+	struct idset old = *s;
+	s->cap = old.cap ? old.cap * 2 : 1024;
+	s->h = dd_calloc(s->cap, sizeof *s->h);
+	s->off = dd_malloc(s->cap * sizeof *s->off);
+	for (size_t i = 0; i < old.cap; i++)
+		if (old.h[i])
+			idset_place(s, old.h[i], old.off[i]);
+	free(old.h);
+	free(old.off);
+}
+
+void
+lake_idset_put_hash(struct idset *s, uint64_t h)
 {
 	if (h == 0) {
 		s->zero = 1;
 		h = 1;
 	}
-	if ((s->n + 1) * 4 > s->cap * 3)
-		idset_grow(s);
+	idset_reserve(s);
+	idset_place(s, h, 0);
+	s->n++;
+}
+
+int
+lake_idset_check_add(struct idset *s, uint64_t h, const char *id, size_t n,
+    uint64_t val, uint64_t *old)
+{
+	if (h == 0) {
+		s->zero = 1;
+		h = 1;
+	}
+	idset_reserve(s);
 	size_t mask = s->cap - 1, i = (size_t)h & mask;
-	for (; s->h[i]; i = (i + 1) & mask)
-		if (s->h[i] == h && s->t[i] == t)
+	for (; s->h[i]; i = (i + 1) & mask) {
+		if (s->h[i] != h || s->off[i] == 0)
+			continue;
+		/* Same hash: the same id only if the bytes are. */
+		const char *e = s->arena.p + s->off[i] - 1;
+		uint32_t len;
+		memcpy(&len, e + 8, 4);
+		if (len == n && memcmp(e + 12, id, n) == 0) {
+			if (old)
+				memcpy(old, e, 8);
 			return 1;
+		}
+	}
 	/* The empty slot that ended the search is where it goes. */
+	uint32_t len = (uint32_t)n;
 	s->h[i] = h;
-	s->t[i] = t;
+	s->off[i] = s->arena.len + 1;
+	dd_buf_add(&s->arena, &val, 8);
+	dd_buf_add(&s->arena, &len, 4);
+	dd_buf_add(&s->arena, id, n);
 	s->n++;
 	return 0;
+}
+
+/* The public face of struct idset (lake.h). */
+struct dd_lake_idset {
+	struct idset s;
+};
+
+struct dd_lake_idset *
+dd_lake_idset_new(void)
+{
+	return dd_calloc(1, sizeof(struct dd_lake_idset));
+}
+
+int
+dd_lake_idset_add(struct dd_lake_idset *s, const char *id, size_t n, uint64_t val,
+    uint64_t *old)
+{
+	return lake_idset_check_add(&s->s, dd_hash64(id, n), id, n, val, old);
+}
+
+void
+dd_lake_idset_free(struct dd_lake_idset *s)
+{
+	if (s == NULL)
+		return;
+	lake_idset_free(&s->s);
+	free(s);
 }
 
 void

@@ -59,8 +59,8 @@
  * garbage of a crash (readers ignore it, dd_lake_clean removes it). A part
  * without metadata is still valid: readers scan it fully.
  *
- * Duplicates: within one part the writer drops an event whose id (and
- * time) it already stored there. Across parts of a partition duplicates
+ * Duplicates: within one part the writer drops an event whose id it
+ * already stored there (ids compared in full; a hash only says "maybe"). Across parts of a partition duplicates
  * can exist (replays, dd-archive of events the ingest already stored)
  * until dd_lake_compact_partition(); readers de-duplicate by id within a
  * partition (duplicates of one event share its time, hence its partition).
@@ -101,8 +101,8 @@ struct dd_lake_wopts {
 				 * (default 16 MiB); beyond, the fullest frame
 				 * is compressed early (a part is made of
 				 * independent frames, so it stays open) */
-	uint64_t max_held;	/* events in the open parts' id sets, 16 to 32
-				 * bytes each (default 500000); beyond, the
+	uint64_t max_held;	/* events in the open parts' id sets, 28 bytes
+				 * and the id each (default 500000); beyond, the
 				 * least recently used part is closed. With the frames
 				 * queued for compression, these bound the
 				 * writer's memory, about 60 MiB by default,
@@ -293,6 +293,19 @@ void dd_lake_reader_close(struct dd_lake_reader *r);
  */
 int dd_lake_part_verify(const char *part_path, uint64_t *lines);
 
+/*
+ * A set of event ids compared in full (a hash only finds candidates), each
+ * with a 64-bit value of the caller's (dd-archive --verify: a fingerprint
+ * of the line, to tell a conflicting copy from a duplicate).
+ */
+struct dd_lake_idset;
+struct dd_lake_idset *dd_lake_idset_new(void);
+/* 1 when id is present (its value in *old, which may be NULL); else adds
+ * it with val and returns 0. */
+int dd_lake_idset_add(struct dd_lake_idset *s, const char *id, size_t n, uint64_t val,
+    uint64_t *old);
+void dd_lake_idset_free(struct dd_lake_idset *s);
+
 /* ------------------------------------------------------------ maintenance */
 
 /*
@@ -306,7 +319,9 @@ int dd_lake_clean_partition(const char *partition);
 int dd_lake_clean(const char *lake, const char *dataset);
 
 struct dd_lake_cstats {
-	uint64_t parts_in, parts_out, events_in, events_out, duplicates;
+	uint64_t parts_in, parts_out, events_in, events_out;
+	uint64_t duplicates;	/* later copies of an id, byte for byte the first */
+	uint64_t conflicts;	/* later copies of an id with other bytes (dropped too) */
 	uint64_t bytes_in, bytes_out;
 };
 
@@ -322,7 +337,8 @@ int dd_lake_compact_lock(const char *lake, const char *dataset);
 
 /*
  * Rewrite the parts of one partition into as few parts as part_size
- * allows, each id once (the first seen in part-name order wins). The new
+ * allows, each id once whatever its time (the first seen in part-name
+ * order wins; a later copy with other bytes counts as a conflict). The new
  * parts are visible (committed, directory fsynced) before the old ones and
  * their metadata are removed, so a reader at any moment sees every event
  * (maybe twice, which it de-duplicates). Parts that appear during the run

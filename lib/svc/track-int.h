@@ -15,8 +15,10 @@
 #include "util.h"
 
 struct seen {
-	uint64_t h;		/* hash of an applied event's id */
+	uint64_t h;		/* hash of an applied event's id: a candidate only */
 	int64_t t;		/* its time: pruned once it is too old to recur */
+	char *id;		/* the id itself, which decides (malloc'd) */
+	size_t len;
 };
 
 struct loc {
@@ -70,8 +72,10 @@ struct dd_track {
 /* track.c */
 /* The stage as a function of the aggregates (see track.h). */
 int dd_trk_stage(const struct dlv *d);
-int dd_trk_seen(const struct dlv *d, uint64_t h);
-void dd_trk_seen_add(struct dlv *d, uint64_t h, int64_t t);
+/* Was the event id (n bytes, hash h) applied to d? Ids are compared in
+ * full: two ids with one hash are two events. */
+int dd_trk_seen(const struct dlv *d, uint64_t h, const char *id, size_t n);
+void dd_trk_seen_add(struct dlv *d, uint64_t h, int64_t t, const char *id, size_t n);
 /* Queue d for the next commit. */
 void dd_trk_dirty(struct dd_track *t, struct dlv *d);
 /* The oldest event time that still counts (DD_NOTIME: all do). */
