@@ -50,6 +50,13 @@ on_damage(void *ctx, const char *msg)
 	dd_warn("damaged: %s", msg);
 }
 
+/* A FIFO, a directory... named like a part: skipped, told. */
+static void
+on_odd(const char *msg)
+{
+	dd_warn("%s", msg);
+}
+
 static void
 on_conflict(void *ctx, const char *msg)
 {
@@ -202,6 +209,8 @@ run(void *vc, int argc, char **argv)
 	}
 	if (!have_db && !c->quiet)
 		dd_warn("%s: no such store: nothing archived", c->db);
+	if (!c->quiet)
+		dd_lake_set_odd_hook(on_odd);
 	c->o.db = c->db;
 	c->o.lake = c->lake;
 	c->o.cutoff_ms = now - c->older;

@@ -148,7 +148,7 @@ EOF
 	$DS/year=2026/month=11/day=03
 	EOF
 	for p in $(parts); do
-		[[ $(basename "$p") =~ ^part-[0-9]{8}T[0-9]{6}Z-[0-9a-f]{16}\.ndjson\.zst$ ]]
+		[[ $(basename "$p") =~ ^part-[0-9]{8}T[0-9]{6}\.[0-9]{9}Z-[0-9a-f]{16}\.ndjson\.zst$ ]]
 		m="$(dirname "$p")/_$(basename "$p" .ndjson.zst).meta"
 		[ -f "$m" ]
 		zstd -qt "$p"
@@ -322,9 +322,11 @@ EOF
 	run dd-lake-ingest -l "$LAKE" < twice.ndjson
 	assert_success
 	assert_output --partial "stored 50, duplicates 50,"
-	# Same id, another time: a different event for the part (kept).
-	{ ev same 2026-11-02T00:00:00Z; ev same 2026-11-02T00:00:01Z; } | dd-lake-ingest -l "$LAKE" -q
-	[ "$(lake_ids | grep -c '^same$')" -eq 2 ]
+	# Same id, another time: still the same event, once per partition
+	# (SPEC), the first kept.
+	run dd-lake-ingest -l "$LAKE" < <(ev same 2026-11-02T00:00:00Z; ev same 2026-11-02T00:00:01Z)
+	assert_output --partial "stored 1, duplicates 1,"
+	[ "$(lake_ids | grep -c '^same$')" -eq 1 ]
 	run dd-lake-ingest -l "$LAKE" < in.ndjson
 	assert_success
 	[ "$(lake_ids | uniq | wc -l)" -eq 51 ]

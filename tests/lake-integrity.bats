@@ -180,3 +180,72 @@ collide() {
 	refute_output --partial conflict:
 	[ "$(jq .conflictsFound <<<"$output")" -eq 0 ]
 }
+
+@test "odd files: a FIFO, a directory or a socket named like a part is told by path and skipped" {
+	ev e-1 2026-11-26T01:00:00Z | dd-lake-ingest -q -l "$LAKE"
+	ev e-2 2026-11-26T02:00:00Z | dd-lake-ingest -q -l "$LAKE"
+	mkfifo "$D1/part-fifo.ndjson.zst" "$D1/_part-fifo2.meta"
+	mkdir "$D1/part-dir.ndjson.zst"
+	python3 -c 'import socket,sys; socket.socket(socket.AF_UNIX).bind(sys.argv[1])' "$D1/part-sock.ndjson.zst"
+	# A FIFO in place of one part's metadata: that part is scanned in full.
+	meta=$(ls "$D1"/_part-*.meta | head -1)
+	rm "$meta"
+	mkfifo "$meta"
+	# A file where a partition directory should be.
+	mkdir -p "$DS/year=2026/month=11"
+	echo junk > "$DS/year=2026/month=11/day=27"
+	for q in "--count" "-e .id" "--partitions" "--id e-1" "--count --no-dedupe"; do
+		run --separate-stderr timeout 20 dd-lake-query -l "$LAKE" $q
+		[ "$status" -eq 0 ] || fail "$q: exit $status: $stderr"
+		[[ "$stderr" == *"$D1/part-fifo.ndjson.zst: not a regular file (a FIFO), skipped"* ]] || fail "$q: $stderr"
+		[[ "$stderr" == *"$D1/part-dir.ndjson.zst: not a regular file (a directory), skipped"* ]] || fail "$q: $stderr"
+		[[ "$stderr" == *"$D1/part-sock.ndjson.zst: not a regular file (a socket), skipped"* ]] || fail "$q: $stderr"
+		case $q in
+		--count*) [ "$output" = 2 ] || fail "$q: $output" ;;
+		-e*) [ "$(sort <<<"$output")" = "$(printf '"e-1"\n"e-2"')" ] || fail "$q: $output" ;;
+		--id*) [ "$(jq -r .id <<<"$output")" = e-1 ] || fail "$q: $output" ;;
+		--partitions) [[ "$output" == *2026-11-26* ]] || fail "$q: $output" ;;
+		esac
+	done
+	run -0 timeout 20 dd-lake-query -q -l "$LAKE" --count
+	assert_output 2
+	run --separate-stderr timeout 20 dd-archive --db none.db -l "$LAKE" --compact --verify
+	assert_success
+	[[ "$stderr" == *"part-fifo.ndjson.zst: not a regular file (a FIFO), skipped"* ]] || fail "$stderr"
+	[ "$(jq .partsAfterCompaction <<<"$output")" -eq 1 ]
+	[ "$(jq .partsDamaged <<<"$output")" -eq 0 ]
+	# The odd entries are left as they were; the events are all there.
+	[ -p "$D1/part-fifo.ndjson.zst" ] && [ -d "$D1/part-dir.ndjson.zst" ] && [ -S "$D1/part-sock.ndjson.zst" ]
+	run -0 timeout 20 dd-lake-query -q -l "$LAKE" -e .id
+	[ "$(sort <<<"$output")" = "$(printf '"e-1"\n"e-2"')" ]
+}
+
+@test "write order: parts of writers started in the same second sort as written; compaction keeps the first" {
+	for k in 1 2 3 4 5 6; do
+		ev "e-$k" 2026-11-26T01:00:00Z x.t s-1 "$k" | dd-lake-ingest -q -l "$LAKE"
+		ev same 2026-11-26T02:00:00Z x.t s-1 "$k" | dd-lake-ingest -q -l "$LAKE"
+	done
+	run bash -c "ls '$D1' | grep '^part-' | sort | while read -r p; do zstdcat '$D1'/\$p; done | jq -r '[.id, .data.n] | @tsv' | paste -sd ' '"
+	assert_output "$(for k in 1 2 3 4 5 6; do printf 'e-%s\t%s same\t%s ' "$k" "$k" "$k"; done | sed 's/ $//')"
+	# --limit takes the first written.
+	run dd-lake-query -l "$LAKE" --no-dedupe --id same --limit 1 -e .data.n
+	assert_output 1
+	run dd-lakecheck compact "$LAKE" events 2026-11-26
+	assert_output "parts 12 -> 1, events 12 -> 7, duplicates 0, conflicts 5"
+	run dd-lake-query -l "$LAKE" --id same -e .data.n
+	assert_output 1
+	# A part written after a compaction sorts after the compacted one, so
+	# the next compaction still keeps the first.
+	ev same 2026-11-26T02:00:00Z x.t s-1 9 | dd-lake-ingest -q -l "$LAKE"
+	first=$(ls "$D1" | grep '^part-' | sort | head -1)
+	last=$(ls "$D1" | grep '^part-' | sort | tail -1)
+	[[ $first == *'~000001.ndjson.zst' && $last != *'~'* ]] || fail "$(ls "$D1")"
+	run dd-lakecheck compact "$LAKE" events 2026-11-26
+	assert_output "parts 2 -> 1, events 8 -> 7, duplicates 0, conflicts 1"
+	# Named after the last part it replaced, a generation past it.
+	[ "$(ls "$D1" | grep '^part-')" = "${last%.ndjson.zst}~000001.ndjson.zst" ]
+	run dd-lake-query -l "$LAKE" --id same -e .data.n
+	assert_output 1
+	run dd-archive -q --db none.db -l "$LAKE" --verify
+	[ "$(jq .partsDamaged <<<"$output")" -eq 0 ]
+}

@@ -253,6 +253,18 @@ merge(const char *lake, const char *dataset, int64_t day, const struct dd_lake_w
 	wo.max_open = 1;	/* one partition */
 	wo.max_age_ms = 0;
 	wo.dedupe = 0;		/* done here, across all the parts */
+	/* The new parts sort where the old ones were: after the last one
+	 * they replace, before any written meanwhile (names of other
+	 * writers than this library's say nothing of order: new names). */
+	char after[LAKE_NAME_MAX];
+	const char *last = ps[n - 1].name;
+	size_t ln = strlen(last), pre = strlen("part-"), sl = strlen(PART_SUFFIX);
+	wo.compact_after = NULL;
+	if (lake_own_part_name(last) && ln - pre - sl < sizeof after) {
+		memcpy(after, last + pre, ln - pre - sl);
+		after[ln - pre - sl] = '\0';
+		wo.compact_after = after;
+	}
 	struct copy c = { .day = day, .st = st };
 	c.w = dd_lake_writer_open(lake, dataset, &wo);
 	if (c.w == NULL)

@@ -11,6 +11,7 @@
 #include <dirent.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/stat.h>
 
 #include "util.h"
 
@@ -25,8 +26,14 @@
 char *lake_path_join(const char *a, const char *b);
 /* 8 hex digits naming this host in temporaries. */
 uint32_t lake_host_id(void);
-/* A new part NAME (lake.h), NUL-terminated. */
-void lake_new_name(char out[40]);
+/* Room for a part NAME and its NUL. */
+#define LAKE_NAME_MAX 64
+/* A new part NAME (lake.h), NUL-terminated, greater than every earlier
+ * one of this process. */
+void lake_new_name(char out[LAKE_NAME_MAX]);
+/* The NAME of the k-th part (from 1) a compaction writes in place of parts
+ * whose last NAME is after (lake.h). */
+void lake_compact_name(const char *after, unsigned k, char out[LAKE_NAME_MAX]);
 /* Append "year=YYYY/month=MM/day=DD" for day. */
 void lake_day_dirs(struct dd_buf *b, int64_t day);
 /* DIR/BASE.ndjson.zst -> DIR/_BASE.meta (malloc'd); NULL when not a part. */
@@ -34,6 +41,12 @@ char *lake_meta_path(const char *part);
 /* Open a partition directory to list it: 0 with *d NULL when it does not
  * exist (an empty partition), -1 with dd_errmsg() on any other error. */
 int lake_opendir(const char *dir, DIR **d);
+/* Open path to read it, without blocking (a FIFO), and check that it is a
+ * regular file: the fd, or -1 with errno (EFTYPE-like cases are ENODEV,
+ * dd_errmsg() saying what it is; the odd file is told to the hook). */
+int lake_open_regular(const char *path, struct stat *sb);
+/* Tell the hook (dd_lake_set_odd_hook) of an odd entry. */
+void lake_odd(const char *path, mode_t mode);
 /* A visible part's file name (any writer's). */
 int lake_is_part_name(const char *name);
 /* A name lake_new_name() made, "part-NAME.ndjson.zst". */

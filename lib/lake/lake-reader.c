@@ -217,21 +217,23 @@ meta_load(const char *part, uint64_t size, const unsigned char sum[4],
 	char *mp = lake_meta_path(part);
 	if (mp == NULL)
 		return 0;
-	int fd = open(mp, O_RDONLY | O_CLOEXEC);
+	struct stat sb;
+	int fd = lake_open_regular(mp, &sb);
 	if (fd < 0) {
 		int e = errno;
-		if (e == ENOENT) {
+		if (e == ENOENT || e == ENODEV) {
+			/* No metadata, or something odd in its place: the part
+			 * is scanned in full. */
+			if (e == ENODEV)
+				lake_odd(mp, sb.st_mode);
 			free(mp);
 			return 0;
 		}
-		dd_seterr("%s: %s", mp, strerror(e));
 		free(mp);
 		return -1;
 	}
-	struct stat sb;
-	if (fstat(fd, &sb) < 0 || sb.st_size > ((off_t)1 << 32)) {
-		dd_seterr("%s: %s", mp, sb.st_size > ((off_t)1 << 32) ? "too large" :
-		    strerror(errno));
+	if (sb.st_size > ((off_t)1 << 32)) {
+		dd_seterr("%s: too large", mp);
 		goto bad;
 	}
 	m->buflen = (size_t)sb.st_size;
@@ -328,18 +330,17 @@ dd_lake_meta_free(struct dd_lake_meta *m)
 	memset(m, 0, sizeof *m);
 }
 
-/* Size and last four bytes of a part file. 0, or -1 (dd_errmsg()). */
+/* Size and last four bytes of a part file. 0, or -1 (dd_errmsg(); errno
+ * ENOENT when it is gone, ENODEV when it is not a regular file, *mode
+ * then saying what it is). */
 static int
-part_tail(const char *path, uint64_t *size, unsigned char sum[4])
+part_tail(const char *path, uint64_t *size, unsigned char sum[4], mode_t *mode)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	struct stat sb;
-	if (fd < 0 || fstat(fd, &sb) < 0) {
-		dd_seterr("%s: %s", path, strerror(errno));
-		if (fd >= 0)
-			close(fd);
+	int fd = lake_open_regular(path, &sb);
+	*mode = sb.st_mode;
+	if (fd < 0)
 		return -1;
-	}
 	*size = (uint64_t)sb.st_size;
 	memset(sum, 0, 4);
 	if (sb.st_size >= 4 && pread(fd, sum, 4, sb.st_size - 4) != 4) {
@@ -356,8 +357,9 @@ dd_lake_meta_load(const char *part_path, struct dd_lake_meta *m)
 {
 	uint64_t size;
 	unsigned char sum[4];
+	mode_t mode;
 	memset(m, 0, sizeof *m);
-	if (part_tail(part_path, &size, sum))
+	if (part_tail(part_path, &size, sum, &mode))
 		return -1;
 	return meta_load(part_path, size, sum, m);
 }
@@ -400,10 +402,14 @@ dd_lake_parts(const char *partition, struct dd_lake_part **out, size_t *n)
 	for (size_t i = 0; i < *n; i++) {
 		struct dd_lake_part *p = &(*out)[i];
 		unsigned char sum[4];
-		if (part_tail(p->path, &p->bytes, sum)) {
-			if (errno == ENOENT) {
+		mode_t mode;
+		if (part_tail(p->path, &p->bytes, sum, &mode)) {
+			if (errno == ENOENT || errno == ENODEV) {
 				/* Removed by a compaction meanwhile: its events are in
-				 * the part that replaced it. */
+				 * the part that replaced it. Not a regular file: not a
+				 * part, whatever its name. */
+				if (errno == ENODEV)
+					lake_odd(p->path, mode);
 				free(p->path);
 				memmove(p, p + 1, (*n - i - 1) * sizeof *p);
 				(*n)--;
@@ -479,11 +485,10 @@ struct dd_lake_reader {
 struct dd_lake_reader *
 dd_lake_reader_open(const char *part_path)
 {
-	int fd = open(part_path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		dd_seterr("%s: %s", part_path, strerror(errno));
+	struct stat sb;
+	int fd = lake_open_regular(part_path, &sb);
+	if (fd < 0)
 		return NULL;
-	}
 	struct dd_lake_reader *r = dd_calloc(1, sizeof *r);
 	r->path = dd_strdup(part_path);
 	r->fd = fd;

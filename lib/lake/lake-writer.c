@@ -76,7 +76,8 @@ mono_ms(void)
 struct part {
 	int64_t day;
 	char *dir;		/* the partition directory */
-	char name[40];		/* NAME */
+	char name[LAKE_NAME_MAX];	/* NAME: of the temporaries, then (part_name)
+					 * the visible one */
 	char *tmp, *final, *mtmp, *mfinal;
 	int fd;
 	struct dd_buf frame;	/* raw lines of the frame being filled */
@@ -110,6 +111,7 @@ struct dd_lake_writer {
 	size_t ndirty, capdirty;
 	struct hset dirtyset;
 	uint64_t held;		/* events in the open parts' id sets */
+	unsigned ncompact;	/* parts named after o.compact_after so far */
 	/* Frame buffers of closed parts and compressed frames, kept for the
 	 * next ones, so a long run does not fault fresh pages for each part. */
 	struct dd_buf *pool;
@@ -131,6 +133,7 @@ struct dd_lake_writer {
 };
 
 static void *compressor(void *arg);
+static void part_name(struct dd_lake_writer *w, struct part *p);
 static struct dd_buf pool_get(struct dd_lake_writer *w);
 static void pool_put(struct dd_lake_writer *w, struct dd_buf *b);
 
@@ -591,6 +594,7 @@ close_parts(struct dd_lake_writer *w, struct part **ps, int n)
 		struct part *p = ps[i];
 		if (p->events == 0)
 			continue;
+		part_name(w, p);
 		struct dd_buf m = { 0 };
 		lake_meta_build(&(struct meta_src){ .name = p->name,
 		    .part_bytes = p->out, .frames = p->frames, .events = p->events,
@@ -664,6 +668,28 @@ fail:
 	}
 	free(mfd);
 	return -1;
+}
+
+/*
+ * Name p as it becomes visible, so names sort in write order: a new name
+ * now (the temporaries keep the one of the opening), or a compaction's
+ * name after the parts it replaces.
+ */
+static void
+part_name(struct dd_lake_writer *w, struct part *p)
+{
+	if (w->o.compact_after)
+		lake_compact_name(w->o.compact_after, ++w->ncompact, p->name);
+	else
+		lake_new_name(p->name);
+	free(p->final);
+	free(p->mfinal);
+	struct dd_buf s = { 0 };
+	dd_buf_printf(&s, "%s/part-%s" PART_SUFFIX, p->dir, p->name);
+	p->final = s.p;
+	s = (struct dd_buf){ 0 };
+	dd_buf_printf(&s, "%s/_part-%s.meta", p->dir, p->name);
+	p->mfinal = s.p;
 }
 
 static int

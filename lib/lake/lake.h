@@ -10,8 +10,14 @@
  *   .../.part-NAME.ndjson.zst.PID-HOST.tmp, ._part-NAME.meta.PID-HOST.tmp
  *                                                  temporaries being written
  * The date is the event's time in UTC. NAME is the wall-clock time the part
- * was opened and 64 random bits from getrandom(2), "20261126T034113Z-
- * 9f3a0c1b2d4e5f60", so names sort by creation and are never reused.
+ * became visible, to the nanosecond and strictly increasing within a
+ * process, and 64 random bits from getrandom(2), "20261126T034113.
+ * 123456789Z-9f3a0c1b2d4e5f60", so within a partition names sort in write
+ * order (even between writers started in the same second) and are never
+ * reused. A compaction names its parts after the last part they replace,
+ * NAME~GGGGGG (a generation past that part's), so they sort where the
+ * parts they replace were, before any part written meanwhile. (Names of
+ * whole seconds, "20261126T034113Z-9f3a0c1b2d4e5f60", are older parts.)
  * DATASET is 1-64 bytes of [A-Za-z0-9._-] not starting with '.', '_' or
  * '-' (dd_lake_dataset_ok), so no input can name a path outside the lake.
  * Files starting with '.' or '_' are temporaries or metadata: DuckDB, Spark
@@ -111,6 +117,9 @@ struct dd_lake_wopts {
 				 * 10 min; 0 = never), so a steady slow stream
 				 * becomes visible too */
 	int dedupe;		/* drop an id already in the same part (default 1) */
+	const char *compact_after;	/* compaction only: the NAME of the last
+				 * part it replaces, so the new parts are named
+				 * to sort right after it (NULL: new names) */
 	int threads;		/* 1: compress and write frames in one background
 				 * thread, overlapping the caller's parsing
 				 * (default); 0: in the caller's thread */
@@ -189,6 +198,17 @@ int dd_lake_writer_close(struct dd_lake_writer *w);
 void dd_lake_writer_abort(struct dd_lake_writer *w);
 
 /* ----------------------------------------------------------------- readers */
+
+/*
+ * Only regular files are read: anything else named like a part (a FIFO, a
+ * directory, a socket, a device) or like a partition (a file named day=DD)
+ * is skipped by every reader and by compaction, and told to this hook,
+ * "PATH: not a regular file (KIND), skipped", when a program set one (the
+ * library itself never prints). Files are opened with O_NONBLOCK and
+ * checked with fstat(2) before use, so a FIFO put in place of a part
+ * between the listing and the open never blocks a reader either.
+ */
+void dd_lake_set_odd_hook(void (*fn)(const char *msg));
 
 struct dd_lake_partition {
 	int64_t day;		/* days since 1970-01-01 */
