@@ -249,3 +249,68 @@ collide() {
 	run dd-archive -q --db none.db -l "$LAKE" --verify
 	[ "$(jq .partsDamaged <<<"$output")" -eq 0 ]
 }
+
+@test "snapshot: a reader stalled after its listing sees the partition as it was, whole, when a compaction ends meanwhile" {
+	parts_of 5 1500
+	for dd in "--no-dedupe" ""; do
+		mkfifo out
+		dd-lake-query -l "$LAKE" $dd -e .id > out 2> err &
+		Q=$!
+		exec 8< out
+		# One byte read: the query has listed the partition and is now
+		# blocked on the full pipe, inside its first part.
+		IFS= read -r -n 1 -u 8 c
+		run dd-archive -q --db none.db -l "$LAKE" --compact
+		assert_success
+		[ "$(jq .partsCompacted <<<"$output")" -ge 2 ]
+		{ printf '%s' "$c"; cat <&8; } > ids
+		exec 8<&-
+		rc=0
+		wait $Q || rc=$?
+		[ $rc -eq 0 ] || fail "exit $rc: $(cat err)"
+		[ ! -s err ] || fail "$(cat err)"
+		jq -r . ids | sort > got
+		[ "$(wc -l < got)" -eq 7500 ] || fail "$(wc -l < got) events"
+		[ -z "$(uniq -d got)" ]
+		rm out
+		# A new part for the next round's compaction.
+		many 1500 2026-11-26 p1 | dd-lake-ingest -q -l "$LAKE"
+	done
+}
+
+@test "concurrency: readers loop while compactions and ingests loop; every answer is whole, by ids" {
+	parts_of 4 500
+	lake_ids | sort > want
+	end=$((SECONDS + 4))
+	(
+		while [ $SECONDS -lt $end ]; do
+			# Copies of ids already stored (same bytes): only duplicates.
+			many 500 2026-11-26 p2 | dd-lake-ingest -q -l "$LAKE"
+			rc=0
+			dd-archive -q --db none.db -l "$LAKE" --compact > /dev/null 2>&1 || rc=$?
+			[ $rc -eq 0 ] || [ $rc -eq 5 ] || exit 1
+		done
+	) & W=$!
+	(
+		while [ $SECONDS -lt $end ]; do
+			rc=0
+			dd-archive -q --db other.db -l "$LAKE" --compact > /dev/null 2>&1 || rc=$?
+			[ $rc -eq 0 ] || [ $rc -eq 5 ] || exit 1
+		done
+	) & W2=$!
+	n=0
+	while [ $SECONDS -lt $end ]; do
+		dd-lake-query -l "$LAKE" -e .id > got.json 2> err || fail "reader: $(cat err)"
+		jq -r . got.json | sort > got
+		cmp -s got want || fail "reader $n: $(diff got want | head -5)"
+		c=$(dd-lake-query -l "$LAKE" --count 2> err) || fail "count: $(cat err)"
+		[ "$c" -eq 2000 ] || fail "count $c"
+		n=$((n + 1))
+	done
+	wait $W || fail "compactions and ingests failed"
+	wait $W2 || fail "compactions failed"
+	[ $n -ge 2 ]
+	dd-archive -q --db none.db -l "$LAKE" --compact > /dev/null
+	lake_ids | sort > final
+	cmp -s final want
+}

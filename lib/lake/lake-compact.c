@@ -196,7 +196,7 @@ static int
 copy_parts(struct copy *c, const struct dd_lake_part *ps, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
-		struct dd_lake_reader *r = dd_lake_reader_open(ps[i].path);
+		struct dd_lake_reader *r = dd_lake_reader_open_part(&ps[i]);
 		if (r == NULL)
 			return -1;
 		const char *l;

@@ -254,16 +254,20 @@ struct dd_lake_part {
 	uint64_t bytes;		/* file size */
 	int has_meta;		/* meta present and describes this very part */
 	struct dd_lake_meta meta;	/* valid when has_meta */
+	int fd;			/* the part, open since the listing (-1: not) */
 };
 
 /*
- * The parts of one partition directory, sorted by name (creation order),
- * each with its metadata when present and consistent (size and checksum
- * match the part file). A part whose metadata is missing, unreadable,
- * malformed or not matching has has_meta 0: it must be scanned. A part
- * removed meanwhile (by a compaction) is left out. Temporaries, metadata files and
- * anything else are skipped. A missing directory is an empty list.
- * 0 or -1; free with dd_lake_parts_free.
+ * The parts of one partition directory as it was at one moment, sorted by
+ * name (write order), each open (fd) and with its metadata when present
+ * and consistent (size and checksum match the part file). Read them with
+ * dd_lake_reader_open_part: a compaction that removes them meanwhile takes
+ * nothing from this reader. A listing that a compaction changed before
+ * every part was open is taken again. A part whose metadata is missing,
+ * unreadable, malformed or not matching has has_meta 0: it must be
+ * scanned. Temporaries, metadata files and anything else are skipped (odd
+ * files told to the hook). A missing directory is an empty list.
+ * 0 or -1; free with dd_lake_parts_free (which closes them).
  */
 int dd_lake_parts(const char *partition, struct dd_lake_part **out, size_t *n);
 void dd_lake_parts_free(struct dd_lake_part *p, size_t n);
@@ -299,6 +303,8 @@ int dd_lake_bloom_test(const struct dd_lake_bloom *b, uint64_t h);
  */
 struct dd_lake_reader;
 struct dd_lake_reader *dd_lake_reader_open(const char *part_path);
+/* The same for a part of dd_lake_parts(), through its open file. */
+struct dd_lake_reader *dd_lake_reader_open_part(const struct dd_lake_part *p);
 /* 1 with the next line (without '\n', valid until the next call) and its
  * 1-based line number within the part; 0 at the end; -1 on corruption or
  * a read error. */
