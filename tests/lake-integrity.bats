@@ -314,3 +314,41 @@ collide() {
 	lake_ids | sort > final
 	cmp -s final want
 }
+
+@test "time order: a compacted partition streams in event time, ties in write order; one ordered part is left alone" {
+	{ ev a 2026-11-26T05:00:00Z; ev b 2026-11-26T01:00:00Z; ev c 2026-11-26T03:00:00Z x.t s-1 1; } | dd-lake-ingest -q -l "$LAKE"
+	{ ev d 2026-11-26T03:00:00Z x.t s-1 2; ev e 2026-11-26T00:30:00Z; ev a 2026-11-26T05:00:00Z; } | dd-lake-ingest -q -l "$LAKE"
+	[ "$(for m in "$D1"/_part-*.meta; do head -1 "$m" | jq .timeOrdered; done | sort -u)" = false ]
+	run dd-lakecheck compact "$LAKE" events 2026-11-26
+	assert_output "parts 2 -> 1, events 6 -> 5, duplicates 1, conflicts 0"
+	run bash -c "zstdcat '$D1'/part-*.ndjson.zst | jq -r .id | paste -sd ' '"
+	assert_output "e b c d a"
+	[ "$(head -1 "$D1"/_part-*.meta | jq .timeOrdered)" = true ]
+	# An unordered single part is rewritten in order, an ordered one not.
+	ev z 2026-11-27T02:00:00Z | dd-lake-ingest -q -l "$LAKE"
+	{ ev y 2026-11-28T02:00:00Z; ev x 2026-11-28T01:00:00Z; } | dd-lake-ingest -q -l "$LAKE"
+	before=$(ls "$DS/year=2026/month=11/day=27")
+	run dd-archive -q --db none.db -l "$LAKE" --compact --dry-run
+	[ "$(jq .partitionsCompacted <<<"$output")" -eq 1 ]
+	run dd-archive -q --db none.db -l "$LAKE" --compact
+	[ "$(jq .partitionsCompacted <<<"$output")" -eq 1 ]
+	[ "$(ls "$DS/year=2026/month=11/day=27")" = "$before" ]
+	run bash -c "zstdcat '$DS'/year=2026/month=11/day=28/part-*.ndjson.zst | jq -r .id | paste -sd ' '"
+	assert_output "x y"
+}
+
+@test "sort: lines by key, ties in the order added, through runs on disk that leave no file behind" {
+	mkdir tmpd
+	python3 -c "
+import random
+r = random.Random(5)
+for i in range(5000): print(r.randint(-50, 50), 'v%d' % i)" > in
+	for budget in 1000000000 100000 1000 1; do
+		dd-lakecheck sort tmpd "$budget" < in > out
+		sort -s -n -k1,1 in | cmp - out || fail "budget $budget"
+	done
+	[ -z "$(ls -A tmpd)" ]
+	run dd-lakecheck sort "$BATS_TEST_TMPDIR/missing" 1 <<<"1 x"
+	assert_failure 4
+	assert_output --partial "missing: temporary file:"
+}

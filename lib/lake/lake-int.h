@@ -104,6 +104,22 @@ struct tmap {
 void lake_tmap_inc(struct tmap *m, const char *s, size_t len);
 void lake_tmap_free(struct tmap *m);
 
+/* ------------------------------------------------------- sorting (lake-sort.c) */
+
+/* Lines sorted by key, ties in the order added, in bounded memory: up
+ * to budget bytes in memory, the rest in sorted runs in unnamed
+ * temporary files of dir. */
+struct lake_sort;
+struct lake_sort *lake_sort_new(const char *dir, uint64_t budget);
+/* 0, or -1 with dd_errmsg() (a temporary file could not be written). */
+int lake_sort_add(struct lake_sort *s, int64_t key, const char *line, size_t len);
+/* Lines added so far. */
+uint64_t lake_sort_count(const struct lake_sort *s);
+/* After the last add: 1 with the next line (valid until the next call),
+ * 0 at the end, -1 on a read error. */
+int lake_sort_next(struct lake_sort *s, int64_t *key, const char **line, size_t *len);
+void lake_sort_free(struct lake_sort *s);
+
 /* ------------------------------------------------------------- metadata */
 
 /* What the metadata of a finished part is made from (lake.h). */
@@ -112,6 +128,7 @@ struct meta_src {
 	uint64_t part_bytes, frames, events, raw_bytes;
 	const unsigned char *lastsum;	/* the part file's last 4 bytes */
 	int64_t min_ms, max_ms;
+	int time_ordered;
 	const struct idset *ids;
 	const struct hset *subjects;
 	const struct tmap *types;

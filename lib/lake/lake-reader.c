@@ -288,6 +288,8 @@ meta_load(const char *part, uint64_t size, const unsigned char sum[4],
 		dd_seterr("%s: malformed metadata", mp);
 		goto bad;
 	}
+	struct dd_jval to;
+	m->time_ordered = dd_json_get(&o, "timeOrdered", 11, &to) && to.type == DD_JTRUE;
 	size_t pos = 0, cap = 0;
 	struct dd_jval k, v;
 	while (dd_json_next(&x, &pos, &k, &v)) {

@@ -83,6 +83,8 @@ struct part {
 	struct dd_buf frame;	/* raw lines of the frame being filled */
 	uint64_t raw, out, events, frames;
 	int64_t min_ms, max_ms;
+	int64_t last_ms;	/* time of the last line */
+	int unordered;		/* a line came earlier than the one before */
 	unsigned char lastsum[4];	/* the last 4 bytes written */
 	struct idset ids;
 	struct hset subjects;
@@ -599,7 +601,7 @@ close_parts(struct dd_lake_writer *w, struct part **ps, int n)
 		lake_meta_build(&(struct meta_src){ .name = p->name,
 		    .part_bytes = p->out, .frames = p->frames, .events = p->events,
 		    .raw_bytes = p->raw, .lastsum = p->lastsum, .min_ms = p->min_ms,
-		    .max_ms = p->max_ms, .ids = &p->ids, .subjects = &p->subjects,
+		    .max_ms = p->max_ms, .time_ordered = !p->unordered, .ids = &p->ids, .subjects = &p->subjects,
 		    .types = &p->types }, &m);
 		mfd[i] = open(p->mtmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
 		if (mfd[i] < 0) {
@@ -767,6 +769,9 @@ part_append(struct dd_lake_writer *w, struct part *p, const char *line, size_t l
 	p->frame.p[p->frame.len++] = '\n';
 	p->raw += len + 1;
 	p->events++;
+	if (p->events > 1 && time_ms < p->last_ms)
+		p->unordered = 1;
+	p->last_ms = time_ms;
 	if (time_ms < p->min_ms)
 		p->min_ms = time_ms;
 	if (time_ms > p->max_ms)

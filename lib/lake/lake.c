@@ -576,7 +576,8 @@ lake_meta_build(const struct meta_src *p, struct dd_buf *b)
 	dd_buf_addc(b, '}');
 	meta_bloom_json(b, "ids", idkeys, ibits, 0);
 	meta_bloom_json(b, "subjects", p->subjects->n, sbits, ibits / 8);
-	dd_buf_printf(b, ",\"written\":\"%s\"}\n", t3);
+	dd_buf_printf(b, ",\"timeOrdered\":%s,\"written\":\"%s\"}\n",
+	    p->time_ordered ? "true" : "false", t3);
 
 	size_t base = b->len;
 	dd_buf_grow(b, (size_t)(ibits / 8 + sbits / 8));

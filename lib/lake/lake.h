@@ -41,8 +41,10 @@
  *      "events":N,"rawBytes":N,"minTimeMs":N,"maxTimeMs":N,
  *      "minTime":"RFC 3339","maxTime":"RFC 3339","types":{"TYPE":N,...},
  *      "ids":{"keys":N,"bits":M,"hashes":K,"offset":O,"bytes":B},
- *      "subjects":{...same...},"written":"RFC 3339"}
- *   then, after its '\n', binary Bloom filters: the id filter at byte O of
+ *      "subjects":{...same...},"timeOrdered":BOOL,"written":"RFC 3339"}
+ *   timeOrdered says whether the part's lines are in nondecreasing time
+ *   order (absent in older metadata: not known). Then, after its '\n',
+ *   binary Bloom filters: the id filter at byte O of
  *   this binary section (B bytes), then the subject filter. partBytes is the
  *   size of the part file and contentChecksum its last 4 bytes (the
  *   checksum of its last zstd frame, hex, file order): a reader checks both
@@ -241,6 +243,7 @@ struct dd_lake_meta {
 	uint64_t events, raw_bytes, part_bytes, frames;
 	uint32_t checksum;	/* last 4 bytes of the part */
 	int64_t min_ms, max_ms;
+	int time_ordered;	/* "timeOrdered": its lines are in time order */
 	struct dd_lake_type_count *types;
 	size_t ntypes;
 	struct dd_lake_bloom ids, subjects;
@@ -349,6 +352,7 @@ struct dd_lake_cstats {
 	uint64_t duplicates;	/* later copies of an id, byte for byte the first */
 	uint64_t conflicts;	/* later copies of an id with other bytes (dropped too) */
 	uint64_t bytes_in, bytes_out;
+	int rewritten;		/* the partition was rewritten (else left as it was) */
 };
 
 /*

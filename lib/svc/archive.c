@@ -381,7 +381,8 @@ dd_archive_compact(const struct dd_archive_opts *o, struct dd_archive_stats *st)
 				rc = DD_EXIT_IO;
 				break;
 			}
-			if (np > 1 || (np == 1 && !parts[0].has_meta)) {
+			if (np > 1 || (np == 1 && !(parts[0].has_meta &&
+			    parts[0].meta.time_ordered))) {
 				st->partitions_compacted++;
 				st->parts_compacted += np;
 			}
@@ -393,7 +394,7 @@ dd_archive_compact(const struct dd_archive_opts *o, struct dd_archive_stats *st)
 			rc = DD_EXIT_IO;
 			break;
 		}
-		if (cs.parts_in > 1 || cs.duplicates || cs.conflicts) {
+		if (cs.rewritten) {
 			st->partitions_compacted++;
 			st->parts_compacted += cs.parts_in;
 			st->parts_after += cs.parts_out;
