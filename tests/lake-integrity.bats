@@ -352,3 +352,35 @@ for i in range(5000): print(r.randint(-50, 50), 'v%d' % i)" > in
 	assert_failure 4
 	assert_output --partial "missing: temporary file:"
 }
+
+@test "shuffled days: more partitions than open parts make one part per day, each event once" {
+	python3 - > in.ndjson <<-'PY'
+	import random, datetime
+	r = random.Random(7)
+	t0 = datetime.datetime(2024, 1, 1, tzinfo=datetime.timezone.utc)
+	for i in range(3000):
+	    t = t0 + datetime.timedelta(days=r.randrange(300), seconds=r.randrange(86400))
+	    print('{"specversion":"1.0","id":"e%d","source":"/t","type":"x.t","time":"%s","subject":"s-%d","data":{}}'
+	          % (i, t.strftime('%Y-%m-%dT%H:%M:%SZ'), i % 9))
+	PY
+	# Copies of ten events, spilled like the rest: dropped at the commit.
+	head -10 in.ndjson > copies
+	cat copies >> in.ndjson
+	run dd-lake-ingest -l "$LAKE" in.ndjson
+	assert_success
+	assert_output --partial "stored 3000, duplicates 10,"
+	days=$(find "$DS" -name 'day=*' | wc -l)
+	parts=$(find "$DS" -name 'part-*.ndjson.zst' | wc -l)
+	[ "$days" -gt 250 ]
+	[ "$parts" -eq "$days" ] || fail "$parts parts for $days days"
+	# No temporary left behind; every event once, in its day.
+	[ -z "$(find "$LAKE" -name '.*' -o -name '*.tmp')" ]
+	lake_ids | sort > got
+	jq -r .id in.ndjson | sort -u > want
+	cmp got want
+	run dd-archive -q --db none.db -l "$LAKE" --verify
+	[ "$(jq .partsDamaged <<<"$output")" -eq 0 ]
+	# A second run over the same days adds at most one more part a day.
+	dd-lake-ingest -q -l "$LAKE" in.ndjson
+	[ "$(find "$DS" -name 'part-*.ndjson.zst' | wc -l)" -le $((2 * days)) ]
+}

@@ -278,6 +278,7 @@ merge(const char *lake, const char *dataset, int64_t day, const struct dd_lake_w
 	else
 		dd_lake_wopts_defaults(&wo);
 	wo.max_open = 1;	/* one partition */
+	wo.spill = 0;
 	wo.max_age_ms = 0;
 	wo.dedupe = 0;		/* done here, across all the parts */
 	/* The new parts sort where the old ones were: after the last one

@@ -114,6 +114,12 @@ struct dd_lake_writer {
 	struct hset dirtyset;
 	uint64_t held;		/* events in the open parts' id sets */
 	unsigned ncompact;	/* parts named after o.compact_after so far */
+	/* Events of partitions that found no open part (o.spill), by day,
+	 * each "time_ms, id, subject and type lengths, the strings, the
+	 * line"; written as parts by the next commit (spill_drain). */
+	struct lake_sort *spill;
+	int draining;
+	struct dd_buf rec;
 	/* Frame buffers of closed parts and compressed frames, kept for the
 	 * next ones, so a long run does not fault fresh pages for each part. */
 	struct dd_buf *pool;
@@ -150,6 +156,7 @@ dd_lake_wopts_defaults(struct dd_lake_wopts *o)
 	o->max_held = 500000;
 	o->max_age_ms = 10 * 60 * 1000;
 	o->dedupe = 1;
+	o->spill = 1;
 	o->threads = 1;
 }
 
@@ -297,6 +304,11 @@ writer_break(struct dd_lake_writer *w)
 	w->nopen = 0;
 	w->last = NULL;
 	w->broken = 1;
+	/* Spilled events were never visible: their files vanish. */
+	if (!w->draining) {
+		lake_sort_free(w->spill);
+		w->spill = NULL;
+	}
 }
 
 /*
@@ -828,6 +840,101 @@ enforce_limits(struct dd_lake_writer *w, struct part *p)
 	return 0;
 }
 
+/* Keep an event of a partition with no open part for the next commit. */
+static int
+spill_add(struct dd_lake_writer *w, int64_t day, const char *line, size_t len,
+    const struct dd_lake_ev *ev)
+{
+	if (w->spill == NULL)
+		w->spill = lake_sort_new(w->root, w->o.max_buffered);
+	uint32_t l[3] = { (uint32_t)ev->idlen, ev->subject ? (uint32_t)ev->sublen + 1 : 0,
+		ev->type ? (uint32_t)ev->typelen + 1 : 0 };
+	dd_buf_reset(&w->rec);
+	dd_buf_add(&w->rec, &ev->time_ms, 8);
+	dd_buf_add(&w->rec, l, sizeof l);
+	dd_buf_add(&w->rec, ev->id, ev->idlen);
+	if (ev->subject)
+		dd_buf_add(&w->rec, ev->subject, ev->sublen);
+	if (ev->type)
+		dd_buf_add(&w->rec, ev->type, ev->typelen);
+	dd_buf_add(&w->rec, line, len);
+	return lake_sort_add(w->spill, day, w->rec.p, w->rec.len);
+}
+
+static int add_event(struct dd_lake_writer *w, struct part *p, const char *line, size_t len,
+    const struct dd_lake_ev *ev);
+static int commit_open(struct dd_lake_writer *w);
+
+/*
+ * Write the spilled events, a day after the other (in the order they
+ * came within a day), into parts: open ones are closed a batch at a
+ * time, when max_open is reached and at the end. 0 or -1 (broken).
+ */
+static int
+spill_drain(struct dd_lake_writer *w)
+{
+	if (w->spill == NULL)
+		return 0;
+	struct lake_sort *s = w->spill;
+	w->spill = NULL;
+	w->draining = 1;
+	int64_t day;
+	const char *r;
+	size_t n;
+	int k;
+	while ((k = lake_sort_next(s, &day, &r, &n)) == 1) {
+		struct dd_lake_ev ev;
+		uint32_t l[3];
+		memcpy(&ev.time_ms, r, 8);
+		memcpy(l, r + 8, sizeof l);
+		const char *q = r + 8 + sizeof l;
+		ev.id = q;
+		ev.idlen = l[0];
+		q += l[0];
+		ev.subject = l[1] ? q : NULL;
+		ev.sublen = l[1] ? l[1] - 1 : 0;
+		q += ev.sublen;
+		ev.type = l[2] ? q : NULL;
+		ev.typelen = l[2] ? l[2] - 1 : 0;
+		q += ev.typelen;
+		struct part *p = NULL;
+		for (int i = 0; i < w->nopen && p == NULL; i++)
+			if (w->open[i]->day == day)
+				p = w->open[i];
+		if (p == NULL && w->nopen == w->o.max_open && commit_open(w))
+			break;
+		if (p == NULL && (p = part_for(w, day)) == NULL)
+			break;
+		if (add_event(w, p, q, n - (size_t)(q - r), &ev) < 0)
+			break;
+	}
+	w->draining = 0;
+	lake_sort_free(s);
+	if (k != 0) {
+		if (!w->broken)
+			writer_break(w);
+		return -1;
+	}
+	return 0;
+}
+
+/* Index and append one event to p, then enforce the limits. 0 stored, 1
+ * duplicate, -1 failed (the caller breaks the writer). */
+static int
+add_event(struct dd_lake_writer *w, struct part *p, const char *line, size_t len,
+    const struct dd_lake_ev *ev)
+{
+	w->last = p;
+	p->lru = ++w->tick;
+	if (part_index(w, p, ev)) {
+		w->st.duplicates++;
+		return 1;
+	}
+	if (part_append(w, p, line, len, ev->time_ms) || enforce_limits(w, p))
+		return -1;
+	return 0;
+}
+
 int
 dd_lake_add(struct dd_lake_writer *w, const char *line, size_t len,
     const struct dd_lake_ev *ev)
@@ -846,18 +953,27 @@ dd_lake_add(struct dd_lake_writer *w, const char *line, size_t len,
 		dd_seterr("time %" PRId64 " ms is outside years 0000 to 9999", ev->time_ms);
 		return -1;
 	}
-	struct part *p = part_for(w, dd_ms_to_days(ev->time_ms));
+	int64_t day = dd_ms_to_days(ev->time_ms);
+	if (w->o.spill && w->nopen == w->o.max_open && !(w->last && w->last->day == day)) {
+		int open = 0;
+		for (int i = 0; i < w->nopen && !open; i++)
+			open = w->open[i]->day == day;
+		/* No room for another open part: rather than close one (and
+		 * make a part of every few events of a shuffled stream), the
+		 * event waits for the commit with the others of its day. */
+		if (!open) {
+			if (spill_add(w, day, line, len, ev))
+				goto fail;
+			return 0;
+		}
+	}
+	struct part *p = part_for(w, day);
 	if (p == NULL)
 		goto fail;
-	w->last = p;
-	p->lru = ++w->tick;
-	if (part_index(w, p, ev)) {
-		w->st.duplicates++;
-		return 1;
-	}
-	if (part_append(w, p, line, len, ev->time_ms) || enforce_limits(w, p))
+	int rc = add_event(w, p, line, len, ev);
+	if (rc < 0)
 		goto fail;
-	return 0;
+	return rc;
 fail:
 	writer_break(w);
 	return -1;
@@ -870,6 +986,17 @@ dd_lake_commit(struct dd_lake_writer *w)
 		dd_seterr("%s: the lake writer stopped after an error", w->root);
 		return -1;
 	}
+	/* The spilled events after the open parts are closed (the drain
+	 * commits again for every max_open days it writes). */
+	if (w->spill && (commit_open(w) || spill_drain(w)))
+		return -1;
+	return commit_open(w);
+}
+
+/* Close every open part, as a batch. 0, or -1 (broken). */
+static int
+commit_open(struct dd_lake_writer *w)
+{
 	int n = w->nopen;
 	struct part **ps = dd_malloc((size_t)(n ? n : 1) * sizeof *ps);
 	memcpy(ps, w->open, (size_t)n * sizeof *ps);
@@ -929,6 +1056,8 @@ writer_free(struct dd_lake_writer *w)
 	pthread_mutex_destroy(&w->mu);
 	pthread_cond_destroy(&w->cv_job);
 	pthread_cond_destroy(&w->cv_done);
+	lake_sort_free(w->spill);
+	dd_buf_free(&w->rec);
 	ZSTD_freeCCtx(w->cctx);
 	free(w->zbuf);
 	free(w->open);

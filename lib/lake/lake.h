@@ -119,6 +119,16 @@ struct dd_lake_wopts {
 				 * 10 min; 0 = never), so a steady slow stream
 				 * becomes visible too */
 	int dedupe;		/* drop an id already in the same part (default 1) */
+	int spill;		/* 1 (default): with max_open parts open, the
+				 * events of another partition wait in a
+				 * run-local sort (memory up to max_buffered,
+				 * then unnamed temporary files) and become one
+				 * part per partition at the next commit, so a
+				 * shuffled stream of many days makes few parts;
+				 * their duplicates are counted then (and
+				 * dd_lake_add returned 0). 0: the least
+				 * recently used part is closed instead, and
+				 * dd_lake_add's answer is final */
 	const char *compact_after;	/* compaction only: the NAME of the last
 				 * part it replaces, so the new parts are named
 				 * to sort right after it (NULL: new names) */

@@ -284,7 +284,12 @@ dd_archive_run(const struct dd_archive_opts *o, struct dd_archive_stats *st)
 		return keep_err(DD_EXIT_IO, close_store, &s);
 	struct chunk c = { .o = o };
 	if (!o->dry_run) {
-		c.w = dd_lake_writer_open(o->lake, o->dataset, NULL);
+		/* No spill: read_back counts on dd_lake_add's answer being
+		 * final (a chunk spans few days anyway). */
+		struct dd_lake_wopts wo;
+		dd_lake_wopts_defaults(&wo);
+		wo.spill = 0;
+		c.w = dd_lake_writer_open(o->lake, o->dataset, &wo);
 		if (c.w == NULL) {
 			dd_history_arch_free(a);
 			return keep_err(DD_EXIT_IO, close_store, &s);
