@@ -300,7 +300,9 @@ merge(const char *lake, const char *dataset, int64_t day, const struct dd_lake_w
 	char *dir = dd_lake_partition_path(lake, dataset, day);
 	c.sort = lake_sort_new(dir, COMPACT_SORT_BUDGET);
 	free(dir);
-	int rc = copy_parts(&c, ps, n);
+	int rc = lake_kafka_carry(c.w, lake, dataset, ps, n);
+	if (rc == 0)
+		rc = copy_parts(&c, ps, n);
 	lake_idset_free(&c.seen);	/* duplicates are known: memory for the sort */
 	if (rc == 0)
 		rc = write_sorted(&c);

@@ -105,6 +105,8 @@ struct part {
 	struct tmap types;
 	uint64_t lru;
 	int64_t opened;		/* monotonic ms */
+	struct lake_kranges *kr;	/* Kafka offsets it holds (lake-kafka.c) */
+	char *kmeta;		/* its "kafka" metadata, made when it is handed to close */
 	uint64_t fqueued, fwritten;	/* frames handed over, appended (w->mu) */
 };
 
@@ -181,6 +183,11 @@ struct dd_lake_writer {
 	struct batch *closing, *closing_tail;
 	uint64_t closing_held;
 	char werrmsg[700];
+	/* Fed from Kafka: the topic, epoch and positions the parts record
+	 * (lake-kafka.c), the caller's alone; committing: dd_lake_commit is
+	 * closing the parts. */
+	struct lake_kw *kw;
+	int committing;
 	char **vis;
 	size_t nvis, capvis;
 	struct dd_lake_wstats st;
@@ -312,6 +319,8 @@ part_free(struct dd_lake_writer *w, struct part *p)
 	lake_idset_free(&p->ids);
 	lake_hset_free(&p->subjects);
 	lake_tmap_free(&p->types);
+	lake_kranges_free(p->kr);
+	free(p->kmeta);
 	free(p);
 }
 
@@ -606,8 +615,8 @@ close_io(struct dd_lake_writer *w, struct batch *b)
 		lake_meta_build(&(struct meta_src){ .name = p->name,
 		    .part_bytes = p->out, .frames = p->frames, .events = p->events,
 		    .raw_bytes = p->raw, .lastsum = p->lastsum, .min_ms = p->min_ms,
-		    .max_ms = p->max_ms, .time_ordered = !p->unordered, .ids = &p->ids, .subjects = &p->subjects,
-		    .types = &p->types }, &m);
+		    .max_ms = p->max_ms, .time_ordered = !p->unordered, .ids = &p->ids,
+		    .subjects = &p->subjects, .types = &p->types, .extra = p->kmeta }, &m);
 		mfd[i] = open(p->mtmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
 		if (mfd[i] < 0) {
 			dd_seterr("%s: %s", p->mtmp, strerror(errno));
@@ -724,6 +733,16 @@ close_parts(struct dd_lake_writer *w, struct part **ps, int n)
 		}
 		b->held += p->ids.n;
 		b->ps[b->n++] = p;
+	}
+	/* The Kafka metadata is made here, in the caller's thread, which owns
+	 * the epoch: the commit's parts close it and say how many it has. */
+	if (w->kw) {
+		uint64_t epoch_parts = w->committing ? lake_kafka_closed(w->kw) + (uint64_t)b->n : 0;
+		for (i = 0; i < b->n; i++) {
+			struct dd_buf k = { 0 };
+			lake_kafka_meta(w->kw, b->ps[i]->kr, epoch_parts, &k);
+			b->ps[i]->kmeta = k.p;
+		}
 	}
 	b->dirty = w->dirty;
 	b->ndirty = w->ndirty;
@@ -893,8 +912,12 @@ spill_add(struct dd_lake_writer *w, int64_t day, const char *line, size_t len,
 		w->spill = lake_sort_new(w->root, w->o.max_buffered);
 	uint32_t l[3] = { (uint32_t)ev->idlen, ev->subject ? (uint32_t)ev->sublen + 1 : 0,
 		ev->type ? (uint32_t)ev->typelen + 1 : 0 };
+	/* The Kafka position too: the part the event lands in records it. */
+	int32_t k[2] = { ev->kafka, ev->kpart };
 	dd_buf_reset(&w->rec);
 	dd_buf_add(&w->rec, &ev->time_ms, 8);
+	dd_buf_add(&w->rec, &ev->koff, 8);
+	dd_buf_add(&w->rec, k, sizeof k);
 	dd_buf_add(&w->rec, l, sizeof l);
 	dd_buf_add(&w->rec, ev->id, ev->idlen);
 	if (ev->subject)
@@ -928,11 +951,16 @@ spill_drain(struct dd_lake_writer *w)
 	size_t n;
 	int k;
 	while ((k = lake_sort_next(s, &day, &r, &n)) == 1) {
-		struct dd_lake_ev ev;
+		struct dd_lake_ev ev = { 0 };
 		uint32_t l[3];
+		int32_t kk[2];
 		memcpy(&ev.time_ms, r, 8);
-		memcpy(l, r + 8, sizeof l);
-		const char *q = r + 8 + sizeof l;
+		memcpy(&ev.koff, r + 8, 8);
+		memcpy(kk, r + 16, sizeof kk);
+		ev.kafka = kk[0];
+		ev.kpart = kk[1];
+		memcpy(l, r + 16 + sizeof kk, sizeof l);
+		const char *q = r + 16 + sizeof kk + sizeof l;
 		ev.id = q;
 		ev.idlen = l[0];
 		q += l[0];
@@ -977,7 +1005,11 @@ add_event(struct dd_lake_writer *w, struct part *p, const char *line, size_t len
 		w->st.duplicates++;
 		return 1;
 	}
-	if (part_append(w, p, line, len, ev->time_ms) || enforce_limits(w, p))
+	if (part_append(w, p, line, len, ev->time_ms))
+		return -1;
+	if (ev->kafka && w->kw)
+		lake_kafka_range(&p->kr, ev->kpart, ev->koff);
+	if (enforce_limits(w, p))
 		return -1;
 	return 0;
 }
@@ -1056,7 +1088,9 @@ close_open(struct dd_lake_writer *w, int wait)
 	w->nopen = 0;
 	w->last = NULL;
 	/* Acknowledged only once every part and its metadata are durable. */
+	w->committing = 1;
 	int rc = close_parts(w, ps, n);
+	w->committing = 0;
 	free(ps);
 	if (rc == 0 && wait)
 		rc = pipe_drain(w);
@@ -1064,6 +1098,8 @@ close_open(struct dd_lake_writer *w, int wait)
 		writer_break(w);
 		return -1;
 	}
+	if (w->kw)
+		lake_kafka_committed(w->kw);
 	return 0;
 }
 
@@ -1071,6 +1107,19 @@ static int
 commit_open(struct dd_lake_writer *w)
 {
 	return close_open(w, 1);
+}
+
+void
+dd_lake_kafka_topic(struct dd_lake_writer *w, const char *topic)
+{
+	lake_kafka_free(w->kw);
+	w->kw = lake_kafka_new(topic);
+}
+
+struct lake_kw *
+lake_writer_kw(struct dd_lake_writer *w)
+{
+	return w->kw;
 }
 
 size_t
@@ -1133,6 +1182,7 @@ writer_free(struct dd_lake_writer *w)
 	free(w->dirty);
 	lake_hset_free(&w->dirtyset);
 	dd_lake_paths_free(w->vis, w->nvis);
+	lake_kafka_free(w->kw);
 	free(w->lake);
 	free(w->dataset);
 	free(w->root);
