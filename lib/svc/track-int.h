@@ -16,8 +16,10 @@
 #include "util.h"
 
 struct seen {
-	uint64_t h;		/* hash of an applied event's id */
+	uint64_t h;		/* hash of an applied event's id: a candidate only */
 	int64_t t;		/* its time: pruned once it is too old to recur */
+	char *id;		/* the id itself, which decides (malloc'd) */
+	size_t len;
 };
 
 struct loc {
@@ -99,8 +101,10 @@ void dd_trk_dlv_clear(struct dlv *d);
 void dd_trk_dlv_free(struct dlv *d);
 /* The stage as a function of the aggregates (see track.h). */
 int dd_trk_stage(const struct dlv *d);
-int dd_trk_seen(const struct dlv *d, uint64_t h);
-void dd_trk_seen_add(struct dlv *d, uint64_t h, int64_t t);
+/* Was the event id (n bytes, hash h) applied to d? Ids are compared in
+ * full: two ids with one hash are two events. */
+int dd_trk_seen(const struct dlv *d, uint64_t h, const char *id, size_t n);
+void dd_trk_seen_add(struct dlv *d, uint64_t h, int64_t t, const char *id, size_t n);
 /* The oldest event time that still counts (DD_NOTIME: all do). */
 int64_t dd_trk_horizon(const struct dd_track *t);
 /*

@@ -39,6 +39,12 @@ dd_trk_stage(const struct dlv *d)
 	return DD_STAGE_UNKNOWN;
 }
 
+static uint64_t
+hash_id(const char *id, size_t n)
+{
+	return dd_hash64(id, n);
+}
+
 static void
 loc_free(struct loc *l)
 {
@@ -53,6 +59,8 @@ dd_trk_dlv_clear(struct dlv *d)
 	loc_free(&d->loc);
 	loc_free(&d->pickup);
 	loc_free(&d->dropoff);
+	for (size_t i = 0; i < d->nseen; i++)
+		free(d->seen[i].id);
 	free(d->seen);
 	d->drone = NULL;
 	d->seen = NULL;
@@ -73,16 +81,16 @@ dd_trk_dlv_free(struct dlv *d)
 }
 
 int
-dd_trk_seen(const struct dlv *d, uint64_t h)
+dd_trk_seen(const struct dlv *d, uint64_t h, const char *id, size_t n)
 {
 	for (size_t i = 0; i < d->nseen; i++)
-		if (d->seen[i].h == h)
+		if (d->seen[i].h == h && d->seen[i].len == n && !memcmp(d->seen[i].id, id, n))
 			return 1;
 	return 0;
 }
 
 void
-dd_trk_seen_add(struct dlv *d, uint64_t h, int64_t t)
+dd_trk_seen_add(struct dlv *d, uint64_t h, int64_t t, const char *id, size_t n)
 {
 	if (d->nseen == d->capseen) {
 		d->capseen = d->capseen ? d->capseen * 2 : 2;	/* most have few */
@@ -90,6 +98,8 @@ dd_trk_seen_add(struct dlv *d, uint64_t h, int64_t t)
 	}
 	d->seen[d->nseen].h = h;
 	d->seen[d->nseen].t = t;
+	d->seen[d->nseen].id = dd_strndup(id, n);
+	d->seen[d->nseen].len = n;
 	d->nseen++;
 }
 
@@ -99,17 +109,20 @@ static void
 seen_prune(struct dlv *d, int64_t horizon)
 {
 	size_t j = 0;
-	for (size_t i = 0; i < d->nseen; i++)
+	for (size_t i = 0; i < d->nseen; i++) {
 		if (d->seen[i].t >= horizon)
 			d->seen[j++] = d->seen[i];
+		else
+			free(d->seen[i].id);
+	}
 	d->nseen = j;
 }
 
 static const char *const migrations[] = {
 	/* 1: live deliveries. Times are epoch milliseconds (NULL: none);
 	 * locations are the JSON objects as received. The t_* columns and
-	 * seen (ids of recent events, 16 bytes each: hash, time) are the
-	 * engine's state; stage and ended are derived from them. */
+	 * seen (ids of recent events, see row_write) are the engine's
+	 * state; stage and ended are derived from them. */
 	"CREATE TABLE delivery ("
 	" id TEXT PRIMARY KEY,"
 	" stage TEXT NOT NULL,"
@@ -143,6 +156,12 @@ static const char *const migrations[] = {
 	"CREATE TABLE ended (id TEXT PRIMARY KEY, stage TEXT NOT NULL,"
 	" ended INTEGER NOT NULL) WITHOUT ROWID;"
 	"CREATE INDEX ended_time ON ended(ended);",
+	/* 3: seen holds the ids themselves (row_write), no longer 64-bit
+	 * hashes that crafted ids could make collide. Hashes cannot be
+	 * turned back into ids, so they are forgotten: a duplicate of an
+	 * event applied before is applied again, which leaves the stage as
+	 * it was (a function of the set of events). */
+	"UPDATE delivery SET seen = NULL;",
 };
 
 /* How long, in event time, a removed delivery's id is remembered. */
@@ -252,9 +271,11 @@ row_load(sqlite3_stmt *st, struct dlv *d)
 	d->eta_time = dd_col_time(st, C_ETATIME);
 	d->pos_ms = dd_col_time(st, C_POSTIME);
 	const unsigned char *b = sqlite3_column_blob(st, C_SEEN);
-	size_t n = (size_t)sqlite3_column_bytes(st, C_SEEN) / 16;
-	for (size_t i = 0; i < n; i++)
-		dd_trk_seen_add(d, get_le64(b + 16 * i), (int64_t)get_le64(b + 16 * i + 8));
+	size_t n = (size_t)sqlite3_column_bytes(st, C_SEEN);
+	/* Entries of row_write; a truncated one ends the list. */
+	for (size_t i = 0; n - i >= 9 && n - i - 9 >= b[i + 8]; i += 9 + b[i + 8])
+		dd_trk_seen_add(d, hash_id((const char *)b + i + 9, b[i + 8]),
+		    (int64_t)get_le64(b + i), (const char *)b + i + 9, b[i + 8]);
 	d->in_db = 1;
 }
 
@@ -264,9 +285,12 @@ row_write(struct dd_track *t, struct dlv *d, int64_t horizon)
 	sqlite3_stmt *st = d->in_db ? t->upd : t->ins;
 	seen_prune(d, horizon);
 	dd_buf_reset(&t->tmp);
+	/* seen: per id its time (8 bytes, little-endian), its length (one
+	 * byte: the scanner allows 1-128) and its bytes. */
 	for (size_t i = 0; i < d->nseen; i++) {
-		put_le64(&t->tmp, d->seen[i].h);
 		put_le64(&t->tmp, (uint64_t)d->seen[i].t);
+		dd_buf_addc(&t->tmp, (char)(unsigned char)d->seen[i].len);
+		dd_buf_add(&t->tmp, d->seen[i].id, d->seen[i].len);
 	}
 	dd_bind_text(st, C_ID, d->id, d->idlen);
 	dd_bind_text(st, C_STAGE, dd_stage_name(dd_trk_stage(d)), (size_t)-1);
@@ -302,11 +326,6 @@ row_write(struct dd_track *t, struct dlv *d, int64_t horizon)
 	return 0;
 }
 
-static uint64_t
-hash_id(const char *id, size_t n)
-{
-	return dd_hash64(id, n);
-}
 
 /* Look a delivery up in the store (when not all of it is in memory). */
 static int
