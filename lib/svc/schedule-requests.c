@@ -28,30 +28,27 @@ new_request(struct dd_sched *s, const struct keys *k)
 		sched_item_free(it);
 		return DD_REJECT;
 	}
-	sched_derive_did(it->owner, it->rid, it->did);
+	/* Found by its full key, never by the hash of its delivery id. */
 	struct item *old;
-	int found = sched_item_get(s, it->did, &old);
+	int found = sched_item_get_request(s, it->owner, it->rid, &old);
 	if (found < 0)
 		goto fail;
 	if (found) {
-		int same = strcmp(old->rid, it->rid) == 0 && strcmp(old->owner, it->owner) == 0;
 		/* An invalid request does not claim its id: the corrected one
 		 * that follows is scheduled under the same delivery id. Replays
 		 * of either stay replays: the item is no longer invalid. */
-		int corrected = same && old->state == ST_REJECTED && !old->valid &&
-		    !ft.field[0];
-		it->nlog = old->nlog;	/* its log goes on */
-		sched_item_free(old);
-		if (!same) {
-			sched_item_free(it);
-			dd_seterr("delivery id collision with another request");
-			return DD_REJECT;
-		}
+		int corrected = old->state == ST_REJECTED && !old->valid && !ft.field[0];
 		if (!corrected) {
+			sched_item_free(old);
 			sched_item_free(it);
 			s->n_dup++;	/* replayed: nothing new to say */
 			return DD_ACCEPT;
 		}
+		snprintf(it->did, sizeof it->did, "%s", old->did);
+		it->nlog = old->nlog;	/* its log goes on */
+		sched_item_free(old);
+	} else if (sched_name_item(s, it)) {
+		goto fail;
 	}
 	s->n_new++;
 	int64_t t = sched_advance(s, ft.field[0] || it->pickup_time == INT64_MIN ? INT64_MIN
@@ -102,26 +99,41 @@ fail:
 	return DD_FAIL;
 }
 
-/* The delivery an operation names: deliveryId, or requestId + ownerId.
- * 0, or -1 (bad input, dd_errmsg()). */
+/* The delivery an operation names: deliveryId, or requestId + ownerId
+ * (then the request's latest delivery). name gets the naming as given,
+ * for the operation's key, so that a replay names it the same way
+ * whether or not the request has come since. 0, or -1 (bad input,
+ * dd_errmsg()), -2 (store failure). */
 static int
-op_did(const struct keys *k, char did[IDMAX + 1])
+op_did(struct dd_sched *s, const struct keys *k, char did[IDMAX + 1], struct dd_buf *name)
 {
 	char rid[IDMAX + 1], owner[IDMAX + 1];
 	const char *why;
 	int r = sched_get_id(&k->v[K_DELIVERYID], did, &why);
+	dd_buf_reset(name);
 	if (r < 0) {
 		dd_seterr("\"deliveryId\": %s", why);
 		return -1;
 	}
-	if (r == 0) {
-		if (sched_get_id(&k->v[K_REQUESTID], rid, &why) <= 0 ||
-		    sched_get_id(&k->v[K_OWNERID], owner, &why) <= 0) {
-			dd_seterr("an operation names its delivery by deliveryId, or by requestId and ownerId");
-			return -1;
-		}
-		sched_derive_did(owner, rid, did);
+	if (r > 0) {
+		dd_buf_printf(name, "%zu:%s", strlen(did), did);
+		return 0;
 	}
+	if (sched_get_id(&k->v[K_REQUESTID], rid, &why) <= 0 ||
+	    sched_get_id(&k->v[K_OWNERID], owner, &why) <= 0) {
+		dd_seterr("an operation names its delivery by deliveryId, or by requestId and ownerId");
+		return -1;
+	}
+	dd_buf_printf(name, "%zu:%s%zu:%s", strlen(owner), owner, strlen(rid), rid);
+	struct item *it;
+	int found = sched_item_get_request(s, owner, rid, &it);
+	if (found < 0)
+		return -2;
+	if (found)
+		snprintf(did, IDMAX + 1, "%s", it->did);
+	else
+		snprintf(did, IDMAX + 1, "request %s of %s", rid, owner);
+	sched_item_free(it);
 	return 0;
 }
 
@@ -179,10 +191,10 @@ op_refuse(struct dd_sched *s, const char *hash, const char *fmt, ...)
  * Returns 1 with *it to decide it, or 0 with the verdict in *v.
  */
 static int
-op_open(struct dd_sched *s, const char *did, char hash[24], struct item **it,
+op_open(struct dd_sched *s, const char *did, char hash[DIDMAX], struct item **it,
     enum dd_verdict *v)
 {
-	sched_hex_id(hash, 24, "", dd_hash64(s->tmp.p, s->tmp.len));
+	sched_key_hex(s->tmp.p, s->tmp.len, hash);
 	int r = op_recall(s, hash);
 	if (r) {
 		*v = r < 0 ? DD_FAIL : r == 1 ? (s->n_opdup++, DD_ACCEPT) : DD_REJECT;
@@ -213,12 +225,15 @@ op_reason(const struct keys *k, char out[IDMAX + 1], const char *dflt)
 static enum dd_verdict
 op_cancel(struct dd_sched *s, const struct keys *k)
 {
-	char reason[IDMAX + 1], did[IDMAX + 1], hash[24];
-	if (op_reason(k, reason, "client") || op_did(k, did))
+	char reason[IDMAX + 1], did[IDMAX + 1], hash[DIDMAX];
+	if (op_reason(k, reason, "client"))
 		return DD_REJECT;
+	int r = op_did(s, k, did, &s->opname);
+	if (r)
+		return r == -1 ? DD_REJECT : DD_FAIL;
 	struct dd_buf *h = &s->tmp;
 	dd_buf_reset(h);
-	dd_buf_printf(h, "cancel\n%s\n%s", did, reason);
+	dd_buf_printf(h, "cancel\n%s\n%s", s->opname.p, reason);
 	struct item *it;
 	enum dd_verdict v;
 	if (!op_open(s, did, hash, &it, &v))
@@ -288,9 +303,12 @@ apply_reschedule(struct dd_sched *s, struct item *it, const struct item *n, unsi
 static enum dd_verdict
 op_reschedule(struct dd_sched *s, const struct keys *k)
 {
-	char reason[IDMAX + 1], did[IDMAX + 1], hash[24];
-	if (op_reason(k, reason, "client") || op_did(k, did))
+	char reason[IDMAX + 1], did[IDMAX + 1], hash[DIDMAX];
+	if (op_reason(k, reason, "client"))
 		return DD_REJECT;
+	int r = op_did(s, k, did, &s->opname);
+	if (r)
+		return r == -1 ? DD_REJECT : DD_FAIL;
 	/* The new terms as given (g), checked on their own. */
 	struct fault ft = { { 0 }, { 0 } };
 	struct item g;
@@ -332,7 +350,7 @@ op_reschedule(struct dd_sched *s, const struct keys *k)
 	struct dd_buf *h = &s->tmp;
 	dd_buf_reset(h);
 	dd_buf_printf(h, "reschedule\n%s\n%u\n%.17g,%.17g,%.17g\n%.17g,%.17g,%.17g\n%" PRId64
-	    "\n%" PRId64 "\n%d\n%d\n%s", did, changed, g.pk_lat, g.pk_lon, g.pk_alt, g.dr_lat,
+	    "\n%" PRId64 "\n%d\n%d\n%s", s->opname.p, changed, g.pk_lat, g.pk_lon, g.pk_alt, g.dr_lat,
 	    g.dr_lon, g.dr_alt, g.pickup_time, g.deadline, g.expedited, g.confirm, reason);
 	struct item *it;
 	enum dd_verdict v;
