@@ -43,6 +43,9 @@ struct item {
 	char did[DIDMAX];
 	char rid[IDMAX + 1], owner[IDMAX + 1];
 	int attempt;		/* 1, 2, ...: the deliveries of one request */
+	/* A cancel the scheduler could not decide (the package may be on
+	 * board): its reason and its operation's key, until a status decides. */
+	char held[IDMAX + 1], held_op[DIDMAX];
 	int64_t seq;
 	int state;
 	int ever;		/* has had a drone: counts as scheduled */
@@ -81,8 +84,8 @@ item_key(const struct item *it)
 	" pk_lat, pk_lon, pk_alt, dr_lat, dr_lon, dr_alt, pickup_time, deadline, expedited," \
 	" confirmation, package_id, size, weight_kg, tag, drone_id, version, depart," \
 	" pickup_eta, dropoff_eta, return_eta, busy_until, stage, prev_stage, stage_time," \
-	" received, updated, nlog, attempt"
-#define ITEM_NCOLS 37
+	" received, updated, nlog, attempt, held_reason, held_op"
+#define ITEM_NCOLS 39
 
 /* ---- the handle ---- */
 
@@ -91,7 +94,7 @@ struct dd_sched {
 	struct dd_sched_opts o;
 	FILE *out;
 	sqlite3_stmt *q_get, *q_getreq, *q_put, *q_log, *q_step, *q_op, *q_opseen, *q_meta, *q_dv,
-	    *q_seen, *q_seenadd;
+	    *q_seen, *q_seenadd, *q_opset;
 	struct dd_fleet *fleet;
 	struct item **wait;	/* waiting items, most urgent first */
 	size_t nwait, capwait;
@@ -108,7 +111,7 @@ struct dd_sched {
 	const char *input;
 	/* figures of the run */
 	uint64_t n_new, n_dup, n_opdup, n_invalid, n_sched, n_wait, n_nodrone, n_status, n_ops,
-	    n_emitted, n_retried;
+	    n_emitted, n_retried, n_held, n_refused;
 };
 
 /* schedule.c */
@@ -162,6 +165,8 @@ int sched_emit_released(struct dd_sched *s, struct item *it, int64_t t, const ch
     int version, const char *reason, int check);
 int sched_emit_rejected(struct dd_sched *s, struct item *it, int64_t t, const char *reason,
     const char *message, int check);
+int sched_emit_refused(struct dd_sched *s, struct item *it, int64_t t, const char *op,
+    const char *reason, const char *hash);
 int sched_emit_rescheduled(struct dd_sched *s, struct item *it, int64_t t, unsigned changed,
     const char *reason);
 void sched_trip_of(const struct item *it, int64_t now, int exclude, struct dd_trip *t);

@@ -103,6 +103,8 @@ item_bind(sqlite3_stmt *q, const struct item *it)
 	dd_bind_int(q, i++, it->updated);
 	dd_bind_int(q, i++, it->nlog);
 	dd_bind_int(q, i++, it->attempt);
+	dd_bind_text(q, i++, nz(it->held), (size_t)-1);
+	dd_bind_text(q, i++, nz(it->held_op), (size_t)-1);
 }
 
 /* The terms bind_terms() wrote, from column i. */
@@ -167,6 +169,8 @@ sched_item_read(sqlite3_stmt *q)
 	it->updated = dd_col_int(q, i++);
 	it->nlog = (int)dd_col_int(q, i++);
 	it->attempt = (int)dd_col_int(q, i++);
+	col_copy(q, i++, it->held, sizeof it->held);
+	col_copy(q, i++, it->held_op, sizeof it->held_op);
 	return it;
 }
 

@@ -222,6 +222,77 @@ op_reason(const struct keys *k, char out[IDMAX + 1], const char *dflt)
 	return 0;
 }
 
+/*
+ * Where a delivery's package may be, for an operation that would take
+ * it back: PKG_HOME (not picked up, and by the plan it cannot have been
+ * yet), PKG_MAYBE (the plan's pickup time has passed and the delivery
+ * service has not said the drone has it, or not), PKG_ABOARD (picked up:
+ * headed to the dropoff, or delivered).
+ */
+enum { PKG_HOME, PKG_MAYBE, PKG_ABOARD };
+
+static int
+stage_rank(const char *st);
+
+static int
+package_where(const struct item *it, int64_t t)
+{
+	if (it->state == ST_COMPLETED || (it->state == ST_INPROGRESS && stage_rank(it->stage) == 2))
+		return PKG_ABOARD;
+	if ((it->state == ST_SCHEDULED || it->state == ST_INPROGRESS) &&
+	    it->pickup_eta != DD_NOTIME && t >= it->pickup_eta)
+		return PKG_MAYBE;
+	return PKG_HOME;
+}
+
+/* Why an operation on a delivery whose package is or may be aboard is
+ * refused. */
+static const char *
+aboard_reason(const struct item *it, int64_t t)
+{
+	return it->state == ST_COMPLETED ? "delivered" :
+	    package_where(it, t) == PKG_ABOARD ? "picked-up" : "may-be-on-board";
+}
+
+/*
+ * Refuse an operation visibly: delivery.refused on stdout (other services
+ * see it), and its outcome remembered so a replay is refused again. line
+ * set: the operation is the current input line (its verdict is a reject,
+ * with --rejects and the summary); else it was held and a status decides
+ * it now (the summary counts it).
+ */
+static enum dd_verdict
+op_refuse_aboard(struct dd_sched *s, struct item *it, const char *hash, const char *op,
+    int64_t t, int line)
+{
+	const char *why = aboard_reason(it, t);
+	s->n_refused++;
+	if (sched_emit_refused(s, it, t, op, why, hash))
+		return DD_FAIL;
+	if (!line) {
+		char msg[300];
+		snprintf(msg, sizeof msg, "cannot %s delivery %s: the package is %s", op, it->did,
+		    why);
+		dd_bind_text(s->q_opset, 0, msg, (size_t)-1);
+		dd_bind_text(s->q_opset, 1, hash, (size_t)-1);
+		return sched_step_sql(s, s->q_opset, "recording an operation") ? DD_FAIL : DD_ACCEPT;
+	}
+	return op_refuse(s, hash, "cannot %s delivery %s: the package is %s", op, it->did, why);
+}
+
+/* Apply a cancel: compensate, and offer a drone freed to those waiting. */
+static int
+cancel_apply(struct dd_sched *s, struct item *it, const char *reason, int64_t t)
+{
+	char drone[IDMAX + 1];
+	snprintf(drone, sizeof drone, "%s", it->drone);
+	if (it->state == ST_WAITING)
+		sched_item_free(sched_wait_take(s, it->did));
+	it->held[0] = it->held_op[0] = '\0';
+	return sched_compensate(s, it, t, reason, 1, 1) || sched_item_put(s, it) ||
+	    (*drone && sched_retry_waiting(s, drone, t));
+}
+
 static enum dd_verdict
 op_cancel(struct dd_sched *s, const struct keys *k)
 {
@@ -239,22 +310,31 @@ op_cancel(struct dd_sched *s, const struct keys *k)
 	if (!op_open(s, did, hash, &it, &v))
 		return v;
 	v = DD_ACCEPT;
-	if (it->state == ST_CANCELLED) {
-		s->n_opdup++;	/* cancelled already, another way */
+	int64_t t = sched_advance(s, INT64_MIN);
+	int where = package_where(it, t);
+	if (it->state == ST_CANCELLED || *it->held) {
+		s->n_opdup++;	/* cancelled already, or held, another way */
 		if (op_remember(s, hash, NULL))
+			v = DD_FAIL;
+	} else if (where == PKG_ABOARD) {
+		v = op_refuse_aboard(s, it, hash, "cancel", t, 1);
+		if (v != DD_FAIL && sched_item_put(s, it))
 			v = DD_FAIL;
 	} else if (is_final(it->state)) {
 		v = op_refuse(s, hash, "cannot cancel delivery %s: it is %s", it->did,
 		    sched_state_names[it->state]);
+	} else if (where == PKG_MAYBE) {
+		/* The scheduler cannot tell: the delivery service's status will. */
+		s->n_held++;
+		snprintf(it->held, sizeof it->held, "%s", reason);
+		snprintf(it->held_op, sizeof it->held_op, "%s", hash);
+		it->updated = t;
+		if (sched_log_row(s, it, t, "held", reason, NULL) || sched_item_put(s, it) ||
+		    op_remember(s, hash, NULL))
+			v = DD_FAIL;
 	} else {
 		s->n_ops++;
-		int64_t t = sched_advance(s, INT64_MIN);
-		char drone[IDMAX + 1];
-		snprintf(drone, sizeof drone, "%s", it->drone);
-		if (it->state == ST_WAITING)
-			sched_item_free(sched_wait_take(s, it->did));
-		if (sched_compensate(s, it, t, reason, 1, 1) || sched_item_put(s, it) ||
-		    op_remember(s, hash, NULL) || (*drone && sched_retry_waiting(s, drone, t)))
+		if (cancel_apply(s, it, reason, t) || op_remember(s, hash, NULL))
 			v = DD_FAIL;
 	}
 	sched_item_free(it);
@@ -369,8 +449,15 @@ op_reschedule(struct dd_sched *s, const struct keys *k)
 		n.expedited = g.expedited;
 	if (changed & CH_CONFIRM)
 		n.confirm = g.confirm;
-	if (!it->valid || is_final(it->state) || it->state == ST_FAILED ||
-	    strcmp(it->stage, "headed-to-dropoff") == 0) {
+	int64_t now = sched_advance(s, INT64_MIN);
+	if (it->valid && package_where(it, now) != PKG_HOME) {
+		/* Once the package may be on board, new terms cannot be kept. */
+		v = op_refuse_aboard(s, it, hash, "reschedule", now, 1);
+		if (v != DD_FAIL && sched_item_put(s, it))
+			v = DD_FAIL;
+		goto out;
+	}
+	if (!it->valid || is_final(it->state) || it->state == ST_FAILED) {
 		v = op_refuse(s, hash, "cannot reschedule delivery %s: it is %s", it->did,
 		    it->state == ST_INPROGRESS ? it->stage : sched_state_names[it->state]);
 		goto out;
@@ -497,7 +584,15 @@ status_event(struct dd_sched *s, const struct dd_env *e)
 	} else {
 		it->state = ST_INPROGRESS;
 	}
-	if (sched_log_row(s, it, t, "status", stage, eid) || sched_item_put(s, it) ||
+	if (sched_log_row(s, it, t, "status", stage, eid))
+		verdict = DD_FAIL;
+	/* A held cancel is decided once the package is known to be aboard;
+	 * a failed flight keeps it for the supervisor (no new attempt). */
+	if (verdict == DD_ACCEPT && *it->held && package_where(it, t) == PKG_ABOARD) {
+		verdict = op_refuse_aboard(s, it, it->held_op, "cancel", t, 0);
+		it->held[0] = it->held_op[0] = '\0';
+	}
+	if (verdict != DD_ACCEPT || sched_item_put(s, it) ||
 	    (freed && sched_retry_waiting(s, it->drone, t)))
 		verdict = DD_FAIL;
 	sched_item_free(it);
@@ -575,9 +670,9 @@ filter_summary(void *ctx, struct dd_buf *b)
 	struct dd_sched *s = ctx;
 	dd_buf_printf(b, "; requests %" PRIu64 " new, %" PRIu64 " replayed; scheduled %" PRIu64
 	    ", waiting %" PRIu64 ", invalid %" PRIu64 ", no-drone %" PRIu64 "; operations %" PRIu64
-	    " applied, %" PRIu64 " replayed; statuses %" PRIu64 "; emitted %" PRIu64, s->n_new,
-	    s->n_dup, s->n_sched, s->n_wait, s->n_invalid, s->n_nodrone, s->n_ops, s->n_opdup,
-	    s->n_status, s->n_emitted);
+	    " applied, %" PRIu64 " replayed, %" PRIu64 " held, %" PRIu64 " refused; statuses %" PRIu64
+	    "; emitted %" PRIu64, s->n_new, s->n_dup, s->n_sched, s->n_wait, s->n_invalid,
+	    s->n_nodrone, s->n_ops, s->n_opdup, s->n_held, s->n_refused, s->n_status, s->n_emitted);
 	uint64_t drones, nodes, searches;
 	dd_fleet_counters(s->fleet, &drones, &nodes, &searches);
 	if (searches)

@@ -80,7 +80,9 @@ static const char *const migrations[] = {
 	 * never by the hash its delivery id is derived from; a failed
 	 * delivery's request gets another delivery, attempt 2, 3, ... */
 	"ALTER TABLE items ADD COLUMN attempt INTEGER NOT NULL DEFAULT 1;"
-	"CREATE INDEX items_request ON items(owner_id, request_id, attempt);",
+	"CREATE INDEX items_request ON items(owner_id, request_id, attempt);"
+	"ALTER TABLE items ADD COLUMN held_reason TEXT;"
+	"ALTER TABLE items ADD COLUMN held_op TEXT;",
 };
 
 void
@@ -117,11 +119,12 @@ dd_sched_open(struct dd_sched **sp, const struct dd_sched_opts *o)
 	    prep(s, &s->q_getreq, "SELECT " ITEM_COLS " FROM items WHERE owner_id = ?"
 		" AND request_id = ? ORDER BY attempt DESC LIMIT 1") ||
 	    prep(s, &s->q_put, "INSERT OR REPLACE INTO items(" ITEM_COLS ") VALUES(?,?,?,?,?,?,?,?,?,?,"
-		"?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)") ||
+		"?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)") ||
 	    prep(s, &s->q_log, "INSERT INTO log VALUES(?,?,?,?,?,?,?)") ||
 	    prep(s, &s->q_step, "SELECT 1 FROM log WHERE delivery_id = ? AND step = ?") ||
 	    prep(s, &s->q_op, "INSERT OR IGNORE INTO ops(hash, rejected) VALUES(?, ?)") ||
 	    prep(s, &s->q_opseen, "SELECT rejected FROM ops WHERE hash = ?") ||
+	    prep(s, &s->q_opset, "UPDATE ops SET rejected = ? WHERE hash = ?") ||
 	    prep(s, &s->q_seen, "SELECT 1 FROM seen WHERE event_id = ?") ||
 	    prep(s, &s->q_seenadd, "INSERT OR IGNORE INTO seen(event_id) VALUES(?)") ||
 	    prep(s, &s->q_meta, "INSERT OR REPLACE INTO meta(key, value) VALUES(?, ?)") ||
@@ -148,7 +151,7 @@ dd_sched_close(struct dd_sched *s)
 	if (s == NULL)
 		return;
 	sqlite3_stmt *qs[] = { s->q_get, s->q_getreq, s->q_put, s->q_log, s->q_step, s->q_op, s->q_opseen,
-		s->q_meta, s->q_dv, s->q_seen, s->q_seenadd };
+		s->q_meta, s->q_dv, s->q_seen, s->q_seenadd, s->q_opset };
 	for (size_t i = 0; i < sizeof qs / sizeof qs[0]; i++)
 		sqlite3_finalize(qs[i]);
 	dd_store_close(&s->st);
@@ -427,7 +430,8 @@ sched_wait_take(struct dd_sched *s, const char *did)
 }
 
 /* (Re)build everything held in memory from the store: the fleet index,
- * the bookings of active deliveries, the waiting items, the clock. */
+ * the bookings (of active deliveries, and of ended ones whose drone may
+ * not be home yet), the waiting items, the clock. */
 static int
 load(struct dd_sched *s)
 {
@@ -464,7 +468,8 @@ load(struct dd_sched *s)
 	int64_t floor = s->o.has_now ? s->o.now : s->clock;
 	dd_fleet_set_floor(s->fleet, floor);
 	q = dd_store_prepare(&s->st, "SELECT delivery_id, drone_id, depart, busy_until FROM items"
-	    " WHERE state IN ('scheduled', 'in-progress', 'failed') AND busy_until > ?");
+	    " WHERE state IN ('scheduled', 'in-progress', 'failed', 'completed', 'cancelled')"
+	    " AND drone_id IS NOT NULL AND busy_until > ?");
 	if (q == NULL)
 		return -1;
 	dd_bind_int(q, 0, floor);	/* not a time: INT64_MIN (no clock yet) keeps all */
