@@ -81,7 +81,8 @@ for n in $sizes; do
 		"$(ratio "$ingest_cpu" "$zstdt2_cpu")" "$zstdt2_rss"
 	bench_row "CPU / wall (cores kept busy)" "$(ratio "$ingest_cpu" "$ingest_wall")" \
 		"zstd -3 -c" "$(ratio "$zstd_cpu" "$zstd_wall")" "-" "$ingest_rss"
-	size=$(ratio "$pbytes" "$zbytes")
+	# Three decimals: 1.031 must not pass as 1.03.
+	size=$(awk -v a="$pbytes" -v b="$zbytes" 'BEGIN{printf "%.3f", a/b}')
 	bench_row "compressed bytes, parts (ratio <= 1.03)" "$pbytes" "zstd -3 bytes" "$zbytes" \
 		"$size" "$ingest_rss"
 	bench_row "metadata bytes per event" "$(awk -v m="$mbytes" -v n="$n" 'BEGIN{printf "%.2f", m/n}')" \
