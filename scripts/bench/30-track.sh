@@ -66,8 +66,7 @@ for K in $SIZES; do
 	live=$(echo "$st" | jq '.deliveries - .stages.completed - .stages.failed - .stages.cancelled')
 
 	# The sqlite3 anchor: the same events as rows to upsert.
-	sed -n 's/.*"type":"\([^"]*\)","time":"\([^"]*\)","subject":"\([^"]*\)".*/\3\t\1\t\2/p' \
-		"$in" > "$rows"
+	jq -r '[.subject, .type, .time] | @tsv' "$in" > "$rows"
 	[ "$(wc -l < "$rows")" -eq "$N" ] || { echo "30-track: rows for the anchor" >&2; exit 1; }
 	BENCH_PREP='rm -f "$up" "$up"-wal "$up"-shm' bench_measure trk_sql \
 		sqlite3 "$up" "PRAGMA journal_mode=WAL" "PRAGMA synchronous=FULL" \
