@@ -359,6 +359,31 @@ print(at(56, dist(47.61, 47.62) / 20))
 	assert_output --partial '"streamTime":"2026-11-26T10:50:00.000Z"'
 }
 
+@test "--retain: removed within one run (a commit every 2 lines), a later event about it is after removal, in that run and the next" {
+	# Lines 15-16 are one batch: d-2 changed by its late schedule, then
+	# expired by the stream's clock, so the commit writes its tombstone
+	# itself; d-1, unchanged, goes by the table's DELETE. Events about
+	# both come later in the same run (the set in memory) and in the
+	# next (the set loaded from the table).
+	{ flight d-1 0; flight d-2 1; sch d-2-x d-2 2026-11-26T09:59:00Z
+	  tel t1 drone.position d-9 2026-11-26T10:50:00Z
+	  ev c1 delivery.cancelled 2026-11-26T10:51:00Z d-1 '{"deliveryId":"d-1","reason":"x"}'
+	  ev c2 delivery.cancelled 2026-11-26T10:52:00Z d-2 '{"deliveryId":"d-2","reason":"x"}'
+	  tel t3 drone.position d-3 2026-11-26T10:53:00Z; } > in
+	run --separate-stderr dd-track --batch 2 --retain 40m --only-status < in
+	assert_success
+	[[ "$stderr" == *"removed 2, after removal 2, live 2"* ]] || fail "$stderr"
+	run stages
+	assert_output "$(printf 'd-3\tunknown\nd-9\tunknown')"
+	sqlite3 "$DD_HOME/track.db" "SELECT id FROM ended ORDER BY id" > ended
+	assert_equal "$(cat ended)" "$(printf 'd-1\nd-2')"
+	{ ev c3 delivery.cancelled 2026-11-26T10:54:00Z d-2 '{"deliveryId":"d-2","reason":"y"}'
+	  ev c4 delivery.cancelled 2026-11-26T10:54:00Z d-4 '{"deliveryId":"d-4","reason":"y"}'; } > in2
+	run --separate-stderr dd-track --retain 40m --only-status < in2
+	assert_success
+	[[ "$stderr" == *"emitted 1"*"after removal 1"* ]] || fail "$stderr"
+}
+
 @test "--retain: a removed delivery stays over: a later event about it (a compensation) brings nothing back" {
 	{ flight d-1 0; flight d-2 30; tel t1 drone.position d-9 2026-11-26T10:50:00Z; } > in
 	dd-track --retain 40m < in > /dev/null

@@ -696,6 +696,33 @@ dd_jnum_double(const struct dd_jval *v, double *d)
 	char tmp[64], *end;
 	if (v->type != DD_JNUM || v->n >= sizeof tmp)
 		return -1;
+	/* Most numbers (coordinates, speeds) are a few decimals: with at most
+	 * 15 digits the mantissa and the power of ten are exact doubles, and
+	 * one division rounds as strtod does (Clinger's fast path). */
+	static const double p10[] = { 1, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9,
+		1e10, 1e11, 1e12, 1e13, 1e14, 1e15 };
+	const char *p = v->p, *e = v->p + v->n;
+	int neg = p < e && *p == '-';
+	p += neg;
+	uint64_t m = 0;
+	int digits = 0, frac = -1;
+	for (; p < e && digits <= 15; p++) {
+		if (*p >= '0' && *p <= '9') {
+			m = m * 10 + (uint64_t)(*p - '0');
+			digits++;
+			if (frac >= 0)
+				frac++;
+		} else if (*p == '.' && frac < 0) {
+			frac = 0;
+		} else {
+			break;
+		}
+	}
+	if (p == e && digits > 0 && digits <= 15 && frac != 0) {
+		double x = (double)m / p10[frac < 0 ? 0 : frac];
+		*d = neg ? -x : x;
+		return 0;
+	}
 	memcpy(tmp, v->p, v->n);
 	tmp[v->n] = '\0';
 	*d = strtod(tmp, &end);

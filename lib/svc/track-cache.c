@@ -170,51 +170,58 @@ dd_trk_cache_free(struct dd_track *t)
 	t->nb = t->n = t->mem = 0;
 }
 
-static int
-id_cmp(const struct dlv *a, const struct dlv *b)
+/* A dirty delivery and the first 16 bytes of its id, big-endian, so that
+ * most comparisons are two integers in the array, not two ids in the
+ * heap. */
+struct dkey {
+	uint64_t hi, lo;
+	struct dlv *d;
+};
+
+static uint64_t
+be64(const char *p, size_t n)
 {
-	size_t n = a->idlen < b->idlen ? a->idlen : b->idlen;
-	int c = memcmp(a->id, b->id, n);
-	return c ? c : (a->idlen > b->idlen) - (a->idlen < b->idlen);
+	uint64_t v = 0;
+	for (size_t i = 0; i < 8; i++)
+		v = v << 8 | (i < n ? (unsigned char)p[i] : 0);
+	return v;
 }
 
-/* Bottom-up merge sort of the dirty list (linked by dnext), no memory. */
+/* The store's order: memcmp of the ids, the shorter first at a tie. */
+static int
+dkey_cmp(const void *a, const void *b)
+{
+	const struct dkey *x = a, *y = b;
+	if (x->hi != y->hi)
+		return x->hi < y->hi ? -1 : 1;
+	if (x->lo != y->lo)
+		return x->lo < y->lo ? -1 : 1;
+	const struct dlv *p = x->d, *q = y->d;
+	size_t n = p->idlen < q->idlen ? p->idlen : q->idlen;
+	int c = memcmp(p->id, q->id, n);
+	return c ? c : (p->idlen > q->idlen) - (p->idlen < q->idlen);
+}
+
 void
 dd_trk_dirty_sort(struct dd_track *t)
 {
-	struct dlv *list = t->dirty;
-	for (size_t k = 1; list; k *= 2) {
-		struct dlv *p = list, *tail = NULL;
-		size_t merges = 0;
-		list = NULL;
-		while (p) {
-			merges++;
-			struct dlv *q = p;
-			size_t ps = 0, qs = k;
-			while (ps < k && q) {
-				ps++;
-				q = q->dnext;
-			}
-			while (ps > 0 || (qs > 0 && q)) {
-				struct dlv *e;
-				if (ps == 0) {
-					e = q; q = q->dnext; qs--;
-				} else if (qs == 0 || q == NULL || id_cmp(p, q) <= 0) {
-					e = p; p = p->dnext; ps--;
-				} else {
-					e = q; q = q->dnext; qs--;
-				}
-				if (tail)
-					tail->dnext = e;
-				else
-					list = e;
-				tail = e;
-			}
-			p = q;
-		}
-		tail->dnext = NULL;
-		if (merges <= 1)
-			break;
+	size_t n = 0;
+	for (struct dlv *d = t->dirty; d; d = d->dnext)
+		n++;
+	if (n < 2)
+		return;
+	struct dkey *k = dd_malloc(n * sizeof *k);
+	size_t i = 0;
+	for (struct dlv *d = t->dirty; d; d = d->dnext, i++) {
+		k[i].hi = be64(d->id, d->idlen);
+		k[i].lo = be64(d->id + (d->idlen > 8 ? 8 : d->idlen),
+		    d->idlen > 8 ? d->idlen - 8 : 0);
+		k[i].d = d;
 	}
-	t->dirty = list;
+	qsort(k, n, sizeof *k, dkey_cmp);
+	for (i = 0; i + 1 < n; i++)
+		k[i].d->dnext = k[i + 1].d;
+	k[n - 1].d->dnext = NULL;
+	t->dirty = k[0].d;
+	free(k);
 }

@@ -1,4 +1,5 @@
 #include <inttypes.h>
+#include <malloc.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -282,11 +283,16 @@ read_fact(const struct dd_env *e, struct fact *f)
 	return -1;
 }
 
+/* Positions come by the million: the block is reused when it fits. */
 static void
 set_loc(struct loc *l, const struct dd_jval *v, double lat, double lon)
 {
-	free(l->json);
-	l->json = dd_strndup(v->p, v->n);
+	if (l->json == NULL || malloc_usable_size(l->json) <= v->n) {
+		free(l->json);
+		l->json = dd_malloc(v->n + 1);
+	}
+	memcpy(l->json, v->p, v->n);
+	l->json[v->n] = '\0';
 	l->lat = lat;
 	l->lon = lon;
 }
@@ -322,8 +328,12 @@ apply(struct dd_track *t, struct dlv *d, const struct fact *f, int64_t ts)
 		d->drone_rank = rank_of[f->k];
 		dd_buf_reset(&t->str);
 		dd_jstr_decode(&f->drone, &t->str);
-		free(d->drone);
-		d->drone = dd_strndup(t->str.p, t->str.len);
+		/* Mostly the same drone as before: kept, not copied again. */
+		if (d->drone == NULL || strlen(d->drone) != t->str.len ||
+		    memcmp(d->drone, t->str.p, t->str.len) != 0) {
+			free(d->drone);
+			d->drone = dd_strndup(t->str.p, t->str.len);
+		}
 		d->drone_time = ts;
 	}
 	if (f->pickup.type == DD_JOBJ && ts >= d->pickup_time) {
@@ -492,12 +502,11 @@ dd_track_event(struct dd_track *t, const struct dd_line *l, const struct dd_env 
 	}
 	size_t idn;
 	const char *id = dd_jstr_text(&e->id, &t->str, &idn);
-	uint64_t eh = dd_hash64(id, idn);
-	if (dd_trk_seen(d, eh, id, idn)) {
+	if (dd_trk_seen(d, id, idn)) {
 		t->dups++;
 		return DD_ACCEPT;
 	}
-	dd_trk_seen_add(d, eh, ts, id, idn);
+	dd_trk_seen_add(d, ts, id, idn);
 	if (late)
 		t->late_ends++;
 	int64_t pos_before = d->loc_time;

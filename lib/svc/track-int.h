@@ -15,13 +15,6 @@
 #include "track.h"
 #include "util.h"
 
-struct seen {
-	uint64_t h;		/* hash of an applied event's id: a candidate only */
-	int64_t t;		/* its time: pruned once it is too old to recur */
-	char *id;		/* the id itself, which decides (malloc'd) */
-	size_t len;
-};
-
 struct loc {
 	char *json;		/* the location object as received */
 	double lat, lon;
@@ -49,8 +42,13 @@ struct dlv {
 	double speed, battery;	/* NAN: not reported */
 	int64_t pickup_eta, dropoff_eta, eta_time;
 	int64_t pos_ms;		/* bucket of the last position status */
-	struct seen *seen;
-	size_t nseen, capseen;
+	/* The ids of the events applied (those not yet too old to recur),
+	 * packed as the store's seen column holds them: per id its time (8
+	 * bytes, little-endian), its length (one byte: ids are 1-128 bytes)
+	 * and its bytes. One block, not one per id: a million deliveries
+	 * hold several million ids. */
+	unsigned char *seen;
+	uint32_t seenlen, seencap;
 	char id[];		/* in the same block: a million of them */
 };
 
@@ -68,6 +66,8 @@ struct dd_track {
 	uint64_t removed;	/* deliveries removed, ever (stored) */
 	uint64_t emitted, dups, late, late_ends, removed_run, after_removal;
 	int64_t ntomb;		/* rows in ended: none, no lookups */
+	uint64_t *tomb;		/* their ids' hashes (track-tomb.c) */
+	size_t tombcap, tombn;
 	long kill_at, commits;	/* DD_TRACK_FAULT (see dd_track_open) */
 	sqlite3_stmt *ins, *upd, *sel, *del, *del_expired, *meta_put;
 	sqlite3_stmt *tomb_one, *tomb_expired, *tomb_get, *tomb_prune;
@@ -96,6 +96,14 @@ void dd_trk_dirty(struct dd_track *t, struct dlv *d);
  * then go through the B-tree in order, each page touched once. */
 void dd_trk_dirty_sort(struct dd_track *t);
 
+/* track-tomb.c: the removed deliveries' ids (hash h), a set in memory
+ * that may hold more than the table (a candidate is looked up there). */
+void dd_trk_tomb_add(struct dd_track *t, uint64_t h);
+int dd_trk_tomb_maybe(const struct dd_track *t, uint64_t h);
+/* The set as the table holds it now (at open, and after pruning). */
+int dd_trk_tomb_load(struct dd_track *t);
+void dd_trk_tomb_free(struct dd_track *t);
+
 /* track.c */
 void dd_trk_dlv_clear(struct dlv *d);
 void dd_trk_dlv_free(struct dlv *d);
@@ -103,8 +111,8 @@ void dd_trk_dlv_free(struct dlv *d);
 int dd_trk_stage(const struct dlv *d);
 /* Was the event id (n bytes, hash h) applied to d? Ids are compared in
  * full: two ids with one hash are two events. */
-int dd_trk_seen(const struct dlv *d, uint64_t h, const char *id, size_t n);
-void dd_trk_seen_add(struct dlv *d, uint64_t h, int64_t t, const char *id, size_t n);
+int dd_trk_seen(const struct dlv *d, const char *id, size_t n);
+void dd_trk_seen_add(struct dlv *d, int64_t t, const char *id, size_t n);
 /* The oldest event time that still counts (DD_NOTIME: all do). */
 int64_t dd_trk_horizon(const struct dd_track *t);
 /*

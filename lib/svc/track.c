@@ -59,12 +59,10 @@ dd_trk_dlv_clear(struct dlv *d)
 	loc_free(&d->loc);
 	loc_free(&d->pickup);
 	loc_free(&d->dropoff);
-	for (size_t i = 0; i < d->nseen; i++)
-		free(d->seen[i].id);
 	free(d->seen);
 	d->drone = NULL;
 	d->seen = NULL;
-	d->nseen = d->capseen = 0;
+	d->seenlen = d->seencap = 0;
 	d->t_sched = d->t_disp = d->t_pick = d->t_resched = DD_NOTIME;
 	d->fstage = 0;
 	d->t_final = d->updated = d->drone_time = DD_NOTIME;
@@ -80,27 +78,49 @@ dd_trk_dlv_free(struct dlv *d)
 	free(d);
 }
 
-int
-dd_trk_seen(const struct dlv *d, uint64_t h, const char *id, size_t n)
+static uint64_t
+get_le64(const unsigned char *p)
 {
-	for (size_t i = 0; i < d->nseen; i++)
-		if (d->seen[i].h == h && d->seen[i].len == n && !memcmp(d->seen[i].id, id, n))
+	uint64_t v = 0;
+	for (int i = 7; i >= 0; i--)
+		v = v << 8 | p[i];
+	return v;
+}
+
+static void
+put_le64(unsigned char *c, uint64_t v)
+{
+	for (int i = 0; i < 8; i++, v >>= 8)
+		c[i] = (unsigned char)v;
+}
+
+/* A delivery has a few ids: a walk over them beats a hash set of its own. */
+int
+dd_trk_seen(const struct dlv *d, const char *id, size_t n)
+{
+	const unsigned char *p = d->seen, *end = p + d->seenlen;
+	for (; p < end; p += 9 + p[8])
+		if (p[8] == n && memcmp(p + 9, id, n) == 0)
 			return 1;
 	return 0;
 }
 
 void
-dd_trk_seen_add(struct dlv *d, uint64_t h, int64_t t, const char *id, size_t n)
+dd_trk_seen_add(struct dlv *d, int64_t t, const char *id, size_t n)
 {
-	if (d->nseen == d->capseen) {
-		d->capseen = d->capseen ? d->capseen * 2 : 2;	/* most have few */
-		d->seen = dd_realloc(d->seen, d->capseen * sizeof *d->seen);
+	size_t need = d->seenlen + 9 + n;
+	if (need > d->seencap) {
+		size_t cap = d->seencap ? d->seencap * 2 : 32;	/* most have few */
+		while (cap < need)
+			cap *= 2;
+		d->seen = dd_realloc(d->seen, cap);
+		d->seencap = (uint32_t)cap;
 	}
-	d->seen[d->nseen].h = h;
-	d->seen[d->nseen].t = t;
-	d->seen[d->nseen].id = dd_strndup(id, n);
-	d->seen[d->nseen].len = n;
-	d->nseen++;
+	unsigned char *p = d->seen + d->seenlen;
+	put_le64(p, (uint64_t)t);
+	p[8] = (unsigned char)n;
+	memcpy(p + 9, id, n);
+	d->seenlen = (uint32_t)need;
 }
 
 /* Forget the ids of events older than horizon: one of them coming again
@@ -108,14 +128,17 @@ dd_trk_seen_add(struct dlv *d, uint64_t h, int64_t t, const char *id, size_t n)
 static void
 seen_prune(struct dlv *d, int64_t horizon)
 {
-	size_t j = 0;
-	for (size_t i = 0; i < d->nseen; i++) {
-		if (d->seen[i].t >= horizon)
-			d->seen[j++] = d->seen[i];
-		else
-			free(d->seen[i].id);
+	unsigned char *p = d->seen, *end = p + d->seenlen, *w = p;
+	while (p < end) {
+		size_t len = 9 + (size_t)p[8];
+		if ((int64_t)get_le64(p) >= horizon) {
+			if (w != p)
+				memmove(w, p, len);
+			w += len;
+		}
+		p += len;
 	}
-	d->nseen = j;
+	d->seenlen = (uint32_t)(w - d->seen);
 }
 
 static const char *const migrations[] = {
@@ -224,24 +247,6 @@ col_loc(sqlite3_stmt *st, int c, struct loc *l)
 	loc_set_text(l, s, n);
 }
 
-static uint64_t
-get_le64(const unsigned char *p)
-{
-	uint64_t v = 0;
-	for (int i = 7; i >= 0; i--)
-		v = v << 8 | p[i];
-	return v;
-}
-
-static void
-put_le64(struct dd_buf *b, uint64_t v)
-{
-	unsigned char c[8];
-	for (int i = 0; i < 8; i++, v >>= 8)
-		c[i] = (unsigned char)v;
-	dd_buf_add(b, c, 8);
-}
-
 /* Fill d (already cleared) from a row of SELECT COLS. */
 static void
 row_load(sqlite3_stmt *st, struct dlv *d)
@@ -272,10 +277,16 @@ row_load(sqlite3_stmt *st, struct dlv *d)
 	d->pos_ms = dd_col_time(st, C_POSTIME);
 	const unsigned char *b = sqlite3_column_blob(st, C_SEEN);
 	size_t n = (size_t)sqlite3_column_bytes(st, C_SEEN);
-	/* Entries of row_write; a truncated one ends the list. */
-	for (size_t i = 0; n - i >= 9 && n - i - 9 >= b[i + 8]; i += 9 + b[i + 8])
-		dd_trk_seen_add(d, hash_id((const char *)b + i + 9, b[i + 8]),
-		    (int64_t)get_le64(b + i), (const char *)b + i + 9, b[i + 8]);
+	/* Entries as dd_trk_seen_add packs them; a truncated or empty one
+	 * ends the list. */
+	size_t i = 0;
+	while (n - i >= 9 && b[i + 8] > 0 && n - i - 9 >= b[i + 8])
+		i += 9 + b[i + 8];
+	if (i > 0) {
+		d->seen = dd_malloc(i);
+		memcpy(d->seen, b, i);
+		d->seenlen = d->seencap = (uint32_t)i;
+	}
 	d->in_db = 1;
 }
 
@@ -284,14 +295,6 @@ row_write(struct dd_track *t, struct dlv *d, int64_t horizon)
 {
 	sqlite3_stmt *st = d->in_db ? t->upd : t->ins;
 	seen_prune(d, horizon);
-	dd_buf_reset(&t->tmp);
-	/* seen: per id its time (8 bytes, little-endian), its length (one
-	 * byte: the scanner allows 1-128) and its bytes. */
-	for (size_t i = 0; i < d->nseen; i++) {
-		put_le64(&t->tmp, (uint64_t)d->seen[i].t);
-		dd_buf_addc(&t->tmp, (char)(unsigned char)d->seen[i].len);
-		dd_buf_add(&t->tmp, d->seen[i].id, d->seen[i].len);
-	}
 	dd_bind_text(st, C_ID, d->id, d->idlen);
 	dd_bind_text(st, C_STAGE, dd_stage_name(dd_trk_stage(d)), (size_t)-1);
 	dd_bind_text(st, C_DRONE, d->drone, (size_t)-1);
@@ -315,8 +318,8 @@ row_write(struct dd_track *t, struct dlv *d, int64_t horizon)
 	dd_bind_time(st, C_ETATIME, d->eta_time);
 	dd_bind_time(st, C_POSTIME, d->pos_ms);
 	/* No helper for blobs: SQLite's parameters count from 1. */
-	sqlite3_bind_blob(st, C_SEEN + 1, t->tmp.p ? t->tmp.p : "", (int)t->tmp.len,
-	    SQLITE_STATIC);
+	sqlite3_bind_blob(st, C_SEEN + 1, d->seen ? (const void *)d->seen : "",
+	    (int)d->seenlen, SQLITE_STATIC);
 	int rc = sqlite3_step(st);
 	sqlite3_reset(st);
 	sqlite3_clear_bindings(st);
@@ -471,7 +474,7 @@ dd_track_open(struct dd_track **tp, const char *path, const struct dd_track_opts
 	    "ended) VALUES (?, ?, ?)")) == NULL ||
 	    (t->tomb_expired = dd_store_prepare(&t->s, "INSERT OR REPLACE INTO ended (id, "
 	    "stage, ended) SELECT id, stage, ended FROM delivery WHERE ended IS NOT NULL "
-	    "AND updated < ?")) == NULL ||
+	    "AND updated < ? RETURNING id")) == NULL ||
 	    (t->tomb_get = dd_store_prepare(&t->s, "SELECT 1 FROM ended WHERE id = ?")) == NULL ||
 	    (t->tomb_prune = dd_store_prepare(&t->s, "DELETE FROM ended WHERE ended < ?")) == NULL)
 		goto fail_io;
@@ -483,6 +486,8 @@ dd_track_open(struct dd_track **tp, const char *path, const struct dd_track_opts
 			t->ntomb = dd_col_int(q, 0);
 		sqlite3_finalize(q);
 	}
+	if (dd_trk_tomb_load(t))
+		goto fail_io;
 	if (load_all(t))
 		goto fail_io;
 	*tp = t;
@@ -514,6 +519,7 @@ dd_track_close(struct dd_track *t)
 	sqlite3_finalize(t->tomb_get);
 	sqlite3_finalize(t->tomb_prune);
 	dd_store_close(&t->s);
+	dd_trk_tomb_free(t);
 	dd_trk_cache_free(t);
 	if (t->lockfd >= 0)
 		close(t->lockfd);
@@ -553,7 +559,7 @@ dd_trk_lookup(struct dd_track *t, const char *id, size_t n, struct dlv **dp)
 	 * its tombstone; nothing brings it back. */
 	if (d && expired(t, d))
 		return 1;
-	if (d == NULL && t->ntomb > 0) {
+	if (d == NULL && t->ntomb > 0 && dd_trk_tomb_maybe(t, h)) {
 		dd_bind_text(t->tomb_get, 0, id, n);
 		int rc = sqlite3_step(t->tomb_get);
 		sqlite3_reset(t->tomb_get);
@@ -594,6 +600,7 @@ dd_track_commit(struct dd_track *t)
 			if (trc != SQLITE_DONE)
 				goto fail;
 			t->ntomb++;
+			dd_trk_tomb_add(t, d->hash);
 			dd_trk_cache_remove(t, d);
 			t->removed++;
 			t->removed_run++;
@@ -609,7 +616,12 @@ dd_track_commit(struct dd_track *t)
 		 * current, so one DELETE removes them (and those not in memory). */
 		dd_trk_cache_sweep(t, expired);
 		dd_bind_int(t->tomb_expired, 0, h);
-		int rc = sqlite3_step(t->tomb_expired);
+		int rc;
+		while ((rc = sqlite3_step(t->tomb_expired)) == SQLITE_ROW) {
+			size_t n;
+			const char *id = dd_col_text(t->tomb_expired, 0, &n);
+			dd_trk_tomb_add(t, hash_id(id, n));
+		}
 		sqlite3_reset(t->tomb_expired);
 		if (rc != SQLITE_DONE)
 			goto fail;
@@ -629,6 +641,10 @@ dd_track_commit(struct dd_track *t)
 			if (rc != SQLITE_DONE)
 				goto fail;
 			t->ntomb -= sqlite3_changes(t->s.db);
+			/* Rebuilt when most of the set is pruned tombstones. */
+			if (t->tombn > 1024 && (size_t)t->ntomb < t->tombn / 2 &&
+			    dd_trk_tomb_load(t))
+				goto fail_msg;
 		}
 	}
 	if (meta_put(t, "max_time", t->max_time) || meta_put(t, "removed", (int64_t)t->removed))
