@@ -100,7 +100,7 @@ dd_trk_cache_remove(struct dd_track *t, struct dlv *d)
 }
 
 void
-dd_trk_cache_sweep(struct dd_track *t, int (*gone)(const struct dd_track *, const struct dlv *))
+dd_trk_cache_sweep(struct dd_track *t, int (*gone)(struct dd_track *, const struct dlv *))
 {
 	for (size_t i = 0; i < t->nb; i++) {
 		for (struct dlv **pp = &t->tab[i], *d; (d = *pp) != NULL; ) {

@@ -402,6 +402,23 @@ add_status_id(struct dd_buf *b, const struct dlv *d, const char *what, int64_t m
 	dd_buf_free(&id);
 }
 
+/* A battery level (0-1) as %.3f prints it, without printf where the
+ * thousandths are plain: a product more than 1e-6 from a half rounds the
+ * same whatever its last bit. */
+static void
+add_battery(struct dd_buf *b, double v)
+{
+	double x = v * 1000, r = floor(x + 0.5);
+	if (v < 0 || v > 1 || fabs(x - floor(x) - 0.5) < 1e-6) {
+		dd_buf_printf(b, "%.3f", v);
+		return;
+	}
+	int k = (int)r;
+	char s[6] = { (char)('0' + k / 1000), '.', (char)('0' + k / 100 % 10),
+		(char)('0' + k / 10 % 10), (char)('0' + k % 10), 0 };
+	dd_buf_add(b, s, 5);
+}
+
 static void
 emit(struct dd_track *t, const struct dlv *d, const struct dd_env *e, const struct fact *f,
     int prev, int stage, const char *what, int64_t key)
@@ -424,11 +441,16 @@ emit(struct dd_track *t, const struct dlv *d, const struct dd_env *e, const stru
 	}
 	dd_buf_adds(b, ",\"data\":{\"deliveryId\":");
 	dd_buf_json_str(b, d->id, d->idlen);
-	dd_buf_printf(b, ",\"stage\":\"%s\",\"previousStage\":", dd_stage_name(stage));
-	if (prev == DD_STAGE_UNKNOWN)
+	dd_buf_adds(b, ",\"stage\":\"");
+	dd_buf_adds(b, dd_stage_name(stage));
+	dd_buf_adds(b, "\",\"previousStage\":");
+	if (prev == DD_STAGE_UNKNOWN) {
 		dd_buf_adds(b, "null");
-	else
-		dd_buf_printf(b, "\"%s\"", dd_stage_name(prev));
+	} else {
+		dd_buf_addc(b, '"');
+		dd_buf_adds(b, dd_stage_name(prev));
+		dd_buf_addc(b, '"');
+	}
 	dd_buf_adds(b, ",\"droneId\":");
 	if (d->drone)
 		dd_buf_json_str(b, d->drone, strlen(d->drone));
@@ -443,8 +465,10 @@ emit(struct dd_track *t, const struct dlv *d, const struct dd_env *e, const stru
 	/* Optional fields (version 1 still: adding one is compatible): the
 	 * last battery reported, and the reason of the event that ended the
 	 * delivery, so the history holds what the deliveries view shows. */
-	if (!isnan(d->battery))
-		dd_buf_printf(b, ",\"battery\":%.3f", d->battery);
+	if (!isnan(d->battery)) {
+		dd_buf_adds(b, ",\"battery\":");
+		add_battery(b, d->battery);
+	}
 	if (dd_stage_final(stage) && stage != prev && f->reason.type == DD_JSTR) {
 		dd_buf_adds(b, ",\"reason\":\"");
 		dd_buf_add(b, f->reason.p, f->reason.n);

@@ -71,8 +71,22 @@ struct dd_track {
 	long kill_at, commits;	/* DD_TRACK_FAULT (see dd_track_open) */
 	sqlite3_stmt *ins, *upd, *sel, *del, *del_expired, *meta_put;
 	sqlite3_stmt *tomb_one, *tomb_expired, *tomb_get, *tomb_prune;
+	struct dd_trk_job *job;	/* the commit in flight (track-commit.c) */
+	int failed;		/* a commit failed: the run is over */
 	struct dd_buf out, tmp, str;
 };
+
+#define COLS "id, stage, drone_id, location, location_time, speed, battery, pickup, " \
+	"dropoff, pickup_eta, dropoff_eta, updated, ended, t_scheduled, t_dispatched, " \
+	"t_picked_up, t_rescheduled, drone_time, pickup_time, dropoff_time, eta_time, " \
+	"position_time, seen"
+enum {
+	C_ID, C_STAGE, C_DRONE, C_LOC, C_LOCTIME, C_SPEED, C_BATTERY, C_PICKUP,
+	C_DROPOFF, C_PETA, C_DETA, C_UPDATED, C_ENDED, C_TSCHED, C_TDISP, C_TPICK,
+	C_TRESCHED, C_DRONETIME, C_PTIME, C_DTIME, C_ETATIME, C_POSTIME, C_SEEN, C_N
+};
+
+struct dd_trk_job;
 
 /* track-cache.c: the deliveries in memory, by id (hash h of the id). */
 void dd_trk_cache_init(struct dd_track *t);
@@ -84,7 +98,7 @@ void dd_trk_cache_account(struct dd_track *t, struct dlv *d);
 /* Take d out of memory and free it. */
 void dd_trk_cache_remove(struct dd_track *t, struct dlv *d);
 /* Remove every delivery for which gone() says so. */
-void dd_trk_cache_sweep(struct dd_track *t, int (*gone)(const struct dd_track *,
+void dd_trk_cache_sweep(struct dd_track *t, int (*gone)(struct dd_track *,
     const struct dlv *));
 /* Over --cache, evict clean deliveries (after a commit, all are clean);
  * the store then answers for them, so memory no longer holds them all. */
@@ -113,6 +127,10 @@ int dd_trk_stage(const struct dlv *d);
  * full: two ids with one hash are two events. */
 int dd_trk_seen(const struct dlv *d, const char *id, size_t n);
 void dd_trk_seen_add(struct dlv *d, int64_t t, const char *id, size_t n);
+/* Forget the ids of events older than horizon. */
+void dd_trk_seen_prune(struct dlv *d, int64_t horizon);
+/* Ended and past --retain: removed at the next commit. */
+int dd_trk_expired(const struct dd_track *t, const struct dlv *d);
 /* The oldest event time that still counts (DD_NOTIME: all do). */
 int64_t dd_trk_horizon(const struct dd_track *t);
 /*
@@ -125,6 +143,12 @@ int dd_trk_lookup(struct dd_track *t, const char *id, size_t n, struct dlv **dp)
 int dd_trk_loc_parse(const struct dd_jval *v, double *lat, double *lon);
 /* An integer of the meta table into *v (left alone when NULL or absent). */
 int dd_trk_meta_get(struct dd_store *s, const char *key, int64_t *v);
+
+/* track-commit.c: dd_track_commit hands the batch's rows to a writer
+ * thread; dd_trk_join waits for it and takes its outcome (0, or -1 with
+ * dd_errmsg()): before any read of the store, and at the end. */
+int dd_trk_join(struct dd_track *t);
+void dd_trk_job_free(struct dd_track *t);
 
 /* track-event.c */
 /* A time as a JSON string, or null for DD_NOTIME. */

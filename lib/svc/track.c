@@ -125,8 +125,8 @@ dd_trk_seen_add(struct dlv *d, int64_t t, const char *id, size_t n)
 
 /* Forget the ids of events older than horizon: one of them coming again
  * is late, and late events are dropped before the duplicate check. */
-static void
-seen_prune(struct dlv *d, int64_t horizon)
+void
+dd_trk_seen_prune(struct dlv *d, int64_t horizon)
 {
 	unsigned char *p = d->seen, *end = p + d->seenlen, *w = p;
 	while (p < end) {
@@ -185,19 +185,6 @@ static const char *const migrations[] = {
 	 * event applied before is applied again, which leaves the stage as
 	 * it was (a function of the set of events). */
 	"UPDATE delivery SET seen = NULL;",
-};
-
-/* How long, in event time, a removed delivery's id is remembered. */
-#define TOMBSTONE_MS (7 * 86400000LL)
-
-#define COLS "id, stage, drone_id, location, location_time, speed, battery, pickup, " \
-	"dropoff, pickup_eta, dropoff_eta, updated, ended, t_scheduled, t_dispatched, " \
-	"t_picked_up, t_rescheduled, drone_time, pickup_time, dropoff_time, eta_time, " \
-	"position_time, seen"
-enum {
-	C_ID, C_STAGE, C_DRONE, C_LOC, C_LOCTIME, C_SPEED, C_BATTERY, C_PICKUP,
-	C_DROPOFF, C_PETA, C_DETA, C_UPDATED, C_ENDED, C_TSCHED, C_TDISP, C_TPICK,
-	C_TRESCHED, C_DRONETIME, C_PTIME, C_DTIME, C_ETATIME, C_POSTIME, C_SEEN, C_N
 };
 
 /* ---- reading and writing rows ---- */
@@ -290,45 +277,6 @@ row_load(sqlite3_stmt *st, struct dlv *d)
 	d->in_db = 1;
 }
 
-static int
-row_write(struct dd_track *t, struct dlv *d, int64_t horizon)
-{
-	sqlite3_stmt *st = d->in_db ? t->upd : t->ins;
-	seen_prune(d, horizon);
-	dd_bind_text(st, C_ID, d->id, d->idlen);
-	dd_bind_text(st, C_STAGE, dd_stage_name(dd_trk_stage(d)), (size_t)-1);
-	dd_bind_text(st, C_DRONE, d->drone, (size_t)-1);
-	dd_bind_text(st, C_LOC, d->loc.json, (size_t)-1);
-	dd_bind_time(st, C_LOCTIME, d->loc_time);
-	dd_bind_real(st, C_SPEED, d->speed);
-	dd_bind_real(st, C_BATTERY, d->battery);
-	dd_bind_text(st, C_PICKUP, d->pickup.json, (size_t)-1);
-	dd_bind_text(st, C_DROPOFF, d->dropoff.json, (size_t)-1);
-	dd_bind_time(st, C_PETA, d->pickup_eta);
-	dd_bind_time(st, C_DETA, d->dropoff_eta);
-	dd_bind_time(st, C_UPDATED, d->updated);
-	dd_bind_time(st, C_ENDED, d->fstage ? d->t_final : DD_NOTIME);
-	dd_bind_time(st, C_TSCHED, d->t_sched);
-	dd_bind_time(st, C_TDISP, d->t_disp);
-	dd_bind_time(st, C_TPICK, d->t_pick);
-	dd_bind_time(st, C_TRESCHED, d->t_resched);
-	dd_bind_time(st, C_DRONETIME, d->drone_time);
-	dd_bind_time(st, C_PTIME, d->pickup_time);
-	dd_bind_time(st, C_DTIME, d->dropoff_time);
-	dd_bind_time(st, C_ETATIME, d->eta_time);
-	dd_bind_time(st, C_POSTIME, d->pos_ms);
-	/* No helper for blobs: SQLite's parameters count from 1. */
-	sqlite3_bind_blob(st, C_SEEN + 1, d->seen ? (const void *)d->seen : "",
-	    (int)d->seenlen, SQLITE_STATIC);
-	int rc = sqlite3_step(st);
-	sqlite3_reset(st);
-	sqlite3_clear_bindings(st);
-	if (rc != SQLITE_DONE)
-		return dd_store_err(&t->s, "writing a delivery");
-	d->in_db = 1;
-	return 0;
-}
-
 
 /* Look a delivery up in the store (when not all of it is in memory). */
 static int
@@ -363,16 +311,6 @@ dd_trk_meta_get(struct dd_store *s, const char *key, int64_t *v)
 		*v = dd_col_time(st, 0);
 	sqlite3_finalize(st);
 	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : dd_store_err(s, "reading meta");
-}
-
-static int
-meta_put(struct dd_track *t, const char *key, int64_t v)
-{
-	dd_bind_text(t->meta_put, 0, key, (size_t)-1);
-	dd_bind_time(t->meta_put, 1, v);
-	int rc = sqlite3_step(t->meta_put);
-	sqlite3_reset(t->meta_put);
-	return rc == SQLITE_DONE ? 0 : dd_store_err(&t->s, "writing meta");
 }
 
 /* Load the deliveries of the store while they fit in half the budget:
@@ -508,6 +446,7 @@ dd_track_close(struct dd_track *t)
 {
 	if (t == NULL)
 		return;
+	dd_trk_job_free(t);
 	sqlite3_finalize(t->ins);
 	sqlite3_finalize(t->upd);
 	sqlite3_finalize(t->sel);
@@ -540,8 +479,8 @@ dd_trk_horizon(const struct dd_track *t)
 	return t->max_time - t->o.retain_ms;
 }
 
-static int
-expired(const struct dd_track *t, const struct dlv *d)
+int
+dd_trk_expired(const struct dd_track *t, const struct dlv *d)
 {
 	int64_t h = dd_trk_horizon(t);
 	return d->fstage && h != DD_NOTIME && d->updated < h;
@@ -553,13 +492,16 @@ dd_trk_lookup(struct dd_track *t, const char *id, size_t n, struct dlv **dp)
 	uint64_t h = hash_id(id, n);
 	struct dlv *d = dd_trk_cache_find(t, id, n, h);
 	*dp = NULL;
-	if (d == NULL && !t->authoritative && store_find(t, id, n, h, &d))
+	/* The store is read only with no commit in flight (track-commit.c). */
+	if (d == NULL && !t->authoritative && (dd_trk_join(t) || store_find(t, id, n, h, &d)))
 		return -1;
 	/* Ended and past --retain: over, as the next commit records with
 	 * its tombstone; nothing brings it back. */
-	if (d && expired(t, d))
+	if (d && dd_trk_expired(t, d))
 		return 1;
-	if (d == NULL && t->ntomb > 0 && dd_trk_tomb_maybe(t, h)) {
+	if (d == NULL && dd_trk_tomb_maybe(t, h)) {
+		if (dd_trk_join(t))
+			return -1;
 		dd_bind_text(t->tomb_get, 0, id, n);
 		int rc = sqlite3_step(t->tomb_get);
 		sqlite3_reset(t->tomb_get);
@@ -570,101 +512,6 @@ dd_trk_lookup(struct dd_track *t, const char *id, size_t n, struct dlv **dp)
 	}
 	*dp = d ? d : dd_trk_cache_add(t, id, n, h);
 	return 0;
-}
-
-int
-dd_track_commit(struct dd_track *t)
-{
-	int64_t h = dd_trk_horizon(t);
-	if (dd_store_begin(&t->s))
-		return -1;
-	/* Changed deliveries: written, or deleted when they have expired. */
-	dd_trk_dirty_sort(t);
-	for (struct dlv *d = t->dirty, *next; d; d = next) {
-		next = d->dnext;
-		d->dirty = 0;
-		d->dnext = NULL;
-		if (expired(t, d)) {
-			if (d->in_db) {
-				dd_bind_text(t->del, 0, d->id, d->idlen);
-				int rc = sqlite3_step(t->del);
-				sqlite3_reset(t->del);
-				if (rc != SQLITE_DONE)
-					goto fail;
-			}
-			dd_bind_text(t->tomb_one, 0, d->id, d->idlen);
-			dd_bind_text(t->tomb_one, 1, dd_stage_name(d->fstage), (size_t)-1);
-			dd_bind_int(t->tomb_one, 2, d->t_final);
-			int trc = sqlite3_step(t->tomb_one);
-			sqlite3_reset(t->tomb_one);
-			if (trc != SQLITE_DONE)
-				goto fail;
-			t->ntomb++;
-			dd_trk_tomb_add(t, d->hash);
-			dd_trk_cache_remove(t, d);
-			t->removed++;
-			t->removed_run++;
-			continue;
-		}
-		if (row_write(t, d, h))
-			goto fail_msg;
-		dd_trk_cache_account(t, d);
-	}
-	t->dirty = NULL;
-	if (h != DD_NOTIME) {
-		/* Expired deliveries not changed in this batch: their rows are
-		 * current, so one DELETE removes them (and those not in memory). */
-		dd_trk_cache_sweep(t, expired);
-		dd_bind_int(t->tomb_expired, 0, h);
-		int rc;
-		while ((rc = sqlite3_step(t->tomb_expired)) == SQLITE_ROW) {
-			size_t n;
-			const char *id = dd_col_text(t->tomb_expired, 0, &n);
-			dd_trk_tomb_add(t, hash_id(id, n));
-		}
-		sqlite3_reset(t->tomb_expired);
-		if (rc != SQLITE_DONE)
-			goto fail;
-		t->ntomb += sqlite3_changes(t->s.db);
-		dd_bind_int(t->del_expired, 0, h);
-		rc = sqlite3_step(t->del_expired);
-		sqlite3_reset(t->del_expired);
-		if (rc != SQLITE_DONE)
-			goto fail;
-		uint64_t n = (uint64_t)sqlite3_changes(t->s.db);
-		t->removed += n;
-		t->removed_run += n;
-		if (t->ntomb > 0) {
-			dd_bind_int(t->tomb_prune, 0, h - TOMBSTONE_MS);
-			rc = sqlite3_step(t->tomb_prune);
-			sqlite3_reset(t->tomb_prune);
-			if (rc != SQLITE_DONE)
-				goto fail;
-			t->ntomb -= sqlite3_changes(t->s.db);
-			/* Rebuilt when most of the set is pruned tombstones. */
-			if (t->tombn > 1024 && (size_t)t->ntomb < t->tombn / 2 &&
-			    dd_trk_tomb_load(t))
-				goto fail_msg;
-		}
-	}
-	if (meta_put(t, "max_time", t->max_time) || meta_put(t, "removed", (int64_t)t->removed))
-		goto fail_msg;
-	if (t->kill_at && ++t->commits == t->kill_at)
-		raise(SIGKILL);
-	if (dd_store_commit(&t->s))
-		return -1;
-	dd_trk_cache_trim(t);
-	return 0;
-fail:
-	dd_store_err(&t->s, "removing deliveries");
-fail_msg:
-	{
-		char *msg = dd_strdup(dd_errmsg());
-		dd_store_rollback(&t->s);
-		dd_seterr("%s", msg);
-		free(msg);
-	}
-	return -1;
 }
 
 void
@@ -690,6 +537,13 @@ on_commit(void *ctx)
 	return dd_track_commit(ctx);
 }
 
+/* The last commit is on disk before the run reports how it went. */
+static int
+on_finish(void *ctx, int code)
+{
+	return dd_trk_join(ctx);
+}
+
 static void
 on_summary(void *ctx, struct dd_buf *b)
 {
@@ -701,7 +555,7 @@ dd_track_filter(struct dd_track *t, const struct dd_filter_opts *fo)
 {
 	static const char *const families[] = { "delivery.", "drone.", NULL };
 	struct dd_filter_ops ops = { .event = on_event, .commit = on_commit, .families = families,
-		.summary = on_summary, .store = &t->s };
+		.summary = on_summary, .finish = on_finish, .store = &t->s };
 	return dd_filter_run(fo, &ops, t, NULL);
 }
 
