@@ -24,7 +24,7 @@ block(const void *p)
 static size_t
 dlv_cost(const struct dlv *d)
 {
-	return block(d) + block(d->drone) + block(d->loc.json) +
+	return block(d) + (d->drone_on_heap ? block(d->drone.heap) : 0) + block(d->loc.json) +
 	    block(d->pickup.json) + block(d->dropoff.json) + block(d->seen) +
 	    sizeof(struct dlv *);	/* its share of the buckets */
 }

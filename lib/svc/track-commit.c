@@ -126,7 +126,9 @@ image_row(struct dd_buf *b, const struct dlv *d)
 	dd_buf_addc(b, d->in_db ? 'U' : 'I');
 	put_bytes(b, d->id, d->idlen);
 	put_i64(b, dd_trk_stage(d));
-	put_str(b, d->drone);
+	size_t dn;
+	const char *dr = dd_trk_drone(d, &dn);
+	put_bytes(b, dr, dn);
 	put_str(b, d->loc.json);
 	put_i64(b, d->loc_time);
 	put_f64(b, d->speed);

@@ -329,11 +329,10 @@ apply(struct dd_track *t, struct dlv *d, const struct fact *f, int64_t ts)
 		dd_buf_reset(&t->str);
 		dd_jstr_decode(&f->drone, &t->str);
 		/* Mostly the same drone as before: kept, not copied again. */
-		if (d->drone == NULL || strlen(d->drone) != t->str.len ||
-		    memcmp(d->drone, t->str.p, t->str.len) != 0) {
-			free(d->drone);
-			d->drone = dd_strndup(t->str.p, t->str.len);
-		}
+		size_t dn;
+		const char *dr = dd_trk_drone(d, &dn);
+		if (dr == NULL || dn != t->str.len || memcmp(dr, t->str.p, dn) != 0)
+			dd_trk_drone_set(d, t->str.p ? t->str.p : "", t->str.len);
 		d->drone_time = ts;
 	}
 	if (f->pickup.type == DD_JOBJ && ts >= d->pickup_time) {
@@ -452,8 +451,10 @@ emit(struct dd_track *t, const struct dlv *d, const struct dd_env *e, const stru
 		dd_buf_addc(b, '"');
 	}
 	dd_buf_adds(b, ",\"droneId\":");
-	if (d->drone)
-		dd_buf_json_str(b, d->drone, strlen(d->drone));
+	size_t dn;
+	const char *dr = dd_trk_drone(d, &dn);
+	if (dr)
+		dd_buf_json_str(b, dr, dn);
 	else
 		dd_buf_adds(b, "null");
 	dd_buf_adds(b, ",\"location\":");

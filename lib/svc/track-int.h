@@ -28,15 +28,21 @@ struct dlv {
 	uint64_t hash;
 	uint32_t idlen;
 	uint32_t cost;		/* bytes of memory it holds (track-cache.c) */
-	unsigned char dirty, in_db;
+	uint32_t dronelen;
+	unsigned char dirty, in_db, drone_on_heap, has_drone;
+	int fstage;		/* earliest final event, or 0 */
+	int drone_rank;		/* its event's rank (order.h); 0 once reloaded */
 	/* The aggregates the stage is computed from. */
 	int64_t t_sched, t_disp, t_pick, t_resched;
-	int fstage;		/* earliest final event, or 0 */
 	int64_t t_final;
 	int64_t updated;	/* newest event applied */
-	char *drone;
+	/* The drone id: most fit in the struct (no block, no cache miss of
+	 * its own); a longer one has a block. dd_trk_drone() reads it. */
+	union {
+		char in[16];
+		char *heap;
+	} drone;
 	int64_t drone_time;
-	int drone_rank;		/* its event's rank (order.h); 0 once reloaded */
 	struct loc loc, pickup, dropoff;
 	int64_t loc_time, pickup_time, dropoff_time;
 	double speed, battery;	/* NAN: not reported */
@@ -127,6 +133,9 @@ int dd_trk_stage(const struct dlv *d);
  * full: two ids with one hash are two events. */
 int dd_trk_seen(const struct dlv *d, const char *id, size_t n);
 void dd_trk_seen_add(struct dlv *d, int64_t t, const char *id, size_t n);
+/* The drone id (NULL: none) and its length, or set it (s NULL: none). */
+const char *dd_trk_drone(const struct dlv *d, size_t *n);
+void dd_trk_drone_set(struct dlv *d, const char *s, size_t n);
 /* Forget the ids of events older than horizon. */
 void dd_trk_seen_prune(struct dlv *d, int64_t horizon);
 /* Ended and past --retain: removed at the next commit. */

@@ -1,4 +1,5 @@
 #include <inttypes.h>
+#include <malloc.h>
 #include <math.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -55,12 +56,11 @@ loc_free(struct loc *l)
 void
 dd_trk_dlv_clear(struct dlv *d)
 {
-	free(d->drone);
+	dd_trk_drone_set(d, NULL, 0);
 	loc_free(&d->loc);
 	loc_free(&d->pickup);
 	loc_free(&d->dropoff);
 	free(d->seen);
-	d->drone = NULL;
 	d->seen = NULL;
 	d->seenlen = d->seencap = 0;
 	d->t_sched = d->t_disp = d->t_pick = d->t_resched = DD_NOTIME;
@@ -94,6 +94,34 @@ put_le64(unsigned char *c, uint64_t v)
 		c[i] = (unsigned char)v;
 }
 
+const char *
+dd_trk_drone(const struct dlv *d, size_t *n)
+{
+	*n = d->dronelen;
+	if (!d->has_drone)
+		return NULL;
+	return d->drone_on_heap ? d->drone.heap : d->drone.in;
+}
+
+void
+dd_trk_drone_set(struct dlv *d, const char *s, size_t n)
+{
+	if (d->drone_on_heap)
+		free(d->drone.heap);
+	d->drone_on_heap = 0;
+	d->has_drone = s != NULL;
+	d->dronelen = (uint32_t)(s ? n : 0);
+	if (s == NULL)
+		return;
+	char *p = d->drone.in;
+	if (n >= sizeof d->drone.in) {
+		p = d->drone.heap = dd_malloc(n + 1);
+		d->drone_on_heap = 1;
+	}
+	memcpy(p, s, n);
+	p[n] = '\0';
+}
+
 /* A delivery has a few ids: a walk over them beats a hash set of its own. */
 int
 dd_trk_seen(const struct dlv *d, const char *id, size_t n)
@@ -110,11 +138,11 @@ dd_trk_seen_add(struct dlv *d, int64_t t, const char *id, size_t n)
 {
 	size_t need = d->seenlen + 9 + n;
 	if (need > d->seencap) {
-		size_t cap = d->seencap ? d->seencap * 2 : 32;	/* most have few */
-		while (cap < need)
-			cap *= 2;
-		d->seen = dd_realloc(d->seen, cap);
-		d->seencap = (uint32_t)cap;
+		/* Most have few: the first block fits one id, then half again
+		 * as much each time, and the slack malloc gives is used. */
+		size_t cap = d->seencap + d->seencap / 2;
+		d->seen = dd_realloc(d->seen, cap > need ? cap : need);
+		d->seencap = (uint32_t)malloc_usable_size(d->seen);
 	}
 	unsigned char *p = d->seen + d->seenlen;
 	put_le64(p, (uint64_t)t);
@@ -238,7 +266,11 @@ col_loc(sqlite3_stmt *st, int c, struct loc *l)
 static void
 row_load(sqlite3_stmt *st, struct dlv *d)
 {
-	d->drone = dd_col_strdup(st, C_DRONE);
+	{
+		size_t n;
+		const char *dr = dd_col_text(st, C_DRONE, &n);
+		dd_trk_drone_set(d, dr, n);
+	}
 	col_loc(st, C_LOC, &d->loc);
 	col_loc(st, C_PICKUP, &d->pickup);
 	col_loc(st, C_DROPOFF, &d->dropoff);
