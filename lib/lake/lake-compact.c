@@ -249,7 +249,9 @@ merge(const char *lake, const char *dataset, int64_t day, const struct dd_lake_w
 	c.w = dd_lake_writer_open(lake, dataset, &wo);
 	if (c.w == NULL)
 		return -1;
-	int rc = copy_parts(&c, ps, n);
+	int rc = lake_kafka_carry(c.w, lake, dataset, ps, n);
+	if (rc == 0)
+		rc = copy_parts(&c, ps, n);
 	lake_idset_free(&c.seen);
 	dd_buf_free(&c.bid);
 	dd_buf_free(&c.bsub);
@@ -264,6 +266,12 @@ merge(const char *lake, const char *dataset, int64_t day, const struct dd_lake_w
 	st->bytes_out = ws.out_bytes;
 	dd_lake_writer_close(c.w);
 	return 0;
+}
+
+int
+dd_lake_remove_parts(const char *partition, const struct dd_lake_part *ps, size_t n)
+{
+	return remove_parts(partition, ps, n);
 }
 
 int

@@ -73,6 +73,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include "kafka.h"
 
 #define DD_LAKE_DATASET_DEFAULT "events"
 #define DD_LAKE_DATASET_MAX 64
@@ -111,9 +112,11 @@ struct dd_lake_wopts {
 				 * 10 min; 0 = never), so a steady slow stream
 				 * becomes visible too */
 	int dedupe;		/* drop an id already in the same part (default 1) */
-	int threads;		/* 1: compress and write frames in one background
-				 * thread, overlapping the caller's parsing
-				 * (default); 0: in the caller's thread */
+	int threads;		/* N (1 to 8): compress frames on N threads
+				 * side by side, and close parts (metadata,
+				 * fsync, rename) on one more, overlapping the
+				 * caller's parsing (default: one per core, 4
+				 * at most); 0: all in the caller's thread */
 };
 
 struct dd_lake_wstats {
@@ -149,6 +152,9 @@ struct dd_lake_ev {
 	size_t sublen;
 	const char *type;	/* may be NULL: counted per part */
 	size_t typelen;
+	int kafka;		/* read from Kafka (dd_lake_kafka_topic): */
+	int32_t kpart;		/* its partition */
+	int64_t koff;		/* and offset */
 };
 
 /*
@@ -163,6 +169,33 @@ struct dd_lake_ev {
  */
 int dd_lake_add(struct dd_lake_writer *w, const char *line, size_t len,
     const struct dd_lake_ev *ev);
+
+/*
+ * Kafka offsets in the parts (lake-kafka.c). A writer fed from a topic
+ * records in each part's metadata
+ *   "kafka":{"topic":T,"epoch":"E","from":{"P":N,...},"ranges":{"P":[LO,HI],...}
+ *            [,"through":{"P":N,...},"parts":K]}
+ * ranges: the offsets of the first and last event of each partition the
+ * part holds. An epoch is what one dd_lake_commit makes durable: from,
+ * the next offsets of the partitions as of the commit before it (durable
+ * then), through those as of its own commit, in the parts that commit
+ * closed, with K the number of parts of the epoch (those closed early,
+ * by size, age or eviction, included). So where to resume a partition is
+ * the largest through of an epoch whose K parts are all visible, or else
+ * the largest from: never after an event that is not in a visible part.
+ * (After a crash the events of an epoch cut short come again, and are
+ * dropped as duplicates by readers and compaction.) Compaction's merged
+ * parts carry, as their from, where an ingest of the topic resumed before
+ * the merge, so merging never sends an ingest back.
+ */
+void dd_lake_kafka_topic(struct dd_lake_writer *w, const char *topic);
+/* The positions the next dd_lake_commit makes durable. */
+void dd_lake_kafka_through(struct dd_lake_writer *w, const struct dd_koffsets *ko);
+/* Where to resume each partition of topic in LAKE/DATASET that a part
+ * names: the next offsets, in a malloc'd array (a partition absent starts
+ * from the beginning). One pass over every part's metadata. 0 or -1. */
+int dd_lake_kafka_resume(const char *lake, const char *dataset, const char *topic,
+    struct dd_kpos **out, size_t *n);
 
 /* 1 when an I/O error stopped the writer. */
 int dd_lake_writer_broken(const struct dd_lake_writer *w);
@@ -332,5 +365,13 @@ int dd_lake_compact_lock(const char *lake, const char *dataset);
  */
 int dd_lake_compact_partition(const char *lake, const char *dataset, int64_t day,
     const struct dd_lake_wopts *o, struct dd_lake_cstats *st);
+
+/*
+ * Remove parts (of dd_lake_parts(partition)) and their metadata, then
+ * fsync the directory: for a derived dataset rebuilt whole, once the new
+ * parts are visible and durable (a reader meanwhile sees both, and
+ * de-duplicates by id). 0 or -1.
+ */
+int dd_lake_remove_parts(const char *partition, const struct dd_lake_part *ps, size_t n);
 
 #endif

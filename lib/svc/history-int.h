@@ -54,11 +54,22 @@ struct dd_history_ingest {
 	/* The statements of history-apply.c. */
 	sqlite3_stmt *sel, *ins_d, *ins_e, *upd, *upd_origin, *upd_created, *upd_ended;
 	sqlite3_stmt *maxkey, *tomb;
+	/* Events about archived deliveries go to the lake (history-apply.c):
+	 * opened when the first one comes, committed before the history's
+	 * transaction is. */
+	char *lake, *dataset;
+	struct dd_lake_writer *lw;
+	uint64_t lake_pending;
+	struct dd_buf lbid, lbsub, lbtype;
 	struct dd_history_istats st;
 	struct batch b[2];
 	struct batch *fill;	/* the filter loop adds here */
 	struct batch *work;	/* the writer thread applies this one */
 	int threaded;
+	/* The filter's commit is applying h->fill in the main thread: its
+	 * transaction also takes the Kafka offsets (s->koff), which the
+	 * writer thread's transactions must never (they hold less). */
+	int final;
 	pthread_t thr;
 	pthread_mutex_t mu;
 	pthread_cond_t cv_job, cv_done;
