@@ -155,6 +155,18 @@ dd_sched_get(struct dd_sched *s, const char *id, FILE *out)
 	return code;
 }
 
+static int
+get_one(void *s, const char *id, FILE *out)
+{
+	return dd_sched_get(s, id, out);
+}
+
+int
+dd_sched_get_many(struct dd_sched *s, char **ids, FILE *out)
+{
+	return dd_store_get(&s->st, ids, get_one, s, out);
+}
+
 int
 dd_sched_list(struct dd_sched *s, const char *state, enum dd_fmt fmt, FILE *out)
 {
