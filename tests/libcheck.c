@@ -118,6 +118,20 @@ main(int argc, char **argv)
 			}
 			printf("\n");
 		}
+	} else if (strcmp(cmd, "num") == 0) {
+		/* dd_jnum_double against strtod, bit for bit. */
+		while (dd_lines_next(in, &l, -1) == DD_LINES_OK) {
+			struct dd_jval v = dd_json_value(l.p, l.n);
+			double x, y;
+			char *t = dd_strndup(l.p, l.n);
+			if (dd_jnum_double(&v, &x)) {
+				printf("bad\n");
+			} else {
+				y = strtod(t, NULL);
+				printf("%.17g%s\n", x, memcmp(&x, &y, sizeof x) ? " DIFF" : "");
+			}
+			free(t);
+		}
 	} else if (strcmp(cmd, "time") == 0) {
 		for (int i = 2; i < argc; i++) {
 			int64_t ms;
