@@ -169,6 +169,14 @@ set(void *vc, int key, const char *arg, const char *arg2)
 			return -1;
 		c->wo.part_size = v;
 		return 0;
+	case DD_OPT_TOPIC:
+		/* A part's metadata holds the offsets of one topic. */
+		if (strchr(arg, ',') || arg[0] == '^') {
+			dd_seterr("the lake's parts record the offsets of one topic: "
+			    "one dd-lake-ingest a topic");
+			return -1;
+		}
+		break;
 	}
 	return dd_filter_setopt(&c->fo, key, arg) == 0 ? 0 : -1;
 }

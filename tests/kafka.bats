@@ -10,7 +10,7 @@ load common
 setup() {
 	command -v kcat > /dev/null || skip "kcat is not installed"
 	T=$BATS_TEST_TMPDIR
-	start_mock tel:4 status:2 out:3 one:1 requests:1 sched:1 fly:1 day:2
+	start_mock tel:4 status:2 out:3 one:1 requests:1 sched:1 fly:1 day:2 ta:2 tb:3
 	dd-sim telemetry -n 3000 --seed 5 --days 2 > "$T/tel.ndjson"
 	dd-track -q --retain 1000d --db "$T/direct.db" < "$T/tel.ndjson" > "$T/direct.out"
 }
@@ -46,7 +46,8 @@ mock() {
 
 # produce TOPIC < NDJSON: each line a message keyed by its subject.
 produce() {
-	sed -E 's/^.*"subject":"([^"]*)".*$/\1\t&/' | timeout 30 kcat -P -b "$K" -t "$1" -K $'\t'
+	perl -ne 'print /"subject":"([^"]*)"/ ? "$1\t$_" : "\t$_"' |
+		timeout 30 kcat -P -b "$K" -t "$1" -K $'\t'
 }
 
 # consume TOPIC: every message of the topic, one a line.
@@ -80,18 +81,110 @@ ids() { jq -r .id | sort; }
 	[ "$(sqlite3 "$T/p.db" "SELECT group_concat(part) FROM kafka_offsets")" = "1,3" ]
 }
 
+@test "kafka: dd-track applies what several partitions hold in one event-time order, as the direct pipe does" {
+	# The default retention (1h of stream time) over two days: a stream
+	# time that ran ahead on one partition would make the others late.
+	dd-track --db "$T/d1h.db" < "$T/tel.ndjson" > "$T/d1h.out" 2> "$T/d1h.err"
+	grep -q 'removed [1-9]' "$T/d1h.err"
+	produce tel < "$T/tel.ndjson"
+	# Fetches of one partition at a time, in small pieces: the messages
+	# come partition after partition, far from event-time order.
+	DD_KAFKA_CONF="message.max.bytes=4096 fetch.max.bytes=4096 max.partition.fetch.bytes=4096" \
+		run dd-track --db "$T/k.db" --kafka "$K" --topic tel --kafka-eof
+	assert_success
+	refute_sanitizer
+	# The same summary (late, removed, live...), store and output.
+	assert_line "$(cat "$T/d1h.err")"
+	diff <(dd-track list --db "$T/d1h.db") <(dd-track list --db "$T/k.db")
+	diff <(dd-track stats --db "$T/d1h.db") <(dd-track stats --db "$T/k.db")
+	diff <(ids < "$T/d1h.out") <(grep '^{' <<< "$output" | ids)
+	# The events read come out in event-time order.
+	grep '^{' <<< "$output" | jq -r 'select(.type != "delivery.status") | .time' | sort -c
+}
+
+@test "kafka: --topic takes a list of topics or a pattern; the store keeps each topic's offsets" {
+	local even='"subject":"d-[0-9]*-[0-9]*[02468]"'
+	grep "$even" "$T/tel.ndjson" | produce ta
+	grep -v "$even" "$T/tel.ndjson" | produce tb
+	run dd-track -q --retain 1000d --db "$T/k.db" --kafka "$K" --topic ta,tb --kafka-eof
+	assert_success
+	refute_sanitizer
+	diff <(dd-track list --db "$T/direct.db") <(dd-track list --db "$T/k.db")
+	diff <(dd-track stats --db "$T/direct.db") <(dd-track stats --db "$T/k.db")
+	run sqlite3 "$T/k.db" "SELECT topic, count(*), sum(next) FROM kafka_offsets GROUP BY 1 ORDER BY 1"
+	assert_output "ta|2|$(grep -c "$even" "$T/tel.ndjson")
+tb|3|$(grep -vc "$even" "$T/tel.ndjson")"
+	# A pattern: the topics it matches, here the same two.
+	run dd-track -q --retain 1000d --db "$T/p.db" --kafka "$K" --topic '^t[ab]$' --kafka-eof
+	assert_success
+	diff <(dd-track list --db "$T/direct.db") <(dd-track list --db "$T/p.db")
+	# Resumed per topic: nothing is read again.
+	run dd-track --retain 1000d --db "$T/p.db" --kafka "$K" --topic ta,tb --kafka-eof
+	assert_success
+	assert_output --partial "read 0,"
+	# A pattern that matches nothing is an unknown topic: exit 4.
+	run dd-track --db "$T/x.db" --kafka "$K" --topic '^nosuch' --kafka-eof
+	[ "$status" -eq 4 ]
+	assert_output "dd-track: kafka: $K: no topic matches \"^nosuch\""
+	run dd-track --db "$T/x.db" --kafka "$K" --topic ta,nosuch --kafka-eof
+	[ "$status" -eq 4 ]
+	assert_output "dd-track: kafka: $K: no topic \"nosuch\""
+	# Not a list, not a pattern: usage.
+	local bad
+	for bad in "ta,,tb" "ta," "t a" "^(" ""; do
+		run dd-track --db "$T/x.db" --kafka "$K" --topic "$bad" --kafka-eof
+		[ "$status" -eq 2 ] || fail "--topic '$bad': exit $status: $output"
+	done
+	# The lake's parts record one topic's offsets: one ingest a topic.
+	run dd-lake-ingest -l "$T/lake" --kafka "$K" --topic ta,tb --kafka-eof
+	[ "$status" -eq 2 ]
+	assert_output --partial "one dd-lake-ingest a topic"
+}
+
+# progress: how far the consumer under test got: the sum of the store's
+# offsets (KDB), or the parts in the lake (KLAKE).
+progress() {
+	if [ -n "${KDB:-}" ]; then
+		sqlite3 "$KDB" "SELECT coalesce(sum(next), 0) FROM kafka_offsets" 2> /dev/null || echo 0
+	elif [ -n "${KLAKE:-}" ]; then
+		find "$KLAKE" -name 'part-*.ndjson.zst' 2> /dev/null | wc -l
+	else
+		echo 0
+	fi
+}
+
 # killed PROGRAM ARGS...: run the consumer 22 times, each killed by
-# SIGKILL at a random moment, then once to the end (--kafka-eof).
+# SIGKILL, then once to the end (--kafka-eof). Every other kill comes at a
+# random moment (20 to 260 ms: starting, connecting, reading), the others
+# 0 to 50 ms after the run made something durable (progress), so they
+# come while consuming. With KDB and KN (the events of the topic), some
+# kill must have left the store part of the way.
 killed() {
-	local i
+	local i j got before mid=0
 	for ((i = 0; i < 22; i++)); do
+		before=$(progress)
 		"$@" --batch 97 --kafka-eof > /dev/null 2>> "$T/kill.log" &
 		BG=$!
-		sleep "0.$((RANDOM % 25 + 2))"
+		if ((i % 2)); then
+			for ((j = 0; j < 300; j++)); do
+				[ "$(progress)" != "$before" ] && break
+				kill -0 "$BG" 2> /dev/null || break
+				sleep 0.01
+			done
+			sleep "$(printf '0.%03d' $((RANDOM % 50)))"
+		else
+			# printf: "0.$((2))" would be 0.2 s, not 0.02.
+			sleep "$(printf '0.%02d' $((RANDOM % 25 + 2)))"
+		fi
 		kill -KILL "$BG" 2> /dev/null || true
 		wait "$BG" 2> /dev/null || true
 		BG=
+		if [ -n "${KN:-}" ]; then
+			got=$(progress)
+			[ "$got" -gt 0 ] && [ "$got" -lt "$KN" ] && mid=$((mid + 1))
+		fi
 	done
+	[ -z "${KN:-}" ] || [ "$mid" -gt 0 ] || fail "no kill came while consuming"
 	run "$@" --kafka-eof
 	assert_success
 	refute_sanitizer
@@ -99,7 +192,7 @@ killed() {
 
 @test "kafka: dd-track killed by SIGKILL 22 times while consuming ends as the direct pipe" {
 	produce tel < "$T/tel.ndjson"
-	killed dd-track -q --retain 1000d --db "$T/k.db" --kafka "$K" --topic tel
+	KDB=$T/k.db KN=3000 killed dd-track -q --retain 1000d --db "$T/k.db" --kafka "$K" --topic tel
 	diff <(dd-track list --db "$T/direct.db") <(dd-track list --db "$T/k.db")
 	diff <(dd-track stats --db "$T/direct.db") <(dd-track stats --db "$T/k.db")
 	[ "$(sqlite3 "$T/k.db" "SELECT sum(next) FROM kafka_offsets")" -eq 3000 ]
@@ -114,7 +207,7 @@ dump_history() {
 @test "kafka: dd-history killed by SIGKILL 22 times while consuming ends as the direct pipe" {
 	dd-history -q --db "$T/direct-h.db" < "$T/direct.out"
 	produce status < "$T/direct.out"
-	killed dd-history -q --db "$T/k.db" --kafka "$K" --topic status
+	KDB=$T/k.db KN=$(wc -l < "$T/direct.out") killed dd-history -q --db "$T/k.db" --kafka "$K" --topic status
 	diff <(dump_history "$T/direct-h.db") <(dump_history "$T/k.db")
 	[ "$(sqlite3 "$T/k.db" "SELECT sum(next) FROM kafka_offsets")" -eq "$(wc -l < "$T/direct.out")" ]
 }
@@ -158,20 +251,28 @@ dump_history() {
 }
 
 @test "kafka: a broker down for a few seconds mid-stream: said once, waited out, nothing lost, exit 0" {
-	produce tel < "$T/tel.ndjson"
+	# A third of the events: reading them throttled takes a few seconds.
+	head -1000 "$T/tel.ndjson" > "$T/tel1k"
+	rm -f "$T"/direct.db*
+	dd-track -q --retain 1000d --db "$T/direct.db" < "$T/tel1k" > /dev/null
+	produce tel < "$T/tel1k"
 	# Small fetches and a commit every 5 events: still reading when the
-	# broker goes down.
-	DD_KAFKA_CONF="message.max.bytes=2048 fetch.max.bytes=2048 max.partition.fetch.bytes=2048 queued.max.messages.kbytes=8" \
+	# broker goes down. Reconnecting backs off 200 ms at most (10 s by
+	# default), so the end comes soon after the broker is back.
+	DD_KAFKA_CONF="message.max.bytes=2048 fetch.max.bytes=2048 max.partition.fetch.bytes=2048 queued.max.messages.kbytes=8 reconnect.backoff.max.ms=200" \
 		dd-track --retain 1000d --db "$T/k.db" --kafka "$K" --topic tel --kafka-eof --batch 5 \
 		> /dev/null 2> "$T/err" &
 	BG=$!
-	local i
-	for ((i = 0; i < 200; i++)); do
-		[ "$(sqlite3 "$T/k.db" "SELECT count(*) FROM kafka_offsets" 2> /dev/null)" -gt 0 ] 2> /dev/null && break
-		sleep 0.02
+	local i read=0
+	for ((i = 0; i < 400; i++)); do
+		read=$(sqlite3 "$T/k.db" "SELECT sum(next) FROM kafka_offsets" 2> /dev/null) || read=0
+		[ "${read:-0}" -gt 0 ] && break
+		sleep 0.01
 	done
 	mock "down 1"
-	sleep 3
+	# Down mid-stream: not everything was read yet.
+	[ "${read:-0}" -gt 0 ] && [ "$read" -lt 1000 ] || fail "read $read of 1000 before the broker went down"
+	sleep 2
 	mock "up 1"
 	local rc=0
 	wait "$BG" || rc=$?
@@ -197,7 +298,7 @@ dump_history() {
 
 @test "kafka: topic to topic, dd-track killed by SIGKILL 22 times: every event it writes reaches the output topic" {
 	produce tel < "$T/tel.ndjson"
-	killed dd-track -q --retain 1000d --db "$T/k.db" --kafka "$K" --topic tel --kafka-out out
+	KDB=$T/k.db KN=3000 killed dd-track -q --retain 1000d --db "$T/k.db" --kafka "$K" --topic tel --kafka-out out
 	diff <(dd-track list --db "$T/direct.db") <(dd-track list --db "$T/k.db")
 	# Re-emitted rather than lost: every id once at least, none else.
 	diff <(ids < "$T/direct.out" | uniq) <(consume out | ids | uniq)
@@ -233,7 +334,7 @@ lake_ids() {
 
 @test "kafka: dd-lake-ingest killed by SIGKILL 22 times while consuming: the lake holds every event, once after compaction" {
 	produce tel < "$T/tel.ndjson"
-	killed dd-lake-ingest -q -l "$T/lake" --kafka "$K" --topic tel
+	KLAKE=$T/lake killed dd-lake-ingest -q -l "$T/lake" --kafka "$K" --topic tel
 	diff <(ids < "$T/tel.ndjson") <(lake_ids "$T/lake" | uniq)
 	# Readers see each event once already; compaction makes it so on disk.
 	run dd-lake-query -l "$T/lake" --count
@@ -249,14 +350,19 @@ lake_ids() {
 
 @test "kafka: two dd-lake-ingest in one group on a 4-partition topic, one killed mid-way: every event, once after compaction" {
 	produce tel < "$T/tel.ndjson"
-	# Slow enough to be killed mid-way; a member gone is noticed in 3 s.
-	export DD_KAFKA_CONF="message.max.bytes=2048 fetch.max.bytes=2048 max.partition.fetch.bytes=2048 queued.max.messages.kbytes=8 session.timeout.ms=3000 heartbeat.interval.ms=300"
-	dd-lake-ingest -q -l "$T/lake" --kafka "$K" --topic tel --group g --kafka-eof --batch 10 \
+	# A member gone is noticed in 3 s, and a rebalance waits for no
+	# member longer than 6 s (the default is 5 minutes).
+	local group="session.timeout.ms=3000 heartbeat.interval.ms=300 max.poll.interval.ms=6000"
+	# The two members slow enough to be killed mid-way.
+	local slow="message.max.bytes=2048 fetch.max.bytes=2048 max.partition.fetch.bytes=2048 queued.max.messages.kbytes=8"
+	DD_KAFKA_CONF="$slow $group" \
+		dd-lake-ingest -q -l "$T/lake" --kafka "$K" --topic tel --group g --kafka-eof --batch 10 \
 		2> "$T/b.err" &
 	local b=$!
 	BG="$b"
 	sleep 0.5
-	dd-lake-ingest -q -l "$T/lake" --kafka "$K" --topic tel --group g --kafka-eof --batch 10 \
+	DD_KAFKA_CONF="$slow $group" \
+		dd-lake-ingest -q -l "$T/lake" --kafka "$K" --topic tel --group g --kafka-eof --batch 10 \
 		2> "$T/a.err" &
 	local a=$!
 	BG="$b $a"
@@ -269,7 +375,8 @@ lake_ids() {
 	[ "$rc" -eq 0 ] || fail "exit $rc: $(cat "$T/b.err")"
 	# Whatever the survivor did not take over, a restart of the member
 	# killed finishes, resuming from the parts.
-	run dd-lake-ingest -q -l "$T/lake" --kafka "$K" --topic tel --group g --kafka-eof
+	DD_KAFKA_CONF="$group" \
+		run dd-lake-ingest -q -l "$T/lake" --kafka "$K" --topic tel --group g --kafka-eof
 	assert_success
 	diff <(ids < "$T/tel.ndjson") <(lake_ids "$T/lake" | uniq)
 	dd-archive -q -l "$T/lake" --db "$T/none.db" --compact > /dev/null
@@ -310,7 +417,7 @@ once() {
 	local name=$1; shift
 	"$@" --batch 23 > /dev/null 2>> "$T/$name.log" &
 	BG=$!
-	sleep "0.$((RANDOM % 30 + 5))"
+	sleep "$(printf '0.%02d' $((RANDOM % 30 + 5)))"
 	kill -KILL "$BG" 2> /dev/null || true
 	wait "$BG" 2> /dev/null || true
 	BG=

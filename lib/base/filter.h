@@ -137,7 +137,7 @@ enum {
 /* Kafka instead of FILEs and stdout (kafka.h), alike in every filter. */
 #define DD_KAFKA_OPTIONS \
 	{ "kafka", 0, "BROKERS", "read from Kafka (host:port,...) instead of FILEs", DD_OPT_KAFKA, 0 }, \
-	{ "topic", 0, "TOPIC", "the topic --kafka reads", DD_OPT_TOPIC, 0 }, \
+	{ "topic", 0, "TOPIC", "the topics --kafka reads: NAME,NAME... or ^REGEX", DD_OPT_TOPIC, 0 }, \
 	{ "partitions", 0, "LIST", "read these partitions (0,2,4-7; default all)", DD_OPT_PARTITIONS, 0 }, \
 	{ "group", 0, "G", "let consumer group G assign the partitions", DD_OPT_GROUP, 0 }, \
 	{ "kafka-eof", 0, NULL, "stop at the end of every partition read", DD_OPT_KEOF, 0 }, \
