@@ -102,7 +102,7 @@ on_kresume(void *ctx, const char *topic, int32_t partition)
 }
 
 static int
-on_koffsets(void *ctx, const struct dd_koffsets *ko)
+on_koffsets(void *ctx, struct dd_koffsets *ko)
 {
 	struct ingest *c = ctx;
 	dd_lake_kafka_through(c->w, ko);

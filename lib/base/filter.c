@@ -169,6 +169,14 @@ struct kafka {
 static int
 commit(const struct dd_filter_ops *ops, void *ctx, int *gone, struct kafka *k)
 {
+	/* A program whose place is the group's offsets (no store, no
+	 * kresume: dd-sim fly) has nothing to make durable but its output,
+	 * which its commit writes: that goes first, to be sent with the
+	 * rest. */
+	int stateless = !ops->store && !ops->kresume;
+	int rc = 0;
+	if (stateless && ops->commit && (rc = ops->commit(ctx)) != 0)
+		return rc;
 	if (fflush(stdout) != 0 || ferror(stdout)) {
 		if (!dd_stdout_gone()) {
 			dd_seterr("stdout: %s", strerror(errno ? errno : EIO));
@@ -186,7 +194,8 @@ commit(const struct dd_filter_ops *ops, void *ctx, int *gone, struct kafka *k)
 		else if (ops->koffsets && ops->koffsets(ctx, &ko))
 			return -1;
 	}
-	int rc = ops->commit ? ops->commit(ctx) : 0;
+	if (!stateless && ops->commit)
+		rc = ops->commit(ctx);
 	if (k->in && ops->store) {
 		/* A program whose commit had nothing of its own to write
 		 * still records where it is. */
@@ -194,8 +203,10 @@ commit(const struct dd_filter_ops *ops, void *ctx, int *gone, struct kafka *k)
 			rc = dd_store_commit(ops->store);
 		ops->store->koff = NULL;
 	}
+	/* The stateless program's place: committed (and waited for) before
+	 * the run goes on; a failure only means a restart re-reads more. */
 	if (rc == 0 && k->in)
-		dd_kin_committed(k->in);
+		dd_kin_committed(k->in, &ko, stateless);
 	return rc;
 }
 
@@ -252,6 +263,7 @@ kafka_next(struct input *in, struct dd_line *l, int64_t until)
 	l->lineno = (uint64_t)in->km.offset;
 	l->off = (uint64_t)in->km.offset;
 	l->kpart = in->km.partition;
+	l->ktopic = in->km.topic;
 	if (n > in->o->max_line) {
 		l->toolong = 1;
 		l->n = DD_LINE_KEEP;

@@ -91,8 +91,11 @@ struct dd_filter_ops {
 	 * error (dd_errmsg()). */
 	int64_t (*kresume)(void *ctx, const char *topic, int32_t partition);
 	/* The positions the next commit makes durable (called just before
-	 * ops->commit). 0 or -1 (dd_errmsg()). */
-	int (*koffsets)(void *ctx, const struct dd_koffsets *ko);
+	 * ops->commit). 0 or -1 (dd_errmsg()). A program without kresume
+	 * (its place is the group's committed offsets) may point ko->pos at
+	 * earlier positions of its own, valid until the next call: where a
+	 * restart must begin to rebuild what it holds in memory. */
+	int (*koffsets)(void *ctx, struct dd_koffsets *ko);
 };
 
 /* Defaults for the options above. */

@@ -467,19 +467,23 @@ dd_kin_positions(struct dd_kin *k)
 	return (struct dd_koffsets){ k->pos, n };
 }
 
-void
-dd_kin_committed(struct dd_kin *k)
+int
+dd_kin_committed(struct dd_kin *k, const struct dd_koffsets *ko, int sync)
 {
-	struct dd_koffsets ko = dd_kin_positions(k);
-	if (ko.n == 0)
-		return;
-	rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new((int)ko.n);
-	for (size_t i = 0; i < ko.n; i++)
-		rd_kafka_topic_partition_list_add(l, ko.pos[i].topic, ko.pos[i].partition)->offset =
-		    ko.pos[i].next;
-	/* Asynchronous and unchecked: nothing depends on it. */
-	rd_kafka_commit(k->rk, l, 1);
+	if (ko->n == 0)
+		return 0;
+	rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new((int)ko->n);
+	for (size_t i = 0; i < ko->n; i++)
+		rd_kafka_topic_partition_list_add(l, ko->pos[i].topic, ko->pos[i].partition)->offset =
+		    ko->pos[i].next;
+	/* For monitoring: asynchronous and unchecked, nothing depends on it. */
+	rd_kafka_resp_err_t e = rd_kafka_commit(k->rk, l, !sync);
 	rd_kafka_topic_partition_list_destroy(l);
+	if (sync && e) {
+		dd_seterr("kafka: committing the group's offsets: %s", rd_kafka_err2str(e));
+		return -1;
+	}
+	return 0;
 }
 
 const char *

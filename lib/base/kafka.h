@@ -90,8 +90,11 @@ int dd_kin_next(struct dd_kin *k, struct dd_kmsg *m, int64_t deadline_ms);
  * next call of any dd_kin function). */
 struct dd_koffsets dd_kin_positions(struct dd_kin *k);
 
-/* Tell the broker (for monitoring: lag) that the positions are durable. */
-void dd_kin_committed(struct dd_kin *k);
+/* Tell the broker the positions ko are durable: for monitoring (lag),
+ * asynchronously; or, with sync, as the place a restart resumes from
+ * (RD_KAFKA_OFFSET_STORED), waiting for the broker's answer. 0, or -1
+ * (dd_errmsg(); sync only). */
+int dd_kin_committed(struct dd_kin *k, const struct dd_koffsets *ko, int sync);
 
 /* A line for stderr when the brokers went away or came back (each said
  * once), else NULL. */
