@@ -559,6 +559,15 @@ dd_filter_run(const struct dd_filter_opts *o, const struct dd_filter_ops *ops, v
 		}
 		if (pending++ == 0)
 			deadline = dd_now_ms() + o->flush_ms;
+		/* What is written goes to the broker while the batch goes on:
+		 * its acknowledgements come in meanwhile (looked at every 64
+		 * lines; stdio's buffer holds the newest). */
+		if (in.k.out && (pending & 63) == 0 && code < 0 && dd_kout_pump(in.k.out)) {
+			snprintf(failure, sizeof failure, "%s", dd_errmsg());
+			committed_ok = 0;
+			code = DD_EXIT_IO;
+			break;
+		}
 		/* With flush_busy, a stream that never pauses is committed by
 		 * --flush-interval too, not only by --batch: what was read is
 		 * durable within it. (The clock is read every 64 lines: 64

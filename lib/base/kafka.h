@@ -116,6 +116,12 @@ struct dd_kout *dd_kout_open(const char *brokers, const char *topic, int64_t tim
  * 0, or -1 (dd_errmsg()): then nothing may be committed. */
 int dd_kout_flush(struct dd_kout *k);
 
+/* Produce the complete lines written so far, when enough piled up, so
+ * the broker acknowledges them while the program goes on (the caller
+ * flushed nothing: what stdio holds waits). Waits for nothing. 0, or -1
+ * (dd_errmsg()). */
+int dd_kout_pump(struct dd_kout *k);
+
 /* A line for stderr about the brokers (as dd_kin_notice), else NULL. */
 const char *dd_kout_notice(struct dd_kout *k);
 
