@@ -217,8 +217,8 @@ result(void *ctx, const char *text, size_t n, int same)
 		return 0;
 	}
 	struct dd_jval res = same && e->env ? e->env->whole : dd_json_value(text, n), v;
-	if (q->mode == M_COUNTBY) {
-		count_key(e, &res, same);
+	if (q->mode == M_AGG) {
+		agg_result(e, &res, same);
 		return 0;
 	}
 	if (q->npaths == 0) {
@@ -232,10 +232,13 @@ result(void *ctx, const char *text, size_t n, int same)
 				dd_buf_addc(&e->cells, ',');
 			dd_buf_json_str(&e->cells, q->colnames[i], strlen(q->colnames[i]));
 			dd_buf_addc(&e->cells, ':');
-			if (q->paths[i][0] == '@') {
+			if (q->kkind[i]) {
 				dd_buf_reset(&e->tmp);
-				time_bucket(q->paths[i], e->time_ms, &e->tmp);
-				dd_buf_json_str(&e->cells, e->tmp.p, e->tmp.len);
+				time_bucket(q->kkind[i], e->time_ms, &e->tmp);
+				if (bucket_is_number(q->kkind[i]))
+					dd_buf_add(&e->cells, e->tmp.p, e->tmp.len);
+				else
+					dd_buf_json_str(&e->cells, e->tmp.p, e->tmp.len);
 			} else if (event_field(e, &res, same, q->paths[i], &v)) {
 				raw_json(&v, &e->cells);
 			} else {
@@ -247,8 +250,8 @@ result(void *ctx, const char *text, size_t n, int same)
 	} else {
 		for (int i = 0; i < q->npaths; i++) {
 			dd_buf_reset(&e->cells);
-			if (q->paths[i][0] == '@')
-				time_bucket(q->paths[i], e->time_ms, &e->cells);
+			if (q->kkind[i])
+				time_bucket(q->kkind[i], e->time_ms, &e->cells);
 			else if (event_field(e, &res, same, q->paths[i], &v))
 				dd_jval_text(&v, &e->cells);
 			eng_cell(e, e->cells.p ? e->cells.p : "", e->cells.len);
@@ -511,7 +514,7 @@ eng_free(struct eng *e)
 	dd_buf_free(&e->tmp);
 	dd_buf_free(&e->key);
 	dd_buf_free(&e->cells);
-	sset_free(&e->keys);
+	groups_free(&e->groups);
 	sset_free(&e->types);
 	idset_free(&e->seen);
 }
@@ -529,7 +532,7 @@ struct worker {
 static void
 worker_main(struct dd_query *q, int fd, uint64_t *next)
 {
-	struct eng e = { .q = q, .fd = fd };
+	struct eng e = { .q = q, .fd = fd, .groups.naggs = q->naggs };
 	signal(SIGPIPE, SIG_IGN);
 	while (!e.stop) {
 		uint64_t i = __atomic_fetch_add(next, 1, __ATOMIC_SEQ_CST);
