@@ -115,14 +115,13 @@ static const struct dd_opt query_opts[] = {
 	{ "fields", 0, "PATH,...", "these fields as columns (csv, tsv, table)", K_FIELDS, 0 },
 	{ "format", 0, "FMT", "ndjson (default), csv, tsv, table or chart", K_FORMAT, 0 },
 	{ "count", 0, NULL, "print the number of matching events", K_COUNT, 0 },
-	{ "by", 0, "KEY,...", "group by these keys: paths, @hour, @day, @week, @month, "
-		"@hourofday, @weekday (KEY:NAME names a column)", K_BY, 0 },
-	{ "agg", 0, "FUNC,...", "aggregate each group: count, count(P), sum(P), avg(P), min(P), "
-		"max(P), distinct(P), p1(P)..p99(P), first(P), last(P) (default count)", K_AGG, 0 },
+	{ "by", 0, "KEY,...", "group by these keys (paths, @day, @hour, @hourofday, ...)", K_BY, 0 },
+	{ "agg", 0, "FUNC,...", "aggregates per group: count, sum(P), avg(P), p90(P), ... "
+		"(default count)", K_AGG, 0 },
 	{ "count-by", 0, "KEY,...", "--by these keys with --agg count", K_COUNTBY, 0 },
-	{ "sort", 0, "[-]COL,...", "order an aggregate's rows by these columns, - for descending "
-		"(default: by the keys)", K_SORT, 0 },
-	{ "tz", 0, "ZONE", "the time zone of buckets and of dates alone (default $DD_TZ, else UTC)",
+	{ "sort", 0, "[-]COL,...", "order an aggregate's rows by these columns (-COL: descending)",
+		K_SORT, 0 },
+	{ "tz", 0, "ZONE", "the zone of buckets and of dates alone (default $DD_TZ, else UTC)",
 		K_TZ, 0 },
 	{ "limit", 0, "N", "at most N events or rows", K_LIMIT, 0 },
 	{ "no-dedupe", 0, NULL, "keep copies of an event id (default: each id once)", K_NODEDUPE, 0 },

@@ -166,8 +166,8 @@ handpart() {
 	[ "$(q --now 2025-03-03T06:00:00Z --since -18h --until -17h)" = e ]
 	run dd-lake-query -l "$LAKE" --since 2025-03-02 --count-by @day
 	assert_output - <<'EOF'
-{"@day":"2025-03-02","count":3}
-{"@day":"2025-03-03","count":1}
+{"day":"2025-03-02","count":3}
+{"day":"2025-03-03","count":1}
 EOF
 }
 
@@ -337,9 +337,9 @@ EOF
 	dd-lake-query -l "$LAKE" --count-by @day 2>err > got && false
 	grep -q "$p: .*truncated" err
 	cat > want <<'EOF'
-{"@day":"2025-05-01","count":100}
-{"@day":"2025-05-02","count":200}
-{"@day":"2025-05-03","count":100}
+{"day":"2025-05-01","count":100}
+{"day":"2025-05-02","count":200}
+{"day":"2025-05-03","count":100}
 EOF
 	diff want got
 	run dd-lake-query -l "$LAKE" --partitions
@@ -482,7 +482,7 @@ EOF
 	lake_cat | jq -s -r 'group_by(.time[0:10])[] | "\(.[0].time[0:10]) \(length)"' > want
 	dd-lake-query -l "$SHARED" --count-by @day --format tsv | tail -n +2 | tr '\t' ' ' > got
 	diff want got
-	lake_cat | jq -s -c 'map(select(.type == "drone.failed")) | group_by(.data.reason)[] | {"data.reason": .[0].data.reason, count: length}' > want
+	lake_cat | jq -s -c 'map(select(.type == "drone.failed")) | group_by(.data.reason)[] | {"reason": .[0].data.reason, count: length}' > want
 	[ -s want ]
 	dd-lake-query -l "$SHARED" --type drone.failed --count-by data.reason > got
 	diff want got
