@@ -210,3 +210,24 @@ EOF2
 	duck "select type, count(*) as count from $(src "$LAKE") group by 1 order by 1" > want
 	same got want
 }
+
+@test "the README's DuckDB recipes: all copies, and each id once per day as dd-lake-query counts" {
+	LAKE=$BATS_TEST_TMPDIR/dup
+	head -1500 "$BATS_FILE_TMPDIR/tel.ndjson" > a
+	dd-lake-ingest -q -l "$LAKE" < a
+	head -700 a | dd-lake-ingest -q -l "$LAKE"
+	# The code block after "DuckDB (tested in", statements ending in ';'.
+	awk '/^count unless told. DuckDB \(tested in/ { f = 1; next }
+		f && /^    / { print substr($0, 5); g = 1; next }
+		g && /^$/ { exit }' "$DD_ROOT/README.md" | sed "s|LAKE/|$LAKE/|g" |
+		awk '/^--/ { next } { s = s $0 "\n" } /;$/ { n++; f = "stmt." n; printf "%s", s > f; close(f); s = "" }'
+	[ -s stmt.1 ] && [ -s stmt.2 ] && [ ! -e stmt.3 ]
+	grep -q "part-\*.ndjson.zst" stmt.1
+	duck "$(cat stmt.1)" > all
+	dd-lake-query -l "$LAKE" --no-dedupe --by type:type --agg count:n > want
+	same all want
+	duck "$(cat stmt.2)" > once
+	dd-lake-query -l "$LAKE" --by type --agg count:n > want
+	same once want
+	! cmp -s all once
+}
