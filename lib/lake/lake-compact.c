@@ -226,6 +226,7 @@ merge(const char *lake, const char *dataset, int64_t day, const struct dd_lake_w
 	wo.max_open = 1;	/* one partition */
 	wo.max_age_ms = 0;
 	wo.dedupe = 0;		/* done here, across all the parts */
+	wo.replace = 1;		/* its parts replace the old ones ("unique") */
 	struct copy c = { .day = day, .st = st };
 	c.w = dd_lake_writer_open(lake, dataset, &wo);
 	if (c.w == NULL)

@@ -285,6 +285,13 @@ meta_load(const char *part, uint64_t size, const unsigned char sum[4],
 		dd_seterr("%s: malformed metadata", mp);
 		goto bad;
 	}
+	/* Written by writers that check (lake-unique.c); absent, it is no. */
+	struct dd_jval u;
+	if (dd_json_get(&o, "unique", 6, &u) && u.type == DD_JTRUE &&
+	    dd_json_get(&o, "checked", 7, &u) && u.type == DD_JARR) {
+		m->unique = 1;
+		m->checked = u;
+	}
 	size_t pos = 0, cap = 0;
 	struct dd_jval k, v;
 	while (dd_json_next(&x, &pos, &k, &v)) {

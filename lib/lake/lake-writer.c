@@ -591,12 +591,18 @@ close_parts(struct dd_lake_writer *w, struct part **ps, int n)
 		struct part *p = ps[i];
 		if (p->events == 0)
 			continue;
-		struct dd_buf m = { 0 };
+		struct dd_buf m = { 0 }, chk = { 0 };
+		/* May readers count it from its metadata, de-duplicating? */
+		char self[64];
+		snprintf(self, sizeof self, "part-%s" PART_SUFFIX, p->name);
+		int uniq = lake_part_unique(p->dir, self, &p->ids, w->vis, w->nvis, w->o.replace,
+		    &chk);
 		lake_meta_build(&(struct meta_src){ .name = p->name,
 		    .part_bytes = p->out, .frames = p->frames, .events = p->events,
 		    .raw_bytes = p->raw, .lastsum = p->lastsum, .min_ms = p->min_ms,
 		    .max_ms = p->max_ms, .ids = &p->ids, .subjects = &p->subjects,
-		    .types = &p->types }, &m);
+		    .types = &p->types, .unique = uniq ? chk.p : NULL }, &m);
+		dd_buf_free(&chk);
 		mfd[i] = open(p->mtmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
 		if (mfd[i] < 0) {
 			dd_seterr("%s: %s", p->mtmp, strerror(errno));

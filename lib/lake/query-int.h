@@ -143,6 +143,7 @@ struct eng {
 	struct groups groups;	/* of the current partition */
 	uint64_t skipped;
 	struct idset seen;	/* ids of the current partition */
+	int dedupe;		/* the current partition may hold an id twice */
 	struct sset types;	/* in its parts' metadata (--type) */
 	int untyped;		/* one of its parts has no metadata */
 	/* the event being handled */

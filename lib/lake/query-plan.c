@@ -286,11 +286,11 @@ dd_query_new(const struct dd_query_opts *o)
 		timed |= q->kkind[i] != 0;
 	for (int i = 0; i < q->naggs; i++)
 		timed |= q->aggs[i].fn == A_FIRST || q->aggs[i].fn == A_LAST;
-	q->raw_ok = !o->dedupe && !o->ntypes && !o->nsubjects && !o->nids && !timed;
-	/* Metadata counts are exact only without de-duplication: a part may
-	 * hold an id twice (at two times) and two parts the same event, which
-	 * no metadata rules out; so with de-duplication every event is read. */
-	q->meta_counts = (mode == M_COUNT || mode == M_AGG) && !o->dedupe &&
+	q->raw_ok = !o->ntypes && !o->nsubjects && !o->nids && !timed;
+	/* Metadata counts are exact only where no id can be twice: without
+	 * de-duplication, or in a partition whose parts' metadata vouch for
+	 * it (do_partition); elsewhere every event is read. */
+	q->meta_counts = (mode == M_COUNT || mode == M_AGG) &&
 	    !o->nsubjects && !o->nids && (q->jq == NULL || dd_jqf_identity(q->jq));
 	for (int i = 0; i < q->naggs && q->meta_counts; i++)
 		q->meta_counts = q->aggs[i].fn == A_COUNT;

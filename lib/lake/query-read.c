@@ -305,7 +305,7 @@ scan_part(struct eng *e, const struct dd_lake_part *pt, int64_t day)
 	 * and its metadata (or the absence of bounds) vouches for the time. */
 	int covered = (o->since_ms == DD_LAKE_MIN_MS && o->until_ms == DD_LAKE_MAX_MS) ||
 	    (pt->has_meta && pt->meta.min_ms >= o->since_ms && pt->meta.max_ms < o->until_ms);
-	int raw = q->raw_ok && covered;
+	int raw = q->raw_ok && !e->dedupe && covered;
 	const char *line;
 	size_t len;
 	uint64_t lineno;
@@ -334,7 +334,7 @@ scan_part(struct eng *e, const struct dd_lake_part *pt, int64_t day)
 			if (o->nids && !str_in(&env.id, o->ids, o->nids))
 				continue;
 			e->time_ms = env.time_ms;
-			if (o->dedupe) {
+			if (e->dedupe) {
 				const char *id = env.id.p;
 				size_t idn = env.id.n;
 				if (env.id.esc) {
@@ -484,6 +484,10 @@ do_partition(struct eng *e, size_t idx)
 			list_partition(e, p, pts, n);
 		goto end;
 	}
+	/* Where the writers vouch that no id is twice in the partition,
+	 * de-duplication has nothing to do: counts may come from metadata
+	 * and the events go without an id set. */
+	e->dedupe = q->o.dedupe && !dd_lake_partition_unique(pts, n);
 	for (size_t i = 0; i < n && !e->stop; i++) {
 		const struct dd_lake_part *pt = &pts[i];
 		if (q->o.ntypes)
@@ -491,7 +495,7 @@ do_partition(struct eng *e, size_t idx)
 		if (pt->has_meta) {
 			if (meta_excludes(q, &pt->meta))
 				continue;
-			if (q->meta_counts && meta_count(e, &pt->meta))
+			if (q->meta_counts && !e->dedupe && meta_count(e, &pt->meta))
 				continue;
 		}
 		scan_part(e, pt, p->day);
