@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "ddtime.h"
 #include "event.h"
@@ -152,8 +153,12 @@ cmd_compact(int argc, char **argv)
 	if (argc > 3 && dd_parse_size(argv[3], 1024, UINT64_MAX, &o.part_size))
 		dd_die(DD_EXIT_USAGE, "%s", dd_errmsg());
 	int64_t ms = timearg(argv[2]);
+	int lock = dd_lake_compact_lock(argv[0], argv[1]);
+	if (lock < 0)
+		dd_die(-lock, "%s", dd_errmsg());
 	if (dd_lake_compact_partition(argv[0], argv[1], dd_ms_to_days(ms), &o, &st))
 		return fail();
+	close(lock);
 	printf("parts %" PRIu64 " -> %" PRIu64 ", events %" PRIu64 " -> %" PRIu64
 	    ", duplicates %" PRIu64 "\n", st.parts_in, st.parts_out, st.events_in,
 	    st.events_out, st.duplicates);

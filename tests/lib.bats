@@ -54,6 +54,13 @@ actual:   $output"
 {"a":-}|reject: invalid JSON at byte 7: bad number
 {"a":1.}|reject: invalid JSON at byte 8: bad number
 {"a":"\u12G4"}|reject: invalid JSON at byte 7: bad \u escape
+{"a":"\ud800"}|reject: invalid JSON at byte 7: unpaired surrogate in \u escape
+{"a":"\udbff"}|reject: invalid JSON at byte 7: unpaired surrogate in \u escape
+{"a":"\udc00"}|reject: invalid JSON at byte 7: unpaired surrogate in \u escape
+{"a":"x\ud800\u0041"}|reject: invalid JSON at byte 8: unpaired surrogate in \u escape
+{"a":"\ud800\ud800"}|reject: invalid JSON at byte 7: unpaired surrogate in \u escape
+{"a":"\ud83d"}|reject: invalid JSON at byte 7: unpaired surrogate in \u escape
+{"a":"\ude00\ud83d"}|reject: invalid JSON at byte 7: unpaired surrogate in \u escape
 CASES
 }
 

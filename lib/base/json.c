@@ -120,6 +120,23 @@ str(struct scan *sc, int *esc)
 					sc->p = p;
 					return fail(sc, "bad \\u escape");
 				}
+				/* A surrogate escape stands for nothing alone: a
+				 * high one must be followed by a low one, or the
+				 * decoded string would not be UTF-8 (and distinct
+				 * strings would decode alike). */
+				if (u >= 0xDC00 && u <= 0xDFFF) {
+					sc->p = p;
+					return fail(sc, "unpaired surrogate in \\u escape");
+				}
+				if (u >= 0xD800 && u <= 0xDBFF) {
+					unsigned lo;
+					if (e - p < 12 || p[6] != '\\' || p[7] != 'u' ||
+					    hex4(p + 8, &lo) || lo < 0xDC00 || lo > 0xDFFF) {
+						sc->p = p;
+						return fail(sc, "unpaired surrogate in \\u escape");
+					}
+					p += 6;
+				}
 				p += 6;
 				break;
 			}

@@ -17,9 +17,11 @@
 
 #include "ddtime.h"
 #include "event.h"
+#include "exitcodes.h"
 #include "json.h"
 #include "lake.h"
 #include "lake-int.h"
+#include "store.h"
 #include "util.h"
 
 #define STALE_TMP_SECS (24 * 3600)
@@ -120,6 +122,23 @@ dd_lake_clean(const char *lake, const char *dataset)
 }
 
 /* ----------------------------------------------------------- compaction */
+
+int
+dd_lake_compact_lock(const char *lake, const char *dataset)
+{
+	if (!dd_lake_dataset_ok(dataset))
+		return -DD_EXIT_USAGE;
+	struct dd_buf p = { 0 };
+	dd_buf_printf(&p, "%s/%s/_compact.lock", lake, dataset);
+	/* Two compactions reading the same old parts would each write all
+	 * their events again: one lock per dataset, in the lake itself, so
+	 * jobs given different stores still meet. */
+	int fd = dd_lock(p.p);
+	if (fd == -DD_EXIT_BUSY)
+		dd_seterr("%s: another compaction of this dataset holds the lock", p.p);
+	dd_buf_free(&p);
+	return fd;
+}
 
 /* The state of one compaction's copy: the ids seen in every part so far,
  * and buffers for the decoded strings the writer indexes. */

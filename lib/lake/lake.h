@@ -331,6 +331,16 @@ struct dd_lake_cstats {
 };
 
 /*
+ * Compaction of a dataset is exclusive, whatever store or program asked
+ * for it: the lock is LAKE/DATASET/_compact.lock (flock(2), ignored by
+ * readers as every '_' name is). Returns the lock's fd (close it to
+ * release), or -(exit code): -DD_EXIT_BUSY when another compaction holds
+ * it, -DD_EXIT_IO on error, dd_errmsg() saying which. A missing dataset is
+ * not created: -DD_EXIT_IO with ENOENT in errno.
+ */
+int dd_lake_compact_lock(const char *lake, const char *dataset);
+
+/*
  * Rewrite the parts of one partition into as few parts as part_size
  * allows, each id once (the first seen in part-name order wins). The new
  * parts are visible (committed, directory fsynced) before the old ones and
@@ -338,7 +348,7 @@ struct dd_lake_cstats {
  * (maybe twice, which it de-duplicates). Parts that appear during the run
  * are left alone. A partition of one part with metadata is left as it is.
  * A corrupt part stops the compaction (-1) with nothing removed.
- * o may be NULL. 0 or -1.
+ * The caller holds dd_lake_compact_lock(). o may be NULL. 0 or -1.
  */
 int dd_lake_compact_partition(const char *lake, const char *dataset, int64_t day,
     const struct dd_lake_wopts *o, struct dd_lake_cstats *st);

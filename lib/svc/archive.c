@@ -353,7 +353,16 @@ dd_archive_compact(const struct dd_archive_opts *o, struct dd_archive_stats *st)
 	size_t n;
 	if (dd_lake_partitions(o->lake, o->dataset, DD_LAKE_MIN_MS, DD_LAKE_MAX_MS, &ps, &n))
 		return DD_EXIT_IO;
-	int rc = 0;
+	int rc = 0, lock = -1;
+	/* One compaction of the dataset at a time, whatever --db this job has
+	 * (a dry run writes nothing, not even the lock). */
+	if (n > 0 && !o->dry_run) {
+		lock = dd_lake_compact_lock(o->lake, o->dataset);
+		if (lock < 0) {
+			dd_lake_partitions_free(ps, n);
+			return -lock;
+		}
+	}
 	/* Stale temporaries and orphaned metadata of crashed writers first. */
 	for (size_t i = 0; i < n && !o->dry_run; i++)
 		if (dd_lake_clean_partition(ps[i].path) < 0) {
@@ -393,6 +402,8 @@ dd_archive_compact(const struct dd_archive_opts *o, struct dd_archive_stats *st)
 		}
 	}
 	dd_lake_partitions_free(ps, n);
+	if (lock >= 0)
+		close(lock);
 	return rc;
 }
 
