@@ -136,6 +136,8 @@ struct eng {
 	int fd;			/* pipe to the parent, -1 when in-process */
 	struct dd_buf out;	/* frames not yet written to fd */
 	struct dd_buf rec;	/* records of the REC frame being filled */
+	int sorting;		/* the partition's records sorted by time at its end */
+	struct dd_buf order;	/* then: (time, offset, length) of each in rec */
 	uint32_t part;
 	uint64_t produced;	/* records made (for --limit) */
 	int stop;

@@ -119,9 +119,48 @@ eng_frame(struct eng *e, uint32_t type, const void *p, size_t n)
 		eng_flush(e);
 }
 
+/* One record of a partition being sorted: its time and its bytes in rec. */
+struct srec {
+	int64_t t;
+	size_t off, len;
+};
+
+static int
+cmp_srec(const void *a, const void *b)
+{
+	const struct srec *x = a, *y = b;
+	if (x->t != y->t)
+		return x->t < y->t ? -1 : 1;
+	return (x->off > y->off) - (x->off < y->off);	/* stable: as read */
+}
+
+/* The records of a sorted partition in time order, as frames of whole
+ * records. */
+static void
+sort_flush(struct eng *e)
+{
+	struct srec *v = (struct srec *)(void *)e->order.p;
+	size_t n = e->order.len / sizeof *v;
+	if (n)
+		qsort(v, n, sizeof *v, cmp_srec);
+	struct dd_buf out = { 0 };
+	for (size_t i = 0; i < n; i++) {
+		dd_buf_add(&out, e->rec.p + v[i].off, v[i].len);
+		if (out.len >= REC_FRAME || i + 1 == n) {
+			eng_frame(e, F_REC, out.p, out.len);
+			dd_buf_reset(&out);
+		}
+	}
+	dd_buf_free(&out);
+	dd_buf_reset(&e->rec);
+	dd_buf_reset(&e->order);
+}
+
 void
 eng_flush_rec(struct eng *e)
 {
+	if (e->sorting)
+		return;		/* the whole partition, at its end */
 	if (e->rec.len) {
 		eng_frame(e, F_REC, e->rec.p, e->rec.len);
 		dd_buf_reset(&e->rec);
@@ -221,6 +260,7 @@ result(void *ctx, const char *text, size_t n, int same)
 		agg_result(e, &res, same);
 		return 0;
 	}
+	size_t start = e->rec.len;
 	if (q->npaths == 0) {
 		eng_cell(e, text, n);
 	} else if (q->o.fmt == DD_FMT_NDJSON) {
@@ -256,6 +296,13 @@ result(void *ctx, const char *text, size_t n, int same)
 				dd_jval_text(&v, &e->cells);
 			eng_cell(e, e->cells.p ? e->cells.p : "", e->cells.len);
 		}
+	}
+	if (e->sorting) {
+		/* Kept to the end of the partition, which may hold earlier
+		 * events still: --limit cuts after the sort, in the parent. */
+		struct srec r = { e->time_ms, start, e->rec.len - start };
+		dd_buf_add(&e->order, &r, sizeof r);
+		return e->stop;
 	}
 	if (e->rec.len >= REC_FRAME)
 		eng_flush_rec(e);
@@ -488,6 +535,9 @@ do_partition(struct eng *e, size_t idx)
 	 * de-duplication has nothing to do: counts may come from metadata
 	 * and the events go without an id set. */
 	e->dedupe = q->o.dedupe && !dd_lake_partition_unique(pts, n);
+	/* The events of a subject or an id: few, so sorted by time here
+	 * whatever order the parts hold them in. */
+	e->sorting = q->mode == M_RECORDS && (q->o.nsubjects || q->o.nids);
 	for (size_t i = 0; i < n && !e->stop; i++) {
 		const struct dd_lake_part *pt = &pts[i];
 		if (q->o.ntypes)
@@ -501,6 +551,9 @@ do_partition(struct eng *e, size_t idx)
 		scan_part(e, pt, p->day);
 	}
 end:
+	if (e->sorting)
+		sort_flush(e);
+	e->sorting = 0;
 	idset_free(&e->seen);	/* duplicates are looked for within a partition */
 	send_counts(e);
 	if (q->o.ntypes)
@@ -515,6 +568,7 @@ eng_free(struct eng *e)
 {
 	dd_buf_free(&e->out);
 	dd_buf_free(&e->rec);
+	dd_buf_free(&e->order);
 	dd_buf_free(&e->tmp);
 	dd_buf_free(&e->key);
 	dd_buf_free(&e->cells);
