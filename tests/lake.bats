@@ -5,6 +5,7 @@
 # dd-lakecheck (tests/lakecheck.c); parts are written by dd-lake-ingest.
 
 load common
+bats_require_minimum_version 1.5.0
 
 setup() {
 	cd "$BATS_TEST_TMPDIR"
@@ -107,7 +108,10 @@ day_events() {
 }
 
 @test "may: every stored id and subject tests maybe; absent ones mostly no" {
-	day_events 3000 2026-11-05 m | dd-lake-ingest -q -l "$LAKE"
+	# From a file: a generator slower than the idle flush (a loaded
+	# machine) would make two parts of the day.
+	day_events 3000 2026-11-05 m > in.ndjson
+	dd-lake-ingest -q -l "$LAKE" < in.ndjson
 	part=$(ls "$DS"/year=2026/month=11/day=05/part-*)
 	for i in 0 1 777 2999; do
 		run dd-lakecheck may "$part" id "m-$i"
@@ -250,4 +254,48 @@ print("%08x" % (h64(socket.gethostname().encode()) & 0xffffffff))')
 	assert_success
 	[ "${#lines[@]}" -eq 2 ]
 	diff <(printf '%s\n' "${lines[@]}" | sort) <(find "$DS" -name 'part-*' | sort)
+}
+
+# The writer's pipeline (lake-writer.c): the caller parses and fills
+# frames, a thread compresses, another makes batches of parts durable.
+# dd-lakecheck's own fsync can be held back or made to fail.
+@test "writer: parts close while every fsync is held back; the commit waits for the disk" {
+	for d in 01 02 03; do day_events 1000 2026-11-$d h$d; done > in.ndjson
+	run --separate-stderr dd-lakecheck held "$LAKE" events 64K < in.ndjson
+	assert_success
+	# Without the pipeline the caller would sit in the first part's fsync.
+	[ "${lines[0]}" = "added 3000, durable 0, fsync waiting" ] || fail "${lines[0]}"
+	[ "${lines[1]}" = "committed after the fsyncs, durable 3000" ] || fail "${lines[1]}"
+	# Many parts (64K each), all visible, whole, and nothing else.
+	n=$(find "$DS" -name 'part-*' | wc -l)
+	[ "$n" -gt 12 ]
+	[ "${#lines[@]}" -eq $((n + 2)) ]
+	[ -z "$(find "$LAKE" -name '.*')" ]
+	zstd -qt $(find "$DS" -name 'part-*')
+	cmp <(zstdcat $(find "$DS" -name 'part-*') | sort) <(sort in.ndjson)
+}
+
+@test "writer: an fsync failing in the background stops it; what it says is durable is what is visible, no temporaries" {
+	for d in 01 02 03; do day_events 1000 2026-11-$d f$d; done > in.ndjson
+	# K: the lake's own directory, a part's data, its metadata, a
+	# directory, and calls deep into the run.
+	for k in 2 3 4 5 6 9 14 30; do
+		rm -rf "$LAKE"
+		run --separate-stderr dd-lakecheck failsync "$LAKE" events 64K "$k" < in.ndjson
+		assert_failure 4
+		[[ "$stderr" == *": fsync: Input/output error"* ]] || fail "k=$k: $stderr"
+		[ -z "$(find "$LAKE" -name '.*')" ] || fail "k=$k: temporaries left"
+		visible=$(find "$DS" -name 'part-*' | sort)
+		said=$(sed -n 's/^dd-lakecheck: durable //p' <<< "$stderr")
+		if [ -n "$visible" ]; then
+			zstd -qt $visible
+			got=$(zstdcat $visible | wc -l)
+			# Nothing visible that was not in the input, nothing twice.
+			[ -z "$(zstdcat $visible | sort | comm -23 - <(sort in.ndjson))" ]
+			[ "$(zstdcat $visible | sort -u | wc -l)" -eq "$got" ]
+		else
+			got=0
+		fi
+		[ "$said" = "$got" ] || fail "k=$k: said durable '$said', $got visible"
+	done
 }

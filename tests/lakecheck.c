@@ -10,12 +10,23 @@
  *   compact LAKE DATASET DAY [PARTSIZE]   the compaction's figures
  *   write LAKE DATASET              events on stdin through the writer,
  *                                   then the paths it made visible
+ *   held LAKE DATASET PARTSIZE      the same, with every fsync held back
+ *                                   until the last event is added: the
+ *                                   caller must not wait for the disk,
+ *                                   and the commit must wait for it
+ *   failsync LAKE DATASET PARTSIZE K   "write" with the K-th fsync failing
+ *                                   (EIO): the error, and the events
+ *                                   stored as durable
  * Exit 0, 4 on an error (message on stderr), 2 on bad usage.
  */
+#include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "ddtime.h"
@@ -165,12 +176,77 @@ cmd_compact(int argc, char **argv)
 	return 0;
 }
 
-static int
-cmd_write(char **argv)
+/*
+ * fsync(2) of this program, in place of libc's for the library linked
+ * into it: held back while sync_held is set, failing with EIO at call
+ * number sync_fail, else the real one. Counts the calls.
+ */
+static pthread_mutex_t sync_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t sync_cv = PTHREAD_COND_INITIALIZER;
+static int sync_held, sync_waiting;
+static long sync_calls, sync_fail;
+
+int
+fsync(int fd)
 {
-	struct dd_lake_writer *w = dd_lake_writer_open(argv[0], argv[1], NULL);
+	pthread_mutex_lock(&sync_mu);
+	long call = ++sync_calls;
+	sync_waiting += sync_held;
+	while (sync_held)
+		pthread_cond_wait(&sync_cv, &sync_mu);
+	pthread_mutex_unlock(&sync_mu);
+	if (call == sync_fail) {
+		errno = EIO;
+		return -1;
+	}
+	return (int)syscall(SYS_fsync, fd);
+}
+
+static void
+sync_release(void)
+{
+	pthread_mutex_lock(&sync_mu);
+	sync_held = 0;
+	pthread_cond_broadcast(&sync_cv);
+	pthread_mutex_unlock(&sync_mu);
+}
+
+static void *
+release_later(void *arg)
+{
+	(void)arg;
+	usleep(200 * 1000);
+	sync_release();
+	return NULL;
+}
+
+static void
+stuck(int sig)
+{
+	(void)sig;
+	static const char m[] = "dd-lakecheck: the caller waited for fsync\n";
+	if (write(2, m, sizeof m - 1) < 0)
+		_exit(5);
+	_exit(5);
+}
+
+static int
+cmd_write(char **argv, uint64_t part_size, int held)
+{
+	struct dd_lake_wopts o;
+	dd_lake_wopts_defaults(&o);
+	if (part_size)
+		o.part_size = part_size;
+	struct dd_lake_writer *w = dd_lake_writer_open(argv[0], argv[1], &o);
 	if (w == NULL)
 		return fail();
+	if (held) {
+		sync_held = 1;
+		/* Whatever the machine's load, adding a few thousand events
+		 * takes far less; only a caller stuck in fsync takes this long. */
+		signal(SIGALRM, stuck);
+		alarm(60);
+	}
 	struct dd_lines *in = dd_lines_open(0, "stdin", 0);
 	struct dd_line l;
 	int rc;
@@ -181,15 +257,46 @@ cmd_write(char **argv)
 			dd_die(DD_EXIT_IO, "stdin:%" PRIu64 ": %s", l.lineno, dd_errmsg());
 		struct dd_lake_ev ev = { .time_ms = e.time_ms, .id = id, .idlen = strlen(id) };
 		if (dd_lake_add(w, l.p, l.n, &ev) < 0) {
+			struct dd_lake_wstats st;
+			dd_lake_wstats(w, &st);
+			dd_warn("durable %" PRIu64, st.durable);
 			dd_lake_writer_abort(w);
 			dd_lines_free(in);
 			return fail();
 		}
 	}
 	dd_lines_free(in);
+	if (held) {
+		alarm(0);
+		struct dd_lake_wstats st;
+		dd_lake_wstats(w, &st);
+		pthread_mutex_lock(&sync_mu);
+		int waiting = sync_waiting;
+		pthread_mutex_unlock(&sync_mu);
+		/* Parts were closing all along, none of them visible yet. */
+		printf("added %" PRIu64 ", durable %" PRIu64 ", %s\n", st.events, st.durable,
+		    waiting ? "fsync waiting" : "no fsync waiting");
+		pthread_t t;
+		if (pthread_create(&t, NULL, release_later, NULL))
+			dd_die(DD_EXIT_IO, "pthread_create");
+		pthread_detach(t);
+	}
 	if (dd_lake_commit(w)) {
+		struct dd_lake_wstats st;
+		dd_lake_wstats(w, &st);
+		dd_warn("durable %" PRIu64, st.durable);
 		dd_lake_writer_abort(w);
 		return fail();
+	}
+	if (held) {
+		/* The commit returns only once everything is durable. */
+		pthread_mutex_lock(&sync_mu);
+		int still = sync_held;
+		pthread_mutex_unlock(&sync_mu);
+		struct dd_lake_wstats st;
+		dd_lake_wstats(w, &st);
+		printf("committed %s the fsyncs, durable %" PRIu64 "\n", still ? "before" : "after",
+		    st.durable);
 	}
 	char **paths;
 	size_t n = dd_lake_take_visible(w, &paths);
@@ -224,7 +331,16 @@ main(int argc, char **argv)
 	else if (strcmp(cmd, "compact") == 0 && argc >= 3)
 		rc = cmd_compact(argc, argv);
 	else if (strcmp(cmd, "write") == 0 && argc == 2)
-		rc = cmd_write(argv);
+		rc = cmd_write(argv, 0, 0);
+	else if ((strcmp(cmd, "held") == 0 && argc == 3) ||
+	    (strcmp(cmd, "failsync") == 0 && argc == 4)) {
+		uint64_t ps, k = 0;
+		if (dd_parse_size(argv[2], 1024, UINT64_MAX, &ps) ||
+		    (argc == 4 && dd_parse_u64(argv[3], 1, 1000000, &k)))
+			dd_die(DD_EXIT_USAGE, "%s", dd_errmsg());
+		sync_fail = (long)k;
+		rc = cmd_write(argv, ps, cmd[0] == 'h');
+	}
 	else
 		dd_die(DD_EXIT_USAGE, "unknown command or arguments: %s", cmd);
 	if (dd_close_stdout())

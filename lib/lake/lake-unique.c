@@ -18,8 +18,10 @@
 #include "lake-int.h"
 #include "lake.h"
 
-/* Raw bytes of earlier parts read to settle Bloom "maybe"s, at most. */
-#define READ_MAX ((uint64_t)256 << 20)
+/* Raw bytes of earlier parts read to settle Bloom "maybe"s, at most: one
+ * part of the default size, so closing a part costs at most about as much
+ * again (a partition of more parts is marked by compaction instead). */
+#define READ_MAX ((uint64_t)48 << 20)
 
 /* Is hash h among the part's ids? (Slots hold 1 for a hash of 0.) */
 static int

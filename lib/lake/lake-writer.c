@@ -4,6 +4,19 @@
  * early, when all frames together hold more than max_buffered), so memory
  * is bounded by max_buffered, max_held and the few frames queued for
  * compression, whatever the input.
+ *
+ * With o.threads (the default) the work is a pipeline of three threads,
+ * so that parsing (the caller's), compression and durable writes overlap:
+ *   caller      routes lines to parts, indexes ids, fills frames; hands
+ *               full frames, and batches of parts to close, to
+ *   compressor  compresses each frame and appends it to its part's
+ *               temporary, in order; passes each batch on, once every
+ *               frame before it is written, to
+ *   closer      writes the metadata, fsyncs, renames and fsyncs the
+ *               directories (close_io), making the batch visible.
+ * Only dd_lake_commit() waits for the closer: an event is acknowledged
+ * only once its part and metadata are durable. The section "pipeline"
+ * below holds all of the threading.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -21,8 +34,6 @@
 #include "lake.h"
 #include "lake-int.h"
 #include "util.h"
-
-/* ------------------------------------------------------------- helpers */
 
 /* ------------------------------------------------------------- helpers */
 
@@ -70,7 +81,7 @@ mono_ms(void)
 #define DAY0_MS (-62167219200000LL)
 #define DAY10000_MS (253402300800000LL)
 
-/* Frames waiting for the compression thread. */
+/* Jobs waiting for the compression thread. */
 #define QMAX 4
 
 struct part {
@@ -90,6 +101,18 @@ struct part {
 	int64_t opened;		/* monotonic ms */
 };
 
+/* Parts to finish and make visible together (close_io), with the
+ * directories that gained entries since the last batch. Owned by the
+ * pipeline once handed over. */
+struct batch {
+	struct part **ps;
+	int n;
+	char **dirty;
+	size_t ndirty;
+	uint64_t held;		/* ids in the parts' sets (memory in flight) */
+	struct batch *next;
+};
+
 struct dd_lake_writer {
 	char *lake, *dataset, *root;	/* root = LAKE/DATASET */
 	struct dd_lake_wopts o;
@@ -101,9 +124,6 @@ struct dd_lake_writer {
 	struct part *last;
 	uint64_t tick;
 	struct hset days;	/* partitions this writer has opened parts in */
-	char **vis;
-	size_t nvis, capvis;
-	struct dd_lake_wstats st;
 	int broken;
 	uint64_t buffered;	/* raw bytes in the open parts' frames */
 	char **dirty;		/* directories with new entries, not yet fsynced */
@@ -114,23 +134,41 @@ struct dd_lake_writer {
 	 * next ones, so a long run does not fault fresh pages for each part. */
 	struct dd_buf *pool;
 	int npool, maxpool;
-	/* The compression thread (o.threads): full frames wait in q, at most
-	 * QMAX of them, so memory stays bounded when the disk is slow. The
-	 * thread updates a part's out, frames and lastsum; the caller reads
-	 * them only after drain(). */
-	pthread_t thr;
-	int thr_started;
+	/*
+	 * The pipeline (o.threads). mu guards everything below, the pool,
+	 * and st's parts, durable and out_bytes (the closer's). Frames and
+	 * close batches wait in q, at most QMAX, so memory stays bounded when
+	 * the disk is slow; the compressor updates a part's out, frames and
+	 * lastsum, which only the closer reads after it. Batches wait for
+	 * the closer in the list closing; closing_held bounds the ids they
+	 * keep in memory. werr: a thread failed (werrmsg says why); from then
+	 * on the threads only discard what reaches them.
+	 */
+	pthread_t thr_c, thr_x;
+	int thr_c_started, thr_x_started;
 	pthread_mutex_t mu;
-	pthread_cond_t cv_job, cv_done;
+	pthread_cond_t cv_job, cv_close, cv_done;
 	struct job {
-		struct part *p;
+		struct part *p;		/* a frame of p, or */
 		struct dd_buf frame;
+		struct batch *b;	/* a batch to pass on */
 	} q[QMAX];
-	int qhead, qlen, busy, stop, werr;
+	int qhead, qlen, cbusy, xbusy, stop_c, stop_x, werr;
+	struct batch *closing, *closing_tail;
+	uint64_t closing_held;
 	char werrmsg[700];
+	char **vis;
+	size_t nvis, capvis;
+	struct dd_lake_wstats st;
 };
 
-static void *compressor(void *arg);
+static int pipe_start(struct dd_lake_writer *w);
+static int pipe_frame(struct dd_lake_writer *w, struct part *p);
+static int pipe_close(struct dd_lake_writer *w, struct batch *b);
+static int pipe_drain(struct dd_lake_writer *w);
+static void pipe_abandon(struct dd_lake_writer *w);
+static void pipe_join(struct dd_lake_writer *w);
+static int pipe_failed(struct dd_lake_writer *w);
 static struct dd_buf pool_get(struct dd_lake_writer *w);
 static void pool_put(struct dd_lake_writer *w, struct dd_buf *b);
 
@@ -209,29 +247,23 @@ dd_lake_writer_open(const char *lake, const char *dataset, const struct dd_lake_
 	w->pool = dd_calloc((size_t)w->maxpool, sizeof *w->pool);
 	pthread_mutex_init(&w->mu, NULL);
 	pthread_cond_init(&w->cv_job, NULL);
+	pthread_cond_init(&w->cv_close, NULL);
 	pthread_cond_init(&w->cv_done, NULL);
-	if (w->o.threads) {
-		int e = pthread_create(&w->thr, NULL, compressor, w);
-		if (e) {
-			dd_seterr("cannot start the compression thread: %s", strerror(e));
-			dd_lake_writer_abort(w);
-			return NULL;
-		}
-		w->thr_started = 1;
+	if (w->o.threads && pipe_start(w)) {
+		dd_lake_writer_abort(w);
+		return NULL;
 	}
 	return w;
 }
 
+/* Free p, its frame buffer back to w's pool. Any thread: the caller's
+ * counters (buffered, held) were settled when p left the open set. */
 static void
 part_free(struct dd_lake_writer *w, struct part *p)
 {
 	if (p == NULL)
 		return;
-	if (w) {
-		w->buffered -= p->frame.len;
-		w->held -= p->ids.n;
-		pool_put(w, &p->frame);
-	}
+	pool_put(w, &p->frame);
 	if (p->fd >= 0)
 		close(p->fd);
 	free(p->dir);
@@ -268,24 +300,23 @@ drop_open(struct dd_lake_writer *w, int i)
 	w->open[w->nopen] = NULL;
 }
 
+/* p leaves the open set: its raw bytes and ids no longer count there. */
+static void
+part_leave(struct dd_lake_writer *w, struct part *p)
+{
+	w->buffered -= p->frame.len;
+	w->held -= p->ids.n;
+}
+
 /* An I/O error: nothing more becomes visible, no temporary stays. */
 static void
 writer_break(struct dd_lake_writer *w)
 {
-	/* No frame may still be on its way to a file about to be removed. */
-	if (w->thr_started) {
-		/* Not drain(): the caller's dd_errmsg() holds the reason. */
-		pthread_mutex_lock(&w->mu);
-		if (!w->werr) {
-			w->werr = 1;
-			snprintf(w->werrmsg, sizeof w->werrmsg, "%s: the lake writer stopped"
-			    " after an error", w->root);
-		}
-		while (w->qlen > 0 || w->busy)
-			pthread_cond_wait(&w->cv_done, &w->mu);
-		pthread_mutex_unlock(&w->mu);
-	}
+	/* No frame may still be on its way to a file about to be removed,
+	 * and every batch in the pipeline is discarded. */
+	pipe_abandon(w);
 	for (int i = 0; i < w->nopen; i++) {
+		part_leave(w, w->open[i]);
 		part_discard(w, w->open[i]);
 		w->open[i] = NULL;
 	}
@@ -296,8 +327,9 @@ writer_break(struct dd_lake_writer *w)
 
 /*
  * Make a partition directory. The parents whose entries changed are noted
- * in w->dirty and fsynced once, before the next part becomes visible
- * (sync_dirty), rather than three fsyncs per new partition.
+ * in w->dirty, handed to the next batch of parts to close and fsynced
+ * once, after its parts became visible (sync_dirty), rather than three
+ * fsyncs per new partition.
  */
 static int
 make_partition_dir(struct dd_lake_writer *w, const char *dir)
@@ -335,23 +367,6 @@ make_partition_dir(struct dd_lake_writer *w, const char *dir)
 	}
 	free(p);
 	return 0;
-}
-
-/* fsync the directories that gained an entry since the last call. */
-static int
-sync_dirty(struct dd_lake_writer *w)
-{
-	int rc = 0;
-	/* Deepest first is not needed: each entry is made durable by its own
-	 * directory's fsync, and all of them happen before we return. */
-	for (size_t i = 0; i < w->ndirty; i++) {
-		if (rc == 0 && dd_fsync_dir(w->dirty[i]))
-			rc = -1;
-		free(w->dirty[i]);
-	}
-	w->ndirty = 0;
-	lake_hset_free(&w->dirtyset);
-	return rc;
 }
 
 static struct part *
@@ -406,14 +421,12 @@ part_open(struct dd_lake_writer *w, int64_t day)
 }
 
 /*
- * Compress one frame of p and append it to p's temporary. Runs in the
- * compression thread (or the caller's when o.threads is 0), so it reports
- * errors in why, not through dd_seterr(): the message is per thread, and
- * the caller's thread is the one that must see it.
+ * Compress one frame of p and append it to p's temporary: the
+ * compressor's work (the caller's when o.threads is 0). 0, or -1 with
+ * dd_errmsg() of the thread it runs in.
  */
 static int
-compress_write(struct dd_lake_writer *w, struct part *p, const struct dd_buf *f,
-    char *why, size_t whysz)
+compress_write(struct dd_lake_writer *w, struct part *p, const struct dd_buf *f)
 {
 	size_t bound = ZSTD_compressBound(f->len);
 	if (bound > w->zcap) {
@@ -423,21 +436,15 @@ compress_write(struct dd_lake_writer *w, struct part *p, const struct dd_buf *f,
 	}
 	size_t r = ZSTD_compress2(w->cctx, w->zbuf, w->zcap, f->p, f->len);
 	if (ZSTD_isError(r)) {
-		snprintf(why, whysz, "%s: zstd: %s", p->tmp, ZSTD_getErrorName(r));
+		dd_seterr("%s: zstd: %s", p->tmp, ZSTD_getErrorName(r));
 		return -1;
 	}
-	const char *s = w->zbuf;
-	for (size_t n = r; n > 0; ) {
-		ssize_t k = write(p->fd, s, n);
-		if (k < 0 && errno == EINTR)
-			continue;
-		if (k < 0) {
-			snprintf(why, whysz, "%s: %s", p->tmp, strerror(errno));
-			return -1;
-		}
-		s += k;
-		n -= (size_t)k;
-	}
+	if (write_all(p->fd, w->zbuf, r, p->tmp))
+		return -1;
+	/* Start its writeback now: the closer's fsync then finds little
+	 * left to write, and dirty pages do not pile up until the kernel
+	 * throttles every writer. */
+	sync_file_range(p->fd, (off_t)p->out, (off_t)r, SYNC_FILE_RANGE_WRITE);
 	memcpy(p->lastsum, w->zbuf + r - 4, 4);
 	p->out += r;
 	p->frames++;
@@ -468,58 +475,6 @@ pool_put(struct dd_lake_writer *w, struct dd_buf *b)
 	*b = (struct dd_buf){ 0 };
 }
 
-static void *
-compressor(void *arg)
-{
-	struct dd_lake_writer *w = arg;
-	pthread_mutex_lock(&w->mu);
-	for (;;) {
-		while (w->qlen == 0 && !w->stop)
-			pthread_cond_wait(&w->cv_job, &w->mu);
-		if (w->qlen == 0)
-			break;
-		struct job j = w->q[w->qhead];
-		w->qhead = (w->qhead + 1) % QMAX;
-		w->qlen--;
-		w->busy = 1;
-		int failed = w->werr;
-		pthread_mutex_unlock(&w->mu);
-		char why[sizeof w->werrmsg];
-		/* After a failure the remaining frames are only dropped: the
-		 * caller removes every temporary. */
-		int rc = failed ? 0 : compress_write(w, j.p, &j.frame, why, sizeof why);
-		pool_put(w, &j.frame);
-		pthread_mutex_lock(&w->mu);
-		if (rc && !w->werr) {
-			w->werr = 1;
-			memcpy(w->werrmsg, why, sizeof why);
-		}
-		w->busy = 0;
-		pthread_cond_broadcast(&w->cv_done);
-	}
-	pthread_mutex_unlock(&w->mu);
-	return NULL;
-}
-
-/* Wait until every queued frame is written. 0, or -1 (dd_errmsg()) when
- * the compression thread failed. */
-static int
-drain(struct dd_lake_writer *w)
-{
-	if (!w->thr_started)
-		return 0;
-	pthread_mutex_lock(&w->mu);
-	while (w->qlen > 0 || w->busy)
-		pthread_cond_wait(&w->cv_done, &w->mu);
-	int err = w->werr;
-	pthread_mutex_unlock(&w->mu);
-	if (err) {
-		dd_seterr("%s", w->werrmsg);
-		return -1;
-	}
-	return 0;
-}
-
 /* Hand p's full frame over for compression (or compress it now). */
 static int
 flush_frame(struct dd_lake_writer *w, struct part *p)
@@ -527,31 +482,14 @@ flush_frame(struct dd_lake_writer *w, struct part *p)
 	if (p->frame.len == 0)
 		return 0;
 	w->buffered -= p->frame.len;
-	if (!w->thr_started) {
-		char why[sizeof w->werrmsg];
-		if (compress_write(w, p, &p->frame, why, sizeof why)) {
-			dd_seterr("%s", why);
-			return -1;
-		}
-		dd_buf_reset(&p->frame);
-		return 0;
-	}
-	pthread_mutex_lock(&w->mu);
-	while (w->qlen == QMAX && !w->werr)
-		pthread_cond_wait(&w->cv_done, &w->mu);
-	if (w->werr) {
-		pthread_mutex_unlock(&w->mu);
-		dd_seterr("%s", w->werrmsg);
-		return -1;
-	}
-	w->q[(w->qhead + w->qlen) % QMAX] = (struct job){ p, p->frame };
-	w->qlen++;
-	p->frame = pool_get(w);
-	pthread_cond_signal(&w->cv_job);
-	pthread_mutex_unlock(&w->mu);
-	return 0;
+	if (w->thr_c_started)
+		return pipe_frame(w, p);
+	int rc = compress_write(w, p, &p->frame);
+	dd_buf_reset(&p->frame);
+	return rc;
 }
 
+/* Note a part made visible (w->mu held). */
 static void
 add_visible(struct dd_lake_writer *w, const char *path)
 {
@@ -562,41 +500,74 @@ add_visible(struct dd_lake_writer *w, const char *path)
 	w->vis[w->nvis++] = dd_strdup(path);
 }
 
+/* Free a batch that never became visible: its temporaries go. */
+static void
+batch_discard(struct dd_lake_writer *w, struct batch *b)
+{
+	for (int i = 0; i < b->n; i++)
+		part_discard(w, b->ps[i]);
+	for (size_t i = 0; i < b->ndirty; i++)
+		free(b->dirty[i]);
+	free(b->dirty);
+	free(b->ps);
+	free(b);
+}
+
+/* fsync the directories that gained an entry before the batch was made. */
+static int
+sync_dirty(struct batch *b)
+{
+	int rc = 0;
+	/* Deepest first is not needed: each entry is made durable by its own
+	 * directory's fsync, and all of them happen before we return. */
+	for (size_t i = 0; i < b->ndirty; i++)
+		if (rc == 0 && dd_fsync_dir(b->dirty[i]))
+			rc = -1;
+	return rc;
+}
+
 /*
- * Finish parts and make them visible: data and metadata written and
- * fsynced, then each meta renamed before its part, then the directories
- * fsynced. Done as a batch, each step for every part before the next
- * step, so the journal commits of many parts' fsyncs coincide (one commit
- * closing a month's worth of partitions costs about three disk flushes,
- * not three per part). Frees the parts either way; on failure no part
- * that was not yet visible becomes visible, and no temporary stays.
+ * Finish a batch of parts whose frames are all written and make them
+ * visible: metadata written, data and metadata fsynced, then each meta
+ * renamed before its part, then the directories fsynced. Each step for
+ * every part before the next step, so the journal commits of many parts'
+ * fsyncs coincide (one commit closing a month's worth of partitions costs
+ * about three disk flushes, not three per part). The closer's work (the
+ * caller's when o.threads is 0). Frees the batch either way; on failure
+ * (dd_errmsg()) no part that was not yet visible becomes visible, and no
+ * temporary stays.
  */
 static int
-close_parts(struct dd_lake_writer *w, struct part **ps, int n)
+close_io(struct dd_lake_writer *w, struct batch *b)
 {
-	int rc = 0, i;
+	int rc = 0, i, n = b->n;
+	struct part **ps = b->ps;
 	int *mfd = dd_malloc((size_t)(n ? n : 1) * sizeof *mfd);
 	for (i = 0; i < n; i++)
 		mfd[i] = -1;
-	for (i = 0; i < n; i++)
-		if (ps[i]->events && flush_frame(w, ps[i]))
-			goto fail;
-	if (drain(w))
-		goto fail;
 	/* Start writing back every part's data at once. */
 	for (i = 0; i < n; i++)
-		if (ps[i]->events)
-			sync_file_range(ps[i]->fd, 0, 0, SYNC_FILE_RANGE_WRITE);
+		sync_file_range(ps[i]->fd, 0, 0, SYNC_FILE_RANGE_WRITE);
 	for (i = 0; i < n; i++) {
 		struct part *p = ps[i];
-		if (p->events == 0)
-			continue;
 		struct dd_buf m = { 0 }, chk = { 0 };
-		/* May readers count it from its metadata, de-duplicating? */
-		char self[64];
+		/* May readers count it from its metadata, de-duplicating? In a
+		 * compaction, against this writer's own parts only (a copy of
+		 * their names: the list is the main thread's too). */
+		char self[64], **only = NULL;
+		size_t nonly = 0;
 		snprintf(self, sizeof self, "part-%s" PART_SUFFIX, p->name);
-		int uniq = lake_part_unique(p->dir, self, &p->ids, w->vis, w->nvis, w->o.replace,
-		    &chk);
+		if (w->o.replace) {
+			pthread_mutex_lock(&w->mu);
+			only = dd_calloc(w->nvis + 1, sizeof *only);
+			for (size_t k = 0; k < w->nvis; k++)
+				only[nonly++] = dd_strdup(w->vis[k]);
+			pthread_mutex_unlock(&w->mu);
+		}
+		int uniq = lake_part_unique(p->dir, self, &p->ids, only, nonly, w->o.replace, &chk);
+		for (size_t k = 0; k < nonly; k++)
+			free(only[k]);
+		free(only);
 		lake_meta_build(&(struct meta_src){ .name = p->name,
 		    .part_bytes = p->out, .frames = p->frames, .events = p->events,
 		    .raw_bytes = p->raw, .lastsum = p->lastsum, .min_ms = p->min_ms,
@@ -617,8 +588,6 @@ close_parts(struct dd_lake_writer *w, struct part **ps, int n)
 	}
 	for (i = 0; i < n; i++) {
 		struct part *p = ps[i];
-		if (p->events == 0)
-			continue;
 		if (fsync_fd(p->fd, p->tmp) || fsync_fd(mfd[i], p->mtmp))
 			goto fail;
 		int e1 = close(p->fd), e2 = close(mfd[i]);
@@ -631,8 +600,6 @@ close_parts(struct dd_lake_writer *w, struct part **ps, int n)
 	/* Visible now, one part after the other, each meta first. */
 	for (i = 0; i < n; i++) {
 		struct part *p = ps[i];
-		if (p->events == 0)
-			continue;
 		if (rename(p->mtmp, p->mfinal) < 0) {
 			dd_seterr("%s: %s", p->mfinal, strerror(errno));
 			goto fail;
@@ -642,20 +609,24 @@ close_parts(struct dd_lake_writer *w, struct part **ps, int n)
 			unlink(p->mfinal);
 			goto fail;
 		}
+		pthread_mutex_lock(&w->mu);
 		add_visible(w, p->final);
 		w->st.parts++;
 		w->st.durable += p->events;
 		w->st.out_bytes += p->out;
+		pthread_mutex_unlock(&w->mu);
 		p->events = 0;	/* done: nothing of it to remove below */
 	}
 	/* The parts are whole; only their durability is at stake now. */
 	for (i = 0; i < n; i++)
 		if (rc == 0 && dd_fsync_dir(ps[i]->dir))
 			rc = -1;
-	if (sync_dirty(w))
+	if (rc == 0 && sync_dirty(b))
 		rc = -1;
 	for (i = 0; i < n; i++)
 		part_free(w, ps[i]);
+	b->n = 0;
+	batch_discard(w, b);
 	free(mfd);
 	return rc;
 fail:
@@ -668,7 +639,58 @@ fail:
 		else
 			part_free(w, ps[i]);
 	}
+	b->n = 0;
+	batch_discard(w, b);
 	free(mfd);
+	return -1;
+}
+
+/*
+ * Close parts that left the open set: flush their last frames and hand
+ * them, with the directories made since the last batch, to the closer as
+ * one batch (close_io). Only the hand-over is waited for, not the disk:
+ * dd_lake_commit() waits for durability. Frees the parts either way.
+ */
+static int
+close_parts(struct dd_lake_writer *w, struct part **ps, int n)
+{
+	struct batch *b = dd_calloc(1, sizeof *b);
+	b->ps = dd_malloc((size_t)(n ? n : 1) * sizeof *b->ps);
+	int i;
+	for (i = 0; i < n; i++) {
+		struct part *p = ps[i];
+		if (p->events && flush_frame(w, p))
+			goto fail;
+		part_leave(w, p);
+		if (p->events == 0) {
+			part_discard(w, p);
+			continue;
+		}
+		b->held += p->ids.n;
+		b->ps[b->n++] = p;
+	}
+	b->dirty = w->dirty;
+	b->ndirty = w->ndirty;
+	w->dirty = NULL;
+	w->ndirty = w->capdirty = 0;
+	lake_hset_free(&w->dirtyset);
+	if (b->n == 0 && b->ndirty == 0) {
+		batch_discard(w, b);
+		return 0;
+	}
+	if (!w->thr_c_started)
+		return close_io(w, b);
+	if (pipe_close(w, b) == 0)
+		return 0;
+	i = n;
+fail:
+	/* Nothing of the batch may still be on its way to its files. */
+	pipe_abandon(w);
+	for (; i < n; i++) {
+		part_leave(w, ps[i]);
+		part_discard(w, ps[i]);
+	}
+	batch_discard(w, b);
 	return -1;
 }
 
@@ -813,6 +835,9 @@ dd_lake_add(struct dd_lake_writer *w, const char *line, size_t len,
 		dd_seterr("%s: the lake writer stopped after an error", w->root);
 		return -1;
 	}
+	/* A part closing in the background failed: stop at once. */
+	if (pipe_failed(w))
+		goto fail;
 	/* Refused, the writer goes on: a newline would split the line in
 	 * two events, and a year past 9999 has no partition readers list. */
 	if (memchr(line, '\n', len)) {
@@ -854,8 +879,11 @@ dd_lake_commit(struct dd_lake_writer *w)
 		w->open[i] = NULL;
 	w->nopen = 0;
 	w->last = NULL;
+	/* Acknowledged only once every part and its metadata are durable. */
 	int rc = close_parts(w, ps, n);
 	free(ps);
+	if (rc == 0)
+		rc = pipe_drain(w);
 	if (rc) {
 		writer_break(w);
 		return -1;
@@ -866,10 +894,12 @@ dd_lake_commit(struct dd_lake_writer *w)
 size_t
 dd_lake_take_visible(struct dd_lake_writer *w, char ***paths)
 {
+	pthread_mutex_lock(&w->mu);
 	size_t n = w->nvis;
 	*paths = w->vis;
 	w->vis = NULL;
 	w->nvis = w->capvis = 0;
+	pthread_mutex_unlock(&w->mu);
 	return n;
 }
 
@@ -890,21 +920,20 @@ dd_lake_writer_broken(const struct dd_lake_writer *w)
 void
 dd_lake_wstats(const struct dd_lake_writer *w, struct dd_lake_wstats *st)
 {
+	/* The closer counts what becomes durable. */
+	pthread_mutex_t *mu = (pthread_mutex_t *)&w->mu;
+	pthread_mutex_lock(mu);
 	*st = w->st;
+	pthread_mutex_unlock(mu);
 }
 
 static void
 writer_free(struct dd_lake_writer *w)
 {
-	if (w->thr_started) {
-		pthread_mutex_lock(&w->mu);
-		w->stop = 1;
-		pthread_cond_signal(&w->cv_job);
-		pthread_mutex_unlock(&w->mu);
-		pthread_join(w->thr, NULL);
-	}
+	pipe_join(w);
 	pthread_mutex_destroy(&w->mu);
 	pthread_cond_destroy(&w->cv_job);
+	pthread_cond_destroy(&w->cv_close);
 	pthread_cond_destroy(&w->cv_done);
 	ZSTD_freeCCtx(w->cctx);
 	free(w->zbuf);
@@ -941,4 +970,240 @@ dd_lake_writer_abort(struct dd_lake_writer *w)
 		return;
 	writer_break(w);
 	writer_free(w);
+}
+
+/* ------------------------------------------------------------- pipeline */
+
+/* Nothing queued or in progress in either thread (w->mu held). */
+static int
+pipe_idle(const struct dd_lake_writer *w)
+{
+	return w->qlen == 0 && !w->cbusy && w->closing == NULL && !w->xbusy;
+}
+
+/* Note a thread's failure (w->mu held); the first reason wins. */
+static void
+pipe_seterr(struct dd_lake_writer *w, const char *why)
+{
+	if (w->werr)
+		return;
+	snprintf(w->werrmsg, sizeof w->werrmsg, "%s", why);
+	__atomic_store_n(&w->werr, 1, __ATOMIC_RELEASE);
+}
+
+/* The compressor: frames in queue order, each appended to its part's
+ * temporary; a batch goes on to the closer once every frame before it is
+ * written. */
+static void *
+compressor(void *arg)
+{
+	struct dd_lake_writer *w = arg;
+	char why[sizeof w->werrmsg];
+	pthread_mutex_lock(&w->mu);
+	for (;;) {
+		while (w->qlen == 0 && !w->stop_c)
+			pthread_cond_wait(&w->cv_job, &w->mu);
+		if (w->qlen == 0)
+			break;
+		struct job j = w->q[w->qhead];
+		w->qhead = (w->qhead + 1) % QMAX;
+		w->qlen--;
+		if (j.b) {
+			if (w->closing_tail)
+				w->closing_tail->next = j.b;
+			else
+				w->closing = j.b;
+			w->closing_tail = j.b;
+			pthread_cond_signal(&w->cv_close);
+			pthread_cond_broadcast(&w->cv_done);
+			continue;
+		}
+		w->cbusy = 1;
+		int failed = w->werr;
+		pthread_mutex_unlock(&w->mu);
+		/* After a failure the remaining frames are only dropped: their
+		 * parts are discarded. */
+		int rc = failed ? 0 : compress_write(w, j.p, &j.frame);
+		if (rc)
+			snprintf(why, sizeof why, "%s", dd_errmsg());
+		pool_put(w, &j.frame);
+		pthread_mutex_lock(&w->mu);
+		if (rc)
+			pipe_seterr(w, why);
+		w->cbusy = 0;
+		pthread_cond_broadcast(&w->cv_done);
+	}
+	pthread_mutex_unlock(&w->mu);
+	return NULL;
+}
+
+/* The closer: batches in order, made durable and visible (close_io), or
+ * only discarded after a failure. */
+static void *
+closer(void *arg)
+{
+	struct dd_lake_writer *w = arg;
+	char why[sizeof w->werrmsg];
+	pthread_mutex_lock(&w->mu);
+	for (;;) {
+		while (w->closing == NULL && !w->stop_x)
+			pthread_cond_wait(&w->cv_close, &w->mu);
+		struct batch *b = w->closing;
+		if (b == NULL)
+			break;
+		w->closing = b->next;
+		if (w->closing == NULL)
+			w->closing_tail = NULL;
+		w->xbusy = 1;
+		int failed = w->werr;
+		uint64_t held = b->held;
+		pthread_mutex_unlock(&w->mu);
+		int rc = 0;
+		if (failed)
+			batch_discard(w, b);
+		else if ((rc = close_io(w, b)) != 0)
+			snprintf(why, sizeof why, "%s", dd_errmsg());
+		pthread_mutex_lock(&w->mu);
+		if (rc)
+			pipe_seterr(w, why);
+		w->closing_held -= held;
+		w->xbusy = 0;
+		pthread_cond_broadcast(&w->cv_done);
+	}
+	pthread_mutex_unlock(&w->mu);
+	return NULL;
+}
+
+/* Start the compressor and the closer. 0, or -1 with dd_errmsg(). */
+static int
+pipe_start(struct dd_lake_writer *w)
+{
+	int e = pthread_create(&w->thr_c, NULL, compressor, w);
+	if (e == 0) {
+		w->thr_c_started = 1;
+		e = pthread_create(&w->thr_x, NULL, closer, w);
+		if (e == 0)
+			w->thr_x_started = 1;
+	}
+	if (e) {
+		dd_seterr("cannot start the lake writer's threads: %s", strerror(e));
+		return -1;
+	}
+	return 0;
+}
+
+/* Queue a job, waiting for room (w->mu held). 0, or -1 with dd_errmsg()
+ * when a thread failed. */
+static int
+pipe_put(struct dd_lake_writer *w, struct job j)
+{
+	while (w->qlen == QMAX && !w->werr)
+		pthread_cond_wait(&w->cv_done, &w->mu);
+	if (w->werr) {
+		dd_seterr("%s", w->werrmsg);
+		return -1;
+	}
+	w->q[(w->qhead + w->qlen) % QMAX] = j;
+	w->qlen++;
+	pthread_cond_signal(&w->cv_job);
+	return 0;
+}
+
+/* Hand p's frame to the compressor; p gets an empty one from the pool. */
+static int
+pipe_frame(struct dd_lake_writer *w, struct part *p)
+{
+	pthread_mutex_lock(&w->mu);
+	int rc = pipe_put(w, (struct job){ .p = p, .frame = p->frame });
+	if (rc == 0)
+		p->frame = pool_get(w);
+	pthread_mutex_unlock(&w->mu);
+	return rc;
+}
+
+/*
+ * Hand a batch over, behind its parts' frames. The ids of the batches in
+ * flight stay within half of max_held (one batch at least), so with the
+ * open parts' the writer's memory stays bounded however slow the disk.
+ */
+static int
+pipe_close(struct dd_lake_writer *w, struct batch *b)
+{
+	pthread_mutex_lock(&w->mu);
+	while (w->closing_held && w->closing_held + b->held > w->o.max_held / 2 &&
+	    !w->werr)
+		pthread_cond_wait(&w->cv_done, &w->mu);
+	int rc = pipe_put(w, (struct job){ .b = b });
+	if (rc == 0)
+		w->closing_held += b->held;
+	pthread_mutex_unlock(&w->mu);
+	return rc;
+}
+
+/* Wait until everything handed over is written and visible. 0, or -1
+ * (dd_errmsg()) when a thread failed. */
+static int
+pipe_drain(struct dd_lake_writer *w)
+{
+	if (!w->thr_c_started)
+		return 0;
+	pthread_mutex_lock(&w->mu);
+	while (!pipe_idle(w))
+		pthread_cond_wait(&w->cv_done, &w->mu);
+	int err = w->werr;
+	if (err)
+		dd_seterr("%s", w->werrmsg);
+	pthread_mutex_unlock(&w->mu);
+	return err ? -1 : 0;
+}
+
+/* 1, with dd_errmsg(), when a thread failed; cheap enough per event. */
+static int
+pipe_failed(struct dd_lake_writer *w)
+{
+	if (!__atomic_load_n(&w->werr, __ATOMIC_ACQUIRE))
+		return 0;
+	pthread_mutex_lock(&w->mu);
+	dd_seterr("%s", w->werrmsg);
+	pthread_mutex_unlock(&w->mu);
+	return 1;
+}
+
+/* Stop the pipeline after a failure and wait until nothing is in
+ * progress: the threads discard whatever is still queued. The caller's
+ * dd_errmsg() is left alone (it holds the reason). */
+static void
+pipe_abandon(struct dd_lake_writer *w)
+{
+	if (!w->thr_c_started)
+		return;
+	pthread_mutex_lock(&w->mu);
+	char why[sizeof w->werrmsg];
+	snprintf(why, sizeof why, "%s: the lake writer stopped after an error", w->root);
+	pipe_seterr(w, why);
+	while (!pipe_idle(w))
+		pthread_cond_wait(&w->cv_done, &w->mu);
+	pthread_mutex_unlock(&w->mu);
+}
+
+/* End both threads (the pipeline is idle: after a commit or a break). */
+static void
+pipe_join(struct dd_lake_writer *w)
+{
+	if (w->thr_c_started) {
+		pthread_mutex_lock(&w->mu);
+		w->stop_c = 1;
+		pthread_cond_signal(&w->cv_job);
+		pthread_mutex_unlock(&w->mu);
+		pthread_join(w->thr_c, NULL);
+		w->thr_c_started = 0;
+	}
+	if (w->thr_x_started) {
+		pthread_mutex_lock(&w->mu);
+		w->stop_x = 1;
+		pthread_cond_signal(&w->cv_close);
+		pthread_mutex_unlock(&w->mu);
+		pthread_join(w->thr_x, NULL);
+		w->thr_x_started = 0;
+	}
 }
