@@ -299,3 +299,26 @@ print("%08x" % (h64(socket.gethostname().encode()) & 0xffffffff))')
 		[ "$said" = "$got" ] || fail "k=$k: said durable '$said', $got visible"
 	done
 }
+
+@test "writer: frames compressed on several threads side by side keep each part's lines in order" {
+	# Two days interleaved in runs, so both parts have frames in flight
+	# at once, each part of several frames (1 MiB of input each).
+	for r in 1 2 3 4; do
+		day_events 3000 2026-11-20 "a$r"
+		day_events 3000 2026-11-21 "b$r"
+	done > in.ndjson
+	for t in 0 1 2 4; do
+		rm -rf "$LAKE"
+		run dd-lakecheck write "$LAKE" events "$t" < in.ndjson
+		assert_success
+		for d in 20 21; do
+			P="$DS/year=2026/month=11/day=$d"
+			[ "$(ls "$P"/part-* | wc -l)" -eq 1 ]
+			frames=$(head -1 "$P"/_part-*.meta | jq .frames)
+			[ "$frames" -ge 3 ] || fail "threads $t: $frames frames"
+			zstd -qt "$P"/part-*
+			zstdcat "$P"/part-* | cmp - <(grep "\"time\":\"2026-11-$d" in.ndjson) ||
+				fail "threads $t, day $d: not the input's order"
+		done
+	done
+}

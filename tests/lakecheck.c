@@ -8,8 +8,10 @@
  *   verify PART                     the number of lines, or the fault
  *   clean PARTITION                 the number of stale files removed
  *   compact LAKE DATASET DAY [PARTSIZE]   the compaction's figures
- *   write LAKE DATASET              events on stdin through the writer,
- *                                   then the paths it made visible
+ *   write LAKE DATASET [THREADS]    events on stdin through the writer
+ *                                   (THREADS compressors, default one
+ *                                   per core), then the paths it made
+ *                                   visible
  *   held LAKE DATASET PARTSIZE      the same, with every fsync held back
  *                                   until the last event is added: the
  *                                   caller must not wait for the disk,
@@ -231,12 +233,14 @@ stuck(int sig)
 }
 
 static int
-cmd_write(char **argv, uint64_t part_size, int held)
+cmd_write(char **argv, uint64_t part_size, int held, int threads)
 {
 	struct dd_lake_wopts o;
 	dd_lake_wopts_defaults(&o);
 	if (part_size)
 		o.part_size = part_size;
+	if (threads >= 0)
+		o.threads = threads;
 	struct dd_lake_writer *w = dd_lake_writer_open(argv[0], argv[1], &o);
 	if (w == NULL)
 		return fail();
@@ -330,8 +334,12 @@ main(int argc, char **argv)
 		rc = cmd_clean(argv);
 	else if (strcmp(cmd, "compact") == 0 && argc >= 3)
 		rc = cmd_compact(argc, argv);
-	else if (strcmp(cmd, "write") == 0 && argc == 2)
-		rc = cmd_write(argv, 0, 0);
+	else if (strcmp(cmd, "write") == 0 && (argc == 2 || argc == 3)) {
+		uint64_t t = 0;
+		if (argc == 3 && dd_parse_u64(argv[2], 0, 8, &t))
+			dd_die(DD_EXIT_USAGE, "%s", dd_errmsg());
+		rc = cmd_write(argv, 0, 0, argc == 3 ? (int)t : -1);
+	}
 	else if ((strcmp(cmd, "held") == 0 && argc == 3) ||
 	    (strcmp(cmd, "failsync") == 0 && argc == 4)) {
 		uint64_t ps, k = 0;
@@ -339,7 +347,7 @@ main(int argc, char **argv)
 		    (argc == 4 && dd_parse_u64(argv[3], 1, 1000000, &k)))
 			dd_die(DD_EXIT_USAGE, "%s", dd_errmsg());
 		sync_fail = (long)k;
-		rc = cmd_write(argv, ps, cmd[0] == 'h');
+		rc = cmd_write(argv, ps, cmd[0] == 'h', -1);
 	}
 	else
 		dd_die(DD_EXIT_USAGE, "unknown command or arguments: %s", cmd);

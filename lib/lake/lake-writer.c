@@ -5,15 +5,16 @@
  * is bounded by max_buffered, max_held and the few frames queued for
  * compression, whatever the input.
  *
- * With o.threads (the default) the work is a pipeline of three threads,
- * so that parsing (the caller's), compression and durable writes overlap:
- *   caller      routes lines to parts, indexes ids, fills frames; hands
- *               full frames, and batches of parts to close, to
- *   compressor  compresses each frame and appends it to its part's
- *               temporary, in order; passes each batch on, once every
- *               frame before it is written, to
- *   closer      writes the metadata, fsyncs, renames and fsyncs the
- *               directories (close_io), making the batch visible.
+ * With o.threads (the default) the work is a pipeline of threads, so
+ * that parsing (the caller's), compression and durable writes overlap:
+ *   caller       routes lines to parts, indexes ids, fills frames; hands
+ *                full frames to the compressors, and batches of parts
+ *                to close to the closer
+ *   compressors  (o.threads of them) compress frames side by side, each
+ *                appended to its part's temporary in the part's order
+ *   closer       once every frame of a batch is written, writes the
+ *                metadata, fsyncs, renames and fsyncs the directories
+ *                (close_io), making the batch visible.
  * Only dd_lake_commit() waits for the closer: an event is acknowledged
  * only once its part and metadata are durable. The section "pipeline"
  * below holds all of the threading.
@@ -81,8 +82,10 @@ mono_ms(void)
 #define DAY0_MS (-62167219200000LL)
 #define DAY10000_MS (253402300800000LL)
 
-/* Jobs waiting for the compression thread. */
-#define QMAX 4
+/* Frames waiting for the compressors. */
+#define QMAX 8
+/* Compression threads at most (o.threads). */
+#define MAXCOMP 8
 
 struct part {
 	int64_t day;
@@ -99,6 +102,17 @@ struct part {
 	struct tmap types;
 	uint64_t lru;
 	int64_t opened;		/* monotonic ms */
+	uint64_t fqueued, fwritten;	/* frames handed over, appended (w->mu) */
+};
+
+/* One compressor's own context and output buffer. */
+struct comp {
+	struct dd_lake_writer *w;
+	ZSTD_CCtx *cctx;
+	char *zbuf;
+	size_t zcap;
+	pthread_t thr;
+	int started;
 };
 
 /* Parts to finish and make visible together (close_io), with the
@@ -116,9 +130,8 @@ struct batch {
 struct dd_lake_writer {
 	char *lake, *dataset, *root;	/* root = LAKE/DATASET */
 	struct dd_lake_wopts o;
-	ZSTD_CCtx *cctx;
-	char *zbuf;
-	size_t zcap;
+	struct comp comp[MAXCOMP];	/* comp[0] is the caller's unthreaded */
+	int ncomp;
 	struct part **open;
 	int nopen;
 	struct part *last;
@@ -136,22 +149,23 @@ struct dd_lake_writer {
 	int npool, maxpool;
 	/*
 	 * The pipeline (o.threads). mu guards everything below, the pool,
-	 * and st's parts, durable and out_bytes (the closer's). Frames and
-	 * close batches wait in q, at most QMAX, so memory stays bounded when
-	 * the disk is slow; the compressor updates a part's out, frames and
-	 * lastsum, which only the closer reads after it. Batches wait for
+	 * the parts' fqueued and fwritten, and st's parts, durable and
+	 * out_bytes (the closer's). Frames wait in q, at most QMAX, so memory
+	 * stays bounded when the disk is slow; the compressor appending a
+	 * part's frame updates its out, frames and lastsum, which the closer
+	 * reads once fwritten has caught up with fqueued. Batches wait for
 	 * the closer in the list closing; closing_held bounds the ids they
 	 * keep in memory. werr: a thread failed (werrmsg says why); from then
 	 * on the threads only discard what reaches them.
 	 */
-	pthread_t thr_c, thr_x;
+	pthread_t thr_x;
 	int thr_c_started, thr_x_started;
 	pthread_mutex_t mu;
 	pthread_cond_t cv_job, cv_close, cv_done;
 	struct job {
-		struct part *p;		/* a frame of p, or */
+		struct part *p;
 		struct dd_buf frame;
-		struct batch *b;	/* a batch to pass on */
+		uint64_t seq;		/* the frame's place in p */
 	} q[QMAX];
 	int qhead, qlen, cbusy, xbusy, stop_c, stop_x, werr;
 	struct batch *closing, *closing_tail;
@@ -183,7 +197,9 @@ dd_lake_wopts_defaults(struct dd_lake_wopts *o)
 	o->max_held = 500000;
 	o->max_age_ms = 10 * 60 * 1000;
 	o->dedupe = 1;
-	o->threads = 1;
+	/* One compressor per core (the caller's thread parses meanwhile). */
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+	o->threads = cpus < 1 ? 1 : cpus > 4 ? 4 : (int)cpus;
 }
 
 struct dd_lake_writer *
@@ -227,23 +243,32 @@ dd_lake_writer_open(const char *lake, const char *dataset, const struct dd_lake_
 		w->o.max_open = 1;
 	if (w->o.part_size == 0)
 		w->o.part_size = 1;
-	w->cctx = ZSTD_createCCtx();
-	if (w->cctx == NULL) {
-		dd_seterr("out of memory for zstd");
-		dd_lake_writer_abort(w);
-		return NULL;
-	}
-	size_t r = ZSTD_CCtx_setParameter(w->cctx, ZSTD_c_compressionLevel, o->level);
-	if (!ZSTD_isError(r))
-		r = ZSTD_CCtx_setParameter(w->cctx, ZSTD_c_checksumFlag, 1);
-	if (ZSTD_isError(r)) {
-		dd_seterr("zstd: %s", ZSTD_getErrorName(r));
-		dd_lake_writer_abort(w);
-		return NULL;
+	if (w->o.threads < 0)
+		w->o.threads = 0;
+	if (w->o.threads > MAXCOMP)
+		w->o.threads = MAXCOMP;
+	w->ncomp = w->o.threads ? w->o.threads : 1;
+	for (int i = 0; i < w->ncomp; i++) {
+		struct comp *c = &w->comp[i];
+		c->w = w;
+		c->cctx = ZSTD_createCCtx();
+		if (c->cctx == NULL) {
+			dd_seterr("out of memory for zstd");
+			dd_lake_writer_abort(w);
+			return NULL;
+		}
+		size_t r = ZSTD_CCtx_setParameter(c->cctx, ZSTD_c_compressionLevel, o->level);
+		if (!ZSTD_isError(r))
+			r = ZSTD_CCtx_setParameter(c->cctx, ZSTD_c_checksumFlag, 1);
+		if (ZSTD_isError(r)) {
+			dd_seterr("zstd: %s", ZSTD_getErrorName(r));
+			dd_lake_writer_abort(w);
+			return NULL;
+		}
 	}
 	w->open = dd_calloc((size_t)w->o.max_open, sizeof *w->open);
 	/* Enough buffers to cycle through the queue without allocating. */
-	w->maxpool = QMAX + 4;
+	w->maxpool = QMAX + MAXCOMP + 4;
 	w->pool = dd_calloc((size_t)w->maxpool, sizeof *w->pool);
 	pthread_mutex_init(&w->mu, NULL);
 	pthread_cond_init(&w->cv_job, NULL);
@@ -421,31 +446,39 @@ part_open(struct dd_lake_writer *w, int64_t day)
 }
 
 /*
- * Compress one frame of p and append it to p's temporary: the
- * compressor's work (the caller's when o.threads is 0). 0, or -1 with
- * dd_errmsg() of the thread it runs in.
+ * Compress one frame of p into c->zbuf: a compressor's work (the
+ * caller's when o.threads is 0). Its size, or 0 with dd_errmsg() of the
+ * thread it runs in.
  */
-static int
-compress_write(struct dd_lake_writer *w, struct part *p, const struct dd_buf *f)
+static size_t
+compress_frame(struct comp *c, struct part *p, const struct dd_buf *f)
 {
 	size_t bound = ZSTD_compressBound(f->len);
-	if (bound > w->zcap) {
-		free(w->zbuf);
-		w->zbuf = dd_malloc(bound);
-		w->zcap = bound;
+	if (bound > c->zcap) {
+		free(c->zbuf);
+		c->zbuf = dd_malloc(bound);
+		c->zcap = bound;
 	}
-	size_t r = ZSTD_compress2(w->cctx, w->zbuf, w->zcap, f->p, f->len);
+	size_t r = ZSTD_compress2(c->cctx, c->zbuf, c->zcap, f->p, f->len);
 	if (ZSTD_isError(r)) {
 		dd_seterr("%s: zstd: %s", p->tmp, ZSTD_getErrorName(r));
-		return -1;
+		return 0;
 	}
-	if (write_all(p->fd, w->zbuf, r, p->tmp))
+	return r;
+}
+
+/* Append a compressed frame of r bytes to p's temporary. 0, or -1 with
+ * dd_errmsg(). One thread at a time per part, in the part's order. */
+static int
+append_frame(struct part *p, const char *z, size_t r)
+{
+	if (write_all(p->fd, z, r, p->tmp))
 		return -1;
 	/* Start its writeback now: the closer's fsync then finds little
 	 * left to write, and dirty pages do not pile up until the kernel
 	 * throttles every writer. */
 	sync_file_range(p->fd, (off_t)p->out, (off_t)r, SYNC_FILE_RANGE_WRITE);
-	memcpy(p->lastsum, w->zbuf + r - 4, 4);
+	memcpy(p->lastsum, z + r - 4, 4);
 	p->out += r;
 	p->frames++;
 	return 0;
@@ -484,7 +517,8 @@ flush_frame(struct dd_lake_writer *w, struct part *p)
 	w->buffered -= p->frame.len;
 	if (w->thr_c_started)
 		return pipe_frame(w, p);
-	int rc = compress_write(w, p, &p->frame);
+	size_t r = compress_frame(&w->comp[0], p, &p->frame);
+	int rc = r ? append_frame(p, w->comp[0].zbuf, r) : -1;
 	dd_buf_reset(&p->frame);
 	return rc;
 }
@@ -935,8 +969,10 @@ writer_free(struct dd_lake_writer *w)
 	pthread_cond_destroy(&w->cv_job);
 	pthread_cond_destroy(&w->cv_close);
 	pthread_cond_destroy(&w->cv_done);
-	ZSTD_freeCCtx(w->cctx);
-	free(w->zbuf);
+	for (int i = 0; i < w->ncomp; i++) {
+		ZSTD_freeCCtx(w->comp[i].cctx);
+		free(w->comp[i].zbuf);
+	}
 	free(w->open);
 	for (int i = 0; i < w->npool; i++)
 		dd_buf_free(&w->pool[i]);
@@ -991,13 +1027,14 @@ pipe_seterr(struct dd_lake_writer *w, const char *why)
 	__atomic_store_n(&w->werr, 1, __ATOMIC_RELEASE);
 }
 
-/* The compressor: frames in queue order, each appended to its part's
- * temporary; a batch goes on to the closer once every frame before it is
- * written. */
+/* A compressor: takes frames in queue order and compresses them beside
+ * the others; appends each once the part's frames before it are
+ * appended (they were taken earlier, so their compressor is at work). */
 static void *
 compressor(void *arg)
 {
-	struct dd_lake_writer *w = arg;
+	struct comp *c = arg;
+	struct dd_lake_writer *w = c->w;
 	char why[sizeof w->werrmsg];
 	pthread_mutex_lock(&w->mu);
 	for (;;) {
@@ -1008,33 +1045,46 @@ compressor(void *arg)
 		struct job j = w->q[w->qhead];
 		w->qhead = (w->qhead + 1) % QMAX;
 		w->qlen--;
-		if (j.b) {
-			if (w->closing_tail)
-				w->closing_tail->next = j.b;
-			else
-				w->closing = j.b;
-			w->closing_tail = j.b;
-			pthread_cond_signal(&w->cv_close);
-			pthread_cond_broadcast(&w->cv_done);
-			continue;
-		}
-		w->cbusy = 1;
+		w->cbusy++;
+		pthread_cond_broadcast(&w->cv_done);	/* room in q */
 		int failed = w->werr;
 		pthread_mutex_unlock(&w->mu);
 		/* After a failure the remaining frames are only dropped: their
 		 * parts are discarded. */
-		int rc = failed ? 0 : compress_write(w, j.p, &j.frame);
-		if (rc)
+		int rc = 0;
+		size_t r = failed ? 0 : compress_frame(c, j.p, &j.frame);
+		if (!failed && r == 0) {
+			rc = -1;
 			snprintf(why, sizeof why, "%s", dd_errmsg());
+		}
 		pool_put(w, &j.frame);
 		pthread_mutex_lock(&w->mu);
+		while (j.p->fwritten != j.seq)
+			pthread_cond_wait(&w->cv_done, &w->mu);
+		if (rc == 0 && r && !w->werr) {
+			pthread_mutex_unlock(&w->mu);
+			if ((rc = append_frame(j.p, c->zbuf, r)) != 0)
+				snprintf(why, sizeof why, "%s", dd_errmsg());
+			pthread_mutex_lock(&w->mu);
+		}
 		if (rc)
 			pipe_seterr(w, why);
-		w->cbusy = 0;
+		j.p->fwritten++;
+		w->cbusy--;
 		pthread_cond_broadcast(&w->cv_done);
 	}
 	pthread_mutex_unlock(&w->mu);
 	return NULL;
+}
+
+/* Every frame of the batch's parts appended (w->mu held). */
+static int
+batch_written(const struct batch *b)
+{
+	for (int i = 0; i < b->n; i++)
+		if (b->ps[i]->fwritten != b->ps[i]->fqueued)
+			return 0;
+	return 1;
 }
 
 /* The closer: batches in order, made durable and visible (close_io), or
@@ -1055,6 +1105,8 @@ closer(void *arg)
 		if (w->closing == NULL)
 			w->closing_tail = NULL;
 		w->xbusy = 1;
+		while (!batch_written(b))
+			pthread_cond_wait(&w->cv_done, &w->mu);
 		int failed = w->werr;
 		uint64_t held = b->held;
 		pthread_mutex_unlock(&w->mu);
@@ -1074,13 +1126,17 @@ closer(void *arg)
 	return NULL;
 }
 
-/* Start the compressor and the closer. 0, or -1 with dd_errmsg(). */
+/* Start the compressors and the closer. 0, or -1 with dd_errmsg(). */
 static int
 pipe_start(struct dd_lake_writer *w)
 {
-	int e = pthread_create(&w->thr_c, NULL, compressor, w);
+	int e = 0;
+	for (int i = 0; i < w->ncomp && e == 0; i++) {
+		e = pthread_create(&w->comp[i].thr, NULL, compressor, &w->comp[i]);
+		if (e == 0)
+			w->comp[i].started = w->thr_c_started = 1;
+	}
 	if (e == 0) {
-		w->thr_c_started = 1;
 		e = pthread_create(&w->thr_x, NULL, closer, w);
 		if (e == 0)
 			w->thr_x_started = 1;
@@ -1109,22 +1165,25 @@ pipe_put(struct dd_lake_writer *w, struct job j)
 	return 0;
 }
 
-/* Hand p's frame to the compressor; p gets an empty one from the pool. */
+/* Hand p's frame to the compressors; p gets an empty one from the pool. */
 static int
 pipe_frame(struct dd_lake_writer *w, struct part *p)
 {
 	pthread_mutex_lock(&w->mu);
-	int rc = pipe_put(w, (struct job){ .p = p, .frame = p->frame });
-	if (rc == 0)
+	int rc = pipe_put(w, (struct job){ .p = p, .frame = p->frame, .seq = p->fqueued });
+	if (rc == 0) {
+		p->fqueued++;
 		p->frame = pool_get(w);
+	}
 	pthread_mutex_unlock(&w->mu);
 	return rc;
 }
 
 /*
- * Hand a batch over, behind its parts' frames. The ids of the batches in
- * flight stay within half of max_held (one batch at least), so with the
- * open parts' the writer's memory stays bounded however slow the disk.
+ * Hand a batch to the closer (which waits for its frames). The ids of the
+ * batches in flight stay within half of max_held (one batch at least),
+ * so with the open parts' the writer's memory stays bounded however slow
+ * the disk.
  */
 static int
 pipe_close(struct dd_lake_writer *w, struct batch *b)
@@ -1133,9 +1192,19 @@ pipe_close(struct dd_lake_writer *w, struct batch *b)
 	while (w->closing_held && w->closing_held + b->held > w->o.max_held / 2 &&
 	    !w->werr)
 		pthread_cond_wait(&w->cv_done, &w->mu);
-	int rc = pipe_put(w, (struct job){ .b = b });
-	if (rc == 0)
+	int rc = 0;
+	if (w->werr) {
+		dd_seterr("%s", w->werrmsg);
+		rc = -1;
+	} else {
 		w->closing_held += b->held;
+		if (w->closing_tail)
+			w->closing_tail->next = b;
+		else
+			w->closing = b;
+		w->closing_tail = b;
+		pthread_cond_signal(&w->cv_close);
+	}
 	pthread_mutex_unlock(&w->mu);
 	return rc;
 }
@@ -1186,16 +1255,18 @@ pipe_abandon(struct dd_lake_writer *w)
 	pthread_mutex_unlock(&w->mu);
 }
 
-/* End both threads (the pipeline is idle: after a commit or a break). */
+/* End the threads (the pipeline is idle: after a commit or a break). */
 static void
 pipe_join(struct dd_lake_writer *w)
 {
 	if (w->thr_c_started) {
 		pthread_mutex_lock(&w->mu);
 		w->stop_c = 1;
-		pthread_cond_signal(&w->cv_job);
+		pthread_cond_broadcast(&w->cv_job);
 		pthread_mutex_unlock(&w->mu);
-		pthread_join(w->thr_c, NULL);
+		for (int i = 0; i < w->ncomp; i++)
+			if (w->comp[i].started)
+				pthread_join(w->comp[i].thr, NULL);
 		w->thr_c_started = 0;
 	}
 	if (w->thr_x_started) {

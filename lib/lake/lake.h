@@ -126,9 +126,11 @@ struct dd_lake_wopts {
 				 * partition's other parts, so its parts are
 				 * checked for "unique" against each other only
 				 * (default 0) */
-	int threads;		/* 1: compress and write frames in one background
-				 * thread, overlapping the caller's parsing
-				 * (default); 0: in the caller's thread */
+	int threads;		/* N (1 to 8): compress frames on N threads
+				 * side by side, and close parts (metadata,
+				 * fsync, rename) on one more, overlapping the
+				 * caller's parsing (default: one per core, 4
+				 * at most); 0: all in the caller's thread */
 };
 
 struct dd_lake_wstats {
