@@ -51,7 +51,7 @@ run_filter(const char *db, const struct dd_filter_opts *fo)
 		return DD_EXIT_IO;
 	}
 	struct dd_filter_ops ops = { .event = on_event, .commit = on_commit,
-		.summary = on_summary };
+		.summary = on_summary, .store = &s };
 	rc = dd_filter_run(fo, &ops, h, NULL);
 	dd_history_ingest_free(h);
 	dd_store_close(&s);

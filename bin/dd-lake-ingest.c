@@ -21,6 +21,10 @@ enum { K_LAKE = 1, K_DATASET, K_LEVEL, K_PARTSIZE };
 
 struct ingest {
 	struct dd_lake_writer *w;
+	const char *lake, *dataset;	/* where --kafka resumes from */
+	struct dd_kpos *resume;		/* as the parts said, read once per assignment */
+	size_t nresume;
+	int have_resume;
 	int64_t max_day;	/* latest UTC day seen in this run */
 	uint64_t late;		/* events of a day before max_day */
 	int failed;		/* the writer failed and that was reported */
@@ -50,7 +54,8 @@ on_event(void *ctx, const struct dd_line *l, const struct dd_env *e)
 	const char *type = dd_jstr_text(&e->type, &c->type, &typen);
 	if (dd_lake_add(c->w, l->p, l->n, &(struct dd_lake_ev){ .time_ms = e->time_ms,
 	    .id = id, .idlen = idn, .subject = sub, .sublen = subn, .type = type,
-	    .typelen = typen }) < 0) {
+	    .typelen = typen, .kafka = l->kpart >= 0, .kpart = l->kpart,
+	    .koff = (int64_t)l->off }) < 0) {
 		if (!dd_lake_writer_broken(c->w))
 			return DD_REJECT;	/* refused, e.g. a time no partition holds */
 		c->failed = 1;
@@ -73,6 +78,38 @@ on_commit(void *ctx)
 	char **paths;
 	size_t n = dd_lake_take_visible(c->w, &paths);
 	dd_lake_paths_free(paths, n);
+	return 0;
+}
+
+/* --kafka: the offsets travel with the parts (lake.h): where to resume
+ * is read from the parts' metadata, and the positions read are given to
+ * the writer for the parts the commit closes. */
+static int64_t
+on_kresume(void *ctx, const char *topic, int32_t partition)
+{
+	struct ingest *c = ctx;
+	if (!c->have_resume) {
+		if (dd_lake_kafka_resume(c->lake, c->dataset, topic, &c->resume, &c->nresume))
+			return -2;
+		c->have_resume = 1;
+	}
+	for (size_t i = 0; i < c->nresume; i++)
+		if (c->resume[i].partition == partition)
+			return c->resume[i].next;
+	return -1;
+}
+
+static int
+on_koffsets(void *ctx, const struct dd_koffsets *ko)
+{
+	struct ingest *c = ctx;
+	dd_lake_kafka_through(c->w, ko);
+	/* The lake changes with this commit (and other members' before a
+	 * rebalance): the next assignment reads the parts again. */
+	free(c->resume);
+	c->resume = NULL;
+	c->nresume = 0;
+	c->have_resume = 0;
 	return 0;
 }
 
@@ -145,16 +182,20 @@ run(void *vc, int argc, char **argv)
 	struct ctx *x = vc;
 	char *deflake = NULL;
 	const char *lake = x->lake ? x->lake : (deflake = dd_default_path("lake"));
-	struct ingest c = { .max_day = INT64_MIN };
+	struct ingest c = { .max_day = INT64_MIN, .lake = lake, .dataset = x->dataset };
 	c.w = dd_lake_writer_open(lake, x->dataset, &x->wo);
 	if (c.w == NULL) {
 		free(deflake);
 		return DD_EXIT_IO;
 	}
+	if (x->fo.kafka.topic)
+		dd_lake_kafka_topic(c.w, x->fo.kafka.topic);
 	struct dd_filter_ops ops = {
 		.event = on_event,
 		.commit = on_commit,
 		.summary = on_summary,
+		.kresume = on_kresume,
+		.koffsets = on_koffsets,
 	};
 	x->fo.files = argv;
 	x->fo.nfiles = argc;
@@ -166,6 +207,7 @@ run(void *vc, int argc, char **argv)
 	dd_buf_free(&c.id);
 	dd_buf_free(&c.subject);
 	dd_buf_free(&c.type);
+	free(c.resume);
 	free(deflake);
 	return code;
 }

@@ -12,6 +12,7 @@
 #include "exitcodes.h"
 #include "filter.h"
 #include "reject.h"
+#include "store.h"
 
 volatile sig_atomic_t dd_signalled;
 
@@ -47,13 +48,27 @@ dd_filter_defaults(struct dd_filter_opts *o)
 	o->batch = 5000;
 	o->flush_ms = 1000;
 	o->progress = isatty(2);
+	o->kafka.timeout_ms = 10000;
+}
+
+static int
+positive_duration(const char *arg, int64_t *out)
+{
+	int64_t ms;
+	if (dd_duration_parse(arg, &ms))
+		return -1;
+	if (ms <= 0) {
+		dd_seterr("must be positive");
+		return -1;
+	}
+	*out = ms;
+	return 0;
 }
 
 int
 dd_filter_setopt(struct dd_filter_opts *o, int code, const char *arg)
 {
 	uint64_t v;
-	int64_t ms;
 	switch (code) {
 	case DD_OPT_REJECTS:
 		o->rejects = arg;
@@ -78,24 +93,79 @@ dd_filter_setopt(struct dd_filter_opts *o, int code, const char *arg)
 		o->batch = v;
 		return 0;
 	case DD_OPT_FLUSH:
-		if (dd_duration_parse(arg, &ms))
+		return positive_duration(arg, &o->flush_ms);
+	case DD_OPT_KAFKA:
+		o->kafka.brokers = arg;
+		return 0;
+	case DD_OPT_TOPIC:
+		o->kafka.topic = arg;
+		return 0;
+	case DD_OPT_PARTITIONS: {
+		int32_t *ps;
+		size_t n;
+		if (dd_kafka_parse_partitions(arg, &ps, &n))
 			return -1;
-		if (ms <= 0) {
-			dd_seterr("must be positive");
-			return -1;
-		}
-		o->flush_ms = ms;
+		free(ps);
+		o->kafka.partitions = arg;
+		return 0;
+	}
+	case DD_OPT_GROUP:
+		o->kafka.group = arg;
+		return 0;
+	case DD_OPT_KEOF:
+		o->kafka.eof = 1;
+		return 0;
+	case DD_OPT_KTIMEOUT:
+		return positive_duration(arg, &o->kafka.timeout_ms);
+	case DD_OPT_KOUT:
+		o->kafka.out_topic = arg;
+		return 0;
+	case DD_OPT_KOUTBROKERS:
+		o->kafka.out_brokers = arg;
 		return 0;
 	}
 	return 1;
+}
+
+/* The Kafka options that go together; 0, or -1 (dd_errmsg()): a usage
+ * error, nothing read. */
+static int
+kafka_usage(const struct dd_filter_opts *o)
+{
+	const struct dd_kafka_opts *k = &o->kafka;
+	if (k->topic && k->brokers == NULL)
+		dd_seterr("--topic needs --kafka BROKERS");
+	else if (k->brokers && k->topic == NULL && k->out_topic == NULL)
+		dd_seterr("--kafka needs --topic TOPIC (or --kafka-out TOPIC)");
+	else if ((k->partitions || k->group || k->eof) && k->topic == NULL)
+		dd_seterr("--partitions, --group and --kafka-eof need --kafka and --topic");
+	else if (k->partitions && k->group)
+		dd_seterr("--partitions (static) and --group (assigned by the group) exclude each other");
+	else if (k->topic && o->nfiles)
+		dd_seterr("--kafka --topic reads the topic: no FILE operands");
+	else if (k->out_brokers && k->out_topic == NULL)
+		dd_seterr("--kafka-out-brokers needs --kafka-out TOPIC");
+	else if (k->out_topic && k->brokers == NULL && k->out_brokers == NULL)
+		dd_seterr("--kafka-out needs --kafka BROKERS or --kafka-out-brokers BROKERS");
+	else
+		return 0;
+	return -1;
 }
 
 /* Flush output, then commit: output first, because a status event the
  * store has recorded but nobody received would never be emitted again.
  * A reader that went away (| head) is no reason to lose what was read:
  * the store is committed all the same, and the run ends quietly. */
+struct kafka {
+	struct dd_kin *in;
+	struct dd_kout *out;
+};
+
+/* With Kafka, between the two: every event the batch caused is
+ * acknowledged by the broker before the store commits, and the offsets
+ * read go into the store's own transaction (or the lake's parts). */
 static int
-commit(const struct dd_filter_ops *ops, void *ctx, int *gone)
+commit(const struct dd_filter_ops *ops, void *ctx, int *gone, struct kafka *k)
 {
 	if (fflush(stdout) != 0 || ferror(stdout)) {
 		if (!dd_stdout_gone()) {
@@ -104,7 +174,27 @@ commit(const struct dd_filter_ops *ops, void *ctx, int *gone)
 		}
 		*gone = 1;
 	}
-	return ops->commit ? ops->commit(ctx) : 0;
+	if (k->out && dd_kout_flush(k->out))
+		return -1;
+	struct dd_koffsets ko;
+	if (k->in) {
+		ko = dd_kin_positions(k->in);
+		if (ops->store)
+			ops->store->koff = &ko;
+		else if (ops->koffsets && ops->koffsets(ctx, &ko))
+			return -1;
+	}
+	int rc = ops->commit ? ops->commit(ctx) : 0;
+	if (k->in && ops->store) {
+		/* A program whose commit had nothing of its own to write
+		 * still records where it is. */
+		if (rc == 0 && ops->store->koff)
+			rc = dd_store_commit(ops->store);
+		ops->store->koff = NULL;
+	}
+	if (rc == 0 && k->in)
+		dd_kin_committed(k->in);
+	return rc;
 }
 
 /* The program's start op, its note said; 1 when the run may go on (else
@@ -129,14 +219,86 @@ progress(const struct dd_filter_opts *o, const struct dd_filter_stats *st,
 	    dd_prog, st->read, secs > 0 ? (double)st->read / secs : 0.0, st->rejected);
 }
 
-/* The inputs in order: FILE operands ("-" is stdin), else o->fd. */
+/* The inputs in order: FILE operands ("-" is stdin), else o->fd; or a
+ * Kafka topic. */
 struct input {
 	const struct dd_filter_opts *o;
 	int next;		/* index of the next file to open */
 	int fd;
 	const char *name;
 	struct dd_lines *lines;
+	struct kafka k;
+	int32_t kpart;		/* the message read last */
+	int64_t koff;
 };
+
+/* The next Kafka message as a line (dd_lines_next_until's codes). */
+static int
+kafka_next(struct input *in, struct dd_line *l, int64_t until)
+{
+	const char *p;
+	size_t n;
+	int rc = dd_kin_next(in->k.in, &p, &n, &in->kpart, &in->koff, until);
+	if (rc != 1)
+		return rc == 0 ? DD_LINES_EOF : rc == -1 ? DD_LINES_ERR : DD_LINES_TIMEOUT;
+	/* A producer that sent the line with its newline. */
+	while (n && (p[n - 1] == '\n' || p[n - 1] == '\r'))
+		n--;
+	memset(l, 0, sizeof *l);
+	l->p = (char *)p;
+	l->n = n;
+	l->fulllen = n;
+	l->lineno = (uint64_t)in->koff;
+	l->off = (uint64_t)in->koff;
+	l->kpart = in->kpart;
+	if (n > in->o->max_line) {
+		l->toolong = 1;
+		l->n = DD_LINE_KEEP;
+	}
+	return DD_LINES_OK;
+}
+
+/* For the rebalance of a group: the run's commit, reached from inside
+ * the consumer's poll. */
+struct krun {
+	const struct dd_filter_ops *ops;
+	void *ctx;
+	struct kafka *k;
+	const char *topic;
+	uint64_t *pending;
+	int *gone;
+};
+
+static int64_t
+kafka_resume(void *vr, int32_t partition)
+{
+	struct krun *r = vr;
+	if (r->ops->store)
+		return dd_store_koff_get(r->ops->store, r->topic, partition);
+	if (r->ops->kresume)
+		return r->ops->kresume(r->ctx, r->topic, partition);
+	return -3;	/* no store: where the group committed */
+}
+
+static int
+kafka_revoke(void *vr)
+{
+	struct krun *r = vr;
+	if (commit(r->ops, r->ctx, r->gone, r->k))
+		return -1;
+	*r->pending = 0;
+	return 0;
+}
+
+static void
+kafka_notices(const struct dd_filter_opts *o, struct kafka *k)
+{
+	const char *m;
+	if (k->in && (m = dd_kin_notice(k->in)) && !o->quiet)
+		dd_warn("%s", m);
+	if (k->out && (m = dd_kout_notice(k->out)) && !o->quiet)
+		dd_warn("%s", m);
+}
 
 /* Open the next input; 1 opened, 0 none left, -1 failed (dd_errmsg()). */
 static int
@@ -149,6 +311,8 @@ input_next(struct input *in)
 		if (in->fd > 0)
 			close(in->fd);
 	}
+	if (in->k.in)
+		return in->next++ == 0;
 	if (o->nfiles == 0) {
 		if (in->next++ > 0)
 			return 0;
@@ -191,12 +355,33 @@ dd_filter_run(const struct dd_filter_opts *o, const struct dd_filter_ops *ops, v
 	}
 	struct input in = { .o = o };
 	char why[160], failure[1024] = "";
-	int started = begin(o, ops, ctx);
-	if (!started)
-		snprintf(failure, sizeof failure, "%s", dd_errmsg());
-	int code = started ? -1 : DD_EXIT_IO, committed_ok = 1, shown = 0, gone = 0;
-	int show_progress = o->progress == 2 || (o->progress && !o->quiet);
+	int code = -1, committed_ok = 1, shown = 0, gone = 0;
 	uint64_t pending = 0;
+	struct krun kr = { ops, ctx, &in.k, o->kafka.topic, &pending, &gone };
+	if (kafka_usage(o)) {
+		dd_rejects_close(rj);
+		if (ops->finish)
+			ops->finish(ctx, DD_EXIT_USAGE);
+		return DD_EXIT_USAGE;
+	}
+	/* stdout is the producer's before anything is written to it. */
+	int started = 1;
+	if (o->kafka.out_topic) {
+		in.k.out = dd_kout_open(o->kafka.out_brokers ? o->kafka.out_brokers :
+		    o->kafka.brokers, o->kafka.out_topic, o->kafka.timeout_ms);
+		started = in.k.out != NULL;
+	}
+	started = started && begin(o, ops, ctx);
+	if (started && o->kafka.topic) {
+		struct dd_kin_hooks h = { kafka_resume, kafka_revoke, &kr };
+		in.k.in = dd_kin_open(&o->kafka, &h);
+		started = in.k.in != NULL;
+	}
+	if (!started) {
+		snprintf(failure, sizeof failure, "%s", dd_errmsg());
+		code = DD_EXIT_IO;
+	}
+	int show_progress = o->progress == 2 || (o->progress && !o->quiet);
 	int64_t deadline = 0, start = dd_now_ms(), last_progress = start;
 
 	switch (started ? input_next(&in) : 1) {
@@ -218,7 +403,9 @@ dd_filter_run(const struct dd_filter_opts *o, const struct dd_filter_ops *ops, v
 		if (show_progress && until > last_progress + 1000)
 			until = last_progress + 1000;
 		struct dd_line l;
-		int rc = dd_lines_next_until(in.lines, &l, until);
+		int rc = in.k.in ? kafka_next(&in, &l, until) : dd_lines_next_until(in.lines, &l, until);
+		if (in.k.in || in.k.out)
+			kafka_notices(o, &in.k);
 		if (show_progress) {
 			int64_t now = dd_now_ms();
 			if (now - last_progress >= 1000) {
@@ -229,7 +416,7 @@ dd_filter_run(const struct dd_filter_opts *o, const struct dd_filter_ops *ops, v
 		}
 		if (rc == DD_LINES_TIMEOUT) {
 			if (pending && dd_now_ms() >= deadline) {
-				if (commit(ops, ctx, &gone)) {
+				if (commit(ops, ctx, &gone, &in.k)) {
 					committed_ok = 0;
 					code = DD_EXIT_IO;
 					break;
@@ -281,7 +468,9 @@ dd_filter_run(const struct dd_filter_opts *o, const struct dd_filter_ops *ops, v
 			break;
 		case DD_REJECT:
 			st->rejected++;
-			if (dd_reject(rj, in.name, ops->origin ? ops->origin(ctx, &l) : &l,
+			if (in.k.in ? dd_reject_kafka(rj, o->kafka.topic, in.kpart, in.koff, l.p, l.n,
+			    l.toolong, dd_errmsg()) :
+			    dd_reject(rj, in.name, ops->origin ? ops->origin(ctx, &l) : &l,
 			    dd_errmsg())) {
 				snprintf(failure, sizeof failure, "%s", dd_errmsg());
 				code = DD_EXIT_IO;
@@ -306,7 +495,7 @@ dd_filter_run(const struct dd_filter_opts *o, const struct dd_filter_ops *ops, v
 		if (pending++ == 0)
 			deadline = dd_now_ms() + o->flush_ms;
 		if (code < 0 && pending >= o->batch) {
-			if (commit(ops, ctx, &gone)) {
+			if (commit(ops, ctx, &gone, &in.k)) {
 				committed_ok = 0;
 				code = DD_EXIT_IO;
 				break;
@@ -320,7 +509,7 @@ dd_filter_run(const struct dd_filter_opts *o, const struct dd_filter_ops *ops, v
 		fputs("\n", stderr);
 	/* Whatever stopped us, what was read and accepted is committed now
 	 * (unless committing is what failed, or the run never started). */
-	if (started && committed_ok && commit(ops, ctx, &gone)) {
+	if (started && committed_ok && commit(ops, ctx, &gone, &in.k)) {
 		committed_ok = 0;
 		if (code < 0 || code == DD_EXIT_OK || code == DD_EXIT_REJECTED ||
 		    code == DD_EXIT_STRICT || code > 128)
@@ -328,6 +517,11 @@ dd_filter_run(const struct dd_filter_opts *o, const struct dd_filter_ops *ops, v
 	}
 	if (!committed_ok && !gone && failure[0] == '\0')
 		snprintf(failure, sizeof failure, "%s", dd_errmsg());
+	/* Leaving the group now: its revocation finds everything committed. */
+	dd_kin_close(in.k.in);
+	in.k.in = NULL;
+	dd_kout_close(in.k.out);
+	in.k.out = NULL;
 	if (code < 0)
 		code = st->rejected ? DD_EXIT_REJECTED : DD_EXIT_OK;
 	if (ops->finish && ops->finish(ctx, code)) {

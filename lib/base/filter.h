@@ -13,6 +13,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include "event.h"
+#include "kafka.h"
 #include "line.h"
 #include "util.h"
 
@@ -37,7 +38,10 @@ struct dd_filter_opts {
 	uint64_t batch;		/* --batch: commit after this many lines */
 	int64_t flush_ms;	/* --flush-interval */
 	int raw;		/* hand lines to ops->line instead of scanning events */
+	struct dd_kafka_opts kafka;	/* --kafka and the rest (kafka.h) */
 };
+
+struct dd_store;
 
 struct dd_filter_stats {
 	uint64_t read, accepted, skipped, rejected;
@@ -70,6 +74,18 @@ struct dd_filter_ops {
 	/* Optional: called once when the run is over (code: its exit code so
 	 * far), also after a failed start. 0, or -1 (dd_errmsg()): exit 4. */
 	int (*finish)(void *ctx, int code);
+	/* With --kafka: the store whose commit records the offsets read
+	 * (kafka_offsets, in the same transaction as the data) and where
+	 * reading resumes. A program without a SQLite store gives kresume
+	 * and koffsets instead (the lake keeps them in its parts); one with
+	 * neither resumes from the broker's committed offsets. */
+	struct dd_store *store;
+	/* The next offset of topic/partition, -1 for the beginning, -2 on
+	 * error (dd_errmsg()). */
+	int64_t (*kresume)(void *ctx, const char *topic, int32_t partition);
+	/* The positions the next commit makes durable (called just before
+	 * ops->commit). 0 or -1 (dd_errmsg()). */
+	int (*koffsets)(void *ctx, const struct dd_koffsets *ko);
 };
 
 /* Defaults for the options above. */
@@ -100,6 +116,8 @@ void dd_signals_init(void);
 enum {
 	DD_OPT_REJECTS = 0x1000, DD_OPT_STRICT, DD_OPT_PROGRESS, DD_OPT_MAXLINE,
 	DD_OPT_BATCH, DD_OPT_FLUSH, DD_OPT_QUIET,
+	DD_OPT_KAFKA, DD_OPT_TOPIC, DD_OPT_PARTITIONS, DD_OPT_GROUP, DD_OPT_KEOF,
+	DD_OPT_KTIMEOUT, DD_OPT_KOUT, DD_OPT_KOUTBROKERS,
 };
 #define DD_FILTER_OPTIONS(BATCH) \
 	{ "rejects", 0, "FILE", "append a record of each rejected line to FILE", DD_OPT_REJECTS, 0 }, \
@@ -107,7 +125,18 @@ enum {
 	{ "batch", 0, "N", "commit after N lines (default " BATCH ")", DD_OPT_BATCH, 0 }, \
 	{ "flush-interval", 0, "DUR", "commit at most DUR after a line (default 1s)", DD_OPT_FLUSH, 0 }, \
 	{ "max-line", 0, "BYTES", "reject longer lines (default 1M)", DD_OPT_MAXLINE, 0 }, \
-	{ "progress", 0, NULL, "progress on stderr even when it is no terminal", DD_OPT_PROGRESS, 0 }
+	{ "progress", 0, NULL, "progress on stderr even when it is no terminal", DD_OPT_PROGRESS, 0 }, \
+	DD_KAFKA_OPTIONS
+/* Kafka instead of FILEs and stdout (kafka.h), alike in every filter. */
+#define DD_KAFKA_OPTIONS \
+	{ "kafka", 0, "BROKERS", "read from Kafka (host:port,...) instead of FILEs", DD_OPT_KAFKA, 0 }, \
+	{ "topic", 0, "TOPIC", "the topic --kafka reads", DD_OPT_TOPIC, 0 }, \
+	{ "partitions", 0, "LIST", "read these partitions (0,2,4-7; default all)", DD_OPT_PARTITIONS, 0 }, \
+	{ "group", 0, "G", "let consumer group G assign the partitions", DD_OPT_GROUP, 0 }, \
+	{ "kafka-eof", 0, NULL, "stop at the end of every partition read", DD_OPT_KEOF, 0 }, \
+	{ "kafka-timeout", 0, "DUR", "give up at start when no broker answers (default 10s)", DD_OPT_KTIMEOUT, 0 }, \
+	{ "kafka-out", 0, "TOPIC", "produce the output to TOPIC instead of stdout", DD_OPT_KOUT, 0 }, \
+	{ "kafka-out-brokers", 0, "BROKERS", "the brokers of --kafka-out (default --kafka)", DD_OPT_KOUTBROKERS, 0 }
 /* -q: every command takes it (SPEC: before or after the command). */
 #define DD_OPT_QUIET_ENTRY \
 	{ "quiet", 'q', NULL, "no summary or progress: errors only", DD_OPT_QUIET, 0 }

@@ -101,6 +101,7 @@ static void
 hand_out(struct dd_lines *r, struct dd_line *l, char *p, size_t n, size_t consumed)
 {
 	l->lineno = ++r->lineno;
+	l->kpart = -1;
 	l->off = r->off;
 	l->fulllen = n;
 	r->off += consumed;
@@ -132,6 +133,7 @@ dd_lines_next_until(struct dd_lines *r, struct dd_line *l, int64_t deadline)
 			if (nl) {
 				r->skipping = 0;
 				l->lineno = ++r->lineno;
+				l->kpart = -1;
 				l->off = r->skipoff;
 				l->fulllen = r->skiplen - 1;
 				r->off = r->skipoff + r->skiplen;

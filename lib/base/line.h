@@ -20,6 +20,8 @@ struct dd_line {
 	uint64_t off;		/* byte offset of its first byte in the input */
 	int toolong;		/* the line exceeded the limit: p holds its start */
 	uint64_t fulllen;	/* the whole length, also when toolong */
+	int32_t kpart;		/* a Kafka message (filter.c): its partition, and
+				 * lineno and off its offset; else -1 */
 };
 
 enum {

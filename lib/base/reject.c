@@ -53,6 +53,11 @@ base64(struct dd_buf *b, const unsigned char *p, size_t n)
 	}
 }
 
+/* The record's end, after where the line came from: error, raw, and
+ * its exact bytes where they are not UTF-8. */
+static int record(struct dd_rejects *r, const char *raw, size_t rawlen, int truncated,
+    const char *what);
+
 int
 dd_reject_raw(struct dd_rejects *r, const char *source, uint64_t lineno, uint64_t off,
     const char *raw, size_t rawlen, int truncated, const char *what)
@@ -64,8 +69,31 @@ dd_reject_raw(struct dd_rejects *r, const char *source, uint64_t lineno, uint64_
 	dd_buf_reset(b);
 	dd_buf_adds(b, "{\"source\":");
 	dd_buf_json_str(b, source, strlen(source));
-	dd_buf_printf(b, ",\"line\":%" PRIu64 ",\"offset\":%" PRIu64 ",\"error\":",
-	    lineno, off);
+	dd_buf_printf(b, ",\"line\":%" PRIu64 ",\"offset\":%" PRIu64, lineno, off);
+	return record(r, raw, rawlen, truncated, what);
+}
+
+int
+dd_reject_kafka(struct dd_rejects *r, const char *topic, int32_t partition, int64_t offset,
+    const char *raw, size_t rawlen, int truncated, const char *what)
+{
+	fprintf(stderr, "%s: kafka:%s/%" PRId32 ":%" PRId64 ": %s\n", dd_prog, topic,
+	    partition, offset, what);
+	if (r->fd < 0)
+		return 0;
+	struct dd_buf *b = &r->rec;
+	dd_buf_reset(b);
+	dd_buf_adds(b, "{\"source\":\"kafka\",\"topic\":");
+	dd_buf_json_str(b, topic, strlen(topic));
+	dd_buf_printf(b, ",\"partition\":%" PRId32 ",\"offset\":%" PRId64, partition, offset);
+	return record(r, raw, rawlen, truncated, what);
+}
+
+static int
+record(struct dd_rejects *r, const char *raw, size_t rawlen, int truncated, const char *what)
+{
+	struct dd_buf *b = &r->rec;
+	dd_buf_adds(b, ",\"error\":");
 	dd_buf_json_str(b, what, strlen(what));
 	dd_buf_adds(b, ",\"raw\":");
 	dd_buf_json_str(b, raw, rawlen);

@@ -20,6 +20,10 @@ int dd_reject(struct dd_rejects *r, const char *source, const struct dd_line *l,
 /* Report a rejected record given by its parts (CSV rows and the like). */
 int dd_reject_raw(struct dd_rejects *r, const char *source, uint64_t lineno,
     uint64_t off, const char *raw, size_t rawlen, int truncated, const char *what);
+/* A rejected Kafka message: stderr names it kafka:TOPIC/PARTITION:OFFSET,
+ * the record {"source":"kafka","topic":T,"partition":P,"offset":O,...}. */
+int dd_reject_kafka(struct dd_rejects *r, const char *topic, int32_t partition, int64_t offset,
+    const char *raw, size_t rawlen, int truncated, const char *what);
 /* Flush and close; 0 or -1. */
 int dd_rejects_close(struct dd_rejects *r);
 

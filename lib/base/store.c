@@ -243,11 +243,73 @@ dd_store_begin(struct dd_store *s)
 	return 0;
 }
 
+/* Outside the migrations: only a store read from Kafka has the table,
+ * and it means the same in every store. */
+static const char koff_schema[] =
+    "CREATE TABLE IF NOT EXISTS kafka_offsets (topic TEXT NOT NULL, "
+    "part INTEGER NOT NULL, next INTEGER NOT NULL, PRIMARY KEY (topic, part))";
+
+int
+dd_store_koff_write(struct dd_store *s)
+{
+	const struct dd_koffsets *k = s->koff;
+	s->koff = NULL;
+	if (k == NULL || k->n == 0)
+		return 0;
+	if (dd_store_exec(s, koff_schema))
+		return -1;
+	sqlite3_stmt *st = dd_store_prepare(s, "INSERT INTO kafka_offsets (topic, part, next) "
+	    "VALUES (?, ?, ?) ON CONFLICT (topic, part) DO UPDATE SET next = excluded.next");
+	if (st == NULL)
+		return -1;
+	int rc = 0;
+	for (size_t i = 0; rc == 0 && i < k->n; i++) {
+		dd_bind_text(st, 0, k->topic, (size_t)-1);
+		dd_bind_int(st, 1, k->pos[i].partition);
+		dd_bind_int(st, 2, k->pos[i].next);
+		if (sqlite3_step(st) != SQLITE_DONE)
+			rc = dd_store_err(s, "kafka offsets");
+		sqlite3_reset(st);
+	}
+	sqlite3_finalize(st);
+	return rc;
+}
+
+int64_t
+dd_store_koff_get(struct dd_store *s, const char *topic, int32_t partition)
+{
+	sqlite3_stmt *st = NULL;
+	if (sqlite3_prepare_v2(s->db, "SELECT next FROM kafka_offsets WHERE topic = ? AND "
+	    "part = ?", -1, &st, NULL) != SQLITE_OK) {
+		/* No table: the store was never fed from Kafka. */
+		if (strstr(sqlite3_errmsg(s->db), "no such table"))
+			return -1;
+		dd_store_err(s, "kafka offsets");
+		return -2;
+	}
+	dd_bind_text(st, 0, topic, (size_t)-1);
+	dd_bind_int(st, 1, partition);
+	int64_t v = -1;
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		v = dd_col_int(st, 0);
+	else if (rc != SQLITE_DONE)
+		v = -2, dd_store_err(s, "kafka offsets");
+	sqlite3_finalize(st);
+	return v;
+}
+
 int
 dd_store_commit(struct dd_store *s)
 {
+	if (s->koff && dd_store_begin(s))
+		return -1;
 	if (!s->in_tx)
 		return 0;
+	if (s->koff && dd_store_koff_write(s)) {
+		dd_store_rollback(s);
+		return -1;
+	}
 	if (dd_store_exec(s, "COMMIT")) {
 		/* A failed COMMIT may leave the transaction open: undo it, so the
 		 * store stays as of the last good commit. */

@@ -10,11 +10,17 @@
 #include <sqlite3.h>
 #include <stddef.h>
 #include <stdint.h>
+#include "kafka.h"
 
 struct dd_store {
 	sqlite3 *db;
 	char *path;
 	int in_tx;
+	/* Kafka offsets to record in the next commit (the filter loop sets
+	 * them just before the program's commit; dd_store_commit writes and
+	 * clears them), so the offsets and the data they stand for are
+	 * durable together. */
+	const struct dd_koffsets *koff;
 };
 
 /*
@@ -38,8 +44,18 @@ int dd_store_read(const char *path, int (*fn)(void *ctx, struct dd_store *s, cha
 
 /* BEGIN IMMEDIATE unless a transaction is open; 0 or -1. */
 int dd_store_begin(struct dd_store *s);
-/* COMMIT if a transaction is open; 0 or -1. */
+/* COMMIT if a transaction is open (with s->koff written first, in it;
+ * with s->koff set and no transaction, one is made for them); 0 or -1. */
 int dd_store_commit(struct dd_store *s);
+/*
+ * The Kafka offsets of the store (table kafka_offsets: topic, partition,
+ * next offset to read). dd_store_koff_write writes s->koff into the open
+ * transaction and clears it, for a program that commits with its own
+ * COMMIT; dd_store_koff_get: the next offset of topic/partition, -1 when
+ * the store has none, -2 on error (dd_errmsg()).
+ */
+int dd_store_koff_write(struct dd_store *s);
+int64_t dd_store_koff_get(struct dd_store *s, const char *topic, int32_t partition);
 int dd_store_rollback(struct dd_store *s);
 /* Run SQL without results; 0 or -1 (dd_errmsg()). */
 int dd_store_exec(struct dd_store *s, const char *sql);

@@ -250,7 +250,9 @@ merge(const char *lake, const char *dataset, int64_t day, const struct dd_lake_w
 	c.w = dd_lake_writer_open(lake, dataset, &wo);
 	if (c.w == NULL)
 		return -1;
-	int rc = copy_parts(&c, ps, n);
+	int rc = lake_kafka_carry(c.w, lake, dataset, ps, n);
+	if (rc == 0)
+		rc = copy_parts(&c, ps, n);
 	lake_idset_free(&c.seen);
 	dd_buf_free(&c.bid);
 	dd_buf_free(&c.bsub);

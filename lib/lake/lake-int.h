@@ -96,6 +96,7 @@ struct meta_src {
 	const struct hset *subjects;
 	const struct tmap *types;
 	const char *unique;	/* NULL, or the JSON array of the parts checked */
+	const char *extra;	/* NULL, or members appended (",\"kafka\":{...}") */
 };
 
 /*
@@ -106,6 +107,32 @@ struct meta_src {
  */
 int lake_part_unique(const char *dir, const char *self, const struct idset *ids,
     char *const *only, size_t nonly, int use_only, struct dd_buf *checked);
+
+/* -------------------------------------------- Kafka offsets (lake-kafka.c) */
+
+struct dd_lake_writer;
+struct lake_kw;		/* a writer's topic, epoch and positions */
+struct lake_kranges;	/* a part's offset ranges, by partition */
+struct lake_kw *lake_kafka_new(const char *topic);
+void lake_kafka_free(struct lake_kw *kw);
+struct lake_kw *lake_writer_kw(struct dd_lake_writer *w);
+/* The event at offset off of partition p went into the part of *kr. */
+void lake_kafka_range(struct lake_kranges **kr, int32_t p, int64_t off);
+void lake_kranges_free(struct lake_kranges *kr);
+/* Append the part's "kafka" member; epoch_parts: the epoch's number of
+ * parts when its commit closes this one, 0 for a part closed early. */
+void lake_kafka_meta(struct lake_kw *kw, struct lake_kranges *kr, uint64_t epoch_parts,
+    struct dd_buf *b);
+/* Parts of the current epoch closed early so far. */
+uint64_t lake_kafka_closed(const struct lake_kw *kw);
+/* The commit succeeded: its positions are durable, a new epoch begins. */
+void lake_kafka_committed(struct lake_kw *kw);
+/* Compaction: the merged parts of ps carry, as their "from", where an
+ * ingest of the topic they name resumes now, so merging loses no
+ * position. 0 or -1. */
+struct dd_lake_part;
+int lake_kafka_carry(struct dd_lake_writer *w, const char *lake, const char *dataset,
+    const struct dd_lake_part *ps, size_t n);
 
 /* Append the whole metadata file: its JSON line, then the Bloom filters. */
 void lake_meta_build(const struct meta_src *p, struct dd_buf *b);

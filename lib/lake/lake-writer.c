@@ -102,6 +102,8 @@ struct part {
 	struct tmap types;
 	uint64_t lru;
 	int64_t opened;		/* monotonic ms */
+	struct lake_kranges *kr;	/* Kafka offsets it holds (lake-kafka.c) */
+	char *kmeta;		/* its "kafka" metadata, made when it is handed to close */
 	uint64_t fqueued, fwritten;	/* frames handed over, appended (w->mu) */
 };
 
@@ -171,6 +173,11 @@ struct dd_lake_writer {
 	struct batch *closing, *closing_tail;
 	uint64_t closing_held;
 	char werrmsg[700];
+	/* Fed from Kafka: the topic, epoch and positions the parts record
+	 * (lake-kafka.c), the caller's alone; committing: dd_lake_commit is
+	 * closing the parts. */
+	struct lake_kw *kw;
+	int committing;
 	char **vis;
 	size_t nvis, capvis;
 	struct dd_lake_wstats st;
@@ -300,6 +307,8 @@ part_free(struct dd_lake_writer *w, struct part *p)
 	lake_idset_free(&p->ids);
 	lake_hset_free(&p->subjects);
 	lake_tmap_free(&p->types);
+	lake_kranges_free(p->kr);
+	free(p->kmeta);
 	free(p);
 }
 
@@ -606,7 +615,7 @@ close_io(struct dd_lake_writer *w, struct batch *b)
 		    .part_bytes = p->out, .frames = p->frames, .events = p->events,
 		    .raw_bytes = p->raw, .lastsum = p->lastsum, .min_ms = p->min_ms,
 		    .max_ms = p->max_ms, .ids = &p->ids, .subjects = &p->subjects,
-		    .types = &p->types, .unique = uniq ? chk.p : NULL }, &m);
+		    .types = &p->types, .unique = uniq ? chk.p : NULL, .extra = p->kmeta }, &m);
 		dd_buf_free(&chk);
 		mfd[i] = open(p->mtmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
 		if (mfd[i] < 0) {
@@ -702,6 +711,16 @@ close_parts(struct dd_lake_writer *w, struct part **ps, int n)
 		}
 		b->held += p->ids.n;
 		b->ps[b->n++] = p;
+	}
+	/* The Kafka metadata is made here, in the caller's thread, which owns
+	 * the epoch: the commit's parts close it and say how many it has. */
+	if (w->kw) {
+		uint64_t epoch_parts = w->committing ? lake_kafka_closed(w->kw) + (uint64_t)b->n : 0;
+		for (i = 0; i < b->n; i++) {
+			struct dd_buf k = { 0 };
+			lake_kafka_meta(w->kw, b->ps[i]->kr, epoch_parts, &k);
+			b->ps[i]->kmeta = k.p;
+		}
 	}
 	b->dirty = w->dirty;
 	b->ndirty = w->ndirty;
@@ -891,7 +910,11 @@ dd_lake_add(struct dd_lake_writer *w, const char *line, size_t len,
 		w->st.duplicates++;
 		return 1;
 	}
-	if (part_append(w, p, line, len, ev->time_ms) || enforce_limits(w, p))
+	if (part_append(w, p, line, len, ev->time_ms))
+		goto fail;
+	if (ev->kafka && w->kw)
+		lake_kafka_range(&p->kr, ev->kpart, ev->koff);
+	if (enforce_limits(w, p))
 		goto fail;
 	return 0;
 fail:
@@ -914,7 +937,9 @@ dd_lake_commit(struct dd_lake_writer *w)
 	w->nopen = 0;
 	w->last = NULL;
 	/* Acknowledged only once every part and its metadata are durable. */
+	w->committing = 1;
 	int rc = close_parts(w, ps, n);
+	w->committing = 0;
 	free(ps);
 	if (rc == 0)
 		rc = pipe_drain(w);
@@ -922,7 +947,22 @@ dd_lake_commit(struct dd_lake_writer *w)
 		writer_break(w);
 		return -1;
 	}
+	if (w->kw)
+		lake_kafka_committed(w->kw);
 	return 0;
+}
+
+void
+dd_lake_kafka_topic(struct dd_lake_writer *w, const char *topic)
+{
+	lake_kafka_free(w->kw);
+	w->kw = lake_kafka_new(topic);
+}
+
+struct lake_kw *
+lake_writer_kw(struct dd_lake_writer *w)
+{
+	return w->kw;
 }
 
 size_t
@@ -983,6 +1023,7 @@ writer_free(struct dd_lake_writer *w)
 	free(w->dirty);
 	lake_hset_free(&w->dirtyset);
 	dd_lake_paths_free(w->vis, w->nvis);
+	lake_kafka_free(w->kw);
 	free(w->lake);
 	free(w->dataset);
 	free(w->root);

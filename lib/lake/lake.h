@@ -82,6 +82,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include "kafka.h"
 
 #include "json.h"
 
@@ -166,6 +167,9 @@ struct dd_lake_ev {
 	size_t sublen;
 	const char *type;	/* may be NULL: counted per part */
 	size_t typelen;
+	int kafka;		/* read from Kafka (dd_lake_kafka_topic): */
+	int32_t kpart;		/* its partition */
+	int64_t koff;		/* and offset */
 };
 
 /*
@@ -180,6 +184,33 @@ struct dd_lake_ev {
  */
 int dd_lake_add(struct dd_lake_writer *w, const char *line, size_t len,
     const struct dd_lake_ev *ev);
+
+/*
+ * Kafka offsets in the parts (lake-kafka.c). A writer fed from a topic
+ * records in each part's metadata
+ *   "kafka":{"topic":T,"epoch":"E","from":{"P":N,...},"ranges":{"P":[LO,HI],...}
+ *            [,"through":{"P":N,...},"parts":K]}
+ * ranges: the offsets of the first and last event of each partition the
+ * part holds. An epoch is what one dd_lake_commit makes durable: from,
+ * the next offsets of the partitions as of the commit before it (durable
+ * then), through those as of its own commit, in the parts that commit
+ * closed, with K the number of parts of the epoch (those closed early,
+ * by size, age or eviction, included). So where to resume a partition is
+ * the largest through of an epoch whose K parts are all visible, or else
+ * the largest from: never after an event that is not in a visible part.
+ * (After a crash the events of an epoch cut short come again, and are
+ * dropped as duplicates by readers and compaction.) Compaction's merged
+ * parts carry, as their from, where an ingest of the topic resumed before
+ * the merge, so merging never sends an ingest back.
+ */
+void dd_lake_kafka_topic(struct dd_lake_writer *w, const char *topic);
+/* The positions the next dd_lake_commit makes durable. */
+void dd_lake_kafka_through(struct dd_lake_writer *w, const struct dd_koffsets *ko);
+/* Where to resume each partition of topic in LAKE/DATASET that a part
+ * names: the next offsets, in a malloc'd array (a partition absent starts
+ * from the beginning). One pass over every part's metadata. 0 or -1. */
+int dd_lake_kafka_resume(const char *lake, const char *dataset, const char *topic,
+    struct dd_kpos **out, size_t *n);
 
 /* 1 when an I/O error stopped the writer. */
 int dd_lake_writer_broken(const struct dd_lake_writer *w);

@@ -390,6 +390,8 @@ dd_hist_batch_apply(struct dd_history_ingest *h, const struct batch *b)
 	int rc = next == 0 ? -1 : 0;
 	for (size_t i = 0; rc == 0 && i < b->nag; i++)
 		rc = apply(h, b, &b->ag[i], &next, &fresh, &created);
+	if (rc == 0 && h->final)
+		rc = dd_store_koff_write(h->s);
 	if (rc == 0 && sqlite3_exec(h->s->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
 		rc = dd_store_err(h->s, "commit");
 	if (rc) {

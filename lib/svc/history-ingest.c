@@ -458,7 +458,10 @@ dd_history_ingest_commit(struct dd_history_ingest *h)
 		if (failed)
 			return -1;
 	}
-	if (dd_hist_batch_apply(h, h->fill))
+	h->final = 1;
+	int rc = dd_hist_batch_apply(h, h->fill);
+	h->final = 0;
+	if (rc)
 		return -1;
 	batch_reset(h->fill);
 	return 0;

@@ -59,6 +59,10 @@ struct dd_history_ingest {
 	struct batch *fill;	/* the filter loop adds here */
 	struct batch *work;	/* the writer thread applies this one */
 	int threaded;
+	/* The filter's commit is applying h->fill in the main thread: its
+	 * transaction also takes the Kafka offsets (s->koff), which the
+	 * writer thread's transactions must never (they hold less). */
+	int final;
 	pthread_t thr;
 	pthread_mutex_t mu;
 	pthread_cond_t cv_job, cv_done;

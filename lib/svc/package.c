@@ -349,7 +349,7 @@ int
 dd_package_filter(struct dd_package *p, const struct dd_filter_opts *fo)
 {
 	struct dd_filter_ops ops = { .event = on_event, .commit = on_commit,
-		.summary = on_summary };
+		.summary = on_summary, .store = &p->s };
 	return dd_filter_run(fo, &ops, p, NULL);
 }
 

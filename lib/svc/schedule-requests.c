@@ -616,6 +616,7 @@ dd_sched_filter(struct dd_sched *s, const struct dd_filter_opts *fo, int csv)
 	struct dd_filter_ops ops = {
 		.line = filter_line, .commit = filter_commit, .summary = filter_summary,
 		.origin = filter_origin, .start = filter_start, .finish = filter_finish,
+		.store = &s->st,
 	};
 	o.raw = 1;
 	s->input = fo->input;

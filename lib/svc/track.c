@@ -744,7 +744,7 @@ int
 dd_track_filter(struct dd_track *t, const struct dd_filter_opts *fo)
 {
 	struct dd_filter_ops ops = { .event = on_event, .commit = on_commit,
-		.summary = on_summary };
+		.summary = on_summary, .store = &t->s };
 	return dd_filter_run(fo, &ops, t, NULL);
 }
 

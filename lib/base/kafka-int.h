@@ -1,0 +1,31 @@
+/* What kafka-in.c and kafka-out.c share (kafka.c). */
+#ifndef DD_KAFKA_INT_H
+#define DD_KAFKA_INT_H
+
+#include <librdkafka/rdkafka.h>
+#include <stdint.h>
+
+/* The brokers' state as the client reports it, for one notice a change. */
+struct kstate {
+	const char *brokers;
+	int down;		/* every broker unreachable, as last reported */
+	int said;		/* the notice for the current state was handed out */
+	char why[256];
+	char notice[512];
+};
+
+/* A configuration with the common settings: brokers, the client's own
+ * logging silenced (library code writes no stderr) and errors kept in st. */
+rd_kafka_conf_t *dd_kconf_new(const char *brokers, struct kstate *st);
+/* Set one property; 0 or -1 (dd_errmsg()). */
+int dd_kconf_set(rd_kafka_conf_t *c, const char *name, const char *value);
+/* Check within timeout_ms that the brokers answer and know topic; its
+ * number of partitions, or -1 (dd_errmsg(): one line). */
+int dd_kafka_topic_check(rd_kafka_t *rk, const char *brokers, const char *topic,
+    int64_t timeout_ms);
+/* Progress became possible: the brokers are reachable again. */
+void dd_kstate_up(struct kstate *st);
+/* The notice to show, once, or NULL. */
+const char *dd_kstate_notice(struct kstate *st);
+
+#endif

@@ -1,0 +1,192 @@
+/*
+ * The Kafka output of the filter loop (kafka.h). stdout (fd 1) becomes a
+ * memory file: the program writes its events as it always does, and at
+ * each commit the complete lines written since the last one are produced,
+ * keyed by subject, and acknowledged by every in-sync replica (acks=all,
+ * idempotent producer) before the store may commit. A kill before that
+ * loses nothing: the store has not recorded the input, so a restart reads
+ * it again and writes the same events (same ids) again.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "event.h"
+#include "filter.h"
+#include "json.h"
+#include "kafka.h"
+#include "kafka-int.h"
+#include "util.h"
+
+struct dd_kout {
+	struct kstate st;	/* first: the callbacks' opaque */
+	rd_kafka_t *rk;
+	rd_kafka_topic_t *rkt;
+	const char *topic;
+	int fd;			/* the memory file behind fd 1 */
+	uint64_t failed;	/* messages the broker did not take */
+	char why[256];
+	struct dd_buf buf, key;
+};
+
+/* Called from rd_kafka_poll/flush for each message: success or a final
+ * failure (with message.timeout.ms 0, only what retrying cannot fix). */
+static void
+on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
+{
+	struct dd_kout *k = opaque;
+	if (m->err == 0) {
+		dd_kstate_up(&k->st);
+		return;
+	}
+	if (k->failed++ == 0)
+		snprintf(k->why, sizeof k->why, "%s", rd_kafka_err2str(m->err));
+}
+
+struct dd_kout *
+dd_kout_open(const char *brokers, const char *topic, int64_t timeout_ms)
+{
+	struct dd_kout *k = dd_calloc(1, sizeof *k);
+	k->topic = topic;
+	k->fd = -1;
+	rd_kafka_conf_t *c = dd_kconf_new(brokers, &k->st);
+	if (c == NULL || dd_kconf_set(c, "acks", "all") ||
+	    dd_kconf_set(c, "enable.idempotence", "true") ||
+	    /* Wait out a broker that is down, however long: the store waits
+	     * with its commit, and a kill meanwhile re-emits. */
+	    dd_kconf_set(c, "message.timeout.ms", "0") ||
+	    dd_kconf_set(c, "linger.ms", "5") ||
+	    dd_kconf_set(c, "queue.buffering.max.messages", "1000000")) {
+		if (c)
+			rd_kafka_conf_destroy(c);
+		free(k);
+		return NULL;
+	}
+	rd_kafka_conf_set_dr_msg_cb(c, on_delivery);
+	char err[512];
+	k->rk = rd_kafka_new(RD_KAFKA_PRODUCER, c, err, sizeof err);
+	if (k->rk == NULL) {
+		dd_seterr("kafka: %s", err);
+		rd_kafka_conf_destroy(c);
+		free(k);
+		return NULL;
+	}
+	if (dd_kafka_topic_check(k->rk, brokers, topic, timeout_ms) < 0)
+		goto fail;
+	k->rkt = rd_kafka_topic_new(k->rk, topic, NULL);
+	if (k->rkt == NULL) {
+		dd_seterr("kafka: %s: %s", topic, rd_kafka_err2str(rd_kafka_last_error()));
+		goto fail;
+	}
+	k->fd = memfd_create("dd-kafka-out", MFD_CLOEXEC);
+	if (k->fd < 0 || fflush(stdout) != 0 || dup2(k->fd, 1) < 0) {
+		dd_seterr("kafka-out: stdout: %s", strerror(errno));
+		goto fail;
+	}
+	return k;
+fail:
+	dd_kout_close(k);
+	return NULL;
+}
+
+/* Produce one line, waiting for room in the client's queue. */
+static int
+produce(struct dd_kout *k, const char *p, size_t n)
+{
+	struct dd_env e;
+	const char *key = NULL;
+	size_t keylen = 0;
+	/* Keyed by subject (the delivery): a partition holds whole
+	 * deliveries. A line that is no event goes unkeyed. */
+	if (dd_env_scan(p, n, &e) == 0 && e.subject.type == DD_JSTR)
+		key = dd_jstr_text(&e.subject, &k->key, &keylen);
+	for (;;) {
+		if (rd_kafka_produce(k->rkt, RD_KAFKA_PARTITION_UA, RD_KAFKA_MSG_F_COPY,
+		    (void *)p, n, key, keylen, NULL) == 0)
+			return 0;
+		rd_kafka_resp_err_t e2 = rd_kafka_last_error();
+		if (e2 != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+			dd_seterr("kafka-out: %s: %s", k->topic, rd_kafka_err2str(e2));
+			return -1;
+		}
+		rd_kafka_poll(k->rk, 50);
+	}
+}
+
+int
+dd_kout_flush(struct dd_kout *k)
+{
+	off_t end = lseek(k->fd, 0, SEEK_CUR);
+	if (end < 0) {
+		dd_seterr("kafka-out: stdout: %s", strerror(errno));
+		return -1;
+	}
+	if (end > 0) {
+		/* The memory file's pages, read in place. */
+		char *m = mmap(NULL, (size_t)end, PROT_READ, MAP_SHARED, k->fd, 0);
+		if (m == MAP_FAILED) {
+			dd_seterr("kafka-out: stdout: %s", strerror(errno));
+			return -1;
+		}
+		size_t at = 0, len = (size_t)end;
+		while (at < len) {
+			const char *nl = memchr(m + at, '\n', len - at);
+			if (nl == NULL)
+				break;
+			if (produce(k, m + at, (size_t)(nl - (m + at)))) {
+				munmap(m, len);
+				return -1;
+			}
+			at = (size_t)(nl - m) + 1;
+		}
+		/* A line not yet ended stays for the next flush. */
+		dd_buf_reset(&k->buf);
+		dd_buf_add(&k->buf, m + at, len - at);
+		munmap(m, len);
+		if (ftruncate(k->fd, 0) < 0 || lseek(k->fd, 0, SEEK_SET) < 0 ||
+		    (k->buf.len && write(k->fd, k->buf.p, k->buf.len) != (ssize_t)k->buf.len)) {
+			dd_seterr("kafka-out: stdout: %s", strerror(errno));
+			return -1;
+		}
+	}
+	/* Every message acknowledged before the store commits. */
+	while (rd_kafka_outq_len(k->rk) > 0) {
+		if (dd_signalled) {
+			dd_seterr("kafka-out: %s: stopped before the broker acknowledged "
+			    "every event (they are sent again on the next run)", k->topic);
+			return -1;
+		}
+		rd_kafka_flush(k->rk, 100);
+	}
+	if (k->failed) {
+		dd_seterr("kafka-out: %s: %" PRIu64 " events not delivered: %s", k->topic,
+		    k->failed, k->why);
+		return -1;
+	}
+	return 0;
+}
+
+const char *
+dd_kout_notice(struct dd_kout *k)
+{
+	return dd_kstate_notice(&k->st);
+}
+
+void
+dd_kout_close(struct dd_kout *k)
+{
+	if (k == NULL)
+		return;
+	if (k->rkt)
+		rd_kafka_topic_destroy(k->rkt);
+	if (k->rk)
+		rd_kafka_destroy(k->rk);
+	if (k->fd >= 0)
+		close(k->fd);
+	dd_buf_free(&k->buf);
+	dd_buf_free(&k->key);
+	free(k);
+}

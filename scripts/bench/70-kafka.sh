@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Kafka in and out (issue 17), against librdkafka's mock cluster on
+# loopback (dd-kafka-mock, built with the tests): dd-track with durable
+# commits over N dd-sim telemetry events,
+#   consuming them from a 4-partition topic (--kafka --topic --kafka-eof)
+#     against the same program reading the same events from a file;
+#   producing its output to a topic (--kafka-out, acks=all, idempotent)
+#     against the same program writing its output to a file.
+# Targets: both >= 0.8.
+here=$(cd "$(dirname "$0")" && pwd)
+. "$here/lib.sh"
+
+N=${BENCH_KAFKA_N:-500000}
+K=${BENCH_KAFKA_DELIVERIES:-50000}
+in=$BENCH_TMP/kafka-telemetry.ndjson
+db=$BENCH_TMP/kafka-track.db
+out=$BENCH_TMP/kafka-track.out
+dd-sim telemetry -n "$N" --deliveries "$K" --seed 1 > "$in"
+
+dd-kafka-mock -t 3600 tel:4 out:4 > "$BENCH_TMP/kafka.addr" 2> "$BENCH_TMP/kafka-mock.log" &
+mockpid=$!
+trap 'kill $mockpid 2>/dev/null; wait $mockpid 2>/dev/null' EXIT
+for i in $(seq 100); do [ -s "$BENCH_TMP/kafka.addr" ] && break; sleep 0.05; done
+B=$(cat "$BENCH_TMP/kafka.addr")
+[ -n "$B" ] || { echo "70-kafka: the mock cluster did not start" >&2; exit 1; }
+sed -E 's/^.*"subject":"([^"]*)".*$/\1\t&/' "$in" | kcat -P -b "$B" -t tel -K $'\t'
+
+prep='rm -f "$db" "$db"-wal "$db"-shm "$db".lock'
+BENCH_IN=$in BENCH_PREP=$prep bench_measure kf_file dd-track -q --db "$db"
+BENCH_PREP=$prep bench_measure kf_in dd-track -q --db "$db" --kafka "$B" --topic tel --kafka-eof
+# The answer is checked, not just timed: every event read, per partition.
+got=$(sqlite3 "$db" "SELECT sum(next) FROM kafka_offsets")
+[ "$got" -eq "$N" ] || { echo "70-kafka: the store's offsets say $got events, not $N" >&2; exit 1; }
+
+BENCH_IN=$in BENCH_OUT=$out BENCH_PREP=$prep bench_measure kf_fout dd-track -q --db "$db"
+lines=$(wc -l < "$out")
+BENCH_IN=$in BENCH_PREP=$prep bench_measure kf_out dd-track -q --db "$db" --kafka-out out \
+	--kafka-out-brokers "$B"
+# Each run produced the whole output once more.
+sent=$(kcat -Q -b "$B" -t out:0:-1 -t out:1:-1 -t out:2:-1 -t out:3:-1 2>/dev/null | awk '{s += $NF} END {print s}')
+[ "${sent:-0}" -ge $((lines * BENCH_REPS)) ] ||
+	{ echo "70-kafka: the topic holds ${sent:-0} events, not $((lines * BENCH_REPS))" >&2; exit 1; }
+
+file_rate=$(rate "$N" "$kf_file_secs")
+in_rate=$(rate "$N" "$kf_in_secs")
+fout_rate=$(rate "$N" "$kf_fout_secs")
+out_rate=$(rate "$N" "$kf_out_secs")
+bench_header "dd-track and Kafka: $N telemetry events, mock cluster on loopback"
+bench_row "--kafka --topic (4 partitions) events/s" "$in_rate" "from a file events/s" \
+	"$file_rate" "$(ratio "$in_rate" "$file_rate")" "$kf_in_rss"
+bench_row "--kafka-out (acks=all) events/s" "$out_rate" "to a file events/s" \
+	"$fout_rate" "$(ratio "$out_rate" "$fout_rate")" "$kf_out_rss"
+rm -f "$in" "$out" "$db" "$db"-wal "$db"-shm "$db".lock
