@@ -51,7 +51,7 @@ on_damage(void *ctx, const char *msg)
 }
 
 enum { K_DB = 1, K_LAKE, K_DATASET, K_OLDER, K_NOW, K_CHUNK, K_DRY, K_COMPACT, K_VERIFY,
-	K_PROGRESS, K_QUIET };
+	K_PROGRESS, K_QUIET, K_REBUILD, K_SINCE, K_UNTIL };
 
 static const struct dd_opt opts[] = {
 	{ "db", 0, "HISTORY_DB", "the history store (default $DD_HOME/history.db)", K_DB, 0 },
@@ -65,6 +65,10 @@ static const struct dd_opt opts[] = {
 	{ "dry-run", 0, NULL, "count what would be archived; write nothing", K_DRY, 0 },
 	{ "compact", 0, NULL, "then merge each partition's parts", K_COMPACT, 0 },
 	{ "verify", 0, NULL, "then check every part against its metadata", K_VERIFY, 0 },
+	{ "rebuild-view", 0, NULL, "instead of archiving, rebuild the deliveries view of the "
+		"days of [--since, --until) from the lake's events", K_REBUILD, 0 },
+	{ "since", 0, "T", "with --rebuild-view: the first day", K_SINCE, 0 },
+	{ "until", 0, "T", "with --rebuild-view: the end of the range", K_UNTIL, 0 },
 	{ "progress", 0, NULL, "progress on stderr even when it is no terminal", K_PROGRESS, 0 },
 	{ "quiet", 'q', NULL, "no progress: errors only", K_QUIET, 0 },
 	DD_OPT_END,
@@ -73,9 +77,9 @@ static const struct dd_opt opts[] = {
 struct ctx {
 	struct dd_archive_opts o;
 	char *db, *lake;
-	const char *now;
+	const char *now, *since, *until;
 	int64_t older;
-	int compact, verify, quiet, progress;
+	int compact, verify, quiet, progress, rebuild;
 };
 
 static int
@@ -128,6 +132,15 @@ set(void *vc, int key, const char *arg, const char *arg2)
 	case K_QUIET:
 		c->quiet = 1;
 		return 0;
+	case K_REBUILD:
+		c->rebuild = 1;
+		return 0;
+	case K_SINCE:
+		c->since = arg;
+		return 0;
+	case K_UNTIL:
+		c->until = arg;
+		return 0;
 	}
 	return -1;
 }
@@ -136,13 +149,14 @@ static void
 summary(const struct dd_archive_stats *st, int dry, double secs)
 {
 	printf("{\"deliveriesArchived\":%" PRIu64 ",\"eventsArchived\":%" PRIu64
+	    ",\"summariesWritten\":%" PRIu64
 	    ",\"deliveriesKept\":%" PRIu64 ",\"partsWritten\":%" PRIu64 ",\"eventBytes\":%" PRIu64
 	    ",\"bytesWritten\":%" PRIu64 ",\"partitionsCompacted\":%" PRIu64
 	    ",\"partsCompacted\":%" PRIu64 ",\"partsAfterCompaction\":%" PRIu64
 	    ",\"duplicatesDropped\":%" PRIu64 ",\"partsVerified\":%" PRIu64
 	    ",\"eventsVerified\":%" PRIu64 ",\"partsDamaged\":%" PRIu64
 	    ",\"dryRun\":%s,\"seconds\":%.3f}\n",
-	    st->deliveries, st->events, st->kept, st->parts, st->raw_bytes, st->bytes,
+	    st->deliveries, st->events, st->summaries, st->kept, st->parts, st->raw_bytes, st->bytes,
 	    st->partitions_compacted, st->parts_compacted, st->parts_after, st->duplicates,
 	    st->parts_verified, st->events_verified, st->parts_damaged,
 	    dry ? "true" : "false", secs);
@@ -168,6 +182,15 @@ run(void *vc, int argc, char **argv)
 	int64_t now;
 	if (dd_time_arg(c->now, dd_now_ms(), &now))
 		return dd_cli_usage_error("--now: %s", dd_errmsg());
+	int64_t since = 0, until = 0;
+	if (c->rebuild && (c->since == NULL || c->until == NULL))
+		return dd_cli_usage_error("--rebuild-view needs --since and --until");
+	if (!c->rebuild && (c->since || c->until))
+		return dd_cli_usage_error("--since and --until go with --rebuild-view");
+	if (c->rebuild && (dd_time_arg(c->since, now, &since) || dd_time_arg(c->until, now, &until)))
+		return dd_cli_usage_error("--since/--until: %s", dd_errmsg());
+	if (c->rebuild && since >= until)
+		return dd_cli_usage_error("--since must be before --until");
 	if (c->db == NULL)
 		c->db = dd_default_path("history.db");
 	if (c->lake == NULL)
@@ -176,7 +199,14 @@ run(void *vc, int argc, char **argv)
 	 * run with nothing to do. */
 	struct stat sb;
 	int have_db = stat(c->db, &sb) == 0;
-	if (!have_db && !c->compact && !c->verify) {
+	if (c->rebuild) {
+		/* The lake alone: history.db plays no part. */
+		if (stat(c->lake, &sb) != 0) {
+			dd_seterr("%s: no such lake", c->lake);
+			return DD_EXIT_IO;
+		}
+		have_db = 0;
+	} else if (!have_db && !c->compact && !c->verify) {
 		dd_seterr("%s: no such store (%s)", c->db, strerror(errno));
 		return DD_EXIT_IO;
 	}
@@ -186,7 +216,7 @@ run(void *vc, int argc, char **argv)
 		dd_seterr("%s: no such store, and %s: no such lake", c->db, c->lake);
 		return DD_EXIT_IO;
 	}
-	if (!have_db && !c->quiet)
+	if (!have_db && !c->quiet && !c->rebuild)
 		dd_warn("%s: no such store: nothing archived", c->db);
 	c->o.db = c->db;
 	c->o.lake = c->lake;
@@ -202,11 +232,20 @@ run(void *vc, int argc, char **argv)
 	if (fd < -1 || (!c->o.dry_run && have_db && fd < 0))
 		return -fd;
 	struct dd_archive_stats st = { 0 };
-	int rc = have_db ? dd_archive_run(&c->o, &st) : 0;
+	int rc = c->rebuild ? dd_archive_rebuild_view(&c->o, since, until, &st) :
+	    have_db ? dd_archive_run(&c->o, &st) : 0;
+	/* The deliveries view is tended with the dataset it is made from. */
+	struct dd_archive_opts vo = c->o;
+	vo.dataset = DD_VIEW_DATASET;
+	int view_too = strcmp(c->o.dataset, DD_VIEW_DATASET) != 0;
 	if (rc == 0 && c->compact)
 		rc = dd_archive_compact(&c->o, &st);
+	if (rc == 0 && c->compact && view_too)
+		rc = dd_archive_compact(&vo, &st);
 	if (rc == 0 && c->verify)
 		rc = dd_archive_verify(&c->o, &st);
+	if (rc == 0 && c->verify && view_too)
+		rc = dd_archive_verify(&vo, &st);
 	if (u.shown)
 		fputc('\n', stderr);
 	summary(&st, c->o.dry_run, (double)(dd_now_ms() - u.start) / 1000.0);

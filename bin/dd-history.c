@@ -13,6 +13,7 @@
 #include "exitcodes.h"
 #include "filter.h"
 #include "history.h"
+#include "lake.h"
 #include "stage.h"
 #include "out.h"
 #include "util.h"
@@ -36,10 +37,14 @@ on_summary(void *ctx, struct dd_buf *b)
 	dd_history_ingest_stats(ctx, &st);
 	dd_buf_printf(b, "; stored %" PRIu64 " events (%" PRIu64 " duplicates), %" PRIu64
 	    " new deliveries", st.events, st.duplicates, st.deliveries);
+	if (st.archived)
+		dd_buf_printf(b, "; %" PRIu64 " events of archived deliveries appended to the lake",
+		    st.archived);
 }
 
 static int
-run_filter(const char *db, const struct dd_filter_opts *fo)
+run_filter(const char *db, const char *lake, const char *dataset,
+    const struct dd_filter_opts *fo)
 {
 	struct dd_store s;
 	int rc = dd_history_open(&s, db);
@@ -50,7 +55,9 @@ run_filter(const char *db, const struct dd_filter_opts *fo)
 		dd_store_close(&s);
 		return DD_EXIT_IO;
 	}
-	struct dd_filter_ops ops = { .event = on_event, .commit = on_commit,
+	dd_history_ingest_lake(h, lake, dataset);
+	static const char *const families[] = { "delivery.", NULL };
+	struct dd_filter_ops ops = { .event = on_event, .commit = on_commit, .families = families,
 		.summary = on_summary, .store = &s };
 	rc = dd_filter_run(fo, &ops, h, NULL);
 	dd_history_ingest_free(h);
@@ -58,7 +65,7 @@ run_filter(const char *db, const struct dd_filter_opts *fo)
 	return rc;
 }
 
-enum { K_DB = 1, K_OWNER, K_STAGE, K_SINCE, K_UNTIL, K_FORMAT };
+enum { K_DB = 1, K_OWNER, K_STAGE, K_SINCE, K_UNTIL, K_FORMAT, K_LAKE, K_DATASET };
 
 static const struct dd_opt store_opts[] = {
 	{ "db", 0, "FILE", "the store (default $DD_HOME/history.db)", K_DB, 0 },
@@ -66,6 +73,9 @@ static const struct dd_opt store_opts[] = {
 	DD_OPT_END,
 };
 static const struct dd_opt filter_opts[] = {
+	{ "lake", 'l', "LAKE", "where events of archived deliveries go (default $DD_HOME/lake)",
+		K_LAKE, 0 },
+	{ "dataset", 0, "NAME", "their dataset there (default events)", K_DATASET, 0 },
 	DD_FILTER_OPTIONS("50000"),
 	DD_OPT_END,
 };
@@ -79,7 +89,8 @@ static const struct dd_opt list_opts[] = {
 };
 
 struct ctx {
-	char *db;
+	char *db, *lake;
+	const char *dataset;
 	struct dd_filter_opts fo;
 	struct dd_history_query q;
 	enum dd_fmt fmt;
@@ -94,6 +105,15 @@ set(void *vc, int key, const char *arg, const char *arg2)
 	case K_DB:
 		free(c->db);
 		c->db = dd_strdup(arg);
+		return 0;
+	case K_LAKE:
+		free(c->lake);
+		c->lake = dd_strdup(arg);
+		return 0;
+	case K_DATASET:
+		if (!dd_lake_dataset_ok(arg))
+			return -1;
+		c->dataset = arg;
 		return 0;
 	case K_OWNER:
 		c->q.owner = arg;
@@ -134,7 +154,9 @@ run(void *vc, int argc, char **argv)
 	struct ctx *c = vc;
 	c->fo.files = argv;
 	c->fo.nfiles = argc;
-	return run_filter(db(c), &c->fo);
+	if (c->lake == NULL)
+		c->lake = dd_default_path("lake");
+	return run_filter(db(c), c->lake, c->dataset, &c->fo);
 }
 
 static int
@@ -180,6 +202,7 @@ int
 main(int argc, char *argv[])
 {
 	struct ctx c = { .q = { NULL, NULL, INT64_MIN, INT64_MAX }, .fmt = DD_FMT_NDJSON,
+		.dataset = DD_LAKE_DATASET_DEFAULT,
 		.now = dd_now_ms() };
 	dd_filter_defaults(&c.fo);
 	/* Commits cost an fsync each; a writer thread commits smaller
@@ -198,5 +221,6 @@ main(int argc, char *argv[])
 	};
 	int rc = dd_cli_main(&p, argc, argv);
 	free(c.db);
+	free(c.lake);
 	return rc;
 }

@@ -41,7 +41,9 @@ on_event(void *ctx, const struct dd_line *l, const struct dd_env *e)
 		dd_seterr("\"time\" is more than a day in the future");
 		return DD_REJECT;
 	}
-	if (dd_event_check_data(e))
+	/* Schema-on-read: a version this build does not know is stored as
+	 * it is; the data of one it knows must be valid. */
+	if (dd_event_check_version(e) == 0 && dd_event_check_data(e))
 		return DD_REJECT;
 	int64_t day = dd_ms_to_days(e->time_ms);
 	if (day < c->max_day)

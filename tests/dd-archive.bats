@@ -25,7 +25,7 @@ teardown() {
 
 # Ids of the events in the lake (every part), in the history, in the input.
 lake_ids() {
-	find "$LAKE" -name 'part-*.ndjson.zst' -print0 2>/dev/null | xargs -0 -r zstdcat | jq -r .id
+	find "$LAKE/events" -name 'part-*.ndjson.zst' -print0 2>/dev/null | xargs -0 -r zstdcat | jq -r .id
 }
 hist_ids() { sqlite3 "$DB" "SELECT eid FROM events"; }
 # Every event id of FILE is in the history or the lake (never in neither).
@@ -77,7 +77,7 @@ locked() {
 	# partition of its own UTC date.
 	for d in d-0000003 d-0000007 d-0000144 r-d0000100; do
 		grep -F "\"subject\":\"$d\"" in.ndjson | sort > want
-		find "$LAKE" -name 'part-*.ndjson.zst' -print0 | xargs -0 zstdcat | grep -F "\"subject\":\"$d\"" | sort > got
+		find "$LAKE/events" -name 'part-*.ndjson.zst' -print0 | xargs -0 zstdcat | grep -F "\"subject\":\"$d\"" | sort > got
 		cmp want got
 		if [ -x "$DD_BIN/dd-lake-query" ]; then
 			dd-lake-query -l "$LAKE" --subject "$d" | sort > got
@@ -162,9 +162,12 @@ locked() {
 	if [ -x "$DD_BIN/dd-lake-query" ]; then
 		[ "$(dd-lake-query -l "$LAKE" --count)" -eq "$(wc -l < in.ndjson)" ]
 	fi
+	# The deliveries view too: one summary per delivery, written twice.
+	[ "$(dd-lake-query -l "$LAKE" --dataset deliveries --count)" -eq 300 ]
 	run dd-archive -l "$LAKE" --compact --verify
 	assert_success
-	[ "$(summary .duplicatesDropped)" -eq "$(wc -l < in.ndjson)" ]
+	[ "$(summary .duplicatesDropped)" -eq $(($(wc -l < in.ndjson) + 300)) ]
+	[ "$(dd-lake-query -l "$LAKE" --dataset deliveries --count --no-dedupe)" -eq 300 ]
 	[ "$(summary .partsCompacted)" -gt "$(summary .partsAfterCompaction)" ]
 	[ -z "$(lake_ids | sort | uniq -d)" ]
 	[ "$(lake_ids | sort | comm -3 - <(jq -r .id in.ndjson | sort) | wc -l)" -eq 0 ]
@@ -208,7 +211,7 @@ locked() {
 		jq -c 'select(.type == "delivery.status") | .id += "-late" | .time = "2026-12-01T00:00:00.000Z"' old.ndjson | head -1500
 	} > live.ndjson
 	mkfifo fifo
-	dd-history --flush-interval 50ms < fifo 2> live.err &
+	dd-history -l "$LAKE" --flush-interval 50ms < fifo 2> live.err &
 	BG2=$!
 	exec 5> fifo
 	dd-archive -q -l "$LAKE" --now 2026-12-01 --older-than 1d --chunk 25 > run.json &
@@ -232,7 +235,7 @@ locked() {
 	refute grep -qi "locked\\|busy" live.err
 	cat old.ndjson live.ndjson > all.ndjson
 	none_lost all.ndjson
-	# A rerun archives what arrived for archived deliveries meanwhile.
+	# A rerun archives what arrived meanwhile for deliveries being archived.
 	run dd-archive -l "$LAKE" --now 2026-12-01 --older-than 1d
 	assert_success
 	none_lost all.ndjson
@@ -293,18 +296,30 @@ locked() {
 	none_lost in.ndjson
 }
 
-@test "a replayed event of an archived delivery keeps its final stage and is archived in turn" {
+@test "an event of an archived delivery is appended to its history in the lake, never a partial record" {
 	gen_deliveries 50 1793577600 600 > in.ndjson
 	dd-history -q < in.ndjson
 	run dd-archive -l "$LAKE" --now 2027-01-01
 	[ "$(summary .deliveriesArchived)" -eq 50 ]
-	# A replay of the delivery's first two events (created, to pickup).
-	grep -F '"subject":"d-0000003"' in.ndjson | head -2 | dd-history -q
+	# A replay of the delivery's first two events (created, to pickup),
+	# and a status that comes late, after the archiving.
+	{
+		grep -F '"subject":"d-0000003"' in.ndjson | head -2
+		grep -F '"subject":"d-0000003"' in.ndjson | tail -1 | jq -c '.id = "late-1" | .time = "2026-11-05T00:00:00.000Z"'
+	} > again.ndjson
+	run --separate-stderr dd-history -l "$LAKE" < again.ndjson
+	assert_success
+	[[ "$stderr" == *"stored 0 events (0 duplicates), 0 new deliveries; 3 events of archived deliveries appended to the lake"* ]] || fail "$stderr"
 	run dd-history get d-0000003
-	[ "$(echo "$output" | jq -r '[.stage, .ended, .eventCount] | @tsv')" = "completed	2026-11-02T01:00:00.000Z	2" ]
+	assert_failure 1
+	# In the lake, in the partition of its own time, with the others.
+	run dd-lake-query -l "$LAKE" --subject d-0000003
+	[ "$(echo "$output" | jq -r .id | sort -u | wc -l)" -eq 5 ]
+	echo "$output" | jq -e 'select(.id == "late-1")' > /dev/null
+	[ -n "$(find "$LAKE/events/year=2026/month=11/day=05" -name 'part-*')" ]
 	run dd-archive -l "$LAKE" --now 2027-01-01 --compact
 	assert_success
-	[ "$(summary .deliveriesArchived)" -eq 1 ]
+	[ "$(summary .deliveriesArchived)" -eq 0 ]
 	[ "$(summary .duplicatesDropped)" -eq 2 ]
 	[ "$(dd-history stats | jq .deliveries)" -eq 0 ]
 	[ "$(lake_ids | sort | uniq -d | wc -l)" -eq 0 ]
@@ -316,14 +331,14 @@ locked() {
 	run dd-archive -l "$LAKE" --now 2027-01-01 --verify
 	assert_success
 	[ "$(summary .partsVerified)" -ge 2 ]
-	p=$(find "$LAKE" -name 'part-*.ndjson.zst' | sort | head -1)
+	p=$(find "$LAKE/events" -name 'part-*.ndjson.zst' | sort | head -1)
 	size=$(stat -c %s "$p")
 	printf '\xff\xff\xff\xff' | dd of="$p" bs=1 seek=$((size / 2)) conv=notrunc 2>/dev/null
 	run -1 dd-archive -l "$LAKE" --verify
 	assert_output --partial "damaged: $p"
 	[ "$(summary .partsDamaged)" -eq 1 ]
 	# Metadata that does not match its part is damage too.
-	q=$(find "$LAKE" -name 'part-*.ndjson.zst' | sort | tail -1)
+	q=$(find "$LAKE/events" -name 'part-*.ndjson.zst' | sort | tail -1)
 	m=$(dirname "$q")/_$(basename "$q" .ndjson.zst).meta
 	sed -i '1s/"events":\([0-9]*\)/"events":1\1/' "$m"
 	run -1 dd-archive -l "$LAKE" --verify

@@ -15,4 +15,7 @@ load common
 	assert_output --partial '██'
 	assert_line --regexp '^drone.failed +[a-z-]+ +[0-9]+$'
 	assert_line --regexp '^[0-9T:.-]+Z +delivery.scheduled '
+	# the on-time rate per day, from the deliveries view
+	assert_line --regexp '^2026-11-2[01]  [0-9.]+% of [1-9][0-9]* completed$'
+	assert_line --regexp '^ok   view: [1-9][0-9]* summaries in the deliveries view'
 }

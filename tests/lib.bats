@@ -190,3 +190,43 @@ CASES
 	run dd-libcheck out table <<<"$in"
 	assert_output "$(printf 'a          b\nx,1        "q"\nlong line  ü')"
 }
+
+@test "the one order of a delivery's events: time, then the step of its life, then the id" {
+	o() {	# o ID TYPE TIME [DATA]
+		printf '{"specversion":"1.0","id":"%s","source":"/t","type":"%s","time":"%s","subject":"d-1","data":%s}\n' \
+			"$1" "$2" "$3" "${4:-{\}}"
+	}
+	T=2026-11-26T10:00:00Z
+	run dd-libcheck order < <(
+		o z1 drone.returned $T
+		o y1 drone.delivered $T
+		o x1 delivery.status $T '{"stage":"failed"}'
+		o w1 delivery.cancelled $T
+		o v1 drone.position $T
+		o u1 drone.picked-up $T
+		o t1 delivery.status $T '{"stage":"headed-to-pickup"}'
+		o s1 drone.dispatched $T
+		o r2 delivery.rescheduled $T
+		o r1 delivery.status $T '{"stage":"rescheduled"}'
+		o q1 delivery.scheduled $T
+		o p1 delivery.status $T '{"stage":"created"}'
+		o a0 delivery.scheduled 2026-11-26T09:59:59.999Z
+		o b0 weather.report $T
+		o c0 delivery.status $T '{"stage":"lost"}'
+		o d0 delivery.rejected $T)
+	assert_output "$(printf '%s\n' '2 a0' '2 p1' '2 q1' '4 r1' '4 r2' '6 s1' '6 t1' '8 u1' '9 v1' \
+		'10 y1' '12 w1' '14 x1' '16 d0' '18 z1' '19 b0' '19 c0')"
+}
+
+@test "dataschema: absent is version 1; another major version, or another type's, is rejected" {
+	d='{"deliveryId":"d-1","reason":"x"}'
+	table dd-libcheck scan <<CASES
+{"specversion":"1.0","id":"e1","source":"/t","type":"delivery.cancelled","time":"2026-11-26T00:00:00Z","data":$d}|ok id=e1 type=delivery.cancelled time=2026-11-26T00:00:00.000Z subject=
+{"specversion":"1.0","id":"e1","source":"/t","type":"delivery.cancelled","dataschema":"urn:dd:schema:delivery.cancelled:1","time":"2026-11-26T00:00:00Z","data":$d}|ok id=e1 type=delivery.cancelled time=2026-11-26T00:00:00.000Z subject=
+{"specversion":"1.0","id":"e1","source":"/t","type":"delivery.cancelled","dataschema":"urn:dd:schema:delivery.cancelled:2","time":"2026-11-26T00:00:00Z","data":$d}|reject: unknown schema version: "dataschema" names delivery.cancelled version 2; this build reads version 1
+{"specversion":"1.0","id":"e1","source":"/t","type":"delivery.cancelled","dataschema":"urn:dd:schema:delivery.cancelled:01","time":"2026-11-26T00:00:00Z","data":$d}|reject: "dataschema" is not urn:dd:schema:delivery.cancelled:MAJOR: "urn:dd:schema:delivery.cancelled:01"
+{"specversion":"1.0","id":"e1","source":"/t","type":"delivery.cancelled","dataschema":"urn:dd:schema:delivery.scheduled:1","time":"2026-11-26T00:00:00Z","data":$d}|reject: "dataschema" is not urn:dd:schema:delivery.cancelled:MAJOR: "urn:dd:schema:delivery.scheduled:1"
+{"specversion":"1.0","id":"e1","source":"/t","type":"delivery.cancelled","dataschema":7,"time":"2026-11-26T00:00:00Z","data":$d}|reject: "dataschema" is not a string
+{"specversion":"1.0","id":"e1","source":"/t","type":"x.y","dataschema":"urn:other:3","time":"2026-11-26T00:00:00Z","data":{}}|ok id=e1 type=x.y time=2026-11-26T00:00:00.000Z subject=
+CASES
+}

@@ -15,6 +15,7 @@
  *   csv             rows of stdin through dd_csv_read
  *   out FMT         stdin lines of tab-separated cells through dd_out
  *   jqfast PROG...  "fast" when dd_jqf decides PROG without libjq, else "jq"
+ *   order           stdin events in the one order of order.h: "rank id" each
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -28,6 +29,7 @@
 #include "exitcodes.h"
 #include "jqf.h"
 #include "line.h"
+#include "order.h"
 #include "out.h"
 #include "reject.h"
 
@@ -79,6 +81,15 @@ main(int argc, char **argv)
 			printf("%s\n", f == NULL ? "bad" : dd_jqf_fast(f) ? "fast" : "jq");
 			dd_jqf_free(f);
 		}
+	} else if (strcmp(cmd, "order") == 0) {
+		struct dd_olist ol = { 0 };
+		while (dd_lines_next(in, &l, -1) == DD_LINES_OK)
+			if (dd_olist_add(&ol, l.p, l.n))
+				printf("reject: %s\n", dd_errmsg());
+		dd_olist_sort(&ol);
+		for (size_t i = 0; i < ol.n; i++)
+			printf("%d %.*s\n", ol.v[i].rank, (int)ol.v[i].idlen, ol.arena.p + ol.v[i].idoff);
+		dd_olist_free(&ol);
 	} else if (strcmp(cmd, "count") == 0) {
 		uint64_t ok = 0, bad = 0;
 		while (dd_lines_next(in, &l, -1) == DD_LINES_OK) {

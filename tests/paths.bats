@@ -154,7 +154,7 @@ ev() {
 		jq -c --arg y $y '.id = "s-\($y)" | .time = "\($y)-01-01T00:00:00Z" |
 		    .subject = "d-\($y)" | .data.deliveryId = "d-\($y)"' one
 		jq -c --arg y $y '.id = "c-\($y)" | .time = "\($y)-01-01T01:00:00Z" |
-		    .type = "delivery.cancelled" | .subject = "d-\($y)" |
+		    .type = "delivery.cancelled" | .dataschema = "urn:dd:schema:delivery.cancelled:1" | .subject = "d-\($y)" |
 		    .data = {deliveryId: "d-\($y)", reason: "test"}' one
 	done > far
 	dd-history -q < far

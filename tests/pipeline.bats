@@ -96,6 +96,30 @@ counts() {
 	assert_line --regexp '^FAIL lake counts: days whose de-duplicated count differs from their distinct ids \(2\)'
 }
 
+@test "archive before feedback and supervision: reconcile holds at every point, one record per delivery" {
+	local home=$BATS_TEST_TMPDIR/early
+	DD_HOME=$home pipeline day archive
+	reconcile "$home"
+	assert_success
+	refute_output --partial FAIL
+	assert_line --regexp '^ok   view: [1-9][0-9]* summaries in the deliveries view'
+	for step in feedback supervise feedback; do
+		DD_HOME=$home pipeline "$step"
+		reconcile "$home"
+		assert_success
+		refute_output --partial FAIL
+		# No partial record: every delivery dd-history holds has a
+		# beginning (it was scheduled or rejected there).
+		run bash -c 'DD_HOME=$1 dd-history list | jq -r "select(.requestId == null) | .deliveryId"' _ "$home"
+		assert_output ""
+	done
+	# And a second archive puts the rest in the lake, the view with it.
+	DD_HOME=$home pipeline archive
+	reconcile "$home" --compacted
+	assert_success
+	refute_output --partial FAIL
+}
+
 @test "clean run: streamed and staged through files, the stores end the same" {
 	DD_HOME=$BATS_TEST_TMPDIR/staged pipeline --staged day feedback supervise feedback
 	snapshot "$BATS_TEST_TMPDIR/staged" "$BATS_TEST_TMPDIR/snap"
@@ -216,6 +240,34 @@ status_event() {
 	run "$DD_ROOT/scripts/reconcile"
 	assert_failure 1
 	assert_line "FAIL history: events that differ between dd-history and the lake (1), e.g. $id: $id:completed:x only in dd-history"
+}
+
+@test "reconcile fails: the deliveries view lacks an archived delivery, or says another outcome" {
+	cp -a "$BATS_FILE_TMPDIR/clean" "$BATS_TEST_TMPDIR/b"
+	export DD_HOME=$BATS_TEST_TMPDIR/b
+	cd "$BATS_TEST_TMPDIR"
+	run "$DD_ROOT/scripts/reconcile"
+	assert_success
+	dd-lake-query --dataset deliveries > view
+	local id
+	id=$(jq -r 'select(.data.outcome == "completed") | .subject' view | head -n 1)
+	# The view written again, one of its deliveries given another outcome.
+	find "$DD_HOME/lake/deliveries" -name '*part-*' -delete
+	jq -c --arg id "$id" 'if .subject == $id then .data.outcome = "failed" else . end' view \
+		| dd-lake-ingest -q --dataset deliveries
+	run "$DD_ROOT/scripts/reconcile"
+	assert_failure 1
+	assert_line "FAIL view: deliveries view and events disagree (1), e.g. $id: outcome failed in the view, completed by the events"
+	# And one left out.
+	find "$DD_HOME/lake/deliveries" -name '*part-*' -delete
+	grep -v -F "\"subject\":\"$id\"" view | dd-lake-ingest -q --dataset deliveries
+	run "$DD_ROOT/scripts/reconcile"
+	assert_failure 1
+	assert_line "FAIL view: deliveries view and events disagree (1), e.g. $id: archived, but not in the deliveries view"
+	# A rebuild from the lake's events mends it.
+	dd-archive -q --rebuild-view --since 2026-11-01 --until 2026-12-31 > /dev/null
+	run "$DD_ROOT/scripts/reconcile"
+	assert_success
 }
 
 @test "reconcile fails: one id naming two events in the lake; duplicates after compaction" {

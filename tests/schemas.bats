@@ -29,7 +29,7 @@ REQ='{"requestId":"r-1","ownerId":"o-17","pickup":{"lat":47.61,"lon":-122.33,"al
 	for f in "$DD_ROOT"/data/schemas/*.json; do
 		name=$(basename "$f" .json)
 		run jq -r '."$schema" + " " + ."$id"' "$f"
-		assert_output "https://json-schema.org/draft/2020-12/schema urn:dd:schema:$name"
+		assert_output "https://json-schema.org/draft/2020-12/schema urn:dd:schema:$name:1"
 	done
 }
 

@@ -15,7 +15,7 @@ static const struct {
 	A("specversion", specversion), A("id", id), A("source", source),
 	A("type", type), A("time", time), A("subject", subject),
 	A("datacontenttype", datacontenttype), A("data", data),
-	A("traceparent", traceparent),
+	A("traceparent", traceparent), A("dataschema", dataschema),
 #undef A
 };
 
@@ -126,6 +126,8 @@ dd_env_scan(const char *p, size_t n, struct dd_env *e)
 	}
 	if (e->subject.type != DD_JNONE && need_str(&e->subject, "subject", 1))
 		return -1;
+	if (e->dataschema.type != DD_JNONE && need_str(&e->dataschema, "dataschema", 1))
+		return -1;
 	if (e->data.type == DD_JNONE) {
 		dd_seterr("missing \"data\"");
 		return -1;
@@ -188,13 +190,14 @@ static const struct {
 	const char *fields;	/* "name:K name:K ..." */
 } rules[] = {
 	R("delivery.scheduled", "deliveryId:S requestId:S ownerId:S pickup:L dropoff:L "
-	    "pickupTime:T deadline:T expedited:B confirmationRequired:S package:O "
+	    "pickupTime:T deadline:T expedited:B confirmationRequired:C package:P "
 	    "droneId:S pickupEta:T dropoffEta:T"),
-	R("delivery.rescheduled", "deliveryId:S reason:S"),
+	R("delivery.rescheduled", "deliveryId:S reason:S confirmationRequired:c package:p"),
 	R("delivery.cancelled", "deliveryId:S reason:S"),
 	R("delivery.rejected", "requestId:S reason:S"),
-	R("delivery.status", "deliveryId:S stage:S"),
-	R("package.registered", "packageId:S size:S weightKg:N"),
+	R("delivery.status", "deliveryId:S stage:G previousStage:g"),
+	R("delivery.summary", "outcome:S created:T ended:T events:N"),
+	R("package.registered", "packageId:S size:Z weightKg:N"),
 	R("package.removed", "packageId:S reason:S"),
 	R("drone.released", "droneId:S deliveryId:S reason:S"),
 	R("drone.dispatched", "droneId:S"),
@@ -206,6 +209,43 @@ static const struct {
 };
 #undef R
 
+/* Is v a string equal to one of the NULL-terminated names? */
+static int
+one_of(const struct dd_jval *v, const char *const *names)
+{
+	if (v->type != DD_JSTR)
+		return 0;
+	for (; *names; names++)
+		if (dd_jstr_eq(v, *names, strlen(*names)))
+			return 1;
+	return 0;
+}
+
+/* The enums of data/schemas/defs.json. */
+static const char *const sizes[] = { "small", "medium", "large", NULL };
+static const char *const confirmations[] = { "None", "FingerPrint", "Picture", "Voice", NULL };
+static const char *const stages[] = { "created", "headed-to-pickup", "headed-to-dropoff",
+	"completed", "rescheduled", "cancelled", "failed", NULL };
+
+/* The package object of defs.json: packageId, size, weightKg > 0, tag. */
+static int
+package_ok(const struct dd_jval *v)
+{
+	struct dd_jval c;
+	double kg;
+	if (v->type != DD_JOBJ)
+		return 0;
+	if (!dd_json_get(v, "packageId", 9, &c) || c.type != DD_JSTR || c.n == 0)
+		return 0;
+	if (!dd_json_get(v, "size", 4, &c) || !one_of(&c, sizes))
+		return 0;
+	if (!dd_json_get(v, "weightKg", 8, &c) || dd_jnum_double(&c, &kg) || !(kg > 0))
+		return 0;
+	if (dd_json_get(v, "tag", 3, &c) && c.type != DD_JSTR)
+		return 0;
+	return 1;
+}
+
 /* Is v of the JSON kind K of the rules above? */
 static int
 kind_ok(const struct dd_jval *v, char kind)
@@ -213,6 +253,11 @@ kind_ok(const struct dd_jval *v, char kind)
 	struct dd_jval c;
 	int64_t ms;
 	switch (kind) {
+	case 'C': case 'c': return one_of(v, confirmations);
+	case 'Z': return one_of(v, sizes);
+	case 'G': return one_of(v, stages);
+	case 'g': return v->type == DD_JNULL || one_of(v, stages);
+	case 'P': case 'p': return package_ok(v);
 	case 'S': return v->type == DD_JSTR;
 	case 'N': return v->type == DD_JNUM;
 	case 'B': return v->type == DD_JTRUE || v->type == DD_JFALSE;
@@ -259,9 +304,13 @@ parse_rules(void)
 int
 dd_event_check_data(const struct dd_env *e)
 {
+	/* Upper case: required; lower case: checked when present. */
 	static const char *const what[] = { "a string", "a number", "a boolean",
-		"an object", "an RFC 3339 time", "a location {lat, lon}" };
-	static const char kinds[] = "SNBOTL";
+		"an object", "an RFC 3339 time", "a location {lat, lon}",
+		"one of None, FingerPrint, Picture, Voice",
+		"a package {packageId, size: small|medium|large, weightKg > 0}",
+		"one of small, medium, large", "a stage" };
+	static const char kinds[] = "SNBOTLCPZG";
 	for (size_t i = 0; i < NRULES; i++) {
 		/* (no strlen: this runs for every event) */
 		if (e->type.n != rules[i].typelen ||
@@ -269,6 +318,8 @@ dd_event_check_data(const struct dd_env *e)
 			continue;
 		/* One walk over data's members against the rule's fields (parsed
 		 * once), rather than a search of data per field. */
+		if (dd_event_check_version(e))
+			return -1;
 		pthread_once(&parsed_once, parse_rules);
 		const struct field *fl = parsed[i].f;
 		int n = parsed[i].n;
@@ -291,17 +342,72 @@ dd_event_check_data(const struct dd_env *e)
 				}
 		}
 		for (int j = 0; j < n; j++) {
+			int optional = fl[j].kind >= 'a' && fl[j].kind <= 'z';
 			if (val[j].type == DD_JNONE) {
+				if (optional)
+					continue;
 				dd_seterr("missing \"data.%.*s\"", (int)fl[j].len, fl[j].name);
 				return -1;
 			}
 			if (!kind_ok(&val[j], fl[j].kind)) {
-				dd_seterr("\"data.%.*s\" is not %s", (int)fl[j].len, fl[j].name,
-				    what[strchr(kinds, fl[j].kind) - kinds]);
+				char kk = optional ? (char)(fl[j].kind - 'a' + 'A') : fl[j].kind;
+				const char *w = what[strchr(kinds, kk) - kinds];
+				/* An enum's outsider is shown: the reader sees what came. */
+				if (strchr("CZG", kk) && val[j].type == DD_JSTR)
+					dd_seterr("\"data.%.*s\" is not %s: \"%.*s\"", (int)fl[j].len,
+					    fl[j].name, w, (int)(val[j].n > 32 ? 32 : val[j].n), val[j].p);
+				else
+					dd_seterr("\"data.%.*s\" is not %s", (int)fl[j].len, fl[j].name, w);
 				return -1;
 			}
 		}
 		return 0;
+	}
+	return 0;
+}
+
+int
+dd_event_type_known(const struct dd_env *e)
+{
+	for (size_t i = 0; i < NRULES; i++)
+		if (e->type.n == rules[i].typelen && same(e->type.p, rules[i].type, rules[i].typelen))
+			return 1;
+	return 0;
+}
+
+int
+dd_event_check_version(const struct dd_env *e)
+{
+	static const char urn[] = "urn:dd:schema:";
+	const struct dd_jval *v = &e->dataschema;
+	if (v->type == DD_JNONE || !dd_event_type_known(e))
+		return 0;
+	/* urn:dd:schema:TYPE:MAJOR; no escapes in any of it. */
+	size_t n = sizeof urn - 1;
+	const char *p = v->p;
+	int ok = v->type == DD_JSTR && !v->esc && v->n > n + e->type.n + 1 &&
+	    memcmp(p, urn, n) == 0 && memcmp(p + n, e->type.p, e->type.n) == 0 &&
+	    p[n + e->type.n] == ':';
+	long major = 0;
+	if (ok) {
+		for (size_t i = n + e->type.n + 1; i < v->n; i++) {
+			if (p[i] < '0' || p[i] > '9' || major > 100000000) {
+				ok = 0;
+				break;
+			}
+			major = major * 10 + (p[i] - '0');
+		}
+		ok = ok && major > 0 && p[n + e->type.n + 1] != '0';
+	}
+	if (!ok) {
+		dd_seterr("\"dataschema\" is not urn:dd:schema:%.*s:MAJOR: \"%.*s\"",
+		    (int)e->type.n, e->type.p, (int)(v->n > 64 ? 64 : v->n), v->p);
+		return -1;
+	}
+	if (major != DD_SCHEMA_MAJOR) {
+		dd_seterr("unknown schema version: \"dataschema\" names %.*s version %ld; this"
+		    " build reads version %d", (int)e->type.n, e->type.p, major, DD_SCHEMA_MAJOR);
+		return -1;
 	}
 	return 0;
 }

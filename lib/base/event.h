@@ -15,7 +15,7 @@
 struct dd_env {
 	struct dd_jval whole;	/* the object itself */
 	struct dd_jval specversion, id, source, type, time, subject;
-	struct dd_jval datacontenttype, data, traceparent;
+	struct dd_jval datacontenttype, data, traceparent, dataschema;
 	int64_t time_ms;	/* time in UTC epoch ms */
 	/* data's members, gathered while the line was validated, so checks
 	 * need no second walk; ndata < 0 when there were more than
@@ -39,10 +39,25 @@ int dd_env_scan(const char *p, size_t n, struct dd_env *e);
 
 /*
  * Check data against the schema of the toolkit's own type e->type (the
- * required fields and their JSON types, data/schemas/). Unknown types pass.
+ * version, the required fields and their JSON types, the enums of sizes,
+ * confirmations and stages, data/schemas/). Unknown types pass.
  * Returns 0, or -1 with the reason in dd_errmsg().
  */
 int dd_event_check_data(const struct dd_env *e);
+
+/*
+ * The major version of e's data schema (SPEC.md "Schema evolution"):
+ * dataschema "urn:dd:schema:TYPE:MAJOR" names it, absent means 1. Every
+ * type of the toolkit is at major version DD_SCHEMA_MAJOR here. For one
+ * of those types, 0 when this build reads the version named, else -1
+ * with the reason in dd_errmsg() (worded for a reject line); other types
+ * pass. dd_event_check_data() checks it first; the fast paths that skip
+ * that call this.
+ */
+#define DD_SCHEMA_MAJOR 1
+int dd_event_check_version(const struct dd_env *e);
+/* Is e's type one of the toolkit's own (those of data/schemas/)? */
+int dd_event_type_known(const struct dd_env *e);
 
 /* Compare the type with a literal: dd_env_type_is(e, "drone.position"). */
 int dd_env_type_is(const struct dd_env *e, const char *type);

@@ -338,10 +338,61 @@ input_next(struct input *in)
 	return 1;
 }
 
+/* Types skipped from a family the program consumes that are none of
+ * the toolkit's (a new major version named as a type, a typo): named in
+ * the summary, so a producer's change is never lost without a word. */
+#define UNKNOWN_MAX 8
+struct unknown {
+	struct {
+		char *name;
+		uint64_t n;
+	} t[UNKNOWN_MAX];
+	size_t n;
+	uint64_t more;		/* events of further types */
+};
+
+static void
+unknown_note(struct unknown *u, const char *const *families, const struct dd_env *e)
+{
+	const char *const *f;
+	for (f = families; *f; f++)
+		if (dd_env_type_has_prefix(e, *f))
+			break;
+	if (*f == NULL || dd_event_type_known(e))
+		return;
+	for (size_t i = 0; i < u->n; i++)
+		if (strlen(u->t[i].name) == e->type.n &&
+		    memcmp(u->t[i].name, e->type.p, e->type.n) == 0) {
+			u->t[i].n++;
+			return;
+		}
+	if (u->n == UNKNOWN_MAX) {
+		u->more++;
+		return;
+	}
+	struct dd_buf b = { 0 };
+	dd_jstr_decode(&e->type, &b);
+	u->t[u->n].name = b.p ? b.p : dd_strdup("");
+	u->t[u->n++].n = 1;
+}
+
+static void
+unknown_summary(const struct unknown *u, struct dd_buf *b)
+{
+	if (u->n == 0)
+		return;
+	dd_buf_adds(b, "; unknown types skipped: ");
+	for (size_t i = 0; i < u->n; i++)
+		dd_buf_printf(b, "%s%s (%" PRIu64 ")", i ? ", " : "", u->t[i].name, u->t[i].n);
+	if (u->more)
+		dd_buf_printf(b, " and %" PRIu64 " events of other types", u->more);
+}
+
 int
 dd_filter_run(const struct dd_filter_opts *o, const struct dd_filter_ops *ops, void *ctx,
     struct dd_filter_stats *st)
 {
+	struct unknown unk = { .n = 0 };
 	struct dd_filter_stats dummy;
 	if (st == NULL)
 		st = &dummy;
@@ -458,6 +509,8 @@ dd_filter_run(const struct dd_filter_opts *o, const struct dd_filter_ops *ops, v
 		} else {
 			struct dd_env e;
 			v = dd_env_scan(l.p, l.n, &e) ? DD_REJECT : ops->event(ctx, &l, &e);
+			if (v == DD_SKIP && ops->families)
+				unknown_note(&unk, ops->families, &e);
 		}
 		switch (v) {
 		case DD_ACCEPT:
@@ -538,6 +591,7 @@ dd_filter_run(const struct dd_filter_opts *o, const struct dd_filter_ops *ops, v
 		    ", rejected %" PRIu64, st->read, st->accepted, st->skipped, st->rejected);
 		if (ops->summary)
 			ops->summary(ctx, &b);
+		unknown_summary(&unk, &b);
 		dd_warn("%s", b.p);
 		dd_buf_free(&b);
 	}
@@ -545,6 +599,8 @@ dd_filter_run(const struct dd_filter_opts *o, const struct dd_filter_ops *ops, v
 		snprintf(failure, sizeof failure, "%s", dd_errmsg());
 		code = DD_EXIT_IO;
 	}
+	for (size_t i = 0; i < unk.n; i++)
+		free(unk.t[i].name);
 	if (in.lines) {
 		dd_lines_free(in.lines);
 		if (in.fd > 0)

@@ -60,6 +60,10 @@ struct dd_filter_ops {
 	 * last output before the final commit (dd-sim fly lands the flights
 	 * still in the air). */
 	void (*end)(void *ctx);
+	/* Optional: the families of types the program consumes ("delivery.",
+	 * "drone.", NULL-terminated); skipped events of a family that are of
+	 * none of the toolkit's types are named in the summary. */
+	const char *const *families;
 	/* Append program-specific figures to the summary line (optional). */
 	void (*summary)(void *ctx, struct dd_buf *b);
 	/* Optional: for input converted from another format (CSV rows made

@@ -270,6 +270,12 @@ merge(const char *lake, const char *dataset, int64_t day, const struct dd_lake_w
 }
 
 int
+dd_lake_remove_parts(const char *partition, const struct dd_lake_part *ps, size_t n)
+{
+	return remove_parts(partition, ps, n);
+}
+
+int
 dd_lake_compact_partition(const char *lake, const char *dataset, int64_t day,
     const struct dd_lake_wopts *o, struct dd_lake_cstats *st)
 {

@@ -386,4 +386,12 @@ int dd_lake_compact_lock(const char *lake, const char *dataset);
 int dd_lake_compact_partition(const char *lake, const char *dataset, int64_t day,
     const struct dd_lake_wopts *o, struct dd_lake_cstats *st);
 
+/*
+ * Remove parts (of dd_lake_parts(partition)) and their metadata, then
+ * fsync the directory: for a derived dataset rebuilt whole, once the new
+ * parts are visible and durable (a reader meanwhile sees both, and
+ * de-duplicates by id). 0 or -1.
+ */
+int dd_lake_remove_parts(const char *partition, const struct dd_lake_part *ps, size_t n);
+
 #endif

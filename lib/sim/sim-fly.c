@@ -270,7 +270,10 @@ flight_emit(struct flight *f, char *p)
 	p = put_mem(p, fr + f->src_o, f->src_n);
 	p = PUT_LIT(p, ",\"type\":\"");
 	p = put_mem(p, type, strlen(type));
-	p = PUT_LIT(p, "\",\"time\":");
+	/* The schema and major version of the data (SPEC.md). */
+	p = PUT_LIT(p, "\",\"dataschema\":\"urn:dd:schema:");
+	p = put_mem(p, type, strlen(type));
+	p = PUT_LIT(p, ":1\",\"time\":");
 	p = put_time(p, t);
 	p = put_mem(p, fr + f->subj_o, f->subj_n);
 	p = put_mem(p, fr + f->drone_o, f->drone_n);

@@ -14,6 +14,7 @@
 #include "history.h"
 #include "lake.h"
 #include "util.h"
+#include "view.h"
 
 /* ---------------------------------------------------- a multiset of hashes */
 
@@ -118,6 +119,9 @@ keep_err(int rc, void (*cleanup)(void *), void *arg)
 struct chunk {
 	const struct dd_archive_opts *o;
 	struct dd_lake_writer *w;
+	struct dd_lake_writer *vw;	/* the deliveries view */
+	struct dd_view *view;
+	struct dd_buf vline;
 	struct dd_history_cand *cur;
 	struct dd_buf eids;	/* the event ids read, NUL-terminated, in order */
 	size_t *eoff;		/* per delivery: its first id in eids */
@@ -155,6 +159,7 @@ on_event(void *ctx, const char *line, size_t len, int64_t time_ms, const char *e
 		}
 		/* r == 1: an event of the same id and time is already in the
 		 * part, which is what readers would keep anyway. */
+		dd_view_add(c->view, &e);
 	}
 	(void)time_ms;
 	dd_buf_add(&c->eids, eid, eidlen);
@@ -165,13 +170,34 @@ on_event(void *ctx, const char *line, size_t len, int64_t time_ms, const char *e
 	return 0;
 }
 
-/* Read the new parts back and tick off every line this chunk added.
- * 0 when all are there, -1 otherwise (dd_errmsg()). */
+/* The summary of the delivery whose events were just read, to the view. */
 static int
-read_back(struct chunk *c)
+add_summary(struct chunk *c)
+{
+	int64_t t;
+	const char *id, *sub;
+	size_t idn, subn;
+	if (!dd_view_summary(c->view, &c->vline, &t, &id, &idn, &sub, &subn))
+		return 0;
+	struct dd_lake_ev ev = { .time_ms = t, .id = id, .idlen = idn, .subject = sub,
+	    .sublen = subn, .type = "delivery.summary", .typelen = 16 };
+	int r = dd_lake_add(c->vw, c->vline.p, c->vline.len, &ev);
+	if (r < 0)
+		return -1;
+	if (r == 0) {
+		hset_add(&c->expect, dd_hash64(c->vline.p, c->vline.len));
+		c->nexpect++;
+	}
+	return 0;
+}
+
+/* Read the new parts of writer w back and tick off every line this chunk
+ * added. 0, or -1 on a read error (dd_errmsg()). */
+static int
+read_back_one(struct chunk *c, struct dd_lake_writer *w)
 {
 	char **paths;
-	size_t n = dd_lake_take_visible(c->w, &paths);
+	size_t n = dd_lake_take_visible(w, &paths);
 	int rc = 0;
 	for (size_t i = 0; i < n && rc == 0; i++) {
 		struct dd_lake_reader *r = dd_lake_reader_open(paths[i]);
@@ -191,6 +217,17 @@ read_back(struct chunk *c)
 		dd_lake_reader_close(r);
 	}
 	dd_lake_paths_free(paths, n);
+	return rc;
+}
+
+/* Read both writers' new parts back: 0 when every line is there, -1
+ * otherwise (dd_errmsg()). */
+static int
+read_back(struct chunk *c)
+{
+	int rc = read_back_one(c, c->w);
+	if (rc == 0)
+		rc = read_back_one(c, c->vw);
 	if (rc == 0 && c->nexpect) {
 		dd_seterr("%s/%s: the parts just written lack %" PRIu64 " of the events"
 		    " archived; nothing deleted from %s", c->o->lake, c->o->dataset, c->nexpect,
@@ -227,7 +264,8 @@ do_chunk(struct dd_store *s, struct dd_history_arch *a, struct chunk *c,
 		c->cur = &cands[i];
 		cands[i].events = 0;
 		c->eoff[i] = c->eids.len;
-		if (dd_history_events(a, cands[i].dkey, on_event, c))
+		dd_view_begin(c->view, cands[i].id, strlen(cands[i].id));
+		if (dd_history_events(a, cands[i].dkey, on_event, c) || (c->w && add_summary(c)))
 			return keep_err(DD_EXIT_IO, rollback_read, s);
 	}
 	if (dd_store_exec(s, "COMMIT"))
@@ -239,8 +277,11 @@ do_chunk(struct dd_store *s, struct dd_history_arch *a, struct chunk *c,
 		st->raw_bytes += c->raw;
 		return 0;
 	}
-	/* Durable in the lake and read back, or nothing is deleted. */
-	if (dd_lake_commit(c->w) || read_back(c))
+	/* Durable in the lake (the summaries, then the events) and read
+	 * back, or nothing is deleted. The small view first: a lake that
+	 * fills up then stops before any event of the chunk is visible, and
+	 * a summary ahead of its events is only written again by the rerun. */
+	if (dd_lake_commit(c->vw) || dd_lake_commit(c->w) || read_back(c))
 		return DD_EXIT_IO;
 	if (dd_signalled)
 		return 128 + dd_signalled;
@@ -282,10 +323,15 @@ dd_archive_run(const struct dd_archive_opts *o, struct dd_archive_stats *st)
 	struct dd_history_arch *a = dd_history_arch_new(&s);
 	if (a == NULL)
 		return keep_err(DD_EXIT_IO, close_store, &s);
-	struct chunk c = { .o = o };
+	struct chunk c = { .o = o, .view = dd_view_new() };
 	if (!o->dry_run) {
 		c.w = dd_lake_writer_open(o->lake, o->dataset, NULL);
-		if (c.w == NULL) {
+		if (c.w)
+			c.vw = dd_lake_writer_open(o->lake, DD_VIEW_DATASET, NULL);
+		if (c.vw == NULL) {
+			if (c.w)
+				dd_lake_writer_abort(c.w);
+			dd_view_free(c.view);
 			dd_history_arch_free(a);
 			return keep_err(DD_EXIT_IO, close_store, &s);
 		}
@@ -311,10 +357,12 @@ dd_archive_run(const struct dd_archive_opts *o, struct dd_archive_stats *st)
 		rc = do_chunk(&s, a, &c, cands, n, st);
 		dd_history_cands_free(cands, n);
 		if (c.w) {
-			struct dd_lake_wstats ws;
+			struct dd_lake_wstats ws, vs;
 			dd_lake_wstats(c.w, &ws);
-			st->parts = ws.parts;
-			st->bytes = ws.out_bytes;
+			dd_lake_wstats(c.vw, &vs);
+			st->parts = ws.parts + vs.parts;
+			st->bytes = ws.out_bytes + vs.out_bytes;
+			st->summaries = vs.events;
 		}
 		if (rc)
 			break;
@@ -325,11 +373,15 @@ dd_archive_run(const struct dd_archive_opts *o, struct dd_archive_stats *st)
 	if (c.w) {
 		/* After a failure, open parts are abandoned (their temporaries
 		 * removed): their events are still in history.db. */
-		if (rc)
+		if (rc) {
 			dd_lake_writer_abort(c.w);
-		else if (dd_lake_writer_close(c.w))
+			dd_lake_writer_abort(c.vw);
+		} else if (dd_lake_writer_close(c.w) | dd_lake_writer_close(c.vw)) {
 			rc = DD_EXIT_IO;	/* nothing open: cannot happen */
+		}
 	}
+	dd_view_free(c.view);
+	dd_buf_free(&c.vline);
 	dd_history_arch_free(a);
 	dd_store_close(&s);
 	if (rc)

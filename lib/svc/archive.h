@@ -20,12 +20,15 @@
 #include <stdint.h>
 
 #define DD_ARCHIVE_CHUNK 10000
+/* The lake's dataset of the deliveries view (view.h). */
+#define DD_VIEW_DATASET "deliveries"
 
 struct dd_archive_stats {
 	uint64_t deliveries;	/* archived (deleted from history.db) */
 	uint64_t events;	/* archived events */
 	uint64_t kept;		/* archived, but kept: new events arrived meanwhile */
 	uint64_t parts;		/* parts written */
+	uint64_t summaries;	/* delivery.summary events written to the view */
 	uint64_t raw_bytes;	/* event bytes archived */
 	uint64_t bytes;		/* compressed bytes written (archive and compaction) */
 	uint64_t partitions_compacted, parts_compacted, parts_after, duplicates;
@@ -52,6 +55,17 @@ struct dd_archive_opts {
  * 128+signal when dd_signalled stopped it between deliveries.
  */
 int dd_archive_run(const struct dd_archive_opts *o, struct dd_archive_stats *st);
+
+/*
+ * Rebuild the deliveries view (dataset DD_VIEW_DATASET, view.h) for the
+ * whole UTC days that [since_ms, until_ms) touches, from the delivery.*
+ * events of o->dataset: a summary for each delivery that ended in them,
+ * built from all its events; then the view's parts of those days as they
+ * were before are removed. Dry run: count the deliveries. 0, DD_EXIT_IO
+ * (dd_errmsg(); the old view stays) or 128+signal.
+ */
+int dd_archive_rebuild_view(const struct dd_archive_opts *o, int64_t since_ms,
+    int64_t until_ms, struct dd_archive_stats *st);
 
 /* Compact every partition of the dataset (dry run: count those with
  * more than one part). 0, DD_EXIT_IO or 128+signal. */

@@ -2,17 +2,19 @@
 #include <string.h>
 
 #include "history-int.h"
+#include "lake.h"
+#include "order.h"
 #include "stage.h"
 
 static const char sql_sel[] =
 	"SELECT dkey, request, owner, origin_ms, origin_eid, stage, stage_ms, stage_eid,"
-	" final, drone, drone_ms, drone_eid, created_ms, updated_ms"
+	" final, drone, drone_ms, drone_eid, created_ms, updated_ms, drone_rank"
 	" FROM deliveries WHERE id = ?1";
 static const char sql_ins_d[] =
 	"INSERT INTO deliveries (dkey, id, request, owner, origin_ms, origin_eid,"
 	" stage, stage_ms, stage_eid, final, drone, drone_ms, drone_eid,"
-	" created_ms, updated_ms, ended_ms, events)"
-	" VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)";
+	" created_ms, updated_ms, ended_ms, events, drone_rank)"
+	" VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)";
 static const char sql_ins_e[] =
 	"INSERT OR IGNORE INTO events (dkey, eid, time_ms, line) VALUES (?1, ?2, ?3, ?4)";
 /* The columns no index covers are written on every change; the indexed
@@ -21,7 +23,7 @@ static const char sql_ins_e[] =
 static const char sql_upd[] =
 	"UPDATE deliveries SET stage = ?2, stage_ms = ?3, stage_eid = ?4, final = ?5,"
 	" drone = ?6, drone_ms = ?7, drone_eid = ?8, updated_ms = ?9,"
-	" events = events + ?10 WHERE dkey = ?1";
+	" events = events + ?10, drone_rank = ?11 WHERE dkey = ?1";
 static const char sql_upd_origin[] =
 	"UPDATE deliveries SET request = ?2, owner = ?3, origin_ms = ?4, origin_eid = ?5"
 	" WHERE dkey = ?1";
@@ -72,7 +74,7 @@ struct txt {
 struct sum {
 	int64_t origin_ms, stage_ms, drone_ms, created, updated;
 	struct txt origin_eid, owner, request, stage_eid, drone, drone_eid;
-	int has_origin, has_stage, has_drone, has_times, stage, final;
+	int has_origin, has_stage, has_drone, has_times, stage, final, drone_rank;
 	int origin_chg, stage_chg, created_chg;
 };
 
@@ -117,11 +119,17 @@ col_stage(sqlite3_stmt *st, int i)
 static int
 cmp_at(int64_t t1, struct txt a, int64_t t2, struct txt b)
 {
-	if (t1 != t2)
-		return t1 < t2 ? -1 : 1;
-	int n = a.n < b.n ? a.n : b.n;
-	int c = n ? memcmp(a.p, b.p, (size_t)n) : 0;
-	return c ? c : (a.n > b.n) - (a.n < b.n);
+	return dd_order_cmp(t1, 0, a.p, (size_t)a.n, t2, 0, b.p, (size_t)b.n);
+}
+
+/* The one order of order.h for the events that set the stage: at equal
+ * times the stage's rank decides (a reschedule after its schedule), as
+ * it does in dd-track. */
+static int
+cmp_stage(int64_t t1, int s1, struct txt a, int64_t t2, int s2, struct txt b)
+{
+	return dd_order_cmp(t1, dd_order_stage_rank(s1), a.p, (size_t)a.n,
+	    t2, dd_order_stage_rank(s2), b.p, (size_t)b.n);
 }
 
 /* Fold one newly stored event into the summary (see history.h). */
@@ -137,7 +145,8 @@ fold(const struct batch *b, struct sum *s, const struct pev *p)
 		s->owner = span_txt(b, p->owner);
 		s->request = span_txt(b, p->request);
 	}
-	int c = s->has_stage ? cmp_at(p->t, eid, s->stage_ms, s->stage_eid) : 0;
+	int c = s->has_stage ?
+	    cmp_stage(p->t, p->stage, eid, s->stage_ms, s->stage, s->stage_eid) : 0;
 	/* Final stages: the earliest wins and nothing else moves them;
 	 * before that, the latest event decides. */
 	if (!s->has_stage || (final ? (!s->final || c < 0) : (!s->final && c > 0))) {
@@ -148,8 +157,11 @@ fold(const struct batch *b, struct sum *s, const struct pev *p)
 		s->stage_eid = eid;
 	}
 	if (p->drone.len >= 0 &&
-	    (!s->has_drone || cmp_at(p->t, eid, s->drone_ms, s->drone_eid) > 0)) {
+	    (!s->has_drone || dd_order_cmp(p->t, dd_order_stage_rank(p->stage), eid.p,
+	    (size_t)eid.n, s->drone_ms, s->drone_rank, s->drone_eid.p,
+	    (size_t)s->drone_eid.n) > 0)) {
 		s->has_drone = 1;
+		s->drone_rank = dd_order_stage_rank(p->stage);
 		s->drone_ms = p->t;
 		s->drone_eid = eid;
 		s->drone = span_txt(b, p->drone);
@@ -195,6 +207,7 @@ load_row(sqlite3_stmt *sel, struct sum *s)
 	s->drone_ms = dd_col_time(sel, 10);
 	s->has_drone = s->drone_ms != DD_NOTIME;
 	s->drone_eid = col_txt(sel, 11);
+	s->drone_rank = (int)dd_col_int(sel, 14);
 	s->created = dd_col_time(sel, 12);
 	s->has_times = s->created != DD_NOTIME;
 	s->updated = dd_col_int(sel, 13);
@@ -209,8 +222,9 @@ load_row(sqlite3_stmt *sel, struct sum *s)
  */
 static int
 load_summary(struct dd_history_ingest *h, const struct batch *b, const struct agg *a,
-    struct sum *s, int64_t *dkey, int *exists)
+    struct sum *s, int64_t *dkey, int *exists, int *archived)
 {
+	*archived = 0;
 	const char *key = b->arena.p + a->key.off;
 	memset(s, 0, sizeof *s);
 	dd_bind_text(h->sel, 0, key, (size_t)a->key.len);
@@ -225,6 +239,7 @@ load_summary(struct dd_history_ingest *h, const struct batch *b, const struct ag
 	dd_bind_text(h->tomb, 0, key, (size_t)a->key.len);
 	r = sqlite3_step(h->tomb);
 	if (r == SQLITE_ROW) {
+		*archived = 1;
 		s->has_stage = s->final = 1;
 		s->stage = col_stage(h->tomb, 0);
 		s->stage_ms = dd_col_int(h->tomb, 1);
@@ -292,6 +307,7 @@ bind_insert(struct dd_history_ingest *h, const struct batch *b, const struct agg
 	dd_bind_int(st, 14, s->updated);
 	dd_bind_time(st, 15, s->final ? s->stage_ms : DD_NOTIME);
 	dd_bind_int(st, 16, fresh);
+	dd_bind_int(st, 17, s->drone_rank);
 }
 
 /* Bind the columns of a stored delivery that every change rewrites, and
@@ -304,6 +320,7 @@ bind_update(struct dd_history_ingest *h, int64_t dkey, const struct sum *s, int6
 	bind_stage_drone(st, 1, s);
 	dd_bind_int(st, 8, s->updated);
 	dd_bind_int(st, 9, fresh);
+	dd_bind_int(st, 10, s->drone_rank);
 	if (s->origin_chg) {
 		st = h->upd_origin;
 		dd_bind_int(st, 0, dkey);
@@ -337,17 +354,60 @@ write_update(struct dd_history_ingest *h, int64_t dkey, const struct sum *s)
 	return rc;
 }
 
+/*
+ * The events of a delivery dd-archive has moved to the lake: appended to
+ * its history there (each in the partition of its own time), so the
+ * delivery keeps one record, in one place. Committed with the batch
+ * (dd_hist_batch_apply); a replay appends them again, and the lake
+ * de-duplicates by id. 0 or -1.
+ */
+static int
+to_lake(struct dd_history_ingest *h, const struct batch *b, const struct agg *a,
+    uint64_t *n)
+{
+	if (h->lw == NULL) {
+		char *def = h->lake ? NULL : dd_default_path("lake");
+		h->lw = dd_lake_writer_open(h->lake ? h->lake : def,
+		    h->dataset ? h->dataset : DD_LAKE_DATASET_DEFAULT, NULL);
+		free(def);
+		if (h->lw == NULL)
+			return -1;
+	}
+	for (uint32_t i = a->first; i != NOEV; i = b->ev[i].next) {
+		const struct pev *p = &b->ev[i];
+		const char *line = b->arena.p + p->line.off;
+		struct dd_env e;
+		if (dd_env_scan(line, (size_t)p->line.len, &e))
+			return -1;	/* scanned when it was read: cannot happen */
+		struct dd_lake_ev ev = { .time_ms = e.time_ms };
+		ev.id = dd_jstr_text(&e.id, &h->lbid, &ev.idlen);
+		ev.subject = dd_jstr_text(&e.subject, &h->lbsub, &ev.sublen);
+		ev.type = dd_jstr_text(&e.type, &h->lbtype, &ev.typelen);
+		int r = dd_lake_add(h->lw, line, (size_t)p->line.len, &ev);
+		if (r < 0)
+			return -1;
+		h->lake_pending++;
+		(*n)++;
+	}
+	return 0;
+}
+
 /* Store one delivery's buffered events and fold them into its row,
  * adding to *nfresh the events newly stored and to *ncreated a new
  * delivery. */
 static int
 apply(struct dd_history_ingest *h, const struct batch *b, const struct agg *a,
-    int64_t *next_dkey, uint64_t *nfresh, uint64_t *ncreated)
+    int64_t *next_dkey, uint64_t *nfresh, uint64_t *ncreated, uint64_t *nlake)
 {
 	struct sum s;
 	int64_t dkey = 0, fresh = 0;
-	int exists = 0;
-	int rc = load_summary(h, b, a, &s, &dkey, &exists);
+	int exists = 0, archived = 0;
+	int rc = load_summary(h, b, a, &s, &dkey, &exists, &archived);
+	if (rc == 0 && archived) {
+		sqlite3_reset(h->sel);
+		sqlite3_reset(h->tomb);
+		return to_lake(h, b, a, nlake);
+	}
 	if (rc == 0 && !exists)
 		dkey = (*next_dkey)++;
 	if (rc == 0)
@@ -374,7 +434,7 @@ apply(struct dd_history_ingest *h, const struct batch *b, const struct agg *a,
 int
 dd_hist_batch_apply(struct dd_history_ingest *h, const struct batch *b)
 {
-	uint64_t fresh = 0, created = 0;
+	uint64_t fresh = 0, created = 0, lake = 0;
 	if (b->nev == 0)
 		return 0;
 	if (sqlite3_exec(h->s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
@@ -389,7 +449,12 @@ dd_hist_batch_apply(struct dd_history_ingest *h, const struct batch *b)
 	sqlite3_reset(h->maxkey);
 	int rc = next == 0 ? -1 : 0;
 	for (size_t i = 0; rc == 0 && i < b->nag; i++)
-		rc = apply(h, b, &b->ag[i], &next, &fresh, &created);
+		rc = apply(h, b, &b->ag[i], &next, &fresh, &created, &lake);
+	/* What went to the lake is durable there before the batch commits. */
+	if (rc == 0 && h->lake_pending) {
+		rc = dd_lake_commit(h->lw);
+		h->lake_pending = 0;
+	}
 	if (rc == 0 && h->final)
 		rc = dd_store_koff_write(h->s);
 	if (rc == 0 && sqlite3_exec(h->s->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
@@ -401,7 +466,8 @@ dd_hist_batch_apply(struct dd_history_ingest *h, const struct batch *b)
 		return -1;
 	}
 	h->st.events += fresh;
-	h->st.duplicates += b->nev - fresh;
+	h->st.archived += lake;
+	h->st.duplicates += b->nev - fresh - lake;
 	h->st.deliveries += created;
 	return 0;
 }

@@ -2,11 +2,13 @@
 #include <string.h>
 
 #include "history.h"
+#include "order.h"
 #include "util.h"
 
 struct dd_history_arch {
 	struct dd_store *s;
 	sqlite3_stmt *cand, *events, *del_event, *del_delivery, *recount, *tomb;
+	struct dd_olist ol;	/* one delivery's events, in order */
 };
 
 struct dd_history_arch *
@@ -43,6 +45,7 @@ dd_history_arch_free(struct dd_history_arch *a)
 	sqlite3_finalize(a->del_delivery);
 	sqlite3_finalize(a->recount);
 	sqlite3_finalize(a->tomb);
+	dd_olist_free(&a->ol);
 	free(a);
 }
 
@@ -99,16 +102,32 @@ dd_history_events(struct dd_history_arch *a, int64_t dkey,
 	sqlite3_stmt *st = a->events;
 	dd_bind_int(st, 0, dkey);
 	int r, rc = 0;
+	/* In the one order of order.h (equal times by stage, then id). */
+	dd_olist_reset(&a->ol);
 	while ((r = sqlite3_step(st)) == SQLITE_ROW) {
-		size_t len, eidlen;
-		const char *line = dd_col_text(st, 0, &len), *eid = dd_col_text(st, 2, &eidlen);
-		rc = fn(ctx, line, len, dd_col_int(st, 1), eid, eidlen);
-		if (rc)
+		size_t len;
+		const char *line = dd_col_text(st, 0, &len);
+		if (dd_olist_add(&a->ol, line, len)) {
+			size_t eidlen;
+			const char *eid = dd_col_text(st, 2, &eidlen);
+			dd_seterr("%s: stored event \"%.*s\" is not an event: %s", a->s->path,
+			    (int)eidlen, eid, dd_errmsg());
+			rc = -1;
 			break;
+		}
 	}
 	if (rc == 0 && r != SQLITE_DONE)
 		rc = dd_store_err(a->s, "read events");
 	sqlite3_reset(st);
+	if (rc)
+		return rc;
+	dd_olist_sort(&a->ol);
+	for (size_t i = 0; i < a->ol.n && rc == 0; i++) {
+		size_t len;
+		const char *line = dd_olist_line(&a->ol, i, &len);
+		const struct dd_oev *v = &a->ol.v[i];
+		rc = fn(ctx, line, len, v->t, a->ol.arena.p + v->idoff, v->idlen);
+	}
 	return rc;
 }
 

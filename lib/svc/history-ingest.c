@@ -5,6 +5,7 @@
 
 #include "history-int.h"
 #include "json.h"
+#include "lake.h"
 #include "stage.h"
 
 /*
@@ -172,10 +173,26 @@ dd_history_ingest_free(struct dd_history_ingest *h)
 		pthread_cond_destroy(&h->cv_done);
 	}
 	dd_hist_apply_finalize(h);
+	if (h->lw)
+		dd_lake_writer_abort(h->lw);	/* committed with each batch */
+	free(h->lake);
+	free(h->dataset);
+	dd_buf_free(&h->lbid);
+	dd_buf_free(&h->lbsub);
+	dd_buf_free(&h->lbtype);
 	free(h->writer_err);
 	batch_free(&h->b[0]);
 	batch_free(&h->b[1]);
 	free(h);
+}
+
+void
+dd_history_ingest_lake(struct dd_history_ingest *h, const char *lake, const char *dataset)
+{
+	free(h->lake);
+	free(h->dataset);
+	h->lake = dd_strdup(lake);
+	h->dataset = dd_strdup(dataset);
 }
 
 void

@@ -54,6 +54,13 @@ struct dd_history_ingest {
 	/* The statements of history-apply.c. */
 	sqlite3_stmt *sel, *ins_d, *ins_e, *upd, *upd_origin, *upd_created, *upd_ended;
 	sqlite3_stmt *maxkey, *tomb;
+	/* Events about archived deliveries go to the lake (history-apply.c):
+	 * opened when the first one comes, committed before the history's
+	 * transaction is. */
+	char *lake, *dataset;
+	struct dd_lake_writer *lw;
+	uint64_t lake_pending;
+	struct dd_buf lbid, lbsub, lbtype;
 	struct dd_history_istats st;
 	struct batch b[2];
 	struct batch *fill;	/* the filter loop adds here */

@@ -6,6 +6,7 @@
 
 #include "ddtime.h"
 #include "history.h"
+#include "order.h"
 #include "stage.h"
 #include "util.h"
 
@@ -82,6 +83,7 @@ dd_history_get(struct dd_store *s, const char *id, FILE *out)
 {
 	sqlite3_stmt *st = NULL, *ev = NULL;
 	struct dd_buf b = { 0 };
+	struct dd_olist ol = { 0 };
 	int rc = -1;
 	/* One read transaction: the summary and the events agree. */
 	if (dd_store_exec(s, "BEGIN"))
@@ -104,19 +106,31 @@ dd_history_get(struct dd_store *s, const char *id, FILE *out)
 	json_summary(&b, st);
 	dd_buf_adds(&b, ",\"events\":[");
 	dd_bind_int(ev, 0, dd_col_int(st, 0));
-	uint64_t n = 0;
+	/* In the one order of order.h: equal times by stage, then id. */
+	dd_olist_reset(&ol);
 	while ((r = sqlite3_step(ev)) == SQLITE_ROW) {
-		if (n++)
-			dd_buf_addc(&b, ',');
-		/* The original line, embedded as it came: it is one valid JSON
-		 * object (checked when it was stored). */
 		size_t len;
 		const char *line = dd_col_text(ev, 0, &len);
-		dd_buf_add(&b, line, len);
+		if (dd_olist_add(&ol, line, len)) {
+			dd_seterr("%s: delivery \"%s\": a stored event is not an event: %s",
+			    s->path, id, dd_errmsg());
+			goto out;
+		}
 	}
 	if (r != SQLITE_DONE) {
 		dd_store_err(s, "get");
 		goto out;
+	}
+	dd_olist_sort(&ol);
+	uint64_t n = ol.n;
+	for (size_t i = 0; i < ol.n; i++) {
+		if (i)
+			dd_buf_addc(&b, ',');
+		/* The original line, embedded as it came: it is one valid JSON
+		 * object (checked when it was stored). */
+		size_t len;
+		const char *line = dd_olist_line(&ol, i, &len);
+		dd_buf_add(&b, line, len);
 	}
 	dd_buf_printf(&b, "],\"eventCount\":%" PRIu64 "}\n", n);
 	rc = write_buf(&b, out) ? -1 : 1;
@@ -125,6 +139,7 @@ out:
 	sqlite3_finalize(ev);
 	sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL);
 	dd_buf_free(&b);
+	dd_olist_free(&ol);
 	return rc;
 }
 

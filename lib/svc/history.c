@@ -27,6 +27,9 @@ static const char *const migrations[] = {
 	"CREATE TABLE archived ("
 	"  id TEXT PRIMARY KEY, stage TEXT NOT NULL, stage_ms INTEGER NOT NULL,"
 	"  stage_eid TEXT) WITHOUT ROWID;",
+	/* 3: the rank (lib/base/order.h) of the event the drone came from,
+	 * so equal times are decided as dd-track decides them. */
+	"ALTER TABLE deliveries ADD COLUMN drone_rank INTEGER NOT NULL DEFAULT 0;",
 };
 
 int

@@ -50,10 +50,19 @@ struct dd_history_istats {
 	uint64_t events;	/* events newly stored */
 	uint64_t duplicates;	/* events already stored (by key and id) */
 	uint64_t deliveries;	/* deliveries newly created */
+	uint64_t archived;	/* events about archived deliveries, sent to the lake */
 };
 
 /* NULL with dd_errmsg() when the statements cannot be prepared. */
 struct dd_history_ingest *dd_history_ingest_new(struct dd_store *s);
+/*
+ * Where events about deliveries already archived go: appended to their
+ * history in LAKE/DATASET (the dataset dd-archive moved them to), never a
+ * new partial record here. Both strings are copied. Without this call,
+ * $DD_HOME/lake and "events".
+ */
+void dd_history_ingest_lake(struct dd_history_ingest *h, const char *lake,
+    const char *dataset);
 /* One event from the filter loop: DD_SKIP for types not consumed,
  * DD_REJECT for bad data, DD_FAIL on a store error (dd_errmsg()). */
 enum dd_verdict dd_history_ingest_event(struct dd_history_ingest *h,

@@ -297,6 +297,8 @@ dd_package_event(struct dd_package *p, const struct dd_line *l, const struct dd_
 	if (!reg && !dd_env_type_is(e, "package.removed"))
 		return DD_SKIP;
 	struct doc d;
+	if (dd_event_check_version(e))
+		return DD_REJECT;
 	/* read_doc checks all that dd_event_check_data checks and more (the
 	 * schema's required fields and ranges) in one pass; the library's
 	 * check runs only for a bad event, so its wording wins where it has
@@ -348,7 +350,8 @@ on_summary(void *ctx, struct dd_buf *b)
 int
 dd_package_filter(struct dd_package *p, const struct dd_filter_opts *fo)
 {
-	struct dd_filter_ops ops = { .event = on_event, .commit = on_commit,
+	static const char *const families[] = { "package.", NULL };
+	struct dd_filter_ops ops = { .event = on_event, .commit = on_commit, .families = families,
 		.summary = on_summary, .store = &p->s };
 	return dd_filter_run(fo, &ops, p, NULL);
 }

@@ -39,7 +39,10 @@ emit(struct dd_sched *s, struct item *it, int64_t t, const char *step, const cha
 	dd_buf_adds(b, eid);
 	dd_buf_adds(b, "\",\"source\":\"" SOURCE "\",\"type\":\"");
 	dd_buf_adds(b, type);
-	dd_buf_adds(b, "\",\"time\":\"");
+	/* The schema and major version of the data (SPEC.md). */
+	dd_buf_adds(b, "\",\"dataschema\":\"urn:dd:schema:");
+	dd_buf_adds(b, type);
+	dd_buf_adds(b, ":1\",\"time\":\"");
 	dd_buf_adds(b, ts);
 	dd_buf_adds(b, "\",\"subject\":");
 	dd_buf_json_str(b, subject, strlen(subject));

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "ddtime.h"
+#include "order.h"
 #include "stage.h"
 #include "track-int.h"
 
@@ -69,6 +70,20 @@ enum kind {
 	K_PICKEDUP, K_DELIVERED, K_FAILED, K_RETURNED,
 };
 
+/* Each kind's rank in the one order of order.h. */
+static const int rank_of[] = {
+	[K_NONE] = DD_RANK_OTHER,
+	[K_SCHEDULED] = 2 * DD_STAGE_CREATED,
+	[K_RESCHEDULED] = 2 * DD_STAGE_RESCHEDULED,
+	[K_CANCELLED] = 2 * DD_STAGE_CANCELLED,
+	[K_DISPATCHED] = 2 * DD_STAGE_HEADED_TO_PICKUP,
+	[K_POSITION] = DD_RANK_POSITION,
+	[K_PICKEDUP] = 2 * DD_STAGE_HEADED_TO_DROPOFF,
+	[K_DELIVERED] = 2 * DD_STAGE_COMPLETED,
+	[K_FAILED] = 2 * DD_STAGE_FAILED,
+	[K_RETURNED] = DD_RANK_AFTER,
+};
+
 static enum kind
 kind_of(const struct dd_env *e)
 {
@@ -100,6 +115,7 @@ struct fact {
 	int has_speed, has_battery;
 	double speed, battery;
 	int64_t peta, deta;		/* DD_NOTIME when not given */
+	struct dd_jval reason;		/* a string or none */
 };
 
 static int
@@ -201,6 +217,7 @@ read_data(const struct dd_env *e, struct fact *f)
 		if (f->k == K_FAILED && reason.type != DD_JSTR)
 			return bad("reason", "is missing or not a string");
 	}
+	f->reason = reason.type == DD_JSTR ? reason : (struct dd_jval){ 0 };
 	if (f->k <= K_CANCELLED) {
 		int n = dd_env_str(&did, f->did, sizeof f->did);	/* a string: checked */
 		if (n <= 0)
@@ -254,7 +271,7 @@ read_data(const struct dd_env *e, struct fact *f)
 static int
 read_fact(const struct dd_env *e, struct fact *f)
 {
-	if (f->k <= K_CANCELLED && dd_event_check_data(e))
+	if (f->k <= K_CANCELLED ? dd_event_check_data(e) : dd_event_check_version(e))
 		return -1;
 	if (read_data(e, f) == 0)
 		return 0;
@@ -298,7 +315,11 @@ apply(struct dd_track *t, struct dlv *d, const struct fact *f, int64_t ts)
 	default: break;
 	}
 	/* Every other field: the newest event that carries it wins. */
-	if (f->drone.type == DD_JSTR && ts >= d->drone_time) {
+	/* At equal times, the later step of the one order (a reschedule's
+	 * drone over its schedule's, whatever came first). */
+	if (f->drone.type == DD_JSTR && (ts > d->drone_time ||
+	    (ts == d->drone_time && rank_of[f->k] >= d->drone_rank))) {
+		d->drone_rank = rank_of[f->k];
 		dd_buf_reset(&t->str);
 		dd_jstr_decode(&f->drone, &t->str);
 		free(d->drone);
@@ -372,14 +393,15 @@ add_status_id(struct dd_buf *b, const struct dlv *d, const char *what, int64_t m
 }
 
 static void
-emit(struct dd_track *t, const struct dlv *d, const struct dd_env *e, int prev, int stage,
-    const char *what, int64_t key)
+emit(struct dd_track *t, const struct dlv *d, const struct dd_env *e, const struct fact *f,
+    int prev, int stage, const char *what, int64_t key)
 {
 	struct dd_buf *b = &t->out;
 	dd_buf_reset(b);
 	dd_buf_adds(b, "{\"specversion\":\"1.0\",\"id\":");
 	add_status_id(b, d, what, key);
-	dd_buf_adds(b, ",\"source\":\"/dd-track\",\"type\":\"delivery.status\",\"time\":");
+	dd_buf_adds(b, ",\"source\":\"/dd-track\",\"type\":\"delivery.status\","
+	    "\"dataschema\":\"urn:dd:schema:delivery.status:1\",\"time\":");
 	dd_trk_add_time(b, e->time_ms);
 	dd_buf_adds(b, ",\"subject\":");
 	dd_buf_json_str(b, d->id, d->idlen);
@@ -408,6 +430,16 @@ emit(struct dd_track *t, const struct dlv *d, const struct dd_env *e, int prev, 
 	dd_trk_add_time(b, d->pickup_eta);
 	dd_buf_adds(b, ",\"dropoffEta\":");
 	dd_trk_add_time(b, d->dropoff_eta);
+	/* Optional fields (version 1 still: adding one is compatible): the
+	 * last battery reported, and the reason of the event that ended the
+	 * delivery, so the history holds what the deliveries view shows. */
+	if (!isnan(d->battery))
+		dd_buf_printf(b, ",\"battery\":%.3f", d->battery);
+	if (dd_stage_final(stage) && stage != prev && f->reason.type == DD_JSTR) {
+		dd_buf_adds(b, ",\"reason\":\"");
+		dd_buf_add(b, f->reason.p, f->reason.n);
+		dd_buf_addc(b, '"');
+	}
 	dd_buf_adds(b, "}}\n");
 	fwrite(b->p, 1, b->len, t->o.out);
 	t->emitted++;
@@ -440,7 +472,13 @@ dd_track_event(struct dd_track *t, const struct dd_line *l, const struct dd_env 
 	int64_t ts = e->time_ms;
 	if (t->max_time == DD_NOTIME || ts > t->max_time)
 		t->max_time = ts;
-	if (ts < dd_trk_horizon(t)) {
+	/* Late telemetry changes nothing worth its cost, but a late end
+	 * (delivered, failed, cancelled) still ends its delivery: --retain
+	 * bounds how long ended deliveries are kept, never whether one can
+	 * end. A delivery already over (removed, or ended and past
+	 * --retain) stays as it is, below. */
+	int late = ts < dd_trk_horizon(t);
+	if (late && f.k != K_DELIVERED && f.k != K_FAILED && f.k != K_CANCELLED) {
 		t->late++;
 		return DD_ACCEPT;
 	}
@@ -465,6 +503,8 @@ dd_track_event(struct dd_track *t, const struct dd_line *l, const struct dd_env 
 		return DD_ACCEPT;
 	}
 	dd_trk_seen_add(d, eh, ts);
+	if (late)
+		t->late_ends++;
 	int64_t pos_before = d->loc_time;
 	int prev = dd_trk_stage(d);
 	apply(t, d, &f, ts);
@@ -477,13 +517,13 @@ dd_track_event(struct dd_track *t, const struct dd_line *l, const struct dd_env 
 	if (every && d->loc_time == ts)
 		b = ts - (ts % every + every) % every;	/* the interval's start */
 	if (stage != prev && stage != DD_STAGE_UNKNOWN) {
-		emit(t, d, e, prev, stage, dd_stage_name(stage), stage_key(d, stage));
+		emit(t, d, e, &f, prev, stage, dd_stage_name(stage), stage_key(d, stage));
 		if (b != DD_NOTIME && b > d->pos_ms)
 			d->pos_ms = b;
 	} else if (b != DD_NOTIME && b > d->pos_ms && pos_before < ts &&
 	    stage != DD_STAGE_UNKNOWN && !dd_stage_final(stage)) {
 		d->pos_ms = b;
-		emit(t, d, e, stage, stage, "position", b);
+		emit(t, d, e, &f, stage, stage, "position", b);
 	}
 	return DD_ACCEPT;
 }

@@ -40,6 +40,7 @@ struct dlv {
 	int64_t updated;	/* newest event applied */
 	char *drone;
 	int64_t drone_time;
+	int drone_rank;		/* its event's rank (order.h); 0 once reloaded */
 	struct loc loc, pickup, dropoff;
 	int64_t loc_time, pickup_time, dropoff_time;
 	double speed, battery;	/* NAN: not reported */
@@ -60,7 +61,7 @@ struct dd_track {
 	int authoritative;	/* every delivery of the store is in memory */
 	int64_t max_time;	/* newest event time seen (the stream's clock) */
 	uint64_t removed;	/* deliveries removed, ever (stored) */
-	uint64_t emitted, dups, late, removed_run, after_removal;
+	uint64_t emitted, dups, late, late_ends, removed_run, after_removal;
 	int64_t ntomb;		/* rows in ended: none, no lookups */
 	sqlite3_stmt *ins, *upd, *sel, *del, *del_expired, *meta_put;
 	sqlite3_stmt *tomb_one, *tomb_expired, *tomb_get, *tomb_prune;

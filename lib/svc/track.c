@@ -25,9 +25,11 @@ dd_trk_stage(const struct dlv *d)
 {
 	if (d->fstage)
 		return d->fstage;
-	if (d->t_pick != DD_NOTIME && d->t_pick > d->t_resched)
+	/* At equal times the order of order.h: a reschedule comes after its
+	 * schedule and before a dispatch or pickup of the same millisecond. */
+	if (d->t_pick != DD_NOTIME && d->t_pick >= d->t_resched)
 		return DD_STAGE_HEADED_TO_DROPOFF;
-	if (d->t_disp != DD_NOTIME && d->t_disp > d->t_resched)
+	if (d->t_disp != DD_NOTIME && d->t_disp >= d->t_resched)
 		return DD_STAGE_HEADED_TO_PICKUP;
 	if (d->t_sched != DD_NOTIME && d->t_sched > d->t_resched)
 		return DD_STAGE_CREATED;
@@ -716,8 +718,9 @@ void
 dd_track_summary(struct dd_track *t, struct dd_buf *b)
 {
 	dd_buf_printf(b, ", emitted %" PRIu64 ", duplicates %" PRIu64 ", late %" PRIu64
-	    ", removed %" PRIu64 ", after removal %" PRIu64 ", live %zu", t->emitted, t->dups,
-	    t->late, t->removed_run, t->after_removal, t->n);
+	    " (dropped), late ends %" PRIu64 " (applied), removed %" PRIu64 ", after removal %"
+	    PRIu64 ", live %zu", t->emitted, t->dups, t->late, t->late_ends, t->removed_run,
+	    t->after_removal, t->n);
 }
 
 /* ---- the filter ---- */
@@ -743,7 +746,8 @@ on_summary(void *ctx, struct dd_buf *b)
 int
 dd_track_filter(struct dd_track *t, const struct dd_filter_opts *fo)
 {
-	struct dd_filter_ops ops = { .event = on_event, .commit = on_commit,
+	static const char *const families[] = { "delivery.", "drone.", NULL };
+	struct dd_filter_ops ops = { .event = on_event, .commit = on_commit, .families = families,
 		.summary = on_summary, .store = &t->s };
 	return dd_filter_run(fo, &ops, t, NULL);
 }
