@@ -25,7 +25,7 @@ CC ?= cc
 CFLAGS ?= -O2 -g
 DD_CFLAGS = -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wshadow -Wno-unused-parameter \
 	-Wno-missing-field-initializers $(LIBDIRS:%=-I%) $(SANFLAGS)
-LDLIBS = -lsqlite3 -ljq -lzstd -lcsv -lrdkafka -lm -lpthread
+LDLIBS = -lsqlite3 -ljq -lzstd -lcsv -lrdkafka -lcrypto -lm -lpthread
 
 # lib/ in layers: base (foundation), lake (files and queries), svc (the
 # services' stores), sim (the workload); each folder is on the include path.

@@ -50,6 +50,24 @@ on_damage(void *ctx, const char *msg)
 	dd_warn("damaged: %s", msg);
 }
 
+/* A FIFO, a directory... named like a part: skipped, told. */
+static void
+on_odd(const char *msg)
+{
+	dd_warn("%s", msg);
+}
+
+static void
+on_conflict(void *ctx, const char *msg)
+{
+	struct ui *u = ctx;
+	if (u->shown) {
+		fputc('\n', stderr);
+		u->shown = 0;
+	}
+	dd_warn("conflict: %s", msg);
+}
+
 enum { K_DB = 1, K_LAKE, K_DATASET, K_OLDER, K_NOW, K_CHUNK, K_DRY, K_COMPACT, K_VERIFY,
 	K_PROGRESS, K_QUIET, K_REBUILD, K_SINCE, K_UNTIL };
 
@@ -153,12 +171,15 @@ summary(const struct dd_archive_stats *st, int dry, double secs)
 	    ",\"deliveriesKept\":%" PRIu64 ",\"partsWritten\":%" PRIu64 ",\"eventBytes\":%" PRIu64
 	    ",\"bytesWritten\":%" PRIu64 ",\"partitionsCompacted\":%" PRIu64
 	    ",\"partsCompacted\":%" PRIu64 ",\"partsAfterCompaction\":%" PRIu64
-	    ",\"duplicatesDropped\":%" PRIu64 ",\"partsVerified\":%" PRIu64
+	    ",\"duplicatesDropped\":%" PRIu64 ",\"conflictsDropped\":%" PRIu64
+	    ",\"partsVerified\":%" PRIu64
 	    ",\"eventsVerified\":%" PRIu64 ",\"partsDamaged\":%" PRIu64
+	    ",\"conflictsFound\":%" PRIu64
 	    ",\"dryRun\":%s,\"seconds\":%.3f}\n",
 	    st->deliveries, st->events, st->summaries, st->kept, st->parts, st->raw_bytes, st->bytes,
 	    st->partitions_compacted, st->parts_compacted, st->parts_after, st->duplicates,
-	    st->parts_verified, st->events_verified, st->parts_damaged,
+	    st->conflicts_dropped, st->parts_verified, st->events_verified, st->parts_damaged,
+	    st->conflicts_found,
 	    dry ? "true" : "false", secs);
 }
 
@@ -218,6 +239,8 @@ run(void *vc, int argc, char **argv)
 	}
 	if (!have_db && !c->quiet && !c->rebuild)
 		dd_warn("%s: no such store: nothing archived", c->db);
+	if (!c->quiet)
+		dd_lake_set_odd_hook(on_odd);
 	c->o.db = c->db;
 	c->o.lake = c->lake;
 	c->o.cutoff_ms = now - c->older;
@@ -225,6 +248,7 @@ run(void *vc, int argc, char **argv)
 		.start = dd_now_ms() };
 	c->o.progress = on_progress;
 	c->o.damage = on_damage;
+	c->o.conflict = on_conflict;
 	c->o.ctx = &u;
 
 	/* A dry run writes nothing, not even the lock file. */

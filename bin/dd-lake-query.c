@@ -90,6 +90,13 @@ diag(void *ctx, const char *msg)
 	dd_warn("%s", msg);
 }
 
+/* A FIFO, a directory... named like a part: skipped, told. */
+static void
+on_odd(const char *msg)
+{
+	dd_warn("%s", msg);
+}
+
 enum {
 	K_LAKE = 1, K_DATASET, K_SINCE, K_UNTIL, K_NOW, K_TYPE, K_SUBJECT, K_ID, K_FILTER,
 	K_ARG, K_FIELDS, K_FORMAT, K_COUNT, K_COUNTBY, K_LIMIT, K_NODEDUPE, K_JOBS,
@@ -279,6 +286,8 @@ run(void *vc, int argc, char **argv)
 	char *deflake = NULL;
 	o->lake = c->lake ? c->lake : (deflake = dd_default_path("lake"));
 	int code;
+	if (!o->quiet)
+		dd_lake_set_odd_hook(on_odd);
 	struct dd_query *q = dd_query_new(o);
 	if (q == NULL) {
 		code = dd_cli_usage_error("%s", dd_errmsg());

@@ -134,10 +134,7 @@ run_import(void *vc, int argc, char **argv)
 static int
 get(void *c, struct dd_store *s, char **argv)
 {
-	int code = dd_package_get(s, argv[0], stdout);
-	if (code == DD_EXIT_REJECTED)
-		dd_warn("%s", dd_errmsg());
-	return code;
+	return dd_package_get(s, argv, stdout);
 }
 
 static int
@@ -174,7 +171,7 @@ static const struct dd_opt *const store_tables[] = { store_opts, NULL };
 
 static const struct dd_cmd cmds[] = {
 	{ NULL, "[FILE...]", 0, -1, filter_tables, run_filter, 1 },
-	{ "get", "ID", 1, 1, store_tables, run_get },
+	{ "get", "ID...", 1, -1, store_tables, run_get },
 	{ "list", NULL, 0, 0, list_tables, run_list },
 	{ "summary", NULL, 0, 0, summary_tables, run_summary },
 	{ "import", NULL, 0, 0, import_tables, run_import },

@@ -195,10 +195,7 @@ supervise(struct ctx *c, struct dd_sched *s, char **argv)
 static int
 get(struct ctx *c, struct dd_sched *s, char **argv)
 {
-	int code = dd_sched_get(s, argv[0], stdout);
-	if (code == DD_EXIT_REJECTED)
-		dd_warn("%s", dd_errmsg());
-	return code;
+	return dd_sched_get_many(s, argv, stdout);
 }
 
 static int
@@ -242,7 +239,7 @@ static const struct dd_opt *const store_tables[] = { store_opts, NULL };
 static const struct dd_cmd cmds[] = {
 	{ NULL, "[FILE...]", 0, -1, filter_tables, run_filter, 1 },
 	{ "supervise", NULL, 0, 0, supervise_tables, run_supervise },
-	{ "get", "ID", 1, 1, store_tables, run_get },
+	{ "get", "ID...", 1, -1, store_tables, run_get },
 	{ "list", NULL, 0, 0, list_tables, run_list },
 	{ "stats", NULL, 0, 0, store_tables, run_stats },
 	{ "fleet import", "FILE", 1, 1, import_tables, run_import },

@@ -4,6 +4,7 @@
  * the stream after each stage change; get, list and stats answer from
  * the store.
  */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -32,8 +33,8 @@ static const struct dd_opt filter_opts[] = {
 	{ "position-every", 0, "DUR", "also a status with the position, at most every DUR",
 		K_POSEVERY, 0 },
 	{ "only-status", 0, NULL, "write only the status events", K_ONLY, 0 },
-	{ "cache", 0, "N", "live deliveries held in memory (default 100000)", K_CACHE, 0 },
-	DD_FILTER_OPTIONS("20000"),
+	{ "cache", 0, "SIZE", "memory for live deliveries, e.g. 512M (default 512M)", K_CACHE, 0 },
+	DD_FILTER_OPTIONS("1000000"),
 	DD_OPT_END,
 };
 static const struct dd_opt list_opts[] = {
@@ -82,9 +83,9 @@ set(void *vc, int key, const char *arg, const char *arg2)
 		c->o.only_status = 1;
 		return 0;
 	case K_CACHE:
-		if (dd_parse_u64(arg, 1, 100000000, &v))
+		if (dd_parse_size(arg, 1, SIZE_MAX / 2, &v))
 			return -1;
-		c->o.cache_max = (size_t)v;
+		c->o.cache_bytes = (size_t)v;
 		return 0;
 	case K_STAGE:
 		if ((c->stage = dd_stage_parse(arg, DD_STAGE_TRACK)) < 0) {
@@ -137,10 +138,10 @@ run_filter(void *vc, int argc, char **argv)
 static int
 get(void *c, struct dd_store *s, char **argv)
 {
-	int code = dd_track_get(s, argv[0], stdout);
-	if (code == DD_EXIT_REJECTED)
-		dd_warn("%s", dd_errmsg());
-	return code;
+	/* Lookups come fast: big writes. */
+	static char obuf[1 << 16];
+	setvbuf(stdout, obuf, _IOFBF, sizeof obuf);
+	return dd_track_get(s, argv, stdout);
 }
 
 static int
@@ -167,7 +168,7 @@ static const struct dd_opt *const store_tables[] = { store_opts, NULL };
 
 static const struct dd_cmd cmds[] = {
 	{ NULL, "[FILE...]", 0, -1, filter_tables, run_filter, 1 },
-	{ "get", "ID", 1, 1, store_tables, run_get },
+	{ "get", "ID...", 1, -1, store_tables, run_get },
 	{ "list", NULL, 0, 0, list_tables, run_list },
 	{ "stats", NULL, 0, 0, store_tables, run_stats },
 	{ NULL, NULL, 0, 0, NULL, NULL },
@@ -178,10 +179,13 @@ main(int argc, char *argv[])
 {
 	struct ctx c = { .stage = -1, .fmt = DD_FMT_NDJSON };
 	dd_filter_defaults(&c.fo);
-	/* Telemetry comes fast: a commit (an fsync) every 20000 events keeps
-	 * up with hundreds of thousands a second; a slow stream is still
-	 * committed within --flush-interval. */
-	c.fo.batch = 20000;
+	/* Telemetry comes fast, and the deliveries in memory coalesce it: a
+	 * commit writes each changed delivery once, however many events it
+	 * had. So commits go by time, --flush-interval after the first
+	 * uncommitted event, even while events keep coming; --batch only
+	 * bounds what a commit holds. */
+	c.fo.batch = 1000000;
+	c.fo.flush_busy = 1;
 	dd_track_defaults(&c.o);
 	static const struct dd_prog prog = {
 		.name = "dd-track",

@@ -40,7 +40,7 @@ day() {
 	assert_output ""
 	mkdir -p fake
 	cp "$DD_BIN"/dd-* fake/
-	printf '#!/bin/sh\nexec %s "$@" | sed "s/^\\(  --cache N\\) .*/\\1/"\n' "$DD_BIN/dd-track" > fake/dd-track
+	printf '#!/bin/sh\nexec %s "$@" | sed "s/^\\(  --cache SIZE\\) .*/\\1/"\n' "$DD_BIN/dd-track" > fake/dd-track
 	chmod +x fake/dd-track
 	run "$DD_ROOT/scripts/check-usage" fake
 	assert_failure
@@ -240,4 +240,46 @@ day() {
 	run dd-history stats
 	assert_success
 	assert_output --regexp '[1-9]'
+}
+
+# The id of each line of a store's list: its first member.
+ids_of() { "$@" | jq -r '[.[]][0]'; }
+
+@test "get ID... and get - in every store: one line per id, in the order asked, unknown ids named, exit 1" {
+	day
+	for p in dd-schedule dd-package dd-track dd-history; do
+		ids_of "$p" list > "$p.ids"
+		[ "$(wc -l < "$p.ids")" -ge 3 ] || fail "$p: $(wc -l < "$p.ids") ids"
+		# Three ids, last first: the answers follow the question.
+		tac "$p.ids" | head -n 3 > ask
+		: > one.out
+		while read -r id; do "$p" get "$id" >> one.out; done < ask
+		[ "$(wc -l < one.out)" -ge 3 ]
+		run "$p" get $(cat ask)
+		assert_success
+		assert_output "$(cat one.out)"
+		run "$p" get - < ask
+		assert_success
+		assert_output "$(cat one.out)"
+		# Unknown ids, on the line or on stdin, are named and skipped.
+		printf '%s\nno-such-1\n\n%s\n' "$(sed -n 1p ask)" "$(sed -n 3p ask)" > mixed
+		run --separate-stderr "$p" get no-such-0 - "$(sed -n 2p ask)" < mixed
+		[ "$status" -eq 1 ] || fail "$p: exit $status"
+		assert_output "$(sed -n 1p one.out; sed -n 3p one.out; sed -n 2p one.out)"
+		[ "$(grep -c 'no-such-[01]' <<< "$stderr")" -eq 2 ] || fail "$p: $stderr"
+		[[ $stderr == *no-such-0*no-such-1* ]] || fail "$p: $stderr"
+		# Every answer comes from the same read transaction as the others.
+		# (Output far larger than a pipe holds, for | head below; kept in
+		# a file: bats' run is slow on that much.)
+		for i in $(seq 500); do cat "$p.ids"; done > many
+		"$p" get - < many > many.out
+		[ "$(wc -l < many.out)" -ge "$(wc -l < many)" ] || fail "$p: $(wc -l < many.out) lines"
+		# A reader gone is 141 and silent, a closed stdout exit 4, said.
+		run bash -c "set -o pipefail; $p get - < many 2> err | head -1 > /dev/null"
+		[ "$status" -eq 141 ] || fail "$p | head: exit $status, $(cat err)"
+		[ ! -s err ] || fail "$p | head: stderr: $(cat err)"
+		run bash -c "$p get - < many >&-"
+		[ "$status" -eq 4 ] || fail "$p >&-: exit $status"
+		assert_output --partial "$p: stdout:"
+	done
 }

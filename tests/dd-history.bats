@@ -41,7 +41,7 @@ dump() {
 	run dd-history -V
 	assert_success
 	assert_output --regexp '^dd-history [0-9]'
-	for args in "--bogus" "frob" "get" "get a b" "list extra" "stats x" \
+	for args in "--bogus" "frob" "get" "list extra" "stats x" \
 		"list --stage flying" "list --since yesterday" "list --format chart" \
 		"--owner o-1" "get x --batch 3" "--batch 0" "--flush-interval 0s"; do
 		run -2 dd-history $args </dev/null

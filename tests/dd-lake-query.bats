@@ -201,12 +201,15 @@ EOF
 @test "duplicates: by id within one partition only, the first copy kept" {
 	{
 		ev same 2025-04-01T10:00:00Z '"v":1'
-		ev same 2025-04-01T11:00:00Z '"v":2'	# same id, same day, another time
 		ev other 2025-04-01T12:00:00Z
 	} > day1
+	# Same id, same day, another time, in a later part (within one part
+	# the writer keeps an id once).
+	ev same 2025-04-01T11:00:00Z '"v":2' > day1b
 	ev same 2025-04-02T10:00:00Z '"v":3' > day2	# same id, another partition
 	ev other 2025-04-01T12:00:00Z > again
 	dd-lake-ingest -q -l "$LAKE" < day1
+	dd-lake-ingest -q -l "$LAKE" < day1b
 	dd-lake-ingest -q -l "$LAKE" < day2
 	handpart "$DS/year=2025/month=04/day=01" 99999999T000000Z-ffffffffffffffff again
 	run -0 sh -c "dd-lake-query -l '$LAKE' | jq -c '[.id, .data.v]'"

@@ -40,7 +40,6 @@ ids() { dd-package list "$@" | jq -r .packageId; }
 	--bogus
 	--owner o-1
 	get
-	get a b
 	list --month 2026-11
 	list --format xml
 	summary

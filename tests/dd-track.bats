@@ -95,11 +95,11 @@ schedule() {
 	--retain 5x
 	--position-every 0s
 	--cache 0
+	--cache 5x
 	--batch 0
 	extra-argument
 	frobnicate
 	get
-	get a b
 	get --only-status d-1
 	list --stage flying
 	list --format xml
@@ -521,7 +521,7 @@ print(at(56, dist(47.61, 47.62) / 20))
 	wait $BG || true
 	BG=
 	[ "$(wc -l < run1.out)" -lt "$(wc -l < in)" ] || skip "the run ended before the kill"
-	dd-track --db crash.db --position-every 2m --cache 20 < in > run2.out
+	dd-track --db crash.db --position-every 2m --cache 20K < in > run2.out
 	cmp <(dd-track list --db clean.db) <(dd-track list --db crash.db)
 	status clean.out | jq -r .id | sort -u > ids.clean
 	# (run1.out may end in a line cut short by the kill)
@@ -532,6 +532,86 @@ print(at(56, dist(47.61, 47.62) / 20))
 	assert_output ""
 	cmp <(dd-track stats --db clean.db) <(dd-track stats --db crash.db)
 	# A clean run with the small cache writes what the big one writes.
-	dd-track --db small.db --position-every 2m --cache 20 < in > small.out
+	dd-track --db small.db --position-every 2m --cache 20K < in > small.out
 	cmp clean.out small.out
+}
+
+@test "--cache is a memory budget: a small one holds less, answers alike" {
+	# 40,000 deliveries, all live: a few hundred bytes each in memory.
+	dd-sim telemetry -n 80000 --deliveries 40000 --days 1 --seed 3 > in
+	# (The budget is kept at each commit: one every 4000 lines.)
+	for c in 512M 256K; do
+		/usr/bin/time -f %M -o "rss.$c" dd-track -q --db "$c.db" --cache "$c" \
+			--batch 4000 < in > "$c.out"
+	done
+	cmp 512M.out 256K.out
+	cmp <(dd-track list --db 512M.db) <(dd-track list --db 256K.db)
+	# (ASan holds freed memory in quarantine: peak RSS says nothing there.)
+	[ "${DD_SANITIZE:-}" != 1 ] || return 0
+	big=$(cat rss.512M) small=$(cat rss.256K)
+	# The deliveries take over 10 MiB when all are held; the small
+	# budget holds a fraction of them.
+	[ "$big" -gt $((small + 10240)) ] || fail "peak RSS $big KiB with 512M, $small KiB with 256K"
+	# Sizes take the suffixes of --max-line.
+	dd-track -q --db k.db --cache 1G < /dev/null
+	dd-track -q --db k.db --cache 300KiB < /dev/null
+}
+
+@test "kill -9 between the coalesced writes and their commit: the commits before it are whole, replay restores the rest" {
+	dd-sim telemetry -n 20000 --deliveries 3000 --days 1 --seed 4 > in
+	dd-track -q --db clean.db < in > /dev/null
+	# Commits every 4000 lines exactly (no idle time, no clock): the 3rd
+	# is killed after writing its changed deliveries, before COMMIT.
+	rc=0
+	DD_TRACK_FAULT=commit-kill:3 dd-track -q --db crash.db --batch 4000 \
+		--flush-interval 1h < in > /dev/null || rc=$?
+	[ "$rc" -eq 137 ] || fail "exit $rc, not 137"
+	# What was committed is the state after 8000 lines.
+	head -n 8000 in | dd-track -q --db part.db > /dev/null
+	cmp <(dd-track list --db part.db) <(dd-track list --db crash.db)
+	cmp <(dd-track stats --db part.db) <(dd-track stats --db crash.db)
+	# Replaying from an earlier point restores the rest, as one clean run.
+	tail -n +5001 in | dd-track -q --db crash.db > /dev/null
+	cmp <(dd-track list --db clean.db) <(dd-track list --db crash.db)
+	cmp <(dd-track stats --db clean.db) <(dd-track stats --db crash.db)
+}
+
+@test "a stream that never pauses is committed within --flush-interval, not only at --batch" {
+	# A file never makes the filter wait, so only the clock commits
+	# before the end: the 2nd commit is killed, the 1st came by time.
+	dd-sim telemetry -n 100000 --deliveries 10000 --days 1 --seed 5 > in
+	rc=0
+	DD_TRACK_FAULT=commit-kill:2 dd-track -q --db t.db --batch 10000000 \
+		--flush-interval 10ms < in > /dev/null || rc=$?
+	[ "$rc" -eq 137 ] || fail "exit $rc, not 137: no commit by time"
+	n=$(dd-track stats --db t.db | jq .deliveries)
+	[ "$n" -gt 0 ] && [ "$n" -lt 10000 ] || fail "$n deliveries committed"
+}
+
+@test "get while the filter writes: the answers of the last commit, from one process" {
+	mkfifo pipe
+	dd-track --flush-interval 100ms < pipe > out & BG=$!
+	exec 7> pipe
+	for i in 1 2 3; do flight "d-$i" "$i" >&7; done
+	# Committed within --flush-interval, the filter still running.
+	for i in $(seq 100); do
+		[ "$(dd-track stats 2>/dev/null | jq .deliveries)" = 3 ] && break
+		sleep 0.05
+	done
+	run dd-track get d-3 d-1 d-2
+	assert_success
+	assert_equal "$(printf '%s\n' "${lines[@]}" | jq -r '[.deliveryId, .stage] | @tsv')" \
+		"$(printf 'd-3\tcompleted\nd-1\tcompleted\nd-2\tcompleted')"
+	# What the filter has not been given is not there yet.
+	run --separate-stderr dd-track get d-1 d-4
+	[ "$status" -eq 1 ]
+	[ "${#lines[@]}" -eq 1 ]
+	[[ $stderr == *"d-4: no such delivery"* ]] || fail "$stderr"
+	flight d-4 4 >&7
+	for i in $(seq 100); do dd-track get d-4 > /dev/null 2>&1 && break; sleep 0.05; done
+	printf 'd-4\nd-1\n' | dd-track get - | jq -r .deliveryId > got
+	assert_equal "$(cat got)" "$(printf 'd-4\nd-1')"
+	exec 7>&-
+	wait $BG
+	BG=
 }

@@ -21,3 +21,6 @@ replay() {
 @test "fuzz replay: CSV reader" { replay csv; }
 @test "fuzz replay: dd-schedule requests (NDJSON, ExternalDelivery, CSV)" { replay request; }
 @test "fuzz replay: lake part reader and metadata on damaged files" { replay lakepart; }
+@test "fuzz replay: lake part metadata loader on its own" { replay lakemeta; }
+@test "fuzz replay: dd-lake-query jq filter path" { replay lakejq; }
+@test "fuzz replay: dd-track and dd-history event handling, then a replay" { replay events; }

@@ -66,7 +66,7 @@ day_events() {
 	  ev c 2026-11-02T02:00:00Z x.other; } | dd-lake-ingest -q -l "$LAKE"
 	P="$DS/year=2026/month=11/day=02"
 	run dd-lakecheck parts "$P"
-	assert_output --regexp '^part-[0-9T]+Z-[0-9a-f]{16}\.ndjson\.zst 1 3 2026-11-02T01:00:00\.000Z 2026-11-02T03:00:00\.000Z x\.other=1 x\.pos=2$'
+	assert_output --regexp '^part-[0-9T.]+Z-[0-9a-f]{16}\.ndjson\.zst 1 3 2026-11-02T01:00:00\.000Z 2026-11-02T03:00:00\.000Z x\.other=1 x\.pos=2$'
 	part=$(ls "$P"/part-*)
 	meta="$P/_$(basename "$part" .ndjson.zst).meta"
 	# A meta claiming another size (as if the part were replaced) is not used.
@@ -197,7 +197,7 @@ print("%08x" % (h64(socket.gethostname().encode()) & 0xffffffff))')
 	kill $live
 	assert_success
 	assert_output 4
-	run sh -c "ls -A '$P' | sed 's/part-[0-9T]*Z-[0-9a-f]*/part-N/' | sort"
+	run sh -c "ls -A '$P' | sed 's/part-[0-9T.]*Z-[0-9a-f~]*/part-N/' | sort"
 	assert_output - <<-EOF
 	.part-LIVE.ndjson.zst.$live-$host.tmp
 	.part-OTHER.ndjson.zst.$dead-0badf00d.tmp
@@ -219,7 +219,7 @@ print("%08x" % (h64(socket.gethostname().encode()) & 0xffffffff))')
 	[ "$before" -gt 3 ]
 	run dd-lakecheck compact "$LAKE" events 2026-11-08
 	assert_success
-	assert_output "parts $before -> 1, events 1000 -> 600, duplicates 400"
+	assert_output "parts $before -> 1, events 1000 -> 600, duplicates 400, conflicts 0"
 	[ "$(ls "$P"/part-* | wc -l)" -eq 1 ]
 	[ "$(ls "$P"/_part-*.meta | wc -l)" -eq 1 ]
 	[ -z "$(find "$LAKE" -name '.*' -type f)" ]
@@ -230,7 +230,7 @@ print("%08x" % (h64(socket.gethostname().encode()) & 0xffffffff))')
 	[ "$(ls "$DS"/year=2026/month=11/day=09/part-* | wc -l)" -eq 1 ]
 	name=$(ls "$P"/part-*)
 	run dd-lakecheck compact "$LAKE" events 2026-11-08
-	assert_output "parts 1 -> 1, events 600 -> 600, duplicates 0"
+	assert_output "parts 1 -> 1, events 600 -> 600, duplicates 0, conflicts 0"
 	[ "$(ls "$P"/part-*)" = "$name" ]
 }
 

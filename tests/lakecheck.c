@@ -8,6 +8,9 @@
  *   verify PART                     the number of lines, or the fault
  *   clean PARTITION                 the number of stale files removed
  *   compact LAKE DATASET DAY [PARTSIZE]   the compaction's figures
+ *   sort DIR BUDGET                 stdin lines "KEY TEXT" through the
+ *                                   spilling sort of lake-sort.c, then
+ *                                   "KEY TEXT" in order and the run count
  *   write LAKE DATASET [THREADS]    events on stdin through the writer
  *                                   (THREADS compressors, default one
  *                                   per core), then the paths it made
@@ -35,6 +38,7 @@
 #include "event.h"
 #include "exitcodes.h"
 #include "lake.h"
+#include "lake-int.h"
 #include "line.h"
 #include "util.h"
 
@@ -173,9 +177,38 @@ cmd_compact(int argc, char **argv)
 		return fail();
 	close(lock);
 	printf("parts %" PRIu64 " -> %" PRIu64 ", events %" PRIu64 " -> %" PRIu64
-	    ", duplicates %" PRIu64 "\n", st.parts_in, st.parts_out, st.events_in,
-	    st.events_out, st.duplicates);
+	    ", duplicates %" PRIu64 ", conflicts %" PRIu64 "\n", st.parts_in, st.parts_out,
+	    st.events_in, st.events_out, st.duplicates, st.conflicts);
 	return 0;
+}
+
+static int
+cmd_sort(char **argv)
+{
+	uint64_t budget;
+	if (dd_parse_u64(argv[1], 1, UINT64_MAX, &budget))
+		dd_die(DD_EXIT_USAGE, "%s", dd_errmsg());
+	struct lake_sort *s = lake_sort_new(argv[0], budget);
+	char buf[4096];
+	while (fgets(buf, sizeof buf, stdin)) {
+		char *sp = strchr(buf, ' ');
+		size_t n = strlen(buf);
+		if (n && buf[n - 1] == '\n')
+			buf[--n] = '\0';
+		if (sp == NULL || lake_sort_add(s, strtoll(buf, NULL, 10), sp + 1,
+		    n - (size_t)(sp + 1 - buf))) {
+			lake_sort_free(s);
+			return fail();
+		}
+	}
+	int64_t k;
+	const char *l;
+	size_t len;
+	int rc;
+	while ((rc = lake_sort_next(s, &k, &l, &len)) == 1)
+		printf("%" PRId64 " %.*s\n", k, (int)len, l);
+	lake_sort_free(s);
+	return rc < 0 ? fail() : 0;
 }
 
 /*
@@ -334,6 +367,8 @@ main(int argc, char **argv)
 		rc = cmd_clean(argv);
 	else if (strcmp(cmd, "compact") == 0 && argc >= 3)
 		rc = cmd_compact(argc, argv);
+	else if (strcmp(cmd, "sort") == 0 && argc == 2)
+		rc = cmd_sort(argv);
 	else if (strcmp(cmd, "write") == 0 && (argc == 2 || argc == 3)) {
 		uint64_t t = 0;
 		if (argc == 3 && dd_parse_u64(argv[2], 0, 8, &t))

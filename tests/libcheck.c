@@ -4,6 +4,7 @@
  *
  *   scan            each stdin line through dd_env_scan + dd_event_check_data
  *   validate        each stdin line through dd_json_validate
+ *   hash            dd_hash64 of each stdin line, hex
  *   count           scan every stdin line as an event, print the number
  *                   accepted and rejected (for the scanner benchmark)
  *   get PATH...     each stdin line: the value at each dotted path
@@ -108,6 +109,9 @@ main(int argc, char **argv)
 			else
 				printf("valid\n");
 		}
+	} else if (strcmp(cmd, "hash") == 0) {
+		while (dd_lines_next(in, &l, -1) == DD_LINES_OK)
+			printf("%016" PRIx64 "\n", dd_hash64(l.p, l.n));
 	} else if (strcmp(cmd, "get") == 0) {
 		while (dd_lines_next(in, &l, -1) == DD_LINES_OK) {
 			struct dd_jval obj = dd_json_value(l.p, l.n), v;

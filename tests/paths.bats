@@ -33,7 +33,7 @@ confined() {
 	[ -z "$extra" ] || { echo "created by a traversal: $extra"; return 1; }
 	if [ -d "$DD_HOME/lake" ]; then
 		extra=$(cd "$DD_HOME/lake" && find . -mindepth 1 | grep -Ev \
-		    '^\./[A-Za-z0-9][A-Za-z0-9._-]*(/year=[0-9]{4}(/month=(0[1-9]|1[0-2])(/day=(0[1-9]|[12][0-9]|3[01])(/_?part-[0-9]{8}T[0-9]{6}Z-[0-9a-f]{16}\.(ndjson\.zst|meta))?)?)?)?$' || true)
+		    '^\./[A-Za-z0-9][A-Za-z0-9._-]*(/year=[0-9]{4}(/month=(0[1-9]|1[0-2])(/day=(0[1-9]|[12][0-9]|3[01])(/_?part-[0-9]{8}T[0-9]{6}\.[0-9]{9}Z-[0-9a-f]{16}(~[0-9]{6})?\.(ndjson\.zst|meta))?)?)?)?$' || true)
 		[ -z "$extra" ] || { echo "in the lake, not a partition or part: $extra"; return 1; }
 	fi
 }

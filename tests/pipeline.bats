@@ -135,11 +135,19 @@ kill_round() {
 	DD_HOME=$home pipeline --kill "$1" day feedback supervise feedback
 	# Every stage that had input was killed at least once: the scheduler
 	# and the five after it for the day and for the supervisor's stream,
-	# the scheduler for each feedback that had statuses to feed.
-	local fb="feedback1.schedule"
-	[ ! -s "$home/work/feedback2.in" ] || fb="$fb feedback2.schedule"
+	# the scheduler for each feedback that had statuses to feed, and the
+	# five after it when it had something to say (a freed drone took a
+	# waiting item, a held cancel was refused).
+	local f n want="day.fly day.history day.lake day.package day.schedule day.track"
+	for f in "$home"/work/feedback*.in; do
+		n=$(basename "$f" .in)
+		[ ! -s "$f" ] || want="$want $n.schedule"
+		[ ! -s "$home/work/$n.sched" ] || want="$want $n.fly $n.history $n.lake $n.package $n.track"
+	done
+	want="$want supervise1.fly supervise1.history supervise1.lake supervise1.package supervise1.schedule supervise1.track"
+	want=$(tr ' ' '\n' <<< "$want" | sort -u | paste -sd ' ')
 	run bash -c 'cut -d: -f1 "$1" | sort -u | paste -sd " "' _ "$home/work/kills.log"
-	assert_output "day.fly day.history day.lake day.package day.schedule day.track $fb supervise1.fly supervise1.history supervise1.lake supervise1.package supervise1.schedule supervise1.track"
+	assert_output "$want"
 	snapshot "$home" "$BATS_TEST_TMPDIR/snap.run"
 	# (Until compaction the lake holds the replays' copies.)
 	same "$BATS_FILE_TMPDIR/snap.run" "$BATS_TEST_TMPDIR/snap.run" -x lake.copies
@@ -306,6 +314,17 @@ status_event() {
 	run "$DD_ROOT/scripts/reconcile"
 	assert_failure 1
 	assert_line --regexp '^FAIL ends: ends that only the scheduler saw \([1-9][0-9]*\), e\.g\. d-[0-9a-f]+: completed in dd-schedule, never in the delivery service'
+}
+
+@test "reconcile fails: a delivery completed in one store and cancelled in another" {
+	broken
+	local id
+	id=$(dd-history list --stage completed | head -n 1 | jq -r .deliveryId)
+	# The scheduler's own record, broken behind its back.
+	sqlite3 "$DD_HOME/schedule.db" "UPDATE items SET state = 'cancelled' WHERE delivery_id = '$id'"
+	run "$DD_ROOT/scripts/reconcile"
+	assert_failure 1
+	assert_line "FAIL cancels: deliveries both completed and cancelled (1), e.g. $id: completed in the delivery service, cancelled in dd-schedule"
 }
 
 @test "reconcile: usage" {

@@ -45,7 +45,7 @@ REQ='{"requestId":"r-1","ownerId":"o-17","pickup":{"lat":47.61,"lon":-122.33,"al
 	for t in envelope request delivery.scheduled delivery.rescheduled delivery.cancelled \
 	    delivery.rejected delivery.status package.registered package.removed drone.released \
 	    drone.dispatched drone.position drone.picked-up drone.delivered drone.failed \
-	    drone.returned; do
+	    drone.returned delivery.refused; do
 		[ -f "$DD_ROOT/data/schemas/$t.json" ] || fail "no schema for $t"
 	done
 }

@@ -547,7 +547,12 @@ dd_filter_run(const struct dd_filter_opts *o, const struct dd_filter_ops *ops, v
 		}
 		if (pending++ == 0)
 			deadline = dd_now_ms() + o->flush_ms;
-		if (code < 0 && pending >= o->batch) {
+		/* With flush_busy, a stream that never pauses is committed by
+		 * --flush-interval too, not only by --batch: what was read is
+		 * durable within it. (The clock is read every 64 lines: 64
+		 * lines take far less than a millisecond.) */
+		if (code < 0 && (pending >= o->batch || (o->flush_busy &&
+		    (pending & 63) == 0 && dd_now_ms() >= deadline))) {
 			if (commit(ops, ctx, &gone, &in.k)) {
 				committed_ok = 0;
 				code = DD_EXIT_IO;

@@ -37,6 +37,9 @@ struct dd_filter_opts {
 	size_t max_line;	/* --max-line */
 	uint64_t batch;		/* --batch: commit after this many lines */
 	int64_t flush_ms;	/* --flush-interval */
+	int flush_busy;		/* --flush-interval also while lines keep coming
+				 * (a store that coalesces a batch's writes);
+				 * else only after input has paused */
 	int raw;		/* hand lines to ops->line instead of scanning events */
 	struct dd_kafka_opts kafka;	/* --kafka and the rest (kafka.h) */
 };

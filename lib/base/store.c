@@ -364,6 +364,59 @@ dd_store_read(const char *path, int (*fn)(void *ctx, struct dd_store *s, char **
 	return rc;
 }
 
+/* One id: its answer, or its name on stderr when unknown. Like the filter
+ * loop, this loop reports what it skips itself. */
+static int
+get_one(int (*one)(void *, const char *, FILE *), void *q, const char *id, FILE *out,
+    int *unknown)
+{
+	int rc = one(q, id, out);
+	if (rc == DD_EXIT_REJECTED) {
+		dd_warn("%s", dd_errmsg());
+		*unknown = 1;
+		rc = 0;
+	}
+	if (rc == 0 && ferror(out)) {
+		dd_seterr("stdout: %s", strerror(errno ? errno : EIO));
+		rc = DD_EXIT_IO;
+	}
+	return rc;
+}
+
+int
+dd_store_get(struct dd_store *s, char **ids, int (*one)(void *q, const char *id, FILE *out),
+    void *q, FILE *out)
+{
+	if (dd_store_exec(s, "BEGIN"))
+		return DD_EXIT_IO;
+	int rc = 0, unknown = 0;
+	char *line = NULL;
+	size_t cap = 0;
+	for (; rc == 0 && *ids; ids++) {
+		if (strcmp(*ids, "-") != 0) {
+			rc = get_one(one, q, *ids, out, &unknown);
+			continue;
+		}
+		ssize_t n;
+		errno = 0;
+		while (rc == 0 && (n = getline(&line, &cap, stdin)) >= 0) {
+			while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+				line[--n] = '\0';
+			if (n > 0)
+				rc = get_one(one, q, line, out, &unknown);
+		}
+		if (rc == 0 && ferror(stdin)) {
+			dd_seterr("stdin: %s", strerror(errno ? errno : EIO));
+			rc = DD_EXIT_IO;
+		}
+	}
+	free(line);
+	/* Nothing was written: the end of the read transaction cannot fail
+	 * in a way that matters to the answers. */
+	sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL);
+	return rc ? rc : unknown ? DD_EXIT_REJECTED : 0;
+}
+
 int
 dd_bind_text(sqlite3_stmt *st, int i, const char *s, size_t n)
 {

@@ -10,6 +10,7 @@
 #include <sqlite3.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include "kafka.h"
 
 struct dd_store {
@@ -41,6 +42,21 @@ void dd_store_close(struct dd_store *s);
  * open's (a missing store is DD_EXIT_IO). */
 int dd_store_read(const char *path, int (*fn)(void *ctx, struct dd_store *s, char **argv),
     void *ctx, char **argv);
+
+/*
+ * get ID... and get - (SPEC.md "Stores"), the same for every store: one
+ * read transaction (so the answers agree, as of the last commit, while a
+ * filter writes), and for each id in order, ids being the operands and
+ * "-" standing for the lines of stdin (one id a line, empty ones
+ * skipped), one(q, id, out): 0 when it wrote its NDJSON line to out,
+ * DD_EXIT_REJECTED when there is no such thing (dd_errmsg() naming it,
+ * which goes to stderr and on to the next id), any other exit code to
+ * stop. Returns 0, DD_EXIT_REJECTED when some id was unknown, or the
+ * stopping code (DD_EXIT_IO on a write error: a reader gone is the CLI's
+ * 141) with dd_errmsg().
+ */
+int dd_store_get(struct dd_store *s, char **ids, int (*one)(void *q, const char *id, FILE *out),
+    void *q, FILE *out);
 
 /* BEGIN IMMEDIATE unless a transaction is open; 0 or -1. */
 int dd_store_begin(struct dd_store *s);

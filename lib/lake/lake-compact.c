@@ -26,6 +26,9 @@
 
 #define STALE_TMP_SECS (24 * 3600)
 #define STALE_META_SECS 3600
+/* Raw bytes of a partition compaction sorts in memory; the rest waits
+ * in sorted runs in temporary files. */
+#define COMPACT_SORT_BUDGET ((uint64_t)64 << 20)
 
 /* ---------------------------------------------------------- maintenance */
 
@@ -145,13 +148,14 @@ dd_lake_compact_lock(const char *lake, const char *dataset)
 struct copy {
 	struct dd_lake_writer *w;
 	int64_t day;
+	struct lake_sort *sort;	/* the kept lines, by time */
 	struct idset seen;
 	struct dd_buf bid, bsub, btype;
 	struct dd_lake_cstats *st;
 };
 
 /* Copy one event line of part path into the new parts, unless an earlier
- * one has its id and time. */
+ * one has its id. */
 static int
 copy_event(struct copy *c, const char *path, const char *l, size_t len, uint64_t no)
 {
@@ -172,15 +176,46 @@ copy_event(struct copy *c, const char *path, const char *l, size_t len, uint64_t
 	ev.id = dd_jstr_text(&e.id, &c->bid, &ev.idlen);
 	ev.subject = dd_jstr_text(&e.subject, &c->bsub, &ev.sublen);
 	ev.type = dd_jstr_text(&e.type, &c->btype, &ev.typelen);
-	/* The same id at the same time is the same event (SPEC). */
-	if (lake_idset_check_add(&c->seen, dd_hash64(ev.id, ev.idlen), (uint32_t)e.time_ms)) {
-		c->st->duplicates++;
+	/* An id appears once per partition, whatever its time (SPEC): the
+	 * first written is kept. A later copy with other bytes is a
+	 * conflict, counted apart; its bytes are told by a fingerprint (a
+	 * collision of it would only count a conflict as a duplicate). */
+	uint64_t fp = dd_hash64(l, len), first;
+	if (lake_idset_check_add(&c->seen, dd_hash64(ev.id, ev.idlen), ev.id, ev.idlen, fp,
+	    &first)) {
+		if (first == fp)
+			c->st->duplicates++;
+		else
+			c->st->conflicts++;
 		return 0;
 	}
-	if (dd_lake_add(c->w, l, len, &ev) < 0)
+	/* Written once all are read, in time order (ties in write order). */
+	if (lake_sort_add(c->sort, e.time_ms, l, len))
 		return -1;
 	c->st->events_out++;
 	return 0;
+}
+
+/* Write the kept lines into the new parts, ordered by event time. */
+static int
+write_sorted(struct copy *c)
+{
+	int64_t t;
+	const char *l;
+	size_t len;
+	int k;
+	while ((k = lake_sort_next(c->sort, &t, &l, &len)) == 1) {
+		struct dd_env e;
+		if (dd_env_scan(l, len, &e))	/* scanned once already */
+			return -1;
+		struct dd_lake_ev ev = { .time_ms = e.time_ms };
+		ev.id = dd_jstr_text(&e.id, &c->bid, &ev.idlen);
+		ev.subject = dd_jstr_text(&e.subject, &c->bsub, &ev.sublen);
+		ev.type = dd_jstr_text(&e.type, &c->btype, &ev.typelen);
+		if (dd_lake_add(c->w, l, len, &ev) < 0)
+			return -1;
+	}
+	return k;
 }
 
 /* Copy every part of ps, in order, into the writer. 0 or -1. */
@@ -188,7 +223,7 @@ static int
 copy_parts(struct copy *c, const struct dd_lake_part *ps, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
-		struct dd_lake_reader *r = dd_lake_reader_open(ps[i].path);
+		struct dd_lake_reader *r = dd_lake_reader_open_part(&ps[i]);
 		if (r == NULL)
 			return -1;
 		const char *l;
@@ -243,17 +278,36 @@ merge(const char *lake, const char *dataset, int64_t day, const struct dd_lake_w
 	else
 		dd_lake_wopts_defaults(&wo);
 	wo.max_open = 1;	/* one partition */
+	wo.spill = 0;
 	wo.max_age_ms = 0;
 	wo.dedupe = 0;		/* done here, across all the parts */
 	wo.replace = 1;		/* its parts replace the old ones ("unique") */
+	/* The new parts sort where the old ones were: after the last one
+	 * they replace, before any written meanwhile (names of other
+	 * writers than this library's say nothing of order: new names). */
+	char after[LAKE_NAME_MAX];
+	const char *last = ps[n - 1].name;
+	size_t ln = strlen(last), pre = strlen("part-"), sl = strlen(PART_SUFFIX);
+	wo.compact_after = NULL;
+	if (lake_own_part_name(last) && ln - pre - sl < sizeof after) {
+		memcpy(after, last + pre, ln - pre - sl);
+		after[ln - pre - sl] = '\0';
+		wo.compact_after = after;
+	}
 	struct copy c = { .day = day, .st = st };
 	c.w = dd_lake_writer_open(lake, dataset, &wo);
 	if (c.w == NULL)
 		return -1;
+	char *dir = dd_lake_partition_path(lake, dataset, day);
+	c.sort = lake_sort_new(dir, COMPACT_SORT_BUDGET);
+	free(dir);
 	int rc = lake_kafka_carry(c.w, lake, dataset, ps, n);
 	if (rc == 0)
 		rc = copy_parts(&c, ps, n);
-	lake_idset_free(&c.seen);
+	lake_idset_free(&c.seen);	/* duplicates are known: memory for the sort */
+	if (rc == 0)
+		rc = write_sorted(&c);
+	lake_sort_free(c.sort);
 	dd_buf_free(&c.bid);
 	dd_buf_free(&c.bsub);
 	dd_buf_free(&c.btype);
@@ -296,9 +350,10 @@ dd_lake_compact_partition(const char *lake, const char *dataset, int64_t day,
 	for (size_t i = 0; i < n; i++)
 		st->bytes_in += ps[i].bytes;
 	int rc = 0;
-	if (n == 0 || (n == 1 && ps[0].has_meta)) {
+	if (n == 0 || (n == 1 && ps[0].has_meta && ps[0].meta.time_ordered)) {
 		/* Nothing to merge: one part written by this library holds no
-		 * duplicate (its writer dropped them). */
+		 * duplicate (its writer dropped them), and its metadata says its
+		 * events came in time order. */
 		if (n == 1) {
 			st->parts_out = 1;
 			st->events_in = st->events_out = ps[0].meta.events;
@@ -306,6 +361,7 @@ dd_lake_compact_partition(const char *lake, const char *dataset, int64_t day,
 		}
 	} else if (merge(lake, dataset, day, o, ps, n, st) == 0) {
 		/* The new parts are visible and durable before any old one goes. */
+		st->rewritten = 1;
 		rc = remove_parts(dir, ps, n);
 	} else {
 		rc = -1;

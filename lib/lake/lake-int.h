@@ -11,6 +11,7 @@
 #include <dirent.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/stat.h>
 
 #include "util.h"
 
@@ -25,8 +26,14 @@
 char *lake_path_join(const char *a, const char *b);
 /* 8 hex digits naming this host in temporaries. */
 uint32_t lake_host_id(void);
-/* A new part NAME (lake.h), NUL-terminated. */
-void lake_new_name(char out[40]);
+/* Room for a part NAME and its NUL. */
+#define LAKE_NAME_MAX 64
+/* A new part NAME (lake.h), NUL-terminated, greater than every earlier
+ * one of this process. */
+void lake_new_name(char out[LAKE_NAME_MAX]);
+/* The NAME of the k-th part (from 1) a compaction writes in place of parts
+ * whose last NAME is after (lake.h). */
+void lake_compact_name(const char *after, unsigned k, char out[LAKE_NAME_MAX]);
 /* Append "year=YYYY/month=MM/day=DD" for day. */
 void lake_day_dirs(struct dd_buf *b, int64_t day);
 /* DIR/BASE.ndjson.zst -> DIR/_BASE.meta (malloc'd); NULL when not a part. */
@@ -34,6 +41,12 @@ char *lake_meta_path(const char *part);
 /* Open a partition directory to list it: 0 with *d NULL when it does not
  * exist (an empty partition), -1 with dd_errmsg() on any other error. */
 int lake_opendir(const char *dir, DIR **d);
+/* Open path to read it, without blocking (a FIFO), and check that it is a
+ * regular file: the fd, or -1 with errno (EFTYPE-like cases are ENODEV,
+ * dd_errmsg() saying what it is; the odd file is told to the hook). */
+int lake_open_regular(const char *path, struct stat *sb);
+/* Tell the hook (dd_lake_set_odd_hook) of an odd entry. */
+void lake_odd(const char *path, mode_t mode);
 /* A visible part's file name (any writer's). */
 int lake_is_part_name(const char *name);
 /* A name lake_new_name() made, "part-NAME.ndjson.zst". */
@@ -41,22 +54,29 @@ int lake_own_part_name(const char *base);
 
 /* ------------------------------------------------------ hash sets, Bloom */
 
-/* Ids of one part: the hash and the low 32 bits of the event time, so a
- * duplicate is only dropped when both match (a 64-bit hash collision
- * alone must never lose an event). Slot hash 0 means empty; an id whose
- * hash is 0 is stored as 1 and remembered in zero for the Bloom filter. */
+/* A set of event ids, judged the same only when their bytes are (the
+ * 64-bit hash, unkeyed and in the source, only says "maybe": ids can be
+ * crafted to collide). Slot hash 0 means empty; an id whose hash is 0 is
+ * stored as 1 and remembered in zero for the Bloom filter. off[i] - 1 is
+ * where the slot's entry starts in arena: a 64-bit value the caller
+ * chose (compaction: a fingerprint of the line), the id's length (32
+ * bits), its bytes; off[i] 0 means only the hash is kept (an index that
+ * is never asked, dedupe off). */
 struct idset {
 	uint64_t *h;
-	uint32_t *t;
+	uint64_t *off;
+	struct dd_buf arena;
 	size_t cap, n;
 	int zero;
 };
 
 void lake_idset_free(struct idset *s);
-/* Add (h, t), h not 0, without looking for it. */
-void lake_idset_put(struct idset *s, uint64_t h, uint32_t t);
-/* 1 when (h, t) is present; else adds it and returns 0. */
-int lake_idset_check_add(struct idset *s, uint64_t h, uint32_t t);
+/* Add the hash of an id for the Bloom filter only, without looking for it. */
+void lake_idset_put_hash(struct idset *s, uint64_t h);
+/* 1 when the id (n bytes, hash h) is present, its value in *old (may be
+ * NULL); else adds it with val and returns 0. */
+int lake_idset_check_add(struct idset *s, uint64_t h, const char *id, size_t n,
+    uint64_t val, uint64_t *old);
 
 /* A plain set of 64-bit hashes (subjects, days). */
 struct hset {
@@ -84,6 +104,22 @@ struct tmap {
 void lake_tmap_inc(struct tmap *m, const char *s, size_t len);
 void lake_tmap_free(struct tmap *m);
 
+/* ------------------------------------------------------- sorting (lake-sort.c) */
+
+/* Lines sorted by key, ties in the order added, in bounded memory: up
+ * to budget bytes in memory, the rest in sorted runs in unnamed
+ * temporary files of dir. */
+struct lake_sort;
+struct lake_sort *lake_sort_new(const char *dir, uint64_t budget);
+/* 0, or -1 with dd_errmsg() (a temporary file could not be written). */
+int lake_sort_add(struct lake_sort *s, int64_t key, const char *line, size_t len);
+/* Lines added so far. */
+uint64_t lake_sort_count(const struct lake_sort *s);
+/* After the last add: 1 with the next line (valid until the next call),
+ * 0 at the end, -1 on a read error. */
+int lake_sort_next(struct lake_sort *s, int64_t *key, const char **line, size_t *len);
+void lake_sort_free(struct lake_sort *s);
+
 /* ------------------------------------------------------------- metadata */
 
 /* What the metadata of a finished part is made from (lake.h). */
@@ -92,6 +128,7 @@ struct meta_src {
 	uint64_t part_bytes, frames, events, raw_bytes;
 	const unsigned char *lastsum;	/* the part file's last 4 bytes */
 	int64_t min_ms, max_ms;
+	int time_ordered;
 	const struct idset *ids;
 	const struct hset *subjects;
 	const struct tmap *types;

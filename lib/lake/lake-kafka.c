@@ -40,7 +40,7 @@ kv_at(struct kvs *s, int32_t p)
 
 struct lake_kw {
 	char *topic;
-	char epoch[40];
+	char epoch[LAKE_NAME_MAX];
 	struct kvs from, through;	/* next offsets: durable, and as of the coming commit */
 	uint64_t closed;		/* parts of this epoch closed before its commit */
 };
@@ -167,7 +167,7 @@ dd_lake_kafka_through(struct dd_lake_writer *w, const struct dd_koffsets *ko)
 /* ------------------------------------------------------------- resume */
 
 struct epoch {
-	char id[40];
+	char id[LAKE_NAME_MAX];
 	uint64_t seen, parts;	/* visible parts; parts of the epoch (0: unknown) */
 	struct kvs through;	/* as its commit's parts say */
 };
@@ -225,7 +225,7 @@ dd_lake_kafka_resume(const char *lake, const char *dataset, const char *topic,
 			struct dd_jval k, t, e, from, through;
 			if (!dd_json_get(&o, "kafka", 5, &k) || k.type != DD_JOBJ ||
 			    !dd_json_get(&k, "topic", 5, &t) || !dd_jstr_eq(&t, topic, strlen(topic)) ||
-			    !dd_json_get(&k, "epoch", 5, &e) || e.type != DD_JSTR || e.n >= 40)
+			    !dd_json_get(&k, "epoch", 5, &e) || e.type != DD_JSTR || e.n >= LAKE_NAME_MAX)
 				continue;
 			/* from: durable before the part's epoch began. */
 			if (dd_json_get(&k, "from", 4, &from))

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <zstd.h>
@@ -217,21 +218,23 @@ meta_load(const char *part, uint64_t size, const unsigned char sum[4],
 	char *mp = lake_meta_path(part);
 	if (mp == NULL)
 		return 0;
-	int fd = open(mp, O_RDONLY | O_CLOEXEC);
+	struct stat sb;
+	int fd = lake_open_regular(mp, &sb);
 	if (fd < 0) {
 		int e = errno;
-		if (e == ENOENT) {
+		if (e == ENOENT || e == ENODEV) {
+			/* No metadata, or something odd in its place: the part
+			 * is scanned in full. */
+			if (e == ENODEV)
+				lake_odd(mp, sb.st_mode);
 			free(mp);
 			return 0;
 		}
-		dd_seterr("%s: %s", mp, strerror(e));
 		free(mp);
 		return -1;
 	}
-	struct stat sb;
-	if (fstat(fd, &sb) < 0 || sb.st_size > ((off_t)1 << 32)) {
-		dd_seterr("%s: %s", mp, sb.st_size > ((off_t)1 << 32) ? "too large" :
-		    strerror(errno));
+	if (sb.st_size > ((off_t)1 << 32)) {
+		dd_seterr("%s: too large", mp);
 		goto bad;
 	}
 	m->buflen = (size_t)sb.st_size;
@@ -292,6 +295,8 @@ meta_load(const char *part, uint64_t size, const unsigned char sum[4],
 		m->unique = 1;
 		m->checked = u;
 	}
+	struct dd_jval to;
+	m->time_ordered = dd_json_get(&o, "timeOrdered", 11, &to) && to.type == DD_JTRUE;
 	size_t pos = 0, cap = 0;
 	struct dd_jval k, v;
 	while (dd_json_next(&x, &pos, &k, &v)) {
@@ -335,18 +340,17 @@ dd_lake_meta_free(struct dd_lake_meta *m)
 	memset(m, 0, sizeof *m);
 }
 
-/* Size and last four bytes of a part file. 0, or -1 (dd_errmsg()). */
+/* Size and last four bytes of a part file. 0, or -1 (dd_errmsg(); errno
+ * ENOENT when it is gone, ENODEV when it is not a regular file, *mode
+ * then saying what it is). */
 static int
-part_tail(const char *path, uint64_t *size, unsigned char sum[4])
+part_tail(const char *path, uint64_t *size, unsigned char sum[4], mode_t *mode, int *keep)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	struct stat sb;
-	if (fd < 0 || fstat(fd, &sb) < 0) {
-		dd_seterr("%s: %s", path, strerror(errno));
-		if (fd >= 0)
-			close(fd);
+	int fd = lake_open_regular(path, &sb);
+	*mode = sb.st_mode;
+	if (fd < 0)
 		return -1;
-	}
 	*size = (uint64_t)sb.st_size;
 	memset(sum, 0, 4);
 	if (sb.st_size >= 4 && pread(fd, sum, 4, sb.st_size - 4) != 4) {
@@ -354,7 +358,10 @@ part_tail(const char *path, uint64_t *size, unsigned char sum[4])
 		close(fd);
 		return -1;
 	}
-	close(fd);
+	if (keep)
+		*keep = fd;
+	else
+		close(fd);
 	return 0;
 }
 
@@ -363,8 +370,9 @@ dd_lake_meta_load(const char *part_path, struct dd_lake_meta *m)
 {
 	uint64_t size;
 	unsigned char sum[4];
+	mode_t mode;
 	memset(m, 0, sizeof *m);
-	if (part_tail(part_path, &size, sum))
+	if (part_tail(part_path, &size, sum, &mode, NULL))
 		return -1;
 	return meta_load(part_path, size, sum, m);
 }
@@ -376,11 +384,28 @@ cmp_part(const void *a, const void *b)
 	    ((const struct dd_lake_part *)b)->name);
 }
 
-int
-dd_lake_parts(const char *partition, struct dd_lake_part **out, size_t *n)
+/* Raise the soft limit of open files to the hard one, once: a snapshot of
+ * a partition holds every part open. 0 when it was raised. */
+static int
+more_files(void)
 {
-	*out = NULL;
-	*n = 0;
+	static int done;
+	struct rlimit rl;
+	if (done || getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur >= rl.rlim_max)
+		return -1;
+	done = 1;
+	rl.rlim_cur = rl.rlim_max;
+	return setrlimit(RLIMIT_NOFILE, &rl);
+}
+
+/*
+ * One listing of the partition, every part opened. 1 when a listed part
+ * was gone by the time it was opened (a compaction finished meanwhile:
+ * list again), 0 when every part listed is open, -1 on error.
+ */
+static int
+parts_list(const char *partition, struct dd_lake_part **out, size_t *n)
+{
 	DIR *d;
 	if (lake_opendir(partition, &d))
 		return -1;
@@ -397,6 +422,7 @@ dd_lake_parts(const char *partition, struct dd_lake_part **out, size_t *n)
 		}
 		struct dd_lake_part *p = &(*out)[*n];
 		memset(p, 0, sizeof *p);
+		p->fd = -1;
 		p->path = lake_path_join(partition, de->d_name);
 		p->name = strrchr(p->path, '/') + 1;
 		(*n)++;
@@ -407,27 +433,61 @@ dd_lake_parts(const char *partition, struct dd_lake_part **out, size_t *n)
 	for (size_t i = 0; i < *n; i++) {
 		struct dd_lake_part *p = &(*out)[i];
 		unsigned char sum[4];
-		if (part_tail(p->path, &p->bytes, sum)) {
-			if (errno == ENOENT) {
-				/* Removed by a compaction meanwhile: its events are in
-				 * the part that replaced it. */
+		mode_t mode;
+		int rc = part_tail(p->path, &p->bytes, sum, &mode, &p->fd);
+		if (rc && errno == EMFILE && more_files() == 0)
+			rc = part_tail(p->path, &p->bytes, sum, &mode, &p->fd);
+		if (rc) {
+			if (errno == ENOENT)
+				return 1;
+			if (errno == ENODEV) {
+				/* Not a regular file: not a part, whatever its name. */
+				lake_odd(p->path, mode);
 				free(p->path);
 				memmove(p, p + 1, (*n - i - 1) * sizeof *p);
 				(*n)--;
 				i--;
 				continue;
 			}
-			goto fail;
+			return -1;
 		}
 		/* Metadata that cannot be read or parsed only costs a full scan
 		 * of its part (dd_lake_part_verify reports it). */
 		p->has_meta = meta_load(p->path, p->bytes, sum, &p->meta) == 1;
 	}
 	return 0;
-fail:
-	dd_lake_parts_free(*out, *n);
-	*out = NULL;
-	*n = 0;
+}
+
+/* Listings tried before a partition that keeps changing is an error. */
+#define SNAPSHOT_TRIES 100
+
+int
+dd_lake_parts(const char *partition, struct dd_lake_part **out, size_t *n)
+{
+	/*
+	 * A snapshot: every listed part is opened before any is read, and an
+	 * open file stays readable after a compaction removes it. A part gone
+	 * before it was opened means a compaction finished between the
+	 * listing and the opening (its new parts, visible before any old one
+	 * goes, may be missing from the listing): list again. So the parts
+	 * returned are the partition at one moment: before a compaction,
+	 * after it, or between its renames, where the old parts are all there
+	 * and sort before the new ones that copy them.
+	 */
+	for (int t = 0; t < SNAPSHOT_TRIES; t++) {
+		*out = NULL;
+		*n = 0;
+		int rc = parts_list(partition, out, n);
+		if (rc == 0)
+			return 0;
+		dd_lake_parts_free(*out, *n);
+		*out = NULL;
+		*n = 0;
+		if (rc < 0)
+			return -1;
+	}
+	dd_seterr("%s: the partition changed under every one of %d listings", partition,
+	    SNAPSHOT_TRIES);
 	return -1;
 }
 
@@ -436,6 +496,8 @@ dd_lake_parts_free(struct dd_lake_part *p, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
 		free(p[i].path);
+		if (p[i].fd >= 0)
+			close(p[i].fd);
 		dd_lake_meta_free(&p[i].meta);
 	}
 	free(p);
@@ -483,14 +545,40 @@ struct dd_lake_reader {
 	uint64_t fstart;	/* file offset of the current frame */
 };
 
+static struct dd_lake_reader *reader_new(const char *part_path, int fd);
+
 struct dd_lake_reader *
 dd_lake_reader_open(const char *part_path)
 {
-	int fd = open(part_path, O_RDONLY | O_CLOEXEC);
+	struct stat sb;
+	int fd = lake_open_regular(part_path, &sb);
+	if (fd < 0)
+		return NULL;
+	return reader_new(part_path, fd);
+}
+
+struct dd_lake_reader *
+dd_lake_reader_open_part(const struct dd_lake_part *p)
+{
+	if (p->fd < 0)
+		return dd_lake_reader_open(p->path);
+	/* Its own file offset: pread for the checksum flags, read for data. */
+	int fd = fcntl(p->fd, F_DUPFD_CLOEXEC, 0);
 	if (fd < 0) {
-		dd_seterr("%s: %s", part_path, strerror(errno));
+		dd_seterr("%s: %s", p->path, strerror(errno));
 		return NULL;
 	}
+	if (lseek(fd, 0, SEEK_SET) < 0) {
+		dd_seterr("%s: %s", p->path, strerror(errno));
+		close(fd);
+		return NULL;
+	}
+	return reader_new(p->path, fd);
+}
+
+static struct dd_lake_reader *
+reader_new(const char *part_path, int fd)
+{
 	struct dd_lake_reader *r = dd_calloc(1, sizeof *r);
 	r->path = dd_strdup(part_path);
 	r->fd = fd;

@@ -90,12 +90,15 @@ mono_ms(void)
 struct part {
 	int64_t day;
 	char *dir;		/* the partition directory */
-	char name[40];		/* NAME */
+	char name[LAKE_NAME_MAX];	/* NAME: of the temporaries, then (part_name)
+					 * the visible one */
 	char *tmp, *final, *mtmp, *mfinal;
 	int fd;
 	struct dd_buf frame;	/* raw lines of the frame being filled */
 	uint64_t raw, out, events, frames;
 	int64_t min_ms, max_ms;
+	int64_t last_ms;	/* time of the last line */
+	int unordered;		/* a line came earlier than the one before */
 	unsigned char lastsum[4];	/* the last 4 bytes written */
 	struct idset ids;
 	struct hset subjects;
@@ -145,6 +148,13 @@ struct dd_lake_writer {
 	size_t ndirty, capdirty;
 	struct hset dirtyset;
 	uint64_t held;		/* events in the open parts' id sets */
+	unsigned ncompact;	/* parts named after o.compact_after so far */
+	/* Events of partitions that found no open part (o.spill), by day,
+	 * each "time_ms, id, subject and type lengths, the strings, the
+	 * line"; written as parts by the next commit (spill_drain). */
+	struct lake_sort *spill;
+	int draining;
+	struct dd_buf rec;
 	/* Frame buffers of closed parts and compressed frames, kept for the
 	 * next ones, so a long run does not fault fresh pages for each part. */
 	struct dd_buf *pool;
@@ -190,6 +200,7 @@ static int pipe_drain(struct dd_lake_writer *w);
 static void pipe_abandon(struct dd_lake_writer *w);
 static void pipe_join(struct dd_lake_writer *w);
 static int pipe_failed(struct dd_lake_writer *w);
+static void part_name(struct dd_lake_writer *w, struct part *p);
 static struct dd_buf pool_get(struct dd_lake_writer *w);
 static void pool_put(struct dd_lake_writer *w, struct dd_buf *b);
 
@@ -204,6 +215,7 @@ dd_lake_wopts_defaults(struct dd_lake_wopts *o)
 	o->max_held = 500000;
 	o->max_age_ms = 10 * 60 * 1000;
 	o->dedupe = 1;
+	o->spill = 1;
 	/* One compressor per core (the caller's thread parses meanwhile). */
 	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
 	o->threads = cpus < 1 ? 1 : cpus > 4 ? 4 : (int)cpus;
@@ -357,6 +369,11 @@ writer_break(struct dd_lake_writer *w)
 	w->nopen = 0;
 	w->last = NULL;
 	w->broken = 1;
+	/* Spilled events were never visible: their files vanish. */
+	if (!w->draining) {
+		lake_sort_free(w->spill);
+		w->spill = NULL;
+	}
 }
 
 /*
@@ -593,11 +610,12 @@ close_io(struct dd_lake_writer *w, struct batch *b)
 		sync_file_range(ps[i]->fd, 0, 0, SYNC_FILE_RANGE_WRITE);
 	for (i = 0; i < n; i++) {
 		struct part *p = ps[i];
+		part_name(w, p);
 		struct dd_buf m = { 0 }, chk = { 0 };
 		/* May readers count it from its metadata, de-duplicating? In a
 		 * compaction, against this writer's own parts only (a copy of
 		 * their names: the list is the main thread's too). */
-		char self[64], **only = NULL;
+		char self[LAKE_NAME_MAX + 32], **only = NULL;
 		size_t nonly = 0;
 		snprintf(self, sizeof self, "part-%s" PART_SUFFIX, p->name);
 		if (w->o.replace) {
@@ -614,8 +632,9 @@ close_io(struct dd_lake_writer *w, struct batch *b)
 		lake_meta_build(&(struct meta_src){ .name = p->name,
 		    .part_bytes = p->out, .frames = p->frames, .events = p->events,
 		    .raw_bytes = p->raw, .lastsum = p->lastsum, .min_ms = p->min_ms,
-		    .max_ms = p->max_ms, .ids = &p->ids, .subjects = &p->subjects,
-		    .types = &p->types, .unique = uniq ? chk.p : NULL, .extra = p->kmeta }, &m);
+		    .max_ms = p->max_ms, .time_ordered = !p->unordered, .ids = &p->ids,
+		    .subjects = &p->subjects, .types = &p->types,
+		    .unique = uniq ? chk.p : NULL, .extra = p->kmeta }, &m);
 		dd_buf_free(&chk);
 		mfd[i] = open(p->mtmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
 		if (mfd[i] < 0) {
@@ -686,6 +705,28 @@ fail:
 	batch_discard(w, b);
 	free(mfd);
 	return -1;
+}
+
+/*
+ * Name p as it becomes visible, so names sort in write order: a new name
+ * now (the temporaries keep the one of the opening), or a compaction's
+ * name after the parts it replaces.
+ */
+static void
+part_name(struct dd_lake_writer *w, struct part *p)
+{
+	if (w->o.compact_after)
+		lake_compact_name(w->o.compact_after, ++w->ncompact, p->name);
+	else
+		lake_new_name(p->name);
+	free(p->final);
+	free(p->mfinal);
+	struct dd_buf s = { 0 };
+	dd_buf_printf(&s, "%s/part-%s" PART_SUFFIX, p->dir, p->name);
+	p->final = s.p;
+	s = (struct dd_buf){ 0 };
+	dd_buf_printf(&s, "%s/_part-%s.meta", p->dir, p->name);
+	p->mfinal = s.p;
 }
 
 /*
@@ -791,15 +832,13 @@ static int
 part_index(struct dd_lake_writer *w, struct part *p, const struct dd_lake_ev *ev)
 {
 	uint64_t h = dd_hash64(ev->id, ev->idlen);
+	/* The same id is the same event, whatever its time (SPEC: once per
+	 * partition); the hash alone never decides it. */
 	if (w->o.dedupe) {
-		if (lake_idset_check_add(&p->ids, h, (uint32_t)ev->time_ms))
+		if (lake_idset_check_add(&p->ids, h, ev->id, ev->idlen, 0, NULL))
 			return 1;
 	} else {
-		if (h == 0) {
-			p->ids.zero = 1;
-			h = 1;
-		}
-		lake_idset_put(&p->ids, h, (uint32_t)ev->time_ms);
+		lake_idset_put_hash(&p->ids, h);
 	}
 	w->held++;
 	if (ev->subject)
@@ -824,6 +863,9 @@ part_append(struct dd_lake_writer *w, struct part *p, const char *line, size_t l
 	p->frame.p[p->frame.len++] = '\n';
 	p->raw += len + 1;
 	p->events++;
+	if (p->events > 1 && time_ms < p->last_ms)
+		p->unordered = 1;
+	p->last_ms = time_ms;
 	if (time_ms < p->min_ms)
 		p->min_ms = time_ms;
 	if (time_ms > p->max_ms)
@@ -880,6 +922,117 @@ enforce_limits(struct dd_lake_writer *w, struct part *p)
 	return 0;
 }
 
+/* Keep an event of a partition with no open part for the next commit. */
+static int
+spill_add(struct dd_lake_writer *w, int64_t day, const char *line, size_t len,
+    const struct dd_lake_ev *ev)
+{
+	if (w->spill == NULL)
+		w->spill = lake_sort_new(w->root, w->o.max_buffered);
+	uint32_t l[3] = { (uint32_t)ev->idlen, ev->subject ? (uint32_t)ev->sublen + 1 : 0,
+		ev->type ? (uint32_t)ev->typelen + 1 : 0 };
+	/* The Kafka position too: the part the event lands in records it. */
+	int32_t k[2] = { ev->kafka, ev->kpart };
+	dd_buf_reset(&w->rec);
+	dd_buf_add(&w->rec, &ev->time_ms, 8);
+	dd_buf_add(&w->rec, &ev->koff, 8);
+	dd_buf_add(&w->rec, k, sizeof k);
+	dd_buf_add(&w->rec, l, sizeof l);
+	dd_buf_add(&w->rec, ev->id, ev->idlen);
+	if (ev->subject)
+		dd_buf_add(&w->rec, ev->subject, ev->sublen);
+	if (ev->type)
+		dd_buf_add(&w->rec, ev->type, ev->typelen);
+	dd_buf_add(&w->rec, line, len);
+	return lake_sort_add(w->spill, day, w->rec.p, w->rec.len);
+}
+
+static int add_event(struct dd_lake_writer *w, struct part *p, const char *line, size_t len,
+    const struct dd_lake_ev *ev);
+static int commit_open(struct dd_lake_writer *w);
+static int close_open(struct dd_lake_writer *w, int wait);
+
+/*
+ * Write the spilled events, a day after the other (in the order they
+ * came within a day), into parts: open ones are closed a batch at a
+ * time, when max_open is reached and at the end. 0 or -1 (broken).
+ */
+static int
+spill_drain(struct dd_lake_writer *w)
+{
+	if (w->spill == NULL)
+		return 0;
+	struct lake_sort *s = w->spill;
+	w->spill = NULL;
+	w->draining = 1;
+	int64_t day;
+	const char *r;
+	size_t n;
+	int k;
+	while ((k = lake_sort_next(s, &day, &r, &n)) == 1) {
+		struct dd_lake_ev ev = { 0 };
+		uint32_t l[3];
+		int32_t kk[2];
+		memcpy(&ev.time_ms, r, 8);
+		memcpy(&ev.koff, r + 8, 8);
+		memcpy(kk, r + 16, sizeof kk);
+		ev.kafka = kk[0];
+		ev.kpart = kk[1];
+		memcpy(l, r + 16 + sizeof kk, sizeof l);
+		const char *q = r + 16 + sizeof kk + sizeof l;
+		ev.id = q;
+		ev.idlen = l[0];
+		q += l[0];
+		ev.subject = l[1] ? q : NULL;
+		ev.sublen = l[1] ? l[1] - 1 : 0;
+		q += ev.sublen;
+		ev.type = l[2] ? q : NULL;
+		ev.typelen = l[2] ? l[2] - 1 : 0;
+		q += ev.typelen;
+		struct part *p = NULL;
+		for (int i = 0; i < w->nopen && p == NULL; i++)
+			if (w->open[i]->day == day)
+				p = w->open[i];
+		/* A batch of max_open days at a time goes to the closer; the
+		 * commit that called us waits for them all. */
+		if (p == NULL && w->nopen == w->o.max_open && close_open(w, 0))
+			break;
+		if (p == NULL && (p = part_for(w, day)) == NULL)
+			break;
+		if (add_event(w, p, q, n - (size_t)(q - r), &ev) < 0)
+			break;
+	}
+	w->draining = 0;
+	lake_sort_free(s);
+	if (k != 0) {
+		if (!w->broken)
+			writer_break(w);
+		return -1;
+	}
+	return 0;
+}
+
+/* Index and append one event to p, then enforce the limits. 0 stored, 1
+ * duplicate, -1 failed (the caller breaks the writer). */
+static int
+add_event(struct dd_lake_writer *w, struct part *p, const char *line, size_t len,
+    const struct dd_lake_ev *ev)
+{
+	w->last = p;
+	p->lru = ++w->tick;
+	if (part_index(w, p, ev)) {
+		w->st.duplicates++;
+		return 1;
+	}
+	if (part_append(w, p, line, len, ev->time_ms))
+		return -1;
+	if (ev->kafka && w->kw)
+		lake_kafka_range(&p->kr, ev->kpart, ev->koff);
+	if (enforce_limits(w, p))
+		return -1;
+	return 0;
+}
+
 int
 dd_lake_add(struct dd_lake_writer *w, const char *line, size_t len,
     const struct dd_lake_ev *ev)
@@ -901,22 +1054,27 @@ dd_lake_add(struct dd_lake_writer *w, const char *line, size_t len,
 		dd_seterr("time %" PRId64 " ms is outside years 0000 to 9999", ev->time_ms);
 		return -1;
 	}
-	struct part *p = part_for(w, dd_ms_to_days(ev->time_ms));
+	int64_t day = dd_ms_to_days(ev->time_ms);
+	if (w->o.spill && w->nopen == w->o.max_open && !(w->last && w->last->day == day)) {
+		int open = 0;
+		for (int i = 0; i < w->nopen && !open; i++)
+			open = w->open[i]->day == day;
+		/* No room for another open part: rather than close one (and
+		 * make a part of every few events of a shuffled stream), the
+		 * event waits for the commit with the others of its day. */
+		if (!open) {
+			if (spill_add(w, day, line, len, ev))
+				goto fail;
+			return 0;
+		}
+	}
+	struct part *p = part_for(w, day);
 	if (p == NULL)
 		goto fail;
-	w->last = p;
-	p->lru = ++w->tick;
-	if (part_index(w, p, ev)) {
-		w->st.duplicates++;
-		return 1;
-	}
-	if (part_append(w, p, line, len, ev->time_ms))
+	int rc = add_event(w, p, line, len, ev);
+	if (rc < 0)
 		goto fail;
-	if (ev->kafka && w->kw)
-		lake_kafka_range(&p->kr, ev->kpart, ev->koff);
-	if (enforce_limits(w, p))
-		goto fail;
-	return 0;
+	return rc;
 fail:
 	writer_break(w);
 	return -1;
@@ -929,6 +1087,18 @@ dd_lake_commit(struct dd_lake_writer *w)
 		dd_seterr("%s: the lake writer stopped after an error", w->root);
 		return -1;
 	}
+	/* The spilled events after the open parts are closed (the drain
+	 * commits again for every max_open days it writes). */
+	if (w->spill && (commit_open(w) || spill_drain(w)))
+		return -1;
+	return commit_open(w);
+}
+
+/* Close every open part, as a batch; with wait, until durable. 0, or -1
+ * (broken). */
+static int
+close_open(struct dd_lake_writer *w, int wait)
+{
 	int n = w->nopen;
 	struct part **ps = dd_malloc((size_t)(n ? n : 1) * sizeof *ps);
 	memcpy(ps, w->open, (size_t)n * sizeof *ps);
@@ -941,7 +1111,7 @@ dd_lake_commit(struct dd_lake_writer *w)
 	int rc = close_parts(w, ps, n);
 	w->committing = 0;
 	free(ps);
-	if (rc == 0)
+	if (rc == 0 && wait)
 		rc = pipe_drain(w);
 	if (rc) {
 		writer_break(w);
@@ -950,6 +1120,12 @@ dd_lake_commit(struct dd_lake_writer *w)
 	if (w->kw)
 		lake_kafka_committed(w->kw);
 	return 0;
+}
+
+static int
+commit_open(struct dd_lake_writer *w)
+{
+	return close_open(w, 1);
 }
 
 void
@@ -1009,6 +1185,8 @@ writer_free(struct dd_lake_writer *w)
 	pthread_cond_destroy(&w->cv_job);
 	pthread_cond_destroy(&w->cv_close);
 	pthread_cond_destroy(&w->cv_done);
+	lake_sort_free(w->spill);
+	dd_buf_free(&w->rec);
 	for (int i = 0; i < w->ncomp; i++) {
 		ZSTD_freeCCtx(w->comp[i].cctx);
 		free(w->comp[i].zbuf);

@@ -5,11 +5,13 @@
  * each rule keeps the writer, the readers and the cleaner agreeing on it.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -44,10 +46,18 @@ lake_host_id(void)
 	return id;
 }
 
-/* A part name: open time (UTC, to the second) and 64 random bits. */
+/*
+ * A part name: the wall-clock time it is taken (UTC, to the nanosecond),
+ * and 64 random bits. Taken just before the part becomes visible, and
+ * strictly increasing within a process, so within a partition names sort
+ * in write order, even between writers started in the same second (two
+ * processes would need the same nanosecond to tie, and then the random
+ * bits decide).
+ */
 void
-lake_new_name(char out[40])
+lake_new_name(char out[LAKE_NAME_MAX])
 {
+	static uint64_t last;	/* ns of the last name, any thread */
 	uint64_t r;
 	if (getrandom(&r, sizeof r, 0) != sizeof r) {
 		/* No entropy source: mix what differs between two openings. */
@@ -55,14 +65,45 @@ lake_new_name(char out[40])
 		struct timespec ts;
 		clock_gettime(CLOCK_REALTIME, &ts);
 		uint64_t v[4] = { (uint64_t)ts.tv_sec, (uint64_t)ts.tv_nsec,
-		    (uint64_t)getpid(), ++n };
+		    (uint64_t)getpid(), __atomic_add_fetch(&n, 1, __ATOMIC_RELAXED) };
 		r = dd_hash64(v, sizeof v);
 	}
-	time_t now = time(NULL);
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	uint64_t ns = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+	uint64_t prev = __atomic_load_n(&last, __ATOMIC_RELAXED), want;
+	do {
+		want = ns > prev ? ns : prev + 1;
+	} while (!__atomic_compare_exchange_n(&last, &prev, want, 0, __ATOMIC_RELAXED,
+	    __ATOMIC_RELAXED));
+	time_t sec = (time_t)(want / 1000000000u);
 	struct tm tm;
-	gmtime_r(&now, &tm);
-	size_t n = strftime(out, 24, "%Y%m%dT%H%M%SZ", &tm);
-	snprintf(out + n, 40 - n, "-%016" PRIx64, r);
+	gmtime_r(&sec, &tm);
+	size_t n = strftime(out, 24, "%Y%m%dT%H%M%S", &tm);
+	snprintf(out + n, LAKE_NAME_MAX - n, ".%09uZ-%016" PRIx64,
+	    (unsigned)(want % 1000000000u), r);
+}
+
+/*
+ * The name of the k-th part (k from 1) a compaction writes in place of
+ * parts whose last, in name order, is after: after's own NAME (without a
+ * compaction suffix) and "~" with a 6-digit generation past after's, so
+ * the new parts sort right after the last one they replace and before
+ * any part written later, and a name is never reused.
+ */
+void
+lake_compact_name(const char *after, unsigned k, char out[LAKE_NAME_MAX])
+{
+	size_t n = strlen(after);
+	unsigned gen = 0;
+	const char *t = strrchr(after, '~');
+	if (t && strlen(t) == 7 && strspn(t + 1, "0123456789") == 6) {
+		gen = (unsigned)atoi(t + 1);
+		n = (size_t)(t - after);
+	}
+	if (n > LAKE_NAME_MAX - 8)
+		n = LAKE_NAME_MAX - 8;
+	snprintf(out, LAKE_NAME_MAX, "%.*s~%06u", (int)n, after, (gen + k) % 1000000);
 }
 
 int
@@ -121,15 +162,91 @@ lake_meta_path(const char *part)
 	return b.p;
 }
 
+static void (*odd_hook)(const char *msg);
+
 int
 lake_opendir(const char *dir, DIR **d)
 {
 	*d = opendir(dir);
+	if (*d == NULL && errno == ENOTDIR) {
+		/* A file named like a partition holds no part. */
+		if (odd_hook) {
+			struct dd_buf b = { 0 };
+			dd_buf_printf(&b, "%s: not a directory, skipped", dir);
+			odd_hook(b.p);
+			dd_buf_free(&b);
+		}
+		return 0;
+	}
 	if (*d == NULL && errno != ENOENT) {
 		dd_seterr("%s: %s", dir, strerror(errno));
 		return -1;
 	}
 	return 0;
+}
+
+void
+dd_lake_set_odd_hook(void (*fn)(const char *msg))
+{
+	odd_hook = fn;
+}
+
+static const char *
+mode_kind(mode_t m)
+{
+	return S_ISFIFO(m) ? "a FIFO" : S_ISDIR(m) ? "a directory" : S_ISSOCK(m) ? "a socket" :
+	    S_ISCHR(m) ? "a character device" : S_ISBLK(m) ? "a block device" :
+	    S_ISLNK(m) ? "a symbolic link" : "not a file";
+}
+
+void
+lake_odd(const char *path, mode_t mode)
+{
+	if (odd_hook == NULL)
+		return;
+	struct dd_buf b = { 0 };
+	dd_buf_printf(&b, "%s: not a regular file (%s), skipped", path, mode_kind(mode));
+	odd_hook(b.p);
+	dd_buf_free(&b);
+}
+
+int
+lake_open_regular(const char *path, struct stat *sb)
+{
+	memset(sb, 0, sizeof *sb);
+	/* O_NONBLOCK: opening a FIFO for reading would wait for a writer. */
+	int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+	if (fd < 0) {
+		int e = errno;
+		/* A socket cannot be opened at all (ENXIO): what is it? */
+		if (e != ENOENT && stat(path, sb) == 0 && !S_ISREG(sb->st_mode)) {
+			dd_seterr("%s: not a regular file (%s)", path, mode_kind(sb->st_mode));
+			errno = ENODEV;
+			return -1;
+		}
+		dd_seterr("%s: %s", path, strerror(e));
+		errno = e;
+		return -1;
+	}
+	if (fstat(fd, sb) < 0) {
+		int e = errno;
+		dd_seterr("%s: %s", path, strerror(e));
+		close(fd);
+		errno = e;
+		return -1;
+	}
+	if (!S_ISREG(sb->st_mode)) {
+		dd_seterr("%s: not a regular file (%s)", path, mode_kind(sb->st_mode));
+		close(fd);
+		errno = ENODEV;
+		return -1;
+	}
+	/* Reads of a regular file never block anyway; clear the flag so
+	 * nothing later mistakes it for a pipe. */
+	int fl = fcntl(fd, F_GETFL);
+	if (fl >= 0)
+		fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
+	return fd;
 }
 
 int
@@ -140,19 +257,17 @@ lake_is_part_name(const char *name)
 }
 
 /*
- * Is base the name of a part the writer made ("part-" lake_new_name()
- * ".ndjson.zst")? Such a part has a checksum on every frame, so a frame
+ * Is base the name of a part the writer made ("part-" lake_new_name(),
+ * maybe a compaction's "~NNNNNN", ".ndjson.zst"; or the older names of
+ * whole seconds)? Such a part has a checksum on every frame, so a frame
  * without one is damage (a corrupt header can clear the flag and still
  * decode); other writers' parts (DuckDB, Spark) may have none.
  */
-int
-lake_own_part_name(const char *base)
+static int
+name_matches(const char *s, const char *pat, size_t n)
 {
-	static const char pat[] = "part-DDDDDDDDTDDDDDDZ-XXXXXXXXXXXXXXXX" PART_SUFFIX;
-	if (strlen(base) != sizeof pat - 1)
-		return 0;
-	for (size_t i = 0; i < sizeof pat - 1; i++) {
-		char c = base[i];
+	for (size_t i = 0; i < n; i++) {
+		char c = s[i];
 		if (pat[i] == 'D' ? !(c >= '0' && c <= '9') :
 		    pat[i] == 'X' ? !((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f')) :
 		    c != pat[i])
@@ -161,63 +276,132 @@ lake_own_part_name(const char *base)
 	return 1;
 }
 
+int
+lake_own_part_name(const char *base)
+{
+	static const char old[] = "part-DDDDDDDDTDDDDDDZ-XXXXXXXXXXXXXXXX";
+	static const char cur[] = "part-DDDDDDDDTDDDDDD.DDDDDDDDDZ-XXXXXXXXXXXXXXXX";
+	static const char gen[] = "~DDDDDD";
+	size_t n = strlen(base), sl = strlen(PART_SUFFIX);
+	if (n <= sl || strcmp(base + n - sl, PART_SUFFIX))
+		return 0;
+	n -= sl;
+	size_t stem = n;
+	if (n > sizeof gen - 1 && name_matches(base + n - (sizeof gen - 1), gen, sizeof gen - 1))
+		stem = n - (sizeof gen - 1);
+	return (stem == sizeof old - 1 && name_matches(base, old, stem)) ||
+	    (stem == sizeof cur - 1 && name_matches(base, cur, stem));
+}
+
 /* ------------------------------------------------------ hash sets, Bloom */
 
 void
 lake_idset_free(struct idset *s)
 {
 	free(s->h);
-	free(s->t);
+	free(s->off);
+	dd_buf_free(&s->arena);
 	memset(s, 0, sizeof *s);
 }
 
+/* Place (h, off) in the first empty slot of its probe sequence. */
 static void
-idset_grow(struct idset *s)
+idset_place(struct idset *s, uint64_t h, uint64_t off)
 {
-	struct idset old = *s;
-	s->cap = old.cap ? old.cap * 2 : 1024;
-	s->h = dd_calloc(s->cap, sizeof *s->h);
-	s->t = dd_malloc(s->cap * sizeof *s->t);
-	s->n = 0;
-	for (size_t i = 0; i < old.cap; i++)
-		if (old.h[i])
-			lake_idset_put(s, old.h[i], old.t[i]);
-	free(old.h);
-	free(old.t);
-}
-
-void
-lake_idset_put(struct idset *s, uint64_t h, uint32_t t)
-{
-	if ((s->n + 1) * 4 > s->cap * 3)
-		idset_grow(s);
 	size_t mask = s->cap - 1, i = (size_t)h & mask;
 	while (s->h[i])
 		i = (i + 1) & mask;
 	s->h[i] = h;
-	s->t[i] = t;
-	s->n++;
+	s->off[i] = off;
 }
 
-/* 1 when (h, t) is present; else adds it and returns 0. */
-int
-lake_idset_check_add(struct idset *s, uint64_t h, uint32_t t)
+static void
+idset_reserve(struct idset *s)
+{
+	if ((s->n + 1) * 4 <= s->cap * 3)
+		return;
+	struct idset old = *s;
+	s->cap = old.cap ? old.cap * 2 : 1024;
+	s->h = dd_calloc(s->cap, sizeof *s->h);
+	s->off = dd_malloc(s->cap * sizeof *s->off);
+	for (size_t i = 0; i < old.cap; i++)
+		if (old.h[i])
+			idset_place(s, old.h[i], old.off[i]);
+	free(old.h);
+	free(old.off);
+}
+
+void
+lake_idset_put_hash(struct idset *s, uint64_t h)
 {
 	if (h == 0) {
 		s->zero = 1;
 		h = 1;
 	}
-	if ((s->n + 1) * 4 > s->cap * 3)
-		idset_grow(s);
+	idset_reserve(s);
+	idset_place(s, h, 0);
+	s->n++;
+}
+
+int
+lake_idset_check_add(struct idset *s, uint64_t h, const char *id, size_t n,
+    uint64_t val, uint64_t *old)
+{
+	if (h == 0) {
+		s->zero = 1;
+		h = 1;
+	}
+	idset_reserve(s);
 	size_t mask = s->cap - 1, i = (size_t)h & mask;
-	for (; s->h[i]; i = (i + 1) & mask)
-		if (s->h[i] == h && s->t[i] == t)
+	for (; s->h[i]; i = (i + 1) & mask) {
+		if (s->h[i] != h || s->off[i] == 0)
+			continue;
+		/* Same hash: the same id only if the bytes are. */
+		const char *e = s->arena.p + s->off[i] - 1;
+		uint32_t len;
+		memcpy(&len, e + 8, 4);
+		if (len == n && memcmp(e + 12, id, n) == 0) {
+			if (old)
+				memcpy(old, e, 8);
 			return 1;
+		}
+	}
 	/* The empty slot that ended the search is where it goes. */
+	uint32_t len = (uint32_t)n;
 	s->h[i] = h;
-	s->t[i] = t;
+	s->off[i] = s->arena.len + 1;
+	dd_buf_add(&s->arena, &val, 8);
+	dd_buf_add(&s->arena, &len, 4);
+	dd_buf_add(&s->arena, id, n);
 	s->n++;
 	return 0;
+}
+
+/* The public face of struct idset (lake.h). */
+struct dd_lake_idset {
+	struct idset s;
+};
+
+struct dd_lake_idset *
+dd_lake_idset_new(void)
+{
+	return dd_calloc(1, sizeof(struct dd_lake_idset));
+}
+
+int
+dd_lake_idset_add(struct dd_lake_idset *s, const char *id, size_t n, uint64_t val,
+    uint64_t *old)
+{
+	return lake_idset_check_add(&s->s, dd_hash64(id, n), id, n, val, old);
+}
+
+void
+dd_lake_idset_free(struct dd_lake_idset *s)
+{
+	if (s == NULL)
+		return;
+	lake_idset_free(&s->s);
+	free(s);
 }
 
 void
@@ -396,7 +580,8 @@ lake_meta_build(const struct meta_src *p, struct dd_buf *b)
 		dd_buf_printf(b, ",\"unique\":true,\"checked\":%s", p->unique);
 	if (p->extra)
 		dd_buf_adds(b, p->extra);
-	dd_buf_printf(b, ",\"written\":\"%s\"}\n", t3);
+	dd_buf_printf(b, ",\"timeOrdered\":%s,\"written\":\"%s\"}\n",
+	    p->time_ordered ? "true" : "false", t3);
 
 	size_t base = b->len;
 	dd_buf_grow(b, (size_t)(ibits / 8 + sbits / 8));

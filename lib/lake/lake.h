@@ -10,8 +10,14 @@
  *   .../.part-NAME.ndjson.zst.PID-HOST.tmp, ._part-NAME.meta.PID-HOST.tmp
  *                                                  temporaries being written
  * The date is the event's time in UTC. NAME is the wall-clock time the part
- * was opened and 64 random bits from getrandom(2), "20261126T034113Z-
- * 9f3a0c1b2d4e5f60", so names sort by creation and are never reused.
+ * became visible, to the nanosecond and strictly increasing within a
+ * process, and 64 random bits from getrandom(2), "20261126T034113.
+ * 123456789Z-9f3a0c1b2d4e5f60", so within a partition names sort in write
+ * order (even between writers started in the same second) and are never
+ * reused. A compaction names its parts after the last part they replace,
+ * NAME~GGGGGG (a generation past that part's), so they sort where the
+ * parts they replace were, before any part written meanwhile. (Names of
+ * whole seconds, "20261126T034113Z-9f3a0c1b2d4e5f60", are older parts.)
  * DATASET is 1-64 bytes of [A-Za-z0-9._-] not starting with '.', '_' or
  * '-' (dd_lake_dataset_ok), so no input can name a path outside the lake.
  * Files starting with '.' or '_' are temporaries or metadata: DuckDB, Spark
@@ -35,9 +41,11 @@
  *      "events":N,"rawBytes":N,"minTimeMs":N,"maxTimeMs":N,
  *      "minTime":"RFC 3339","maxTime":"RFC 3339","types":{"TYPE":N,...},
  *      "ids":{"keys":N,"bits":M,"hashes":K,"offset":O,"bytes":B},
- *      "subjects":{...same...},"unique":true,"checked":["part-...",...],
- *      "written":"RFC 3339"}
- *   then, after its '\n', binary Bloom filters: the id filter at byte O of
+ *      "subjects":{...same...},"timeOrdered":BOOL,"unique":true,
+ *      "checked":["part-...",...],"written":"RFC 3339"}
+ *   timeOrdered says whether the part's lines are in nondecreasing time
+ *   order (absent in older metadata: not known). Then, after its '\n',
+ *   binary Bloom filters: the id filter at byte O of
  *   this binary section (B bytes), then the subject filter. partBytes is the
  *   size of the part file and contentChecksum its last 4 bytes (the
  *   checksum of its last zstd frame, hex, file order): a reader checks both
@@ -68,8 +76,8 @@
  * garbage of a crash (readers ignore it, dd_lake_clean removes it). A part
  * without metadata is still valid: readers scan it fully.
  *
- * Duplicates: within one part the writer drops an event whose id (and
- * time) it already stored there. Across parts of a partition duplicates
+ * Duplicates: within one part the writer drops an event whose id it
+ * already stored there (ids compared in full; a hash only says "maybe"). Across parts of a partition duplicates
  * can exist (replays, dd-archive of events the ingest already stored)
  * until dd_lake_compact_partition(); readers de-duplicate by id within a
  * partition (duplicates of one event share its time, hence its partition).
@@ -113,8 +121,8 @@ struct dd_lake_wopts {
 				 * (default 16 MiB); beyond, the fullest frame
 				 * is compressed early (a part is made of
 				 * independent frames, so it stays open) */
-	uint64_t max_held;	/* events in the open parts' id sets, 16 to 32
-				 * bytes each (default 500000); beyond, the
+	uint64_t max_held;	/* events in the open parts' id sets, 28 bytes
+				 * and the id each (default 500000); beyond, the
 				 * least recently used part is closed. With the frames
 				 * queued for compression, these bound the
 				 * writer's memory, about 60 MiB by default,
@@ -127,6 +135,19 @@ struct dd_lake_wopts {
 				 * partition's other parts, so its parts are
 				 * checked for "unique" against each other only
 				 * (default 0) */
+	int spill;		/* 1 (default): with max_open parts open, the
+				 * events of another partition wait in a
+				 * run-local sort (memory up to max_buffered,
+				 * then unnamed temporary files) and become one
+				 * part per partition at the next commit, so a
+				 * shuffled stream of many days makes few parts;
+				 * their duplicates are counted then (and
+				 * dd_lake_add returned 0). 0: the least
+				 * recently used part is closed instead, and
+				 * dd_lake_add's answer is final */
+	const char *compact_after;	/* compaction only: the NAME of the last
+				 * part it replaces, so the new parts are named
+				 * to sort right after it (NULL: new names) */
 	int threads;		/* N (1 to 8): compress frames on N threads
 				 * side by side, and close parts (metadata,
 				 * fsync, rename) on one more, overlapping the
@@ -238,6 +259,17 @@ void dd_lake_writer_abort(struct dd_lake_writer *w);
 
 /* ----------------------------------------------------------------- readers */
 
+/*
+ * Only regular files are read: anything else named like a part (a FIFO, a
+ * directory, a socket, a device) or like a partition (a file named day=DD)
+ * is skipped by every reader and by compaction, and told to this hook,
+ * "PATH: not a regular file (KIND), skipped", when a program set one (the
+ * library itself never prints). Files are opened with O_NONBLOCK and
+ * checked with fstat(2) before use, so a FIFO put in place of a part
+ * between the listing and the open never blocks a reader either.
+ */
+void dd_lake_set_odd_hook(void (*fn)(const char *msg));
+
 struct dd_lake_partition {
 	int64_t day;		/* days since 1970-01-01 */
 	char *path;		/* LAKE/DATASET/year=.../month=.../day=... */
@@ -269,6 +301,7 @@ struct dd_lake_meta {
 	uint64_t events, raw_bytes, part_bytes, frames;
 	uint32_t checksum;	/* last 4 bytes of the part */
 	int64_t min_ms, max_ms;
+	int time_ordered;	/* "timeOrdered": its lines are in time order */
 	struct dd_lake_type_count *types;
 	size_t ntypes;
 	struct dd_lake_bloom ids, subjects;
@@ -284,16 +317,20 @@ struct dd_lake_part {
 	uint64_t bytes;		/* file size */
 	int has_meta;		/* meta present and describes this very part */
 	struct dd_lake_meta meta;	/* valid when has_meta */
+	int fd;			/* the part, open since the listing (-1: not) */
 };
 
 /*
- * The parts of one partition directory, sorted by name (creation order),
- * each with its metadata when present and consistent (size and checksum
- * match the part file). A part whose metadata is missing, unreadable,
- * malformed or not matching has has_meta 0: it must be scanned. A part
- * removed meanwhile (by a compaction) is left out. Temporaries, metadata files and
- * anything else are skipped. A missing directory is an empty list.
- * 0 or -1; free with dd_lake_parts_free.
+ * The parts of one partition directory as it was at one moment, sorted by
+ * name (write order), each open (fd) and with its metadata when present
+ * and consistent (size and checksum match the part file). Read them with
+ * dd_lake_reader_open_part: a compaction that removes them meanwhile takes
+ * nothing from this reader. A listing that a compaction changed before
+ * every part was open is taken again. A part whose metadata is missing,
+ * unreadable, malformed or not matching has has_meta 0: it must be
+ * scanned. Temporaries, metadata files and anything else are skipped (odd
+ * files told to the hook). A missing directory is an empty list.
+ * 0 or -1; free with dd_lake_parts_free (which closes them).
  */
 int dd_lake_parts(const char *partition, struct dd_lake_part **out, size_t *n);
 void dd_lake_parts_free(struct dd_lake_part *p, size_t n);
@@ -332,6 +369,8 @@ int dd_lake_bloom_test(const struct dd_lake_bloom *b, uint64_t h);
  */
 struct dd_lake_reader;
 struct dd_lake_reader *dd_lake_reader_open(const char *part_path);
+/* The same for a part of dd_lake_parts(), through its open file. */
+struct dd_lake_reader *dd_lake_reader_open_part(const struct dd_lake_part *p);
 /* 1 with the next line (without '\n', valid until the next call) and its
  * 1-based line number within the part; 0 at the end; -1 on corruption or
  * a read error. */
@@ -346,6 +385,19 @@ void dd_lake_reader_close(struct dd_lake_reader *r);
  */
 int dd_lake_part_verify(const char *part_path, uint64_t *lines);
 
+/*
+ * A set of event ids compared in full (a hash only finds candidates), each
+ * with a 64-bit value of the caller's (dd-archive --verify: a fingerprint
+ * of the line, to tell a conflicting copy from a duplicate).
+ */
+struct dd_lake_idset;
+struct dd_lake_idset *dd_lake_idset_new(void);
+/* 1 when id is present (its value in *old, which may be NULL); else adds
+ * it with val and returns 0. */
+int dd_lake_idset_add(struct dd_lake_idset *s, const char *id, size_t n, uint64_t val,
+    uint64_t *old);
+void dd_lake_idset_free(struct dd_lake_idset *s);
+
 /* ------------------------------------------------------------ maintenance */
 
 /*
@@ -359,8 +411,11 @@ int dd_lake_clean_partition(const char *partition);
 int dd_lake_clean(const char *lake, const char *dataset);
 
 struct dd_lake_cstats {
-	uint64_t parts_in, parts_out, events_in, events_out, duplicates;
+	uint64_t parts_in, parts_out, events_in, events_out;
+	uint64_t duplicates;	/* later copies of an id, byte for byte the first */
+	uint64_t conflicts;	/* later copies of an id with other bytes (dropped too) */
 	uint64_t bytes_in, bytes_out;
+	int rewritten;		/* the partition was rewritten (else left as it was) */
 };
 
 /*
@@ -375,7 +430,8 @@ int dd_lake_compact_lock(const char *lake, const char *dataset);
 
 /*
  * Rewrite the parts of one partition into as few parts as part_size
- * allows, each id once (the first seen in part-name order wins). The new
+ * allows, each id once whatever its time (the first seen in part-name
+ * order wins; a later copy with other bytes counts as a conflict). The new
  * parts are visible (committed, directory fsynced) before the old ones and
  * their metadata are removed, so a reader at any moment sees every event
  * (maybe twice, which it de-duplicates). Parts that appear during the run

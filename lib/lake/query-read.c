@@ -343,7 +343,7 @@ scan_part(struct eng *e, const struct dd_lake_part *pt, int64_t day)
 {
 	struct dd_query *q = e->q;
 	const struct dd_query_opts *o = &q->o;
-	struct dd_lake_reader *r = dd_lake_reader_open(pt->path);
+	struct dd_lake_reader *r = dd_lake_reader_open_part(pt);
 	if (r == NULL) {
 		eng_report(e, DD_EXIT_REJECTED, "%s", dd_errmsg());
 		return;
@@ -429,7 +429,7 @@ list_partition(struct eng *e, const struct dd_lake_partition *p,
 	for (size_t i = 0; i < n; i++) {
 		const struct dd_lake_part *pt = &pts[i];
 		bytes += pt->bytes;
-		struct dd_lake_reader *r = dd_lake_reader_open(pt->path);
+		struct dd_lake_reader *r = dd_lake_reader_open_part(pt);
 		uint64_t lines = 0, lineno;
 		int rc = -1;
 		if (r) {

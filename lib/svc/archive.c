@@ -325,9 +325,14 @@ dd_archive_run(const struct dd_archive_opts *o, struct dd_archive_stats *st)
 		return keep_err(DD_EXIT_IO, close_store, &s);
 	struct chunk c = { .o = o, .view = dd_view_new() };
 	if (!o->dry_run) {
-		c.w = dd_lake_writer_open(o->lake, o->dataset, NULL);
+		/* No spill: read_back counts on dd_lake_add's answer being
+		 * final (a chunk spans few days anyway). */
+		struct dd_lake_wopts wo;
+		dd_lake_wopts_defaults(&wo);
+		wo.spill = 0;
+		c.w = dd_lake_writer_open(o->lake, o->dataset, &wo);
 		if (c.w)
-			c.vw = dd_lake_writer_open(o->lake, DD_VIEW_DATASET, NULL);
+			c.vw = dd_lake_writer_open(o->lake, DD_VIEW_DATASET, &wo);
 		if (c.vw == NULL) {
 			if (c.w)
 				dd_lake_writer_abort(c.w);
@@ -433,7 +438,8 @@ dd_archive_compact(const struct dd_archive_opts *o, struct dd_archive_stats *st)
 				rc = DD_EXIT_IO;
 				break;
 			}
-			if (np > 1 || (np == 1 && !parts[0].has_meta)) {
+			if (np > 1 || (np == 1 && !(parts[0].has_meta &&
+			    parts[0].meta.time_ordered))) {
 				st->partitions_compacted++;
 				st->parts_compacted += np;
 			}
@@ -445,11 +451,12 @@ dd_archive_compact(const struct dd_archive_opts *o, struct dd_archive_stats *st)
 			rc = DD_EXIT_IO;
 			break;
 		}
-		if (cs.parts_in > 1 || cs.duplicates) {
+		if (cs.rewritten) {
 			st->partitions_compacted++;
 			st->parts_compacted += cs.parts_in;
 			st->parts_after += cs.parts_out;
 			st->duplicates += cs.duplicates;
+			st->conflicts_dropped += cs.conflicts;
 			st->bytes += cs.bytes_out;
 		}
 	}
@@ -478,9 +485,32 @@ struct tcount {
 	uint64_t n;
 };
 
+/* A later copy of an id in the partition whose bytes differ from the
+ * first's (in part-name order, the order compaction keeps): counted and
+ * told, not damage. */
+static void
+verify_conflict(const struct dd_archive_opts *o, struct dd_lake_idset *seen,
+    const char *path, uint64_t no, const char *id, size_t idn, const char *l, size_t len,
+    struct dd_archive_stats *st)
+{
+	uint64_t fp = dd_hash64(l, len), first;
+	if (!dd_lake_idset_add(seen, id, idn, fp, &first) || first == fp)
+		return;
+	st->conflicts_found++;
+	if (o->conflict) {
+		struct dd_buf m = { 0 };
+		dd_buf_printf(&m, "%s:%" PRIu64 ": id ", path, no);
+		dd_buf_json_str(&m, id, idn);
+		dd_buf_adds(&m, " has an earlier copy with other bytes");
+		o->conflict(o->ctx, m.p);
+		dd_buf_free(&m);
+	}
+}
+
 /* Check one part; "what" gets the first fault, empty when sound. */
 static void
-verify_part(const char *path, int64_t day, struct dd_archive_stats *st, struct dd_buf *what)
+verify_part(const struct dd_archive_opts *o, const char *path, int64_t day,
+    struct dd_lake_idset *seen, struct dd_archive_stats *st, struct dd_buf *what)
 {
 	struct dd_lake_meta m;
 	int hm = dd_lake_meta_load(path, &m);
@@ -527,10 +557,11 @@ verify_part(const char *path, int64_t day, struct dd_archive_stats *st, struct d
 			mn = e.time_ms;
 		if (e.time_ms > mx)
 			mx = e.time_ms;
-		if (!hm)
-			continue;
 		size_t idn, subn;
 		const char *id = dd_jstr_text(&e.id, &bid, &idn);
+		verify_conflict(o, seen, path, no, id, idn, l, len, st);
+		if (!hm)
+			continue;
 		if (!dd_lake_may_have_id(&m, id, idn) && !what->len)
 			dd_buf_printf(what, "%s:%" PRIu64 ": id not in the metadata's id filter",
 			    path, no);
@@ -604,6 +635,7 @@ dd_archive_verify(const struct dd_archive_opts *o, struct dd_archive_stats *st)
 			rc = DD_EXIT_IO;
 			break;
 		}
+		struct dd_lake_idset *seen = dd_lake_idset_new();
 		for (size_t j = 0; j < np; j++) {
 			if (dd_signalled) {
 				rc = 128 + dd_signalled;
@@ -613,7 +645,7 @@ dd_archive_verify(const struct dd_archive_opts *o, struct dd_archive_stats *st)
 			if (stat(parts[j].path, &sb) < 0 && errno == ENOENT)
 				continue;	/* compacted away meanwhile */
 			dd_buf_reset(&what);
-			verify_part(parts[j].path, ps[i].day, st, &what);
+			verify_part(o, parts[j].path, ps[i].day, seen, st, &what);
 			st->parts_verified++;
 			if (what.len) {
 				st->parts_damaged++;
@@ -621,6 +653,7 @@ dd_archive_verify(const struct dd_archive_opts *o, struct dd_archive_stats *st)
 					o->damage(o->ctx, what.p);
 			}
 		}
+		dd_lake_idset_free(seen);
 		dd_lake_parts_free(parts, np);
 	}
 	dd_buf_free(&what);

@@ -32,7 +32,10 @@ struct dd_archive_stats {
 	uint64_t raw_bytes;	/* event bytes archived */
 	uint64_t bytes;		/* compressed bytes written (archive and compaction) */
 	uint64_t partitions_compacted, parts_compacted, parts_after, duplicates;
+	uint64_t conflicts_dropped;	/* compaction: later copies of an id with other bytes */
 	uint64_t parts_verified, events_verified, parts_damaged;
+	uint64_t conflicts_found;	/* verify: copies of an id in a partition whose
+					 * bytes differ from the first's */
 };
 
 struct dd_archive_opts {
@@ -46,6 +49,8 @@ struct dd_archive_opts {
 	void (*progress)(void *ctx, const struct dd_archive_stats *st);
 	/* Called for each damaged part found by verify, with "PATH: what". */
 	void (*damage)(void *ctx, const char *msg);
+	/* Called for each conflicting copy verify finds, "PATH:LINE: what". */
+	void (*conflict)(void *ctx, const char *msg);
 	void *ctx;
 };
 

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "ddtime.h"
+#include "exitcodes.h"
 #include "history.h"
 #include "order.h"
 #include "stage.h"
@@ -78,68 +79,86 @@ write_buf(const struct dd_buf *b, FILE *out)
 	return 0;
 }
 
-int
-dd_history_get(struct dd_store *s, const char *id, FILE *out)
+struct getq {
+	sqlite3_stmt *st, *ev;
+	struct dd_store *s;
+	struct dd_buf b;
+	struct dd_olist ol;
+};
+
+/* One delivery of a batch get (dd_store_get), inside its read
+ * transaction: the summary and the events agree. */
+static int
+get_one(void *vq, const char *id, FILE *out)
 {
-	sqlite3_stmt *st = NULL, *ev = NULL;
-	struct dd_buf b = { 0 };
-	struct dd_olist ol = { 0 };
-	int rc = -1;
-	/* One read transaction: the summary and the events agree. */
-	if (dd_store_exec(s, "BEGIN"))
-		return -1;
-	st = dd_store_prepare(s, "SELECT " SUMMARY_COLS " FROM deliveries WHERE id = ?1");
-	ev = dd_store_prepare(s, "SELECT line FROM events WHERE dkey = ?1 ORDER BY time_ms, eid");
-	if (st == NULL || ev == NULL)
-		goto out;
+	struct getq *q = vq;
+	sqlite3_stmt *st = q->st, *ev = q->ev;
+	struct dd_buf *b = &q->b;
+	struct dd_olist *ol = &q->ol;
+	int rc = DD_EXIT_IO;
+	dd_buf_reset(b);
 	dd_bind_text(st, 0, id, (size_t)-1);
 	int r = sqlite3_step(st);
 	if (r == SQLITE_DONE) {
-		rc = 0;
+		dd_seterr("%s: no such delivery", id);
+		rc = DD_EXIT_REJECTED;
 		goto out;
 	}
 	if (r != SQLITE_ROW) {
-		dd_store_err(s, "get");
+		dd_store_err(q->s, "get");
 		goto out;
 	}
-	dd_buf_addc(&b, '{');
-	json_summary(&b, st);
-	dd_buf_adds(&b, ",\"events\":[");
+	dd_buf_addc(b, '{');
+	json_summary(b, st);
+	dd_buf_adds(b, ",\"events\":[");
 	dd_bind_int(ev, 0, dd_col_int(st, 0));
 	/* In the one order of order.h: equal times by stage, then id. */
-	dd_olist_reset(&ol);
+	dd_olist_reset(ol);
 	while ((r = sqlite3_step(ev)) == SQLITE_ROW) {
 		size_t len;
 		const char *line = dd_col_text(ev, 0, &len);
-		if (dd_olist_add(&ol, line, len)) {
+		if (dd_olist_add(ol, line, len)) {
 			dd_seterr("%s: delivery \"%s\": a stored event is not an event: %s",
-			    s->path, id, dd_errmsg());
+			    q->s->path, id, dd_errmsg());
 			goto out;
 		}
 	}
 	if (r != SQLITE_DONE) {
-		dd_store_err(s, "get");
+		dd_store_err(q->s, "get");
 		goto out;
 	}
-	dd_olist_sort(&ol);
-	uint64_t n = ol.n;
-	for (size_t i = 0; i < ol.n; i++) {
+	dd_olist_sort(ol);
+	uint64_t n = ol->n;
+	for (size_t i = 0; i < ol->n; i++) {
 		if (i)
-			dd_buf_addc(&b, ',');
+			dd_buf_addc(b, ',');
 		/* The original line, embedded as it came: it is one valid JSON
 		 * object (checked when it was stored). */
 		size_t len;
-		const char *line = dd_olist_line(&ol, i, &len);
-		dd_buf_add(&b, line, len);
+		const char *line = dd_olist_line(ol, i, &len);
+		dd_buf_add(b, line, len);
 	}
-	dd_buf_printf(&b, "],\"eventCount\":%" PRIu64 "}\n", n);
-	rc = write_buf(&b, out) ? -1 : 1;
+	dd_buf_printf(b, "],\"eventCount\":%" PRIu64 "}\n", n);
+	rc = write_buf(b, out) ? DD_EXIT_IO : 0;
 out:
-	sqlite3_finalize(st);
-	sqlite3_finalize(ev);
-	sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL);
-	dd_buf_free(&b);
-	dd_olist_free(&ol);
+	sqlite3_reset(st);
+	sqlite3_reset(ev);
+	return rc;
+}
+
+int
+dd_history_get(struct dd_store *s, char **ids, FILE *out)
+{
+	struct getq q = { .s = s };
+	int rc = DD_EXIT_IO;
+	q.st = dd_store_prepare(s, "SELECT " SUMMARY_COLS " FROM deliveries WHERE id = ?1");
+	q.ev = dd_store_prepare(s, "SELECT line FROM events WHERE dkey = ?1 ORDER BY time_ms, eid");
+	if (q.st && q.ev)
+		rc = dd_store_get(s, ids, get_one, &q, out);
+	sqlite3_finalize(q.st);
+	sqlite3_finalize(q.ev);
+	dd_buf_free(&q.b);
+	dd_olist_free(&q.ol);
 	return rc;
 }
 

@@ -79,10 +79,10 @@ void dd_history_ingest_free(struct dd_history_ingest *h);
 /* Is s a stage name (the stages of SPEC.md plus "rejected")? */
 int dd_history_stage_ok(const char *s);
 
-/* Write one delivery with its events (the original lines, embedded as
- * they are, in event-time order) as one JSON line to out. 1 found, 0
- * unknown, -1 on error (dd_errmsg()). */
-int dd_history_get(struct dd_store *s, const char *id, FILE *out);
+/* get ID... / get - (dd_store_get()): each delivery with its events (the
+ * original lines, embedded as they are, in event-time order) as one JSON
+ * line to out. An exit code. */
+int dd_history_get(struct dd_store *s, char **ids, FILE *out);
 
 struct dd_history_query {
 	const char *owner;	/* NULL: any */

@@ -608,13 +608,12 @@ q_write(FILE *out, const struct dd_buf *b)
 	return 0;
 }
 
-int
-dd_package_get(struct dd_store *s, const char *id, FILE *out)
+/* One package of a batch get (dd_store_get), by the prepared query q. */
+static int
+get_one(void *q, const char *id, FILE *out)
 {
 	int rc = 0;
-	sqlite3_stmt *st = dd_store_prepare(s, "SELECT doc FROM package WHERE id = ?");
-	if (st == NULL)
-		return DD_EXIT_IO;
+	sqlite3_stmt *st = q;
 	dd_bind_text(st, 0, id, (size_t)-1);
 	int r = sqlite3_step(st);
 	size_t n;
@@ -629,9 +628,20 @@ dd_package_get(struct dd_store *s, const char *id, FILE *out)
 		dd_seterr("%s: %s", id, r == SQLITE_ROW ? "removed" : "no such package");
 		rc = DD_EXIT_REJECTED;
 	} else {
-		dd_store_err(s, "reading");
+		dd_seterr("reading: %s", sqlite3_errmsg(sqlite3_db_handle(st)));
 		rc = DD_EXIT_IO;
 	}
+	sqlite3_reset(st);
+	return rc;
+}
+
+int
+dd_package_get(struct dd_store *s, char **ids, FILE *out)
+{
+	sqlite3_stmt *st = dd_store_prepare(s, "SELECT doc FROM package WHERE id = ?");
+	if (st == NULL)
+		return DD_EXIT_IO;
+	int rc = dd_store_get(s, ids, get_one, st, out);
 	sqlite3_finalize(st);
 	return rc;
 }

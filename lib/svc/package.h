@@ -57,7 +57,8 @@ int dd_package_import(const char *path, const char *csvfile, int64_t now_ms,
 
 /* Questions (store opened read-only); each returns an exit code: 0, 1
  * (get: no such package), 4 (dd_errmsg()). */
-int dd_package_get(struct dd_store *s, const char *id, FILE *out);
+/* get ID... / get -: see dd_store_get(). */
+int dd_package_get(struct dd_store *s, char **ids, FILE *out);
 int dd_package_list(struct dd_store *s, const char *owner, enum dd_fmt fmt, FILE *out);
 /* month: "YYYY-MM" or NULL for all time. */
 int dd_package_owner_summary(struct dd_store *s, const char *owner, const char *month,

@@ -27,6 +27,8 @@
 #include "util.h"
 
 #define IDMAX 128
+/* A delivery id: "d-" and 32 hex digits (older stores: 16). */
+#define DIDMAX 40
 
 /* ---- work items ---- */
 
@@ -38,8 +40,12 @@ extern const char *const sched_state_names[ST_N];
 extern const char *const sched_confirm_names[4];
 
 struct item {
-	char did[24];
+	char did[DIDMAX];
 	char rid[IDMAX + 1], owner[IDMAX + 1];
+	int attempt;		/* 1, 2, ...: the deliveries of one request */
+	/* A cancel the scheduler could not decide (the package may be on
+	 * board): its reason and its operation's key, until a status decides. */
+	char held[IDMAX + 1], held_op[DIDMAX];
 	int64_t seq;
 	int state;
 	int ever;		/* has had a drone: counts as scheduled */
@@ -78,8 +84,8 @@ item_key(const struct item *it)
 	" pk_lat, pk_lon, pk_alt, dr_lat, dr_lon, dr_alt, pickup_time, deadline, expedited," \
 	" confirmation, package_id, size, weight_kg, tag, drone_id, version, depart," \
 	" pickup_eta, dropoff_eta, return_eta, busy_until, stage, prev_stage, stage_time," \
-	" received, updated, nlog"
-#define ITEM_NCOLS 36
+	" received, updated, nlog, attempt, held_reason, held_op"
+#define ITEM_NCOLS 39
 
 /* ---- the handle ---- */
 
@@ -87,8 +93,8 @@ struct dd_sched {
 	struct dd_store st;
 	struct dd_sched_opts o;
 	FILE *out;
-	sqlite3_stmt *q_get, *q_put, *q_log, *q_step, *q_op, *q_opseen, *q_meta, *q_dv,
-	    *q_seen, *q_seenadd;
+	sqlite3_stmt *q_get, *q_getreq, *q_put, *q_log, *q_step, *q_op, *q_opseen, *q_meta, *q_dv,
+	    *q_seen, *q_seenadd, *q_opset;
 	struct dd_fleet *fleet;
 	struct item **wait;	/* waiting items, most urgent first */
 	size_t nwait, capwait;
@@ -96,7 +102,8 @@ struct dd_sched {
 	int64_t seq;
 	int loaded;
 	int64_t dv;
-	struct dd_buf ev, data, tmp;
+	int did_bits;		/* test aid: derived ids keep only this many bits (0: all) */
+	struct dd_buf ev, data, tmp, opname;
 	/* The filter's run: the CSV feed (--csv), or why it could not start
 	 * (said by the filter loop before it reads). */
 	struct dd_csvfeed *feed;
@@ -104,7 +111,7 @@ struct dd_sched {
 	const char *input;
 	/* figures of the run */
 	uint64_t n_new, n_dup, n_opdup, n_invalid, n_sched, n_wait, n_nodrone, n_status, n_ops,
-	    n_emitted, n_retried;
+	    n_emitted, n_retried, n_held, n_refused;
 };
 
 /* schedule.c */
@@ -119,7 +126,11 @@ void sched_jtime(struct dd_buf *b, const char *k, int64_t ms);
 void sched_jdbl(struct dd_buf *b, const char *k, double v);
 void sched_jloc(struct dd_buf *b, const char *k, double lat, double lon, double alt);
 void sched_hex_id(char *out, size_t cap, const char *prefix, uint64_t h);
-void sched_derive_did(const char *owner, const char *rid, char out[24]);
+/* 128 bits of SHA-256 of p, as 32 hex digits. */
+void sched_key_hex(const void *p, size_t n, char out[DIDMAX]);
+void sched_derive_did(const char *owner, const char *rid, int attempt, unsigned probe,
+    int bits, char out[DIDMAX]);
+int sched_name_item(struct dd_sched *s, struct item *it);
 void sched_derive_eid(const char *did, const char *step, char out[24]);
 int64_t sched_advance(struct dd_sched *s, int64_t t);
 void sched_wait_add(struct dd_sched *s, struct item *it);
@@ -134,6 +145,8 @@ void sched_item_free(struct item *it);
 void sched_drop_drone(struct item *it);
 struct item *sched_item_read(sqlite3_stmt *q);
 int sched_item_get(struct dd_sched *s, const char *did, struct item **out);
+int sched_item_get_request(struct dd_sched *s, const char *owner, const char *rid,
+    struct item **out);
 int sched_item_put(struct dd_sched *s, struct item *it);
 int sched_log_row(struct dd_sched *s, struct item *it, int64_t t, const char *step,
     const char *detail, const char *received);
@@ -152,6 +165,8 @@ int sched_emit_released(struct dd_sched *s, struct item *it, int64_t t, const ch
     int version, const char *reason, int check);
 int sched_emit_rejected(struct dd_sched *s, struct item *it, int64_t t, const char *reason,
     const char *message, int check);
+int sched_emit_refused(struct dd_sched *s, struct item *it, int64_t t, const char *op,
+    const char *reason, const char *hash);
 int sched_emit_rescheduled(struct dd_sched *s, struct item *it, int64_t t, unsigned changed,
     const char *reason);
 void sched_trip_of(const struct item *it, int64_t now, int exclude, struct dd_trip *t);

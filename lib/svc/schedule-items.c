@@ -13,6 +13,7 @@ sched_item_new(void)
 {
 	struct item *it = dd_calloc(1, sizeof *it);
 	it->pickup_time = it->deadline = it->stage_time = DD_NOTIME;
+	it->attempt = 1;
 	sched_drop_drone(it);
 	return it;
 }
@@ -101,6 +102,9 @@ item_bind(sqlite3_stmt *q, const struct item *it)
 	dd_bind_int(q, i++, it->received);
 	dd_bind_int(q, i++, it->updated);
 	dd_bind_int(q, i++, it->nlog);
+	dd_bind_int(q, i++, it->attempt);
+	dd_bind_text(q, i++, nz(it->held), (size_t)-1);
+	dd_bind_text(q, i++, nz(it->held_op), (size_t)-1);
 }
 
 /* The terms bind_terms() wrote, from column i. */
@@ -164,6 +168,9 @@ sched_item_read(sqlite3_stmt *q)
 	it->received = dd_col_int(q, i++);
 	it->updated = dd_col_int(q, i++);
 	it->nlog = (int)dd_col_int(q, i++);
+	it->attempt = (int)dd_col_int(q, i++);
+	col_copy(q, i++, it->held, sizeof it->held);
+	col_copy(q, i++, it->held_op, sizeof it->held_op);
 	return it;
 }
 
@@ -177,6 +184,23 @@ sched_item_get(struct dd_sched *s, const char *did, struct item **out)
 	if (rc == SQLITE_ROW)
 		*out = sched_item_read(s->q_get);
 	sqlite3_reset(s->q_get);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return dd_store_err(&s->st, "reading a work item");
+	return rc == SQLITE_ROW;
+}
+
+/* The latest delivery of a request, by its full key: 1 found, 0 not, -1. */
+int
+sched_item_get_request(struct dd_sched *s, const char *owner, const char *rid,
+    struct item **out)
+{
+	dd_bind_text(s->q_getreq, 0, owner, (size_t)-1);
+	dd_bind_text(s->q_getreq, 1, rid, (size_t)-1);
+	int rc = sqlite3_step(s->q_getreq);
+	*out = NULL;
+	if (rc == SQLITE_ROW)
+		*out = sched_item_read(s->q_getreq);
+	sqlite3_reset(s->q_getreq);
 	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
 		return dd_store_err(&s->st, "reading a work item");
 	return rc == SQLITE_ROW;

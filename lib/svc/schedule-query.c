@@ -31,6 +31,10 @@ item_json(struct dd_buf *b, const struct item *it)
 		sched_jstr(b, "stage", it->stage);
 		sched_jtime(b, "stageTime", it->stage_time);
 	}
+	if (*it->held)
+		sched_jstr(b, "cancelHeld", it->held);
+	sched_jkey(b, "attempt");
+	dd_buf_printf(b, "%d", it->attempt);
 	sched_jkey(b, "version");
 	dd_buf_printf(b, "%d", it->version);
 	sched_jtime(b, "received", it->received);
@@ -63,6 +67,7 @@ step_type(const char *step)
 		{ "rejected", "delivery.rejected" }, { "removed", "package.removed" },
 		{ "cancelled", "delivery.cancelled" }, { "released.", "drone.released" },
 		{ "rescheduled.", "delivery.rescheduled" }, { "status", "delivery.status" },
+		{ "refused.", "delivery.refused" },
 	};
 	for (size_t i = 0; i < sizeof map / sizeof map[0]; i++) {
 		size_t n = strlen(map[i][0]);
@@ -108,7 +113,7 @@ dd_sched_get(struct dd_sched *s, const char *id, FILE *out)
 			sched_jstr(&b, "step", step);
 			const char *type = step_type(step);
 			if (type) {
-				char eid[24];
+				char eid[24];	/* e- and 16 hex digits */
 				sched_jstr(&b, "type", type);
 				if (sqlite3_column_type(lq, 5) != SQLITE_NULL) {
 					sched_jstr(&b, "eventId", (const char *)sqlite3_column_text(lq, 5));
@@ -148,6 +153,18 @@ dd_sched_get(struct dd_sched *s, const char *id, FILE *out)
 		code = 1;
 	}
 	return code;
+}
+
+static int
+get_one(void *s, const char *id, FILE *out)
+{
+	return dd_sched_get(s, id, out);
+}
+
+int
+dd_sched_get_many(struct dd_sched *s, char **ids, FILE *out)
+{
+	return dd_store_get(&s->st, ids, get_one, s, out);
 }
 
 int

@@ -28,30 +28,27 @@ new_request(struct dd_sched *s, const struct keys *k)
 		sched_item_free(it);
 		return DD_REJECT;
 	}
-	sched_derive_did(it->owner, it->rid, it->did);
+	/* Found by its full key, never by the hash of its delivery id. */
 	struct item *old;
-	int found = sched_item_get(s, it->did, &old);
+	int found = sched_item_get_request(s, it->owner, it->rid, &old);
 	if (found < 0)
 		goto fail;
 	if (found) {
-		int same = strcmp(old->rid, it->rid) == 0 && strcmp(old->owner, it->owner) == 0;
 		/* An invalid request does not claim its id: the corrected one
 		 * that follows is scheduled under the same delivery id. Replays
 		 * of either stay replays: the item is no longer invalid. */
-		int corrected = same && old->state == ST_REJECTED && !old->valid &&
-		    !ft.field[0];
-		it->nlog = old->nlog;	/* its log goes on */
-		sched_item_free(old);
-		if (!same) {
-			sched_item_free(it);
-			dd_seterr("delivery id collision with another request");
-			return DD_REJECT;
-		}
+		int corrected = old->state == ST_REJECTED && !old->valid && !ft.field[0];
 		if (!corrected) {
+			sched_item_free(old);
 			sched_item_free(it);
 			s->n_dup++;	/* replayed: nothing new to say */
 			return DD_ACCEPT;
 		}
+		snprintf(it->did, sizeof it->did, "%s", old->did);
+		it->nlog = old->nlog;	/* its log goes on */
+		sched_item_free(old);
+	} else if (sched_name_item(s, it)) {
+		goto fail;
 	}
 	s->n_new++;
 	int64_t t = sched_advance(s, ft.field[0] || it->pickup_time == INT64_MIN ? INT64_MIN
@@ -102,26 +99,41 @@ fail:
 	return DD_FAIL;
 }
 
-/* The delivery an operation names: deliveryId, or requestId + ownerId.
- * 0, or -1 (bad input, dd_errmsg()). */
+/* The delivery an operation names: deliveryId, or requestId + ownerId
+ * (then the request's latest delivery). name gets the naming as given,
+ * for the operation's key, so that a replay names it the same way
+ * whether or not the request has come since. 0, or -1 (bad input,
+ * dd_errmsg()), -2 (store failure). */
 static int
-op_did(const struct keys *k, char did[IDMAX + 1])
+op_did(struct dd_sched *s, const struct keys *k, char did[IDMAX + 1], struct dd_buf *name)
 {
 	char rid[IDMAX + 1], owner[IDMAX + 1];
 	const char *why;
 	int r = sched_get_id(&k->v[K_DELIVERYID], did, &why);
+	dd_buf_reset(name);
 	if (r < 0) {
 		dd_seterr("\"deliveryId\": %s", why);
 		return -1;
 	}
-	if (r == 0) {
-		if (sched_get_id(&k->v[K_REQUESTID], rid, &why) <= 0 ||
-		    sched_get_id(&k->v[K_OWNERID], owner, &why) <= 0) {
-			dd_seterr("an operation names its delivery by deliveryId, or by requestId and ownerId");
-			return -1;
-		}
-		sched_derive_did(owner, rid, did);
+	if (r > 0) {
+		dd_buf_printf(name, "%zu:%s", strlen(did), did);
+		return 0;
 	}
+	if (sched_get_id(&k->v[K_REQUESTID], rid, &why) <= 0 ||
+	    sched_get_id(&k->v[K_OWNERID], owner, &why) <= 0) {
+		dd_seterr("an operation names its delivery by deliveryId, or by requestId and ownerId");
+		return -1;
+	}
+	dd_buf_printf(name, "%zu:%s%zu:%s", strlen(owner), owner, strlen(rid), rid);
+	struct item *it;
+	int found = sched_item_get_request(s, owner, rid, &it);
+	if (found < 0)
+		return -2;
+	if (found)
+		snprintf(did, IDMAX + 1, "%s", it->did);
+	else
+		snprintf(did, IDMAX + 1, "request %s of %s", rid, owner);
+	sched_item_free(it);
 	return 0;
 }
 
@@ -179,10 +191,10 @@ op_refuse(struct dd_sched *s, const char *hash, const char *fmt, ...)
  * Returns 1 with *it to decide it, or 0 with the verdict in *v.
  */
 static int
-op_open(struct dd_sched *s, const char *did, char hash[24], struct item **it,
+op_open(struct dd_sched *s, const char *did, char hash[DIDMAX], struct item **it,
     enum dd_verdict *v)
 {
-	sched_hex_id(hash, 24, "", dd_hash64(s->tmp.p, s->tmp.len));
+	sched_key_hex(s->tmp.p, s->tmp.len, hash);
 	int r = op_recall(s, hash);
 	if (r) {
 		*v = r < 0 ? DD_FAIL : r == 1 ? (s->n_opdup++, DD_ACCEPT) : DD_REJECT;
@@ -210,36 +222,119 @@ op_reason(const struct keys *k, char out[IDMAX + 1], const char *dflt)
 	return 0;
 }
 
+/*
+ * Where a delivery's package may be, for an operation that would take
+ * it back: PKG_HOME (not picked up, and by the plan it cannot have been
+ * yet), PKG_MAYBE (the plan's pickup time has passed and the delivery
+ * service has not said the drone has it, or not), PKG_ABOARD (picked up:
+ * headed to the dropoff, or delivered).
+ */
+enum { PKG_HOME, PKG_MAYBE, PKG_ABOARD };
+
+static int
+stage_rank(const char *st);
+
+static int
+package_where(const struct item *it, int64_t t)
+{
+	if (it->state == ST_COMPLETED || (it->state == ST_INPROGRESS && stage_rank(it->stage) == 2))
+		return PKG_ABOARD;
+	if ((it->state == ST_SCHEDULED || it->state == ST_INPROGRESS) &&
+	    it->pickup_eta != DD_NOTIME && t >= it->pickup_eta)
+		return PKG_MAYBE;
+	return PKG_HOME;
+}
+
+/* Why an operation on a delivery whose package is or may be aboard is
+ * refused. */
+static const char *
+aboard_reason(const struct item *it, int64_t t)
+{
+	return it->state == ST_COMPLETED ? "delivered" :
+	    package_where(it, t) == PKG_ABOARD ? "picked-up" : "may-be-on-board";
+}
+
+/*
+ * Refuse an operation visibly: delivery.refused on stdout (other services
+ * see it), and its outcome remembered so a replay is refused again. line
+ * set: the operation is the current input line (its verdict is a reject,
+ * with --rejects and the summary); else it was held and a status decides
+ * it now (the summary counts it).
+ */
+static enum dd_verdict
+op_refuse_aboard(struct dd_sched *s, struct item *it, const char *hash, const char *op,
+    int64_t t, int line)
+{
+	const char *why = aboard_reason(it, t);
+	s->n_refused++;
+	if (sched_emit_refused(s, it, t, op, why, hash))
+		return DD_FAIL;
+	if (!line) {
+		char msg[300];
+		snprintf(msg, sizeof msg, "cannot %s delivery %s: the package is %s", op, it->did,
+		    why);
+		dd_bind_text(s->q_opset, 0, msg, (size_t)-1);
+		dd_bind_text(s->q_opset, 1, hash, (size_t)-1);
+		return sched_step_sql(s, s->q_opset, "recording an operation") ? DD_FAIL : DD_ACCEPT;
+	}
+	return op_refuse(s, hash, "cannot %s delivery %s: the package is %s", op, it->did, why);
+}
+
+/* Apply a cancel: compensate, and offer a drone freed to those waiting. */
+static int
+cancel_apply(struct dd_sched *s, struct item *it, const char *reason, int64_t t)
+{
+	char drone[IDMAX + 1];
+	snprintf(drone, sizeof drone, "%s", it->drone);
+	if (it->state == ST_WAITING)
+		sched_item_free(sched_wait_take(s, it->did));
+	it->held[0] = it->held_op[0] = '\0';
+	return sched_compensate(s, it, t, reason, 1, 1) || sched_item_put(s, it) ||
+	    (*drone && sched_retry_waiting(s, drone, t));
+}
+
 static enum dd_verdict
 op_cancel(struct dd_sched *s, const struct keys *k)
 {
-	char reason[IDMAX + 1], did[IDMAX + 1], hash[24];
-	if (op_reason(k, reason, "client") || op_did(k, did))
+	char reason[IDMAX + 1], did[IDMAX + 1], hash[DIDMAX];
+	if (op_reason(k, reason, "client"))
 		return DD_REJECT;
+	int r = op_did(s, k, did, &s->opname);
+	if (r)
+		return r == -1 ? DD_REJECT : DD_FAIL;
 	struct dd_buf *h = &s->tmp;
 	dd_buf_reset(h);
-	dd_buf_printf(h, "cancel\n%s\n%s", did, reason);
+	dd_buf_printf(h, "cancel\n%s\n%s", s->opname.p, reason);
 	struct item *it;
 	enum dd_verdict v;
 	if (!op_open(s, did, hash, &it, &v))
 		return v;
 	v = DD_ACCEPT;
-	if (it->state == ST_CANCELLED) {
-		s->n_opdup++;	/* cancelled already, another way */
+	int64_t t = sched_advance(s, INT64_MIN);
+	int where = package_where(it, t);
+	if (it->state == ST_CANCELLED || *it->held) {
+		s->n_opdup++;	/* cancelled already, or held, another way */
 		if (op_remember(s, hash, NULL))
+			v = DD_FAIL;
+	} else if (where == PKG_ABOARD) {
+		v = op_refuse_aboard(s, it, hash, "cancel", t, 1);
+		if (v != DD_FAIL && sched_item_put(s, it))
 			v = DD_FAIL;
 	} else if (is_final(it->state)) {
 		v = op_refuse(s, hash, "cannot cancel delivery %s: it is %s", it->did,
 		    sched_state_names[it->state]);
+	} else if (where == PKG_MAYBE) {
+		/* The scheduler cannot tell: the delivery service's status will. */
+		s->n_held++;
+		snprintf(it->held, sizeof it->held, "%s", reason);
+		snprintf(it->held_op, sizeof it->held_op, "%s", hash);
+		it->updated = t;
+		if (sched_log_row(s, it, t, "held", reason, NULL) || sched_item_put(s, it) ||
+		    op_remember(s, hash, NULL))
+			v = DD_FAIL;
 	} else {
 		s->n_ops++;
-		int64_t t = sched_advance(s, INT64_MIN);
-		char drone[IDMAX + 1];
-		snprintf(drone, sizeof drone, "%s", it->drone);
-		if (it->state == ST_WAITING)
-			sched_item_free(sched_wait_take(s, it->did));
-		if (sched_compensate(s, it, t, reason, 1, 1) || sched_item_put(s, it) ||
-		    op_remember(s, hash, NULL) || (*drone && sched_retry_waiting(s, drone, t)))
+		if (cancel_apply(s, it, reason, t) || op_remember(s, hash, NULL))
 			v = DD_FAIL;
 	}
 	sched_item_free(it);
@@ -288,9 +383,12 @@ apply_reschedule(struct dd_sched *s, struct item *it, const struct item *n, unsi
 static enum dd_verdict
 op_reschedule(struct dd_sched *s, const struct keys *k)
 {
-	char reason[IDMAX + 1], did[IDMAX + 1], hash[24];
-	if (op_reason(k, reason, "client") || op_did(k, did))
+	char reason[IDMAX + 1], did[IDMAX + 1], hash[DIDMAX];
+	if (op_reason(k, reason, "client"))
 		return DD_REJECT;
+	int r = op_did(s, k, did, &s->opname);
+	if (r)
+		return r == -1 ? DD_REJECT : DD_FAIL;
 	/* The new terms as given (g), checked on their own. */
 	struct fault ft = { { 0 }, { 0 } };
 	struct item g;
@@ -332,7 +430,7 @@ op_reschedule(struct dd_sched *s, const struct keys *k)
 	struct dd_buf *h = &s->tmp;
 	dd_buf_reset(h);
 	dd_buf_printf(h, "reschedule\n%s\n%u\n%.17g,%.17g,%.17g\n%.17g,%.17g,%.17g\n%" PRId64
-	    "\n%" PRId64 "\n%d\n%d\n%s", did, changed, g.pk_lat, g.pk_lon, g.pk_alt, g.dr_lat,
+	    "\n%" PRId64 "\n%d\n%d\n%s", s->opname.p, changed, g.pk_lat, g.pk_lon, g.pk_alt, g.dr_lat,
 	    g.dr_lon, g.dr_alt, g.pickup_time, g.deadline, g.expedited, g.confirm, reason);
 	struct item *it;
 	enum dd_verdict v;
@@ -351,8 +449,15 @@ op_reschedule(struct dd_sched *s, const struct keys *k)
 		n.expedited = g.expedited;
 	if (changed & CH_CONFIRM)
 		n.confirm = g.confirm;
-	if (!it->valid || is_final(it->state) || it->state == ST_FAILED ||
-	    strcmp(it->stage, "headed-to-dropoff") == 0) {
+	int64_t now = sched_advance(s, INT64_MIN);
+	if (it->valid && package_where(it, now) != PKG_HOME) {
+		/* Once the package may be on board, new terms cannot be kept. */
+		v = op_refuse_aboard(s, it, hash, "reschedule", now, 1);
+		if (v != DD_FAIL && sched_item_put(s, it))
+			v = DD_FAIL;
+		goto out;
+	}
+	if (!it->valid || is_final(it->state) || it->state == ST_FAILED) {
 		v = op_refuse(s, hash, "cannot reschedule delivery %s: it is %s", it->did,
 		    it->state == ST_INPROGRESS ? it->stage : sched_state_names[it->state]);
 		goto out;
@@ -479,7 +584,15 @@ status_event(struct dd_sched *s, const struct dd_env *e)
 	} else {
 		it->state = ST_INPROGRESS;
 	}
-	if (sched_log_row(s, it, t, "status", stage, eid) || sched_item_put(s, it) ||
+	if (sched_log_row(s, it, t, "status", stage, eid))
+		verdict = DD_FAIL;
+	/* A held cancel is decided once the package is known to be aboard;
+	 * a failed flight keeps it for the supervisor (no new attempt). */
+	if (verdict == DD_ACCEPT && *it->held && package_where(it, t) == PKG_ABOARD) {
+		verdict = op_refuse_aboard(s, it, it->held_op, "cancel", t, 0);
+		it->held[0] = it->held_op[0] = '\0';
+	}
+	if (verdict != DD_ACCEPT || sched_item_put(s, it) ||
 	    (freed && sched_retry_waiting(s, it->drone, t)))
 		verdict = DD_FAIL;
 	sched_item_free(it);
@@ -557,9 +670,9 @@ filter_summary(void *ctx, struct dd_buf *b)
 	struct dd_sched *s = ctx;
 	dd_buf_printf(b, "; requests %" PRIu64 " new, %" PRIu64 " replayed; scheduled %" PRIu64
 	    ", waiting %" PRIu64 ", invalid %" PRIu64 ", no-drone %" PRIu64 "; operations %" PRIu64
-	    " applied, %" PRIu64 " replayed; statuses %" PRIu64 "; emitted %" PRIu64, s->n_new,
-	    s->n_dup, s->n_sched, s->n_wait, s->n_invalid, s->n_nodrone, s->n_ops, s->n_opdup,
-	    s->n_status, s->n_emitted);
+	    " applied, %" PRIu64 " replayed, %" PRIu64 " held, %" PRIu64 " refused; statuses %" PRIu64
+	    "; emitted %" PRIu64, s->n_new, s->n_dup, s->n_sched, s->n_wait, s->n_invalid,
+	    s->n_nodrone, s->n_ops, s->n_opdup, s->n_held, s->n_refused, s->n_status, s->n_emitted);
 	uint64_t drones, nodes, searches;
 	dd_fleet_counters(s->fleet, &drones, &nodes, &searches);
 	if (searches)

@@ -195,6 +195,26 @@ sched_emit_rejected(struct dd_sched *s, struct item *it, int64_t t, const char *
 	    *it->field ? it->field : reason, check);
 }
 
+/* delivery.refused: an operation (op) refused because of where the
+ * package is (reason); hash names the operation, so each is said once. */
+int
+sched_emit_refused(struct dd_sched *s, struct item *it, int64_t t, const char *op,
+    const char *reason, const char *hash)
+{
+	char step[32];
+	snprintf(step, sizeof step, "refused.%.16s", hash);
+	data_begin(s);
+	struct dd_buf *b = &s->data;
+	sched_jstr(b, "deliveryId", it->did);
+	sched_jstr(b, "op", op);
+	sched_jstr(b, "reason", reason);
+	if (*it->stage)
+		sched_jstr(b, "stage", it->stage);
+	if (*it->drone)
+		sched_jstr(b, "droneId", it->drone);
+	return emit(s, it, t, step, "delivery.refused", it->did, data_end(s), reason, 1);
+}
+
 int
 sched_emit_rescheduled(struct dd_sched *s, struct item *it, int64_t t, unsigned changed,
     const char *reason)
@@ -248,6 +268,7 @@ sched_unbook(struct dd_sched *s, struct item *it)
 	int i = *it->drone ? dd_fleet_find(s->fleet, it->drone) : -1;
 	if (i >= 0)
 		dd_fleet_unbook(s->fleet, i, item_key(it));
+	it->busy_until = DD_NOTIME;
 }
 
 /* Book the plan's drone for the item and emit delivery.scheduled (the
@@ -291,14 +312,20 @@ sched_compensate(struct dd_sched *s, struct item *it, int64_t t, const char *rea
 	it->updated = t;
 	snprintf(it->reason, sizeof it->reason, "%s", reason);
 	if (*it->drone) {
-		sched_unbook(s, it);
+		/* A drone that may have left keeps its booking until it is home
+		 * and turned around: released from the delivery, but never
+		 * bookable while it may be flying. */
+		if (it->depart == DD_NOTIME || t < it->depart)
+			sched_unbook(s, it);
 		if (sched_emit_released(s, it, t, it->drone, it->version, reason, check))
 			return -1;
 	}
 	if (emit_removed(s, it, t, reason, check))
 		return -1;
-	return cancel ? emit_cancelled(s, it, t, reason, check)
+	int rc = cancel ? emit_cancelled(s, it, t, reason, check)
 	    : sched_emit_rejected(s, it, t, reason, NULL, check);
+	it->held[0] = it->held_op[0] = '\0';	/* decided (reason may be it->held) */
+	return rc;
 }
 
 /* A drone freed time at t: the waiting items it can now fly, most urgent

@@ -57,10 +57,16 @@ supervise_item(struct dd_sched *s, struct item *it, int64_t t, struct supstats *
 		 * ignore whatever follows it, so a new drone for this delivery
 		 * would fly unseen. It is compensated; a retry is a new request. */
 		ss->cancelled++;
-		return sched_compensate(s, it, t, "drone-failed", 1, 1);
+		return sched_compensate(s, it, t, *it->held ? it->held : "drone-failed", 1, 1);
 	case ST_SCHEDULED:
 		if (it->pickup_eta == INT64_MIN || it->pickup_eta + s->o.timeout_ms > t)
 			return 0;
+		if (*it->held) {
+			/* A held cancel, and no word from the delivery service long
+			 * after the pickup: the drone never left; the cancel holds. */
+			ss->cancelled++;
+			return sched_compensate(s, it, t, it->held, 1, 1);
+		}
 		return reassign(s, it, t, "no-progress", 1, ss);
 	case ST_WAITING: {
 		struct dd_trip tr;

@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/sha.h>
+
 #include "csvin.h"
 #include "ddtime.h"
 #include "exitcodes.h"
@@ -74,6 +76,13 @@ static const char *const migrations[] = {
 	 * decides each the same way again. */
 	"ALTER TABLE ops ADD COLUMN rejected TEXT;"
 	"CREATE TABLE seen(event_id TEXT PRIMARY KEY) WITHOUT ROWID;",
+	/* 3: a request is found by its full key (owner, request, attempt),
+	 * never by the hash its delivery id is derived from; a failed
+	 * delivery's request gets another delivery, attempt 2, 3, ... */
+	"ALTER TABLE items ADD COLUMN attempt INTEGER NOT NULL DEFAULT 1;"
+	"CREATE INDEX items_request ON items(owner_id, request_id, attempt);"
+	"ALTER TABLE items ADD COLUMN held_reason TEXT;"
+	"ALTER TABLE items ADD COLUMN held_op TEXT;",
 };
 
 void
@@ -107,12 +116,15 @@ dd_sched_open(struct dd_sched **sp, const struct dd_sched_opts *o)
 	}
 	if (!o->readonly && (
 	    prep(s, &s->q_get, "SELECT " ITEM_COLS " FROM items WHERE delivery_id = ?") ||
+	    prep(s, &s->q_getreq, "SELECT " ITEM_COLS " FROM items WHERE owner_id = ?"
+		" AND request_id = ? ORDER BY attempt DESC LIMIT 1") ||
 	    prep(s, &s->q_put, "INSERT OR REPLACE INTO items(" ITEM_COLS ") VALUES(?,?,?,?,?,?,?,?,?,?,"
-		"?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)") ||
+		"?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)") ||
 	    prep(s, &s->q_log, "INSERT INTO log VALUES(?,?,?,?,?,?,?)") ||
 	    prep(s, &s->q_step, "SELECT 1 FROM log WHERE delivery_id = ? AND step = ?") ||
 	    prep(s, &s->q_op, "INSERT OR IGNORE INTO ops(hash, rejected) VALUES(?, ?)") ||
 	    prep(s, &s->q_opseen, "SELECT rejected FROM ops WHERE hash = ?") ||
+	    prep(s, &s->q_opset, "UPDATE ops SET rejected = ? WHERE hash = ?") ||
 	    prep(s, &s->q_seen, "SELECT 1 FROM seen WHERE event_id = ?") ||
 	    prep(s, &s->q_seenadd, "INSERT OR IGNORE INTO seen(event_id) VALUES(?)") ||
 	    prep(s, &s->q_meta, "INSERT OR REPLACE INTO meta(key, value) VALUES(?, ?)") ||
@@ -120,6 +132,7 @@ dd_sched_open(struct dd_sched **sp, const struct dd_sched_opts *o)
 		dd_sched_close(s);
 		return DD_EXIT_IO;
 	}
+	s->did_bits = (int)sched_fault_at("did-bits:");
 	*sp = s;
 	return 0;
 }
@@ -137,8 +150,8 @@ dd_sched_close(struct dd_sched *s)
 {
 	if (s == NULL)
 		return;
-	sqlite3_stmt *qs[] = { s->q_get, s->q_put, s->q_log, s->q_step, s->q_op, s->q_opseen,
-		s->q_meta, s->q_dv, s->q_seen, s->q_seenadd };
+	sqlite3_stmt *qs[] = { s->q_get, s->q_getreq, s->q_put, s->q_log, s->q_step, s->q_op, s->q_opseen,
+		s->q_meta, s->q_dv, s->q_seen, s->q_seenadd, s->q_opset };
 	for (size_t i = 0; i < sizeof qs / sizeof qs[0]; i++)
 		sqlite3_finalize(qs[i]);
 	dd_store_close(&s->st);
@@ -148,6 +161,7 @@ dd_sched_close(struct dd_sched *s)
 	dd_buf_free(&s->ev);
 	dd_buf_free(&s->data);
 	dd_buf_free(&s->tmp);
+	dd_buf_free(&s->opname);
 	free(s->feed_err);
 	free(s);
 }
@@ -233,24 +247,97 @@ sched_hex_id(char *out, size_t cap, const char *prefix, uint64_t h)
 	snprintf(out, cap, "%s%016" PRIx64, prefix, h);
 }
 
-/* The delivery id of (owner, request): the same request always maps to
- * the same delivery. Ids hold no NUL, so one separates the two. */
-void
-sched_derive_did(const char *owner, const char *rid, char out[24])
+static void hex128(const unsigned char *md, char *out);
+
+/* A field of a hashed key at b + off: its length (4 bytes, big-endian),
+ * then it; the new offset. Ids are at most IDMAX bytes. */
+static size_t
+put_field(unsigned char *b, size_t off, const void *p, size_t n)
 {
-	size_t lo = strlen(owner), lr = strlen(rid);
-	char *b = dd_malloc(lo + lr + 1);
-	memcpy(b, owner, lo);
-	b[lo] = '\0';
-	memcpy(b + lo + 1, rid, lr);
-	sched_hex_id(out, 24, "d-", dd_hash64(b, lo + 1 + lr));
-	free(b);
+	b[off] = (unsigned char)(n >> 24);
+	b[off + 1] = (unsigned char)(n >> 16);
+	b[off + 2] = (unsigned char)(n >> 8);
+	b[off + 3] = (unsigned char)n;
+	memcpy(b + off + 4, p, n);
+	return off + 4 + n;
+}
+
+/*
+ * The delivery id of (owner, request, attempt): "d-" and the first 128
+ * bits of SHA-256 over the length-prefixed fields, so no client can make
+ * two keys share an id (the old 64-bit FNV could be steered in
+ * milliseconds). probe > 0 names the next candidate after a collision;
+ * bits (a test aid) keeps only that many bits of the first candidate, to
+ * make collisions happen.
+ */
+void
+sched_derive_did(const char *owner, const char *rid, int attempt, unsigned probe, int bits,
+    char out[DIDMAX])
+{
+	static const char tag[] = "dd-schedule delivery id";
+	unsigned char md[SHA256_DIGEST_LENGTH], num[8] = {
+		(unsigned char)(attempt >> 24), (unsigned char)(attempt >> 16),
+		(unsigned char)(attempt >> 8), (unsigned char)attempt,
+		(unsigned char)(probe >> 24), (unsigned char)(probe >> 16),
+		(unsigned char)(probe >> 8), (unsigned char)probe };
+	unsigned char b[4 * 4 + sizeof tag + 2 * IDMAX + sizeof num];
+	size_t lo = strnlen(owner, IDMAX), lr = strnlen(rid, IDMAX);
+	size_t n = put_field(b, 0, tag, sizeof tag - 1);
+	n = put_field(b, n, owner, lo);
+	n = put_field(b, n, rid, lr);
+	n = put_field(b, n, num, sizeof num);
+	SHA256(b, n, md);
+	if (bits > 0 && bits < 128 && probe == 0)
+		for (int i = 0; i < 16; i++)
+			md[i] &= i * 8 + 8 <= bits ? 0xff : i * 8 >= bits ? 0 :
+			    (unsigned char)(0xff << (8 - bits % 8));
+	memcpy(out, "d-", 2);
+	hex128(md, out + 2);
+}
+
+static void
+hex128(const unsigned char *md, char *out)
+{
+	for (int i = 0; i < 16; i++) {
+		out[2 * i] = "0123456789abcdef"[md[i] >> 4];
+		out[2 * i + 1] = "0123456789abcdef"[md[i] & 15];
+	}
+	out[32] = '\0';
+}
+
+void
+sched_key_hex(const void *p, size_t n, char out[DIDMAX])
+{
+	unsigned char md[SHA256_DIGEST_LENGTH];
+	SHA256(p, n, md);
+	hex128(md, out);
+}
+
+/*
+ * Give a new item (owner, rid and attempt set) its delivery id: the
+ * derived one, or when another request holds it (a collision, however
+ * unlikely), the next candidate that is free. The first to arrive keeps
+ * the plain id and the store remembers who has which, so a replay finds
+ * the same id again (by its full key) and nothing is ever refused for it.
+ * 0, or -1 (dd_errmsg()).
+ */
+int
+sched_name_item(struct dd_sched *s, struct item *it)
+{
+	for (unsigned probe = 0;; probe++) {
+		struct item *other;
+		sched_derive_did(it->owner, it->rid, it->attempt, probe, s->did_bits, it->did);
+		int found = sched_item_get(s, it->did, &other);
+		sched_item_free(other);
+		if (found <= 0)
+			return found;
+	}
 }
 
 void
 sched_derive_eid(const char *did, const char *step, char out[24])
 {
-	char b[64 + 48];
+	char b[DIDMAX + 48];
 	int n = snprintf(b, sizeof b, "%s/%s", did, step);
 	sched_hex_id(out, 24, "e-", dd_hash64(b, (size_t)n));
 }
@@ -343,7 +430,8 @@ sched_wait_take(struct dd_sched *s, const char *did)
 }
 
 /* (Re)build everything held in memory from the store: the fleet index,
- * the bookings of active deliveries, the waiting items, the clock. */
+ * the bookings (of active deliveries, and of ended ones whose drone may
+ * not be home yet), the waiting items, the clock. */
 static int
 load(struct dd_sched *s)
 {
@@ -380,7 +468,8 @@ load(struct dd_sched *s)
 	int64_t floor = s->o.has_now ? s->o.now : s->clock;
 	dd_fleet_set_floor(s->fleet, floor);
 	q = dd_store_prepare(&s->st, "SELECT delivery_id, drone_id, depart, busy_until FROM items"
-	    " WHERE state IN ('scheduled', 'in-progress', 'failed') AND busy_until > ?");
+	    " WHERE state IN ('scheduled', 'in-progress', 'failed', 'completed', 'cancelled')"
+	    " AND drone_id IS NOT NULL AND busy_until > ?");
 	if (q == NULL)
 		return -1;
 	dd_bind_int(q, 0, floor);	/* not a time: INT64_MIN (no clock yet) keeps all */

@@ -68,6 +68,8 @@ int dd_sched_supervise(struct dd_sched *s, struct dd_buf *summary);
 
 /* get: one work item with its log, as one JSON line; 1 when unknown. */
 int dd_sched_get(struct dd_sched *s, const char *id, FILE *out);
+/* get ID... / get -: dd_sched_get for each, as dd_store_get() does. */
+int dd_sched_get_many(struct dd_sched *s, char **ids, FILE *out);
 /* list: work items in arrival order, all or those in one state. */
 int dd_sched_list(struct dd_sched *s, const char *state, enum dd_fmt fmt, FILE *out);
 /* stats: one JSON line; requests = scheduled + rejected + waiting. */

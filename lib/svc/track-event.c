@@ -490,19 +490,14 @@ dd_track_event(struct dd_track *t, const struct dd_line *l, const struct dd_env 
 		t->after_removal++;
 		return DD_ACCEPT;
 	}
-	uint64_t eh;
-	if (e->id.esc) {
-		dd_buf_reset(&t->str);
-		dd_jstr_decode(&e->id, &t->str);
-		eh = dd_hash64(t->str.p, t->str.len);
-	} else {
-		eh = dd_hash64(e->id.p, e->id.n);
-	}
-	if (dd_trk_seen(d, eh)) {
+	size_t idn;
+	const char *id = dd_jstr_text(&e->id, &t->str, &idn);
+	uint64_t eh = dd_hash64(id, idn);
+	if (dd_trk_seen(d, eh, id, idn)) {
 		t->dups++;
 		return DD_ACCEPT;
 	}
-	dd_trk_seen_add(d, eh, ts);
+	dd_trk_seen_add(d, eh, ts, id, idn);
 	if (late)
 		t->late_ends++;
 	int64_t pos_before = d->loc_time;

@@ -92,31 +92,47 @@ q_write(FILE *out, const struct dd_buf *b)
 	return 0;
 }
 
-int
-dd_track_get(struct dd_store *s, const char *id, FILE *out)
+struct getq {
+	sqlite3_stmt *st;
+	struct dd_buf b;
+};
+
+/* One delivery of a batch get (dd_store_get). */
+static int
+get_one(void *vq, const char *id, FILE *out)
 {
+	struct getq *q = vq;
+	sqlite3_stmt *st = q->st;
 	int rc = 0;
-	struct dd_buf sql = { 0 }, b = { 0 };
-	dd_buf_printf(&sql, "SELECT %s FROM delivery WHERE id = ?", q_cols);
-	sqlite3_stmt *st = dd_store_prepare(s, sql.p);
-	dd_buf_free(&sql);
-	if (st == NULL) {
-		return DD_EXIT_IO;
-	}
 	dd_bind_text(st, 0, id, (size_t)-1);
 	int r = sqlite3_step(st);
 	if (r == SQLITE_ROW) {
-		row_json(&b, st);
-		rc = q_write(out, &b) ? DD_EXIT_IO : 0;
+		dd_buf_reset(&q->b);
+		row_json(&q->b, st);
+		rc = q_write(out, &q->b) ? DD_EXIT_IO : 0;
 	} else if (r == SQLITE_DONE) {
 		dd_seterr("%s: no such delivery", id);
 		rc = DD_EXIT_REJECTED;
 	} else {
-		dd_store_err(s, "reading");
+		dd_seterr("reading: %s", sqlite3_errmsg(sqlite3_db_handle(st)));
 		rc = DD_EXIT_IO;
 	}
-	dd_buf_free(&b);
-	sqlite3_finalize(st);
+	sqlite3_reset(st);
+	return rc;
+}
+
+int
+dd_track_get(struct dd_store *s, char **ids, FILE *out)
+{
+	struct dd_buf sql = { 0 };
+	dd_buf_printf(&sql, "SELECT %s FROM delivery WHERE id = ?", q_cols);
+	struct getq q = { dd_store_prepare(s, sql.p), { 0 } };
+	dd_buf_free(&sql);
+	if (q.st == NULL)
+		return DD_EXIT_IO;
+	int rc = dd_store_get(s, ids, get_one, &q, out);
+	sqlite3_finalize(q.st);
+	dd_buf_free(&q.b);
 	return rc;
 }
 

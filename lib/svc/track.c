@@ -1,5 +1,6 @@
 #include <inttypes.h>
 #include <math.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -13,7 +14,7 @@ dd_track_defaults(struct dd_track_opts *o)
 {
 	memset(o, 0, sizeof *o);
 	o->retain_ms = 3600 * 1000;
-	o->cache_max = 100000;
+	o->cache_bytes = DD_TRACK_CACHE_DEFAULT;
 	o->out = stdout;
 }
 
@@ -38,6 +39,12 @@ dd_trk_stage(const struct dlv *d)
 	return DD_STAGE_UNKNOWN;
 }
 
+static uint64_t
+hash_id(const char *id, size_t n)
+{
+	return dd_hash64(id, n);
+}
+
 static void
 loc_free(struct loc *l)
 {
@@ -45,13 +52,15 @@ loc_free(struct loc *l)
 	l->json = NULL;
 }
 
-static void
-dlv_clear(struct dlv *d)
+void
+dd_trk_dlv_clear(struct dlv *d)
 {
 	free(d->drone);
 	loc_free(&d->loc);
 	loc_free(&d->pickup);
 	loc_free(&d->dropoff);
+	for (size_t i = 0; i < d->nseen; i++)
+		free(d->seen[i].id);
 	free(d->seen);
 	d->drone = NULL;
 	d->seen = NULL;
@@ -64,32 +73,33 @@ dlv_clear(struct dlv *d)
 	d->speed = d->battery = NAN;
 }
 
-static void
-dlv_free(struct dlv *d)
+void
+dd_trk_dlv_free(struct dlv *d)
 {
-	dlv_clear(d);
-	free(d->id);
+	dd_trk_dlv_clear(d);
 	free(d);
 }
 
 int
-dd_trk_seen(const struct dlv *d, uint64_t h)
+dd_trk_seen(const struct dlv *d, uint64_t h, const char *id, size_t n)
 {
 	for (size_t i = 0; i < d->nseen; i++)
-		if (d->seen[i].h == h)
+		if (d->seen[i].h == h && d->seen[i].len == n && !memcmp(d->seen[i].id, id, n))
 			return 1;
 	return 0;
 }
 
 void
-dd_trk_seen_add(struct dlv *d, uint64_t h, int64_t t)
+dd_trk_seen_add(struct dlv *d, uint64_t h, int64_t t, const char *id, size_t n)
 {
 	if (d->nseen == d->capseen) {
-		d->capseen = d->capseen ? d->capseen * 2 : 8;
+		d->capseen = d->capseen ? d->capseen * 2 : 2;	/* most have few */
 		d->seen = dd_realloc(d->seen, d->capseen * sizeof *d->seen);
 	}
 	d->seen[d->nseen].h = h;
 	d->seen[d->nseen].t = t;
+	d->seen[d->nseen].id = dd_strndup(id, n);
+	d->seen[d->nseen].len = n;
 	d->nseen++;
 }
 
@@ -99,17 +109,20 @@ static void
 seen_prune(struct dlv *d, int64_t horizon)
 {
 	size_t j = 0;
-	for (size_t i = 0; i < d->nseen; i++)
+	for (size_t i = 0; i < d->nseen; i++) {
 		if (d->seen[i].t >= horizon)
 			d->seen[j++] = d->seen[i];
+		else
+			free(d->seen[i].id);
+	}
 	d->nseen = j;
 }
 
 static const char *const migrations[] = {
 	/* 1: live deliveries. Times are epoch milliseconds (NULL: none);
 	 * locations are the JSON objects as received. The t_* columns and
-	 * seen (ids of recent events, 16 bytes each: hash, time) are the
-	 * engine's state; stage and ended are derived from them. */
+	 * seen (ids of recent events, see row_write) are the engine's
+	 * state; stage and ended are derived from them. */
 	"CREATE TABLE delivery ("
 	" id TEXT PRIMARY KEY,"
 	" stage TEXT NOT NULL,"
@@ -143,6 +156,12 @@ static const char *const migrations[] = {
 	"CREATE TABLE ended (id TEXT PRIMARY KEY, stage TEXT NOT NULL,"
 	" ended INTEGER NOT NULL) WITHOUT ROWID;"
 	"CREATE INDEX ended_time ON ended(ended);",
+	/* 3: seen holds the ids themselves (row_write), no longer 64-bit
+	 * hashes that crafted ids could make collide. Hashes cannot be
+	 * turned back into ids, so they are forgotten: a duplicate of an
+	 * event applied before is applied again, which leaves the stage as
+	 * it was (a function of the set of events). */
+	"UPDATE delivery SET seen = NULL;",
 };
 
 /* How long, in event time, a removed delivery's id is remembered. */
@@ -157,74 +176,6 @@ enum {
 	C_DROPOFF, C_PETA, C_DETA, C_UPDATED, C_ENDED, C_TSCHED, C_TDISP, C_TPICK,
 	C_TRESCHED, C_DRONETIME, C_PTIME, C_DTIME, C_ETATIME, C_POSTIME, C_SEEN, C_N
 };
-
-static uint64_t
-hash_id(const char *id, size_t n)
-{
-	return dd_hash64(id, n);
-}
-
-static struct dlv *
-cache_find(struct dd_track *t, const char *id, size_t n, uint64_t h)
-{
-	for (struct dlv *d = t->tab[h & (t->nb - 1)]; d; d = d->next)
-		if (d->hash == h && d->idlen == n && memcmp(d->id, id, n) == 0)
-			return d;
-	return NULL;
-}
-
-static void
-cache_grow(struct dd_track *t)
-{
-	size_t nb = t->nb ? t->nb * 2 : 1024;
-	struct dlv **tab = dd_calloc(nb, sizeof *tab);
-	for (size_t i = 0; i < t->nb; i++) {
-		for (struct dlv *d = t->tab[i], *next; d; d = next) {
-			next = d->next;
-			d->next = tab[d->hash & (nb - 1)];
-			tab[d->hash & (nb - 1)] = d;
-		}
-	}
-	free(t->tab);
-	t->tab = tab;
-	t->nb = nb;
-}
-
-static struct dlv *
-cache_add(struct dd_track *t, const char *id, size_t n, uint64_t h)
-{
-	if (t->n >= t->nb)
-		cache_grow(t);
-	struct dlv *d = dd_calloc(1, sizeof *d);
-	d->id = dd_strndup(id, n);
-	d->idlen = n;
-	d->hash = h;
-	dlv_clear(d);
-	d->next = t->tab[h & (t->nb - 1)];
-	t->tab[h & (t->nb - 1)] = d;
-	t->n++;
-	return d;
-}
-
-static void
-cache_unlink(struct dd_track *t, struct dlv *d)
-{
-	struct dlv **pp = &t->tab[d->hash & (t->nb - 1)];
-	while (*pp != d)
-		pp = &(*pp)->next;
-	*pp = d->next;
-	t->n--;
-}
-
-void
-dd_trk_dirty(struct dd_track *t, struct dlv *d)
-{
-	if (!d->dirty) {
-		d->dirty = 1;
-		d->dnext = t->dirty;
-		t->dirty = d;
-	}
-}
 
 /* ---- reading and writing rows ---- */
 
@@ -320,9 +271,11 @@ row_load(sqlite3_stmt *st, struct dlv *d)
 	d->eta_time = dd_col_time(st, C_ETATIME);
 	d->pos_ms = dd_col_time(st, C_POSTIME);
 	const unsigned char *b = sqlite3_column_blob(st, C_SEEN);
-	size_t n = (size_t)sqlite3_column_bytes(st, C_SEEN) / 16;
-	for (size_t i = 0; i < n; i++)
-		dd_trk_seen_add(d, get_le64(b + 16 * i), (int64_t)get_le64(b + 16 * i + 8));
+	size_t n = (size_t)sqlite3_column_bytes(st, C_SEEN);
+	/* Entries of row_write; a truncated one ends the list. */
+	for (size_t i = 0; n - i >= 9 && n - i - 9 >= b[i + 8]; i += 9 + b[i + 8])
+		dd_trk_seen_add(d, hash_id((const char *)b + i + 9, b[i + 8]),
+		    (int64_t)get_le64(b + i), (const char *)b + i + 9, b[i + 8]);
 	d->in_db = 1;
 }
 
@@ -332,9 +285,12 @@ row_write(struct dd_track *t, struct dlv *d, int64_t horizon)
 	sqlite3_stmt *st = d->in_db ? t->upd : t->ins;
 	seen_prune(d, horizon);
 	dd_buf_reset(&t->tmp);
+	/* seen: per id its time (8 bytes, little-endian), its length (one
+	 * byte: the scanner allows 1-128) and its bytes. */
 	for (size_t i = 0; i < d->nseen; i++) {
-		put_le64(&t->tmp, d->seen[i].h);
 		put_le64(&t->tmp, (uint64_t)d->seen[i].t);
+		dd_buf_addc(&t->tmp, (char)(unsigned char)d->seen[i].len);
+		dd_buf_add(&t->tmp, d->seen[i].id, d->seen[i].len);
 	}
 	dd_bind_text(st, C_ID, d->id, d->idlen);
 	dd_bind_text(st, C_STAGE, dd_stage_name(dd_trk_stage(d)), (size_t)-1);
@@ -370,6 +326,7 @@ row_write(struct dd_track *t, struct dlv *d, int64_t horizon)
 	return 0;
 }
 
+
 /* Look a delivery up in the store (when not all of it is in memory). */
 static int
 store_find(struct dd_track *t, const char *id, size_t n, uint64_t h, struct dlv **out)
@@ -378,8 +335,9 @@ store_find(struct dd_track *t, const char *id, size_t n, uint64_t h, struct dlv 
 	dd_bind_text(t->sel, 0, id, n);
 	int rc = sqlite3_step(t->sel);
 	if (rc == SQLITE_ROW) {
-		struct dlv *d = cache_add(t, id, n, h);
+		struct dlv *d = dd_trk_cache_add(t, id, n, h);
 		row_load(t->sel, d);
+		dd_trk_cache_account(t, d);
 		*out = d;
 	}
 	sqlite3_reset(t->sel);
@@ -414,34 +372,32 @@ meta_put(struct dd_track *t, const char *key, int64_t v)
 	return rc == SQLITE_DONE ? 0 : dd_store_err(&t->s, "writing meta");
 }
 
-/* Load every delivery when the store is small enough: then a miss in
- * memory means a new delivery, and costs no lookup. */
+/* Load the deliveries of the store while they fit in half the budget:
+ * when all of them do, a miss in memory means a new delivery, and costs
+ * no lookup. */
 static int
 load_all(struct dd_track *t)
 {
-	sqlite3_stmt *st = dd_store_prepare(&t->s, "SELECT count(*) FROM delivery");
+	sqlite3_stmt *st = dd_store_prepare(&t->s, "SELECT " COLS " FROM delivery");
 	if (st == NULL)
 		return -1;
-	int64_t count = 0;
-	if (sqlite3_step(st) == SQLITE_ROW)
-		count = dd_col_int(st, 0);
-	sqlite3_finalize(st);
-	if (count > (int64_t)(t->o.cache_max / 2)) {
-		t->authoritative = 0;
-		return 0;
-	}
-	if ((st = dd_store_prepare(&t->s, "SELECT " COLS " FROM delivery")) == NULL)
-		return -1;
 	int rc;
+	t->authoritative = 1;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (t->mem > t->o.cache_bytes / 2) {
+			t->authoritative = 0;
+			rc = SQLITE_DONE;
+			break;
+		}
 		size_t n;
 		const char *id = dd_col_text(st, C_ID, &n);
-		row_load(st, cache_add(t, id, n, hash_id(id, n)));
+		struct dlv *d = dd_trk_cache_add(t, id, n, hash_id(id, n));
+		row_load(st, d);
+		dd_trk_cache_account(t, d);
 	}
 	sqlite3_finalize(st);
 	if (rc != SQLITE_DONE)
 		return dd_store_err(&t->s, "loading deliveries");
-	t->authoritative = 1;
 	return 0;
 }
 
@@ -452,6 +408,12 @@ dd_track_open(struct dd_track **tp, const char *path, const struct dd_track_opts
 	*tp = NULL;
 	t->o = *o;
 	t->lockfd = -1;
+	/* A test aid, DD_TRACK_FAULT=commit-kill:N: SIGKILL at the Nth
+	 * commit, its coalesced writes made and not committed, the worst
+	 * moment for a crash. */
+	const char *f = getenv("DD_TRACK_FAULT");
+	if (f && strncmp(f, "commit-kill:", 12) == 0)
+		t->kill_at = strtol(f + 12, NULL, 10);
 	t->max_time = DD_NOTIME;
 	/* One tracker per store: two would each hold their own copy of the
 	 * live deliveries in memory. Taken before the store is opened (and
@@ -485,7 +447,7 @@ dd_track_open(struct dd_track **tp, const char *path, const struct dd_track_opts
 		free(t);
 		return rc;
 	}
-	cache_grow(t);
+	dd_trk_cache_init(t);
 	int64_t removed = 0;
 	if (dd_trk_meta_get(&t->s, "max_time", &t->max_time) ||
 	    dd_trk_meta_get(&t->s, "removed", &removed))
@@ -552,12 +514,7 @@ dd_track_close(struct dd_track *t)
 	sqlite3_finalize(t->tomb_get);
 	sqlite3_finalize(t->tomb_prune);
 	dd_store_close(&t->s);
-	for (size_t i = 0; i < t->nb; i++)
-		for (struct dlv *d = t->tab[i], *next; d; d = next) {
-			next = d->next;
-			dlv_free(d);
-		}
-	free(t->tab);
+	dd_trk_cache_free(t);
 	if (t->lockfd >= 0)
 		close(t->lockfd);
 	free(t->lockpath);
@@ -588,7 +545,7 @@ int
 dd_trk_lookup(struct dd_track *t, const char *id, size_t n, struct dlv **dp)
 {
 	uint64_t h = hash_id(id, n);
-	struct dlv *d = cache_find(t, id, n, h);
+	struct dlv *d = dd_trk_cache_find(t, id, n, h);
 	*dp = NULL;
 	if (d == NULL && !t->authoritative && store_find(t, id, n, h, &d))
 		return -1;
@@ -605,7 +562,7 @@ dd_trk_lookup(struct dd_track *t, const char *id, size_t n, struct dlv **dp)
 		if (rc != SQLITE_DONE)
 			return dd_store_err(&t->s, "reading removed deliveries");
 	}
-	*dp = d ? d : cache_add(t, id, n, h);
+	*dp = d ? d : dd_trk_cache_add(t, id, n, h);
 	return 0;
 }
 
@@ -616,6 +573,7 @@ dd_track_commit(struct dd_track *t)
 	if (dd_store_begin(&t->s))
 		return -1;
 	/* Changed deliveries: written, or deleted when they have expired. */
+	dd_trk_dirty_sort(t);
 	for (struct dlv *d = t->dirty, *next; d; d = next) {
 		next = d->dnext;
 		d->dirty = 0;
@@ -636,30 +594,20 @@ dd_track_commit(struct dd_track *t)
 			if (trc != SQLITE_DONE)
 				goto fail;
 			t->ntomb++;
-			cache_unlink(t, d);
-			dlv_free(d);
+			dd_trk_cache_remove(t, d);
 			t->removed++;
 			t->removed_run++;
 			continue;
 		}
 		if (row_write(t, d, h))
 			goto fail_msg;
+		dd_trk_cache_account(t, d);
 	}
 	t->dirty = NULL;
 	if (h != DD_NOTIME) {
 		/* Expired deliveries not changed in this batch: their rows are
 		 * current, so one DELETE removes them (and those not in memory). */
-		for (size_t i = 0; i < t->nb; i++) {
-			for (struct dlv **pp = &t->tab[i], *d; (d = *pp) != NULL; ) {
-				if (expired(t, d)) {
-					*pp = d->next;
-					t->n--;
-					dlv_free(d);
-				} else {
-					pp = &d->next;
-				}
-			}
-		}
+		dd_trk_cache_sweep(t, expired);
 		dd_bind_int(t->tomb_expired, 0, h);
 		int rc = sqlite3_step(t->tomb_expired);
 		sqlite3_reset(t->tomb_expired);
@@ -685,22 +633,11 @@ dd_track_commit(struct dd_track *t)
 	}
 	if (meta_put(t, "max_time", t->max_time) || meta_put(t, "removed", (int64_t)t->removed))
 		goto fail_msg;
+	if (t->kill_at && ++t->commits == t->kill_at)
+		raise(SIGKILL);
 	if (dd_store_commit(&t->s))
 		return -1;
-	/* Bound the memory: evict clean deliveries (all are clean now); they
-	 * are read back from the store when they are needed again. */
-	if (t->n > t->o.cache_max) {
-		size_t keep = t->o.cache_max * 3 / 4;
-		for (size_t i = 0; i < t->nb && t->n > keep; i++) {
-			while (t->tab[i] && t->n > keep) {
-				struct dlv *d = t->tab[i];
-				t->tab[i] = d->next;
-				t->n--;
-				dlv_free(d);
-			}
-		}
-		t->authoritative = 0;
-	}
+	dd_trk_cache_trim(t);
 	return 0;
 fail:
 	dd_store_err(&t->s, "removing deliveries");

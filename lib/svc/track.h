@@ -31,13 +31,18 @@
  * DD_STAGE_UNKNOWN, a delivery known only from telemetry that set no stage
  * (its schedule may come); dd_stage_parse(s, DD_STAGE_TRACK) names them. */
 
+/* --cache's default: room for a million live deliveries (about 300 bytes
+ * each in memory, with a few ids of recent events). */
+#define DD_TRACK_CACHE_DEFAULT ((size_t)512 << 20)
+
 struct dd_track_opts {
 	int64_t retain_ms;		/* --retain: keep ended deliveries this long */
 	int64_t position_every_ms;	/* --position-every, 0 for none */
 	int only_status;		/* --only-status */
-	size_t cache_max;		/* --cache: live deliveries held in memory; past
-					 * it, clean ones are evicted after a commit
-					 * and read back from the store when needed */
+	size_t cache_bytes;		/* --cache: memory for the deliveries held;
+					 * past it, clean ones are evicted after a
+					 * commit and read back from the store when
+					 * needed */
 	FILE *out;			/* where lines and status events go */
 };
 void dd_track_defaults(struct dd_track_opts *o);
@@ -69,7 +74,8 @@ int dd_track_filter(struct dd_track *t, const struct dd_filter_opts *fo);
  * Questions to the store (opened read-only). Each returns an exit code:
  * 0, 1 (get: no such delivery), 4 (store or write error, dd_errmsg()).
  */
-int dd_track_get(struct dd_store *s, const char *id, FILE *out);
+/* get ID... / get -: see dd_store_get(). */
+int dd_track_get(struct dd_store *s, char **ids, FILE *out);
 /* stage < 0 or drone NULL: no filter on it. */
 int dd_track_list(struct dd_store *s, int stage, const char *drone, enum dd_fmt fmt,
     FILE *out);
