@@ -20,7 +20,7 @@
 #include "schedule.h"
 #include "util.h"
 
-enum { K_DB = 1, K_FLEET, K_CSV, K_NOW, K_LEAD, K_TIMEOUT, K_STATE, K_FORMAT };
+enum { K_DB = 1, K_FLEET, K_CSV, K_NOW, K_LEAD, K_TIMEOUT, K_STATE, K_FORMAT, K_INSPECTION };
 
 static const struct dd_opt store_opts[] = {
 	{ "db", 0, "FILE", "the store (default $DD_HOME/schedule.db)", K_DB, 0 },
@@ -35,6 +35,8 @@ static const struct dd_opt filter_opts[] = {
 		K_NOW, 0 },
 	{ "lead", 0, "DUR", "a request arrives this long before its pickup (default 1h)",
 		K_LEAD, 0 },
+	{ "inspection", 0, "DUR", "a failed drone is out of service this long after it returned "
+		"(default 1h)", K_INSPECTION, 0 },
 	DD_FILTER_OPTIONS("5000"),
 	DD_OPT_END,
 };
@@ -43,6 +45,11 @@ static const struct dd_opt supervise_opts[] = {
 		K_NOW, 0 },
 	{ "timeout", 0, "DUR", "supervise: no progress this long after the pickup ETA "
 		"(default 15m)", K_TIMEOUT, 0 },
+	DD_OPT_END,
+};
+static const struct dd_opt now_opts[] = {
+	{ "now", 0, "TIME", "fix the clock (default: the input's own times; supervise: now)",
+		K_NOW, 0 },
 	DD_OPT_END,
 };
 static const struct dd_opt list_opts[] = {
@@ -93,13 +100,15 @@ set(void *vc, int key, const char *arg, const char *arg2)
 		return dd_time_arg(arg, dd_now_ms(), &c->so.now);
 	case K_LEAD:
 	case K_TIMEOUT:
+	case K_INSPECTION:
 		if (dd_duration_parse(arg, &ms))
 			return -1;
 		if (ms < 0) {
 			dd_seterr("must not be negative");
 			return -1;
 		}
-		*(key == K_LEAD ? &c->so.lead_ms : &c->so.timeout_ms) = ms;
+		*(key == K_LEAD ? &c->so.lead_ms : key == K_TIMEOUT ? &c->so.timeout_ms
+		    : &c->so.inspection_ms) = ms;
 		return 0;
 	case K_STATE:
 		if (!dd_sched_state_valid(arg))
@@ -217,6 +226,15 @@ fleet_import(struct ctx *c, struct dd_sched *s, char **argv)
 }
 
 static int
+fleet_return(struct ctx *c, struct dd_sched *s, char **argv)
+{
+	int code = dd_sched_fleet_return(s, argv[0]);
+	if (code == DD_EXIT_REJECTED)
+		dd_warn("%s", dd_errmsg());
+	return code;
+}
+
+static int
 fleet_list(struct ctx *c, struct dd_sched *s, char **argv)
 {
 	return dd_sched_fleet_list(s, c->fmt, stdout);
@@ -228,6 +246,7 @@ static int run_list(void *c, int n, char **v) { return with_store(c, 1, list, v)
 static int run_stats(void *c, int n, char **v) { return with_store(c, 1, stats, v); }
 static int run_import(void *c, int n, char **v) { return with_store(c, 0, fleet_import, v); }
 static int run_fleet(void *c, int n, char **v) { return with_store(c, 1, fleet_list, v); }
+static int run_return(void *c, int n, char **v) { return with_store(c, 0, fleet_return, v); }
 
 static const struct dd_opt *const filter_tables[] = { store_opts, filter_opts, NULL };
 static const struct dd_opt *const supervise_tables[] = { store_opts, supervise_opts, NULL };
@@ -235,6 +254,7 @@ static const struct dd_opt *const list_tables[] = { store_opts, list_opts, NULL 
 static const struct dd_opt *const format_tables[] = { store_opts, format_opts, NULL };
 static const struct dd_opt *const import_tables[] = { store_opts, import_opts, NULL };
 static const struct dd_opt *const store_tables[] = { store_opts, NULL };
+static const struct dd_opt *const return_tables[] = { store_opts, now_opts, NULL };
 
 static const struct dd_cmd cmds[] = {
 	{ NULL, "[FILE...]", 0, -1, filter_tables, run_filter, 1 },
@@ -244,6 +264,7 @@ static const struct dd_cmd cmds[] = {
 	{ "stats", NULL, 0, 0, store_tables, run_stats },
 	{ "fleet import", "FILE", 1, 1, import_tables, run_import },
 	{ "fleet list", NULL, 0, 0, format_tables, run_fleet },
+	{ "fleet return", "DRONE", 1, 1, return_tables, run_return },
 	{ NULL, NULL, 0, 0, NULL, NULL },
 };
 

@@ -185,3 +185,48 @@ away_drone() {
 	req r-4 '.pickupTime = "2026-11-26T12:00:00Z" | .deadline = "2026-11-26T13:00:00Z"' | dd-schedule -q --now 2026-11-26T10:32:00Z > out5
 	[ "$(jq -r 'select(.type == "delivery.scheduled") | .data.pickupEta' out5)" = 2026-11-26T12:00:00.000Z ]
 }
+
+@test "a failed drone stays grounded until it has returned and --inspection has passed, or fleet return" {
+	away_drone
+	req r-1 | dd-schedule -q > out1
+	d1=$(jq -r 'select(.type == "delivery.scheduled") | .subject' out1)
+	returned() {
+		jq -cn --arg d "$1" --arg t "$2" '{specversion: "1.0", id: ($d + "/returned"),
+			source: "/drones/D-1", type: "drone.returned", time: $t, subject: $d,
+			data: {droneId: "D-1"}}'
+	}
+	status "$d1" failed 2026-11-26T10:01:00Z | dd-schedule -q
+	# Failed, not back: a request for later today waits for a drone.
+	req r-2 '.pickupTime = "2026-11-26T10:30:00Z" | .deadline = "2026-11-26T16:00:00Z"' | dd-schedule -q > out2
+	[ "$(jq -r .type out2)" = package.registered ]
+	[ "$(dd-schedule stats | jq .waiting)" -eq 1 ]
+	# Importing the fleet again keeps the failure.
+	dd-schedule -q fleet import away.csv
+	# Home at 10:10: the waiting request gets it after the inspection.
+	returned "$d1" 2026-11-26T10:10:00Z | dd-schedule -q > out3
+	run jq -r 'select(.type == "delivery.scheduled") | .data.departureEta' out3
+	assert_output 2026-11-26T11:10:00.000Z
+	# Another failure, an operator's return: bookable at once.
+	d2=$(jq -r 'select(.type == "delivery.scheduled") | .subject' out3)
+	status "$d2" failed 2026-11-26T11:12:00Z | dd-schedule -q
+	req r-3 '.pickupTime = "2026-11-26T12:00:00Z" | .deadline = "2026-11-26T16:00:00Z"' | dd-schedule -q > out4
+	[ "$(dd-schedule stats | jq .waiting)" -eq 1 ]
+	sched out5 fleet return D-1 --now 2026-11-26T11:20:00Z
+	assert_success
+	run jq -r 'select(.type == "delivery.scheduled") | [.data.requestId, .data.pickupEta] | @tsv' out5
+	assert_output "$(printf 'r-3\t2026-11-26T12:00:00.000Z')"
+	validate_events out3 out5
+	run dd-schedule fleet return D-9
+	assert_failure 1
+	assert_output --partial "D-9: no such drone in the fleet"
+	# --inspection sets the time out after the return, for the runs that
+	# book (the policy of each run, applied to the stored return time).
+	rm -f "$DD_HOME/schedule.db"*
+	away_drone
+	req r-1 | dd-schedule -q > out1
+	d1=$(jq -r 'select(.type == "delivery.scheduled") | .subject' out1)
+	{ status "$d1" failed 2026-11-26T10:01:00Z; returned "$d1" 2026-11-26T10:10:00Z; } | dd-schedule -q --inspection 10m
+	req r-2 '.pickupTime = "2026-11-26T10:20:00Z" | .deadline = "2026-11-26T16:00:00Z"' | dd-schedule -q --inspection 10m --now 2026-11-26T10:11:00Z > out6
+	run jq -r 'select(.type == "delivery.scheduled") | .data.departureEta' out6
+	assert_output 2026-11-26T10:20:00.000Z
+}

@@ -164,6 +164,7 @@ struct drone {
 	struct booking *b;
 	int nb, cap;
 	int64_t free_lb;	/* no flight of this drone departs earlier */
+	int64_t out_from, out_until;	/* out of service (failed): no flight overlaps */
 	int leaf;
 };
 
@@ -235,6 +236,7 @@ dd_fleet_add(struct dd_fleet *f, const struct dd_drone_spec *s)
 	d->s.id = dd_strdup(s->id);
 	unitvec(s->lat, s->lon, d->v);
 	d->free_lb = INT64_MIN;
+	d->out_from = d->out_until = INT64_MIN;
 }
 
 static int
@@ -437,6 +439,8 @@ refresh(struct dd_fleet *f, int i, int force)
 		if (d->b[k].end > s)
 			s = d->b[k].end;
 	}
+	if (s >= d->out_from && s < d->out_until)
+		s = d->out_until;
 	if ((s == d->free_lb && !force) || !f->built || f->nnodes == 0)
 		return;
 	d->free_lb = s;
@@ -475,6 +479,15 @@ dd_fleet_book(struct dd_fleet *f, int i, int64_t start, int64_t end, uint64_t ke
 	return 0;
 }
 
+void
+dd_fleet_ground(struct dd_fleet *f, int i, int64_t from, int64_t until)
+{
+	struct drone *d = &f->d[i];
+	d->out_from = from;
+	d->out_until = until;
+	refresh(f, i, 1);
+}
+
 static int
 find_booking(const struct drone *d, uint64_t key)
 {
@@ -505,8 +518,8 @@ dd_fleet_shorten(struct dd_fleet *f, int i, uint64_t key, int64_t end)
 	int k = find_booking(d, key);
 	if (k < 0)
 		return -1;
-	if (end < d->b[k].start)
-		end = d->b[k].start;
+	if (end <= d->b[k].start)
+		return dd_fleet_unbook(f, i, key);	/* nothing left of it */
 	if (end < d->b[k].end) {
 		d->b[k].end = end;
 		refresh(f, i, 1);
@@ -565,8 +578,12 @@ fit(struct dd_fleet *f, const struct ctx *c, int i, struct dd_plan *p)
 		else
 			hi = mid;
 	}
-	for (int k = lo; k < d->nb; k++) {
-		if (d->b[k].start >= s + len)
+	for (int k = lo;; k++) {
+		/* Out of service: not before it is back (bookings after that
+		 * are further on in the list). */
+		if (s < d->out_until && s + len > d->out_from)
+			s = d->out_until;
+		if (k >= d->nb || d->b[k].start >= s + len)
 			break;
 		if (d->b[k].end > s)
 			s = d->b[k].end;

@@ -81,12 +81,19 @@ int dd_fleet_max_size(const struct dd_fleet *f);
  */
 void dd_fleet_set_floor(struct dd_fleet *f, int64_t floor_ms);
 
+/* "Until put back": far beyond any time, with room for flight legs. */
+#define DD_FLEET_FOREVER (INT64_MAX / 4)
+
 /* Book drone i for [start, end) under key (the delivery). 0, or -1 when
  * it overlaps a booking (a bug in the caller, or a corrupt store). */
 int dd_fleet_book(struct dd_fleet *f, int i, int64_t start, int64_t end, uint64_t key);
+/* Drone i is out of service in [from, until): no flight of it overlaps
+ * that (bookings it has keep their place); from = until: in service. */
+void dd_fleet_ground(struct dd_fleet *f, int i, int64_t from, int64_t until);
 /* Remove the booking of key; 0, or -1 when there is none. */
 int dd_fleet_unbook(struct dd_fleet *f, int i, uint64_t key);
-/* End the booking of key earlier (never later); 0 or -1. */
+/* End the booking of key earlier (never later; at or before its start:
+ * removed); 0 or -1. */
 int dd_fleet_shorten(struct dd_fleet *f, int i, uint64_t key, int64_t end);
 
 /* What one delivery asks of a drone. */

@@ -177,6 +177,17 @@ int sched_compensate(struct dd_sched *s, struct item *it, int64_t t, const char 
     int check, int cancel);
 int sched_retry_waiting(struct dd_sched *s, const char *drone, int64_t t);
 
+/* schedule-ground.c: failed drones out of service */
+/* In memory: drone i out of service from failed on, until returned plus
+ * the inspection (returned DD_NOTIME: until put back). */
+void sched_ground_book(struct dd_sched *s, int i, int64_t failed, int64_t returned);
+/* Drone i failed: grounded in the store and in memory (after the
+ * bookings it already has). */
+int sched_ground(struct dd_sched *s, int i, int64_t failed, int64_t t);
+/* A drone.returned event: a grounded drone's inspection starts. */
+int sched_drone_returned(struct dd_sched *s, const char *drone, int64_t at, int64_t t);
+
+
 /* schedule-parse.c */
 /* The top-level members a request or an event may have. */
 enum {

@@ -566,6 +566,8 @@ status_event(struct dd_sched *s, const struct dd_env *e)
 		if (i >= 0) {
 			int64_t end = e->time_ms + dd_fleet_return_ms(s->fleet, i, it->dr_lat, it->dr_lon) +
 			    DD_TURNAROUND_MS;
+			if (end < it->depart)
+				end = it->depart;	/* (a flight earlier than planned) */
 			if (end < it->busy_until) {
 				dd_fleet_shorten(s->fleet, i, item_key(it), end);
 				it->busy_until = end;
@@ -573,13 +575,20 @@ status_event(struct dd_sched *s, const struct dd_env *e)
 			}
 		}
 	} else if (strcmp(stage, "failed") == 0) {
-		/* The supervisor retries or compensates it; the drone's
-		 * booking ends now. */
+		/* The supervisor retries or compensates it; the delivery's
+		 * booking ends now, and the drone is out of service. */
 		it->state = ST_FAILED;
-		if (i >= 0 && e->time_ms < it->busy_until) {
-			dd_fleet_shorten(s->fleet, i, item_key(it), e->time_ms);
-			it->busy_until = e->time_ms > it->depart ? e->time_ms : it->depart;
-			freed = 1;
+		if (i >= 0) {
+			if (e->time_ms <= it->depart) {
+				sched_unbook(s, it);
+			} else if (e->time_ms < it->busy_until) {
+				dd_fleet_shorten(s->fleet, i, item_key(it), e->time_ms);
+				it->busy_until = e->time_ms;
+			}
+			if (sched_item_put(s, it) || sched_ground(s, i, e->time_ms, t)) {
+				sched_item_free(it);
+				return DD_FAIL;
+			}
 		}
 	} else {
 		it->state = ST_INPROGRESS;
@@ -599,6 +608,22 @@ status_event(struct dd_sched *s, const struct dd_env *e)
 	return verdict;
 }
 
+/* drone.returned: a failed drone is home, its inspection starts. */
+static enum dd_verdict
+drone_returned(struct dd_sched *s, const struct dd_env *e)
+{
+	if (dd_event_check_data(e))
+		return DD_REJECT;
+	struct dd_jval v;
+	char drone[IDMAX + 1];
+	if (!dd_json_get(&e->data, "droneId", 7, &v) || dd_env_str(&v, drone, sizeof drone) <= 0) {
+		dd_seterr("\"data.droneId\" is not an id");
+		return DD_REJECT;
+	}
+	int64_t t = sched_advance(s, e->time_ms);
+	return sched_drone_returned(s, drone, e->time_ms, t) ? DD_FAIL : DD_ACCEPT;
+}
+
 /* ---- one input line ---- */
 
 static enum dd_verdict
@@ -614,6 +639,8 @@ sched_line(struct dd_sched *s, const char *p, size_t n)
 		struct dd_env e;
 		if (dd_env_scan(p, n, &e))
 			return DD_REJECT;
+		if (dd_env_type_is(&e, "drone.returned"))
+			return drone_returned(s, &e);
 		if (!dd_env_type_is(&e, "delivery.status"))
 			return DD_SKIP;	/* other events: not ours to consume */
 		return status_event(s, &e);

@@ -82,7 +82,11 @@ static const char *const migrations[] = {
 	"ALTER TABLE items ADD COLUMN attempt INTEGER NOT NULL DEFAULT 1;"
 	"CREATE INDEX items_request ON items(owner_id, request_id, attempt);"
 	"ALTER TABLE items ADD COLUMN held_reason TEXT;"
-	"ALTER TABLE items ADD COLUMN held_op TEXT;",
+	"ALTER TABLE items ADD COLUMN held_op TEXT;"
+	/* A drone that failed (failed_at) is out of service until it has
+	 * returned (returned_at) and the inspection time has passed. */
+	"ALTER TABLE drones ADD COLUMN failed_at INTEGER;"
+	"ALTER TABLE drones ADD COLUMN returned_at INTEGER;",
 };
 
 void
@@ -91,6 +95,7 @@ dd_sched_defaults(struct dd_sched_opts *o)
 	memset(o, 0, sizeof *o);
 	o->lead_ms = DD_SCHED_LEAD_MS;
 	o->timeout_ms = DD_SCHED_TIMEOUT_MS;
+	o->inspection_ms = DD_SCHED_INSPECTION_MS;
 	o->out = stdout;
 }
 
@@ -469,7 +474,7 @@ load(struct dd_sched *s)
 	dd_fleet_set_floor(s->fleet, floor);
 	q = dd_store_prepare(&s->st, "SELECT delivery_id, drone_id, depart, busy_until FROM items"
 	    " WHERE state IN ('scheduled', 'in-progress', 'failed', 'completed', 'cancelled')"
-	    " AND drone_id IS NOT NULL AND busy_until > ?");
+	    " AND drone_id IS NOT NULL AND busy_until > ? AND busy_until > depart");
 	if (q == NULL)
 		return -1;
 	dd_bind_int(q, 0, floor);	/* not a time: INT64_MIN (no clock yet) keeps all */
@@ -489,6 +494,21 @@ load(struct dd_sched *s)
 	sqlite3_finalize(q);
 	if (rc != SQLITE_DONE)
 		return dd_store_err(&s->st, "reading the bookings");
+	/* Failed drones: out of service from their failure on. */
+	q = dd_store_prepare(&s->st, "SELECT id, failed_at, returned_at FROM drones"
+	    " WHERE failed_at IS NOT NULL");
+	if (q == NULL)
+		return -1;
+	while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+		int i = dd_fleet_find(s->fleet, (const char *)sqlite3_column_text(q, 0));
+		int64_t ret = sqlite3_column_type(q, 2) == SQLITE_NULL ? DD_NOTIME
+		    : sqlite3_column_int64(q, 2);
+		if (i >= 0)
+			sched_ground_book(s, i, sqlite3_column_int64(q, 1), ret);
+	}
+	sqlite3_finalize(q);
+	if (rc != SQLITE_DONE)
+		return dd_store_err(&s->st, "reading the fleet's failures");
 	q = dd_store_prepare(&s->st, "SELECT " ITEM_COLS " FROM items WHERE state = 'waiting'");
 	if (q == NULL)
 		return -1;
@@ -616,8 +636,12 @@ dd_sched_fleet_import(struct dd_sched *s, const char *path, const char *rejects,
 		code = DD_EXIT_IO;
 		goto out;
 	}
-	if (sched_ensure_tx(s) || (im.q = dd_store_prepare(&s->st, "INSERT OR REPLACE INTO drones"
-	    "(id, lat, lon, max_kg, max_size, range_km, speed_mps) VALUES(?,?,?,?,?,?,?)")) == NULL) {
+	/* An upsert: a drone imported again keeps its failure, if any. */
+	if (sched_ensure_tx(s) || (im.q = dd_store_prepare(&s->st, "INSERT INTO drones"
+	    "(id, lat, lon, max_kg, max_size, range_km, speed_mps) VALUES(?,?,?,?,?,?,?)"
+	    " ON CONFLICT(id) DO UPDATE SET lat = excluded.lat, lon = excluded.lon,"
+	    " max_kg = excluded.max_kg, max_size = excluded.max_size,"
+	    " range_km = excluded.range_km, speed_mps = excluded.speed_mps")) == NULL) {
 		code = DD_EXIT_IO;
 		goto out;
 	}

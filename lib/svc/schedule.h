@@ -33,10 +33,12 @@ struct dd_sched_opts {
 	int64_t timeout_ms;	/* supervise: a scheduled delivery may show no progress this long after its pickup ETA */
 	FILE *out;		/* where events go (stdout) */
 	int readonly;		/* get, list, stats, fleet list */
+	int64_t inspection_ms;	/* a failed drone is out of service this long after it returned */
 };
 
 #define DD_SCHED_LEAD_MS (60 * 60 * 1000)
 #define DD_SCHED_TIMEOUT_MS (15 * 60 * 1000)
+#define DD_SCHED_INSPECTION_MS (60 * 60 * 1000)
 
 void dd_sched_defaults(struct dd_sched_opts *o);
 /* Open (creating and migrating) the store. */
@@ -74,6 +76,9 @@ int dd_sched_get_many(struct dd_sched *s, char **ids, FILE *out);
 int dd_sched_list(struct dd_sched *s, const char *state, enum dd_fmt fmt, FILE *out);
 /* stats: one JSON line; requests = scheduled + rejected + waiting. */
 int dd_sched_stats(struct dd_sched *s, FILE *out);
+/* fleet return: put a failed drone back in service now (an operator's
+ * word: inspected); 1 when it is not in the fleet. */
+int dd_sched_fleet_return(struct dd_sched *s, const char *drone);
 /* fleet list: the drones, in the columns of the fleet CSV. */
 int dd_sched_fleet_list(struct dd_sched *s, enum dd_fmt fmt, FILE *out);
 
