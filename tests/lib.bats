@@ -109,6 +109,22 @@ CASES
 	assert_output 'x"y 18446744073709551617'
 }
 
+@test "lookups from the scan: envelope and data members as a walk finds them (duplicates, escaped keys, many members)" {
+	many=$(for i in $(seq 1 20); do printf '"k%d":%d,' "$i" "$i"; done)
+	table dd-libcheck envpath data.x data.y.z.1 data.q id subject data.k20 dataschema foo <<CASES
+$(ev 2026-11-26T00:00:00Z '' '{"x":1,"y":{"z":[5,6]},"x":2}')|data.x=2 data.y.z.1=6 data.q= id=e1 subject= data.k20= dataschema= foo:walk
+$(ev 2026-11-26T00:00:00Z ',"subject":"d-1","dataschema":"urn:x"' '{"x":1,"\u0078":3}')|data.x=3 data.y.z.1= data.q= id=e1 subject=d-1 data.k20= dataschema=urn:x foo:walk
+$(ev 2026-11-26T00:00:00Z '' '{"\u0078":3,"x":{"a":1}}')|data.x={"a":1} data.y.z.1= data.q= id=e1 subject= data.k20= dataschema= foo:walk
+$(ev 2026-11-26T00:00:00Z '' "{${many}\"x\":7,\"k20\":0}")|data.x=7 data.y.z.1= data.q= id=e1 subject= data.k20=0 dataschema= foo:walk
+CASES
+}
+
+@test "numbers: the fast decimal path gives strtod's double, bit for bit" {
+	run dd-libcheck numbers 200000 7
+	assert_success
+	assert_output ok
+}
+
 @test "times: RFC 3339 offsets, fractions, leap years, before 1970" {
 	while IFS='|' read -r in want; do
 		run dd-libcheck time "$in"
