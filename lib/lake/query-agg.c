@@ -223,7 +223,12 @@ static void
 canon(const struct dd_jval *v, struct dd_buf *b, struct dd_buf *tmp)
 {
 	double d;
-	if (v->type == DD_JSTR) {
+	if (v->type == DD_JSTR && !v->esc) {
+		/* Valid JSON without an escape: no byte to escape either. */
+		dd_buf_addc(b, '"');
+		dd_buf_add(b, v->p, v->n);
+		dd_buf_addc(b, '"');
+	} else if (v->type == DD_JSTR) {
 		dd_buf_reset(tmp);
 		dd_jstr_decode(v, tmp);
 		dd_buf_json_str(b, tmp->p ? tmp->p : "", tmp->len);
@@ -269,8 +274,14 @@ acc_add(struct eng *e, const struct aspec *sp, struct acc *a, const struct dd_jv
 			return;
 		a->n = 1;
 		a->t = e->time_ms;
+		/* Its text as found (made canonical once, in acc_value): most
+		 * events replace the last value. */
 		dd_buf_reset(&a->v);
-		canon(v, &a->v, &e->tmp);
+		if (v->type == DD_JSTR)
+			dd_buf_addc(&a->v, '"');
+		dd_buf_add(&a->v, v->p, v->n);
+		if (v->type == DD_JSTR)
+			dd_buf_addc(&a->v, '"');
 		return;
 	default:
 		break;
@@ -580,8 +591,13 @@ acc_value(const struct aspec *sp, struct acc *a, struct dd_buf *b)
 		num_text(r, b);
 		break;
 	}
-	default:
-		dd_buf_add(b, a->v.p, a->v.len);
+	default: {
+		/* first, last: the JSON text kept, canonical now. */
+		struct dd_jval x = dd_json_value(a->v.p, a->v.len);
+		struct dd_buf tmp = { 0 };
+		canon(&x, b, &tmp);
+		dd_buf_free(&tmp);
+	}
 	}
 }
 

@@ -216,18 +216,9 @@ event_field(const struct eng *e, const struct dd_jval *res, int same, const char
     struct dd_jval *out)
 {
 	if (same && e->env && *path) {
-		const char *dot = strchr(path, '.');
-		size_t n = dot ? (size_t)(dot - path) : strlen(path);
-		const struct dd_jval *a = dd_jqf_env_attr(e->env, path, n);
-		if (a) {
-			if (a->type == DD_JNONE)
-				return 0;
-			if (!dot) {
-				*out = *a;
-				return 1;
-			}
-			return dd_json_path(a, dot + 1, out);
-		}
+		int r = dd_env_path(e->env, path, out);
+		if (r >= 0)
+			return r;
 	}
 	return field(res, path, out);
 }
