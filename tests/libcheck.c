@@ -19,11 +19,15 @@
  *   order           stdin events in the one order of order.h: "rank id" each
  *   envpath PATH... each stdin event: dd_env_path (the scan's members) and
  *                   dd_json_path (a walk) at each path, "same" or both shown
+ *   stored          each stdin line through dd_env_scan_stored and
+ *                   dd_env_scan: "same" when both give the same attributes
+ *                   and data members (or the same reason), else both
  *   numbers N SEED  N random JSON numbers of every shape: dd_jnum_double
  *                   against strtod, bit for bit; the mismatches, then "ok"
  */
 #include <inttypes.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -109,6 +113,35 @@ main(int argc, char **argv)
 				dd_buf_free(&tw);
 			}
 			printf("\n");
+		}
+	} else if (strcmp(cmd, "stored") == 0) {
+		while (dd_lines_next(in, &l, -1) == DD_LINES_OK) {
+			struct dd_env a, w;
+			char why[256] = "";
+			int ra = dd_env_scan_stored(l.p, l.n, &a);
+			if (ra)
+				snprintf(why, sizeof why, "%s", dd_errmsg());
+			int rw = dd_env_scan(l.p, l.n, &w);
+			if (ra || rw) {
+				if (ra && rw && strcmp(why, dd_errmsg()) == 0)
+					printf("same: %s\n", why);
+				else
+					printf("differ: stored %s, validated %s\n", ra ? why : "ok",
+					    rw ? dd_errmsg() : "ok");
+				continue;
+			}
+			/* Every attribute and data member: the same spans. */
+			const struct dd_jval *va = &a.whole, *vw = &w.whole;
+			int same = a.time_ms == w.time_ms && a.ndata == w.ndata;
+			for (size_t k = 0; same && k <= offsetof(struct dd_env, dataschema) / sizeof *va; k++)
+				same = va[k].type == vw[k].type && va[k].p == vw[k].p &&
+				    va[k].n == vw[k].n && va[k].esc == vw[k].esc;
+			for (int k = 0; same && k < a.ndata; k++)
+				same = a.dm[k].key.p == w.dm[k].key.p && a.dm[k].key.n == w.dm[k].key.n &&
+				    a.dm[k].val.type == w.dm[k].val.type &&
+				    a.dm[k].val.p == w.dm[k].val.p && a.dm[k].val.n == w.dm[k].val.n;
+			printf(same ? "same\n" : "differ\n");
+			rc |= !same;
 		}
 	} else if (strcmp(cmd, "numbers") == 0 && argc > 3) {
 		long n = atol(argv[2]), bad = 0;

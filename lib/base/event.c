@@ -149,12 +149,32 @@ need_str(const struct dd_jval *v, const char *name, int nonempty)
 	return 0;
 }
 
+static int env_check(const char *p, size_t n, struct dd_env *e);
+
 int
 dd_env_scan(const char *p, size_t n, struct dd_env *e)
 {
 	memset(e, 0, offsetof(struct dd_env, dm));
 	if (dd_json_scan_object2(p, n, member, e, "data", data_member))
 		return -1;
+	return env_check(p, n, e);
+}
+
+int
+dd_env_scan_stored(const char *p, size_t n, struct dd_env *e)
+{
+	memset(e, 0, offsetof(struct dd_env, dm));
+	if (memchr(p, '\\', n) != NULL ||
+	    dd_json_scan_object2_stored(p, n, member, e, "data", data_member) ||
+	    env_check(p, n, e))
+		return dd_env_scan(p, n, e);	/* the validating scan decides */
+	return 0;
+}
+
+/* The attributes SPEC.md requires, once the members are found. */
+static int
+env_check(const char *p, size_t n, struct dd_env *e)
+{
 	/* The scan validated exactly one object: it spans the text less the
 	 * whitespace around it, found without a second walk over the line. */
 	size_t lo = 0, hi = n;

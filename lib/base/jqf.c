@@ -490,6 +490,12 @@ eval_operand(struct dd_jqf *f, const struct operand *o, const struct dd_jval *in
 			if (cur.type == DD_JNONE)
 				cur.type = DD_JNULL;
 			i = 1;
+			/* And data's members too (data is always an object). */
+			if (a == &env->data && o->nkeys > 1) {
+				if (!dd_env_data_get(env, o->keys[1], strlen(o->keys[1]), &cur))
+					cur.type = DD_JNULL;
+				i = 2;
+			}
 		}
 	}
 	for (; i < o->nkeys; i++) {

@@ -447,22 +447,201 @@ dd_json_scan_object2(const char *p, size_t n, member_fn member, void *ctx,
 	return finish(&sc, object(&sc, member, ctx), NULL);
 }
 
+/* ---- text validated before: the structure only ---- */
+
+/* Lines that were validated when they were stored (the lake's own parts,
+ * their bytes proved unchanged by checksums) and hold no backslash: a
+ * string then ends at the next quote, so the scan is a memchr from quote
+ * to quote. Bounds are checked all the same; what is not well formed
+ * fails, and the caller asks the validating scan why. */
+struct tscan {
+	const char *p, *e;
+};
+
+static inline void
+tws(struct tscan *t)
+{
+	if (t->p < t->e && *t->p > ' ')
+		return;
+	while (t->p < t->e && (*t->p == ' ' || *t->p == '\t' || *t->p == '\n' || *t->p == '\r'))
+		t->p++;
+}
+
+/* At a value: fills v, leaves p after it; -1 when malformed. */
+static int
+tvalue(struct tscan *t, struct dd_jval *v)
+{
+	const char *s = t->p, *e = t->e;
+	v->esc = 0;
+	if (s >= e)
+		return -1;
+	switch (*s) {
+	case '"': {
+		const char *q = memchr(s + 1, '"', (size_t)(e - s - 1));
+		if (q == NULL)
+			return -1;
+		v->type = DD_JSTR;
+		v->p = s + 1;
+		v->n = (size_t)(q - s - 1);
+		t->p = q + 1;
+		return 0;
+	}
+	case '{': case '[': {
+		int depth = 0;
+		const char *p = s;
+		v->type = *s == '{' ? DD_JOBJ : DD_JARR;
+		while (p < e) {
+			char c = *p;
+			if (c == '"') {
+				p = memchr(p + 1, '"', (size_t)(e - p - 1));
+				if (p == NULL)
+					return -1;
+			} else if (c == '{' || c == '[') {
+				if (++depth > DD_JSON_MAXDEPTH)
+					return -1;
+			} else if ((c == '}' || c == ']') && --depth == 0) {
+				break;
+			}
+			p++;
+		}
+		if (p >= e)
+			return -1;
+		t->p = p + 1;
+		break;
+	}
+	case 't': case 'n':
+		if (e - s < 4 || memcmp(s, *s == 't' ? "true" : "null", 4) != 0)
+			return -1;
+		v->type = *s == 't' ? DD_JTRUE : DD_JNULL;
+		t->p = s + 4;
+		break;
+	case 'f':
+		if (e - s < 5 || memcmp(s, "false", 5) != 0)
+			return -1;
+		v->type = DD_JFALSE;
+		t->p = s + 5;
+		break;
+	default: {
+		/* A number's bytes (their order is not checked again). */
+		const char *p = s;
+		while (p < e && ((*p >= '0' && *p <= '9') || *p == '-' || *p == '.' ||
+		    *p == 'e' || *p == 'E' || *p == '+'))
+			p++;
+		if (p == s)
+			return -1;
+		v->type = DD_JNUM;
+		t->p = p;
+	}
+	}
+	v->p = s;
+	v->n = (size_t)(t->p - s);
+	return 0;
+}
+
+/* At '{': each member to fn (when not NULL), the members of the one
+ * named sub to subfn; leaves p after '}'. */
+static int
+tobject(struct tscan *t, member_fn fn, void *ctx, const char *sub, size_t sublen,
+    member_fn subfn)
+{
+	t->p++;
+	tws(t);
+	if (t->p < t->e && *t->p == '}') {
+		t->p++;
+		return 0;
+	}
+	for (;;) {
+		struct dd_jval k, v;
+		tws(t);
+		if (t->p >= t->e || *t->p != '"' || tvalue(t, &k))
+			return -1;
+		tws(t);
+		if (t->p >= t->e || *t->p != ':')
+			return -1;
+		t->p++;
+		tws(t);
+		if (t->p >= t->e)
+			return -1;
+		if (subfn && *t->p == '{' && k.n == sublen && memcmp(k.p, sub, sublen) == 0) {
+			const char *vs = t->p;
+			if (tobject(t, subfn, ctx, NULL, 0, NULL))
+				return -1;
+			v = (struct dd_jval){ DD_JOBJ, vs, (size_t)(t->p - vs), 0 };
+		} else if (tvalue(t, &v)) {
+			return -1;
+		}
+		if (fn && fn(ctx, &k, &v))
+			return -1;
+		tws(t);
+		if (t->p >= t->e)
+			return -1;
+		if (*t->p == ',') {
+			t->p++;
+			continue;
+		}
+		if (*t->p == '}') {
+			t->p++;
+			return 0;
+		}
+		return -1;
+	}
+}
+
+int
+dd_json_scan_object2_stored(const char *p, size_t n, member_fn member, void *ctx,
+    const char *sub, member_fn submember)
+{
+	struct tscan t = { p, p + n };
+	tws(&t);
+	if (t.p >= t.e || *t.p != '{' ||
+	    tobject(&t, member, ctx, sub, sub ? strlen(sub) : 0, submember)) {
+		dd_seterr("not well formed");
+		return -1;
+	}
+	tws(&t);
+	if (t.p != t.e) {
+		dd_seterr("not well formed");
+		return -1;
+	}
+	return 0;
+}
+
 /* ---- lookups in validated text: no checks, just skipping ---- */
 
-static const char *
-skip_str(const char *p, const char *e)
+/* The first quote or backslash in [p, e), or e. */
+static inline const char *
+find_qb(const char *p, const char *e)
 {
-	/* p after the opening quote; returns the closing quote. */
+#ifdef __SSE2__
+	const __m128i quote = _mm_set1_epi8('"'), bslash = _mm_set1_epi8('\\');
+	for (; e - p >= 16; p += 16) {
+		__m128i w = _mm_loadu_si128((const __m128i *)(const void *)p);
+		unsigned m = (unsigned)_mm_movemask_epi8(_mm_or_si128(_mm_cmpeq_epi8(w, quote),
+		    _mm_cmpeq_epi8(w, bslash)));
+		if (m)
+			return p + __builtin_ctz(m);
+	}
+#endif
+	while (p < e && *p != '"' && *p != '\\')
+		p++;
+	return p;
+}
+
+static const char *
+skip_str(const char *p, const char *e, int *esc)
+{
+	/* p after the opening quote; returns the closing quote (or e). An
+	 * escape takes the byte after its backslash with it. */
 	for (;;) {
-		const char *q = memchr(p, '"', (size_t)(e - p));
-		if (q == NULL)
+		const char *q = find_qb(p, e);
+		if (q >= e)
 			return e;
-		size_t bs = 0;
-		while (q - bs > p && q[-1 - (ptrdiff_t)bs] == '\\')
-			bs++;
-		if (bs % 2 == 0)
+		if (*q == '"')
 			return q;
-		p = q + 1;
+		*esc = 1;
+		if (e - q < 2)
+			return e;
+		p = q + 2;
 	}
 }
 
@@ -482,19 +661,20 @@ skip_val(const char *p, const char *e, struct dd_jval *v)
 	v->esc = 0;
 	switch (*p) {
 	case '"': {
-		const char *q = skip_str(p + 1, e);
+		const char *q = skip_str(p + 1, e, &v->esc);
 		v->type = DD_JSTR;
 		v->p = p + 1;
 		v->n = (size_t)(q - p - 1);
-		v->esc = memchr(v->p, '\\', v->n) != NULL;
 		return q < e ? q + 1 : e;
 	}
 	case '{': case '[': {
 		int depth = 0;
 		v->type = *p == '{' ? DD_JOBJ : DD_JARR;
 		for (; p < e; p++) {
-			if (*p == '"')
-				p = skip_str(p + 1, e);
+			if (*p == '"') {
+				int esc;
+				p = skip_str(p + 1, e, &esc);
+			}
 			else if (*p == '{' || *p == '[')
 				depth++;
 			else if ((*p == '}' || *p == ']') && --depth == 0) {

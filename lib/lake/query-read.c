@@ -344,6 +344,8 @@ scan_part(struct eng *e, const struct dd_lake_part *pt, int64_t day)
 	int covered = (o->since_ms == DD_LAKE_MIN_MS && o->until_ms == DD_LAKE_MAX_MS) ||
 	    (pt->has_meta && pt->meta.min_ms >= o->since_ms && pt->meta.max_ms < o->until_ms);
 	int raw = q->raw_ok && !e->dedupe && covered;
+	/* Lines checked as events when stored: their structure is enough. */
+	int stored = dd_lake_part_stored(pt);
 	const char *line;
 	size_t len;
 	uint64_t lineno;
@@ -358,7 +360,7 @@ scan_part(struct eng *e, const struct dd_lake_part *pt, int64_t day)
 			continue;
 		e->env = NULL;
 		if (!raw) {
-			if (dd_env_scan(line, len, &env)) {
+			if (stored ? dd_env_scan_stored(line, len, &env) : dd_env_scan(line, len, &env)) {
 				eng_report(e, DD_EXIT_REJECTED, "%s:%" PRIu64 ": bad event: %s",
 				    pt->path, lineno, dd_errmsg());
 				continue;
