@@ -126,17 +126,17 @@ CASES
 		ev 2026-11-26T00:00:00Z ' , "subject" : "a}b{" ' '{ "a" : [1,{"b":"]}"},[]] , "c":{} , "d":-1.5e3, "e":true,"f":null,"g":false }'
 		ev 2026-11-26T00:00:00Z ',"subject":"x\"y"' '{"k":"\\"}'
 		printf '  %s  \n' "$(ev 2026-11-26T00:00:00Z)"
-	} > valid
-	dd-sim telemetry -n 6000 --seed 3 --bad 0.3 > bad
-	run dd-libcheck stored < valid
+	} > "$BATS_TEST_TMPDIR/valid"
+	dd-sim telemetry -n 6000 --seed 3 --bad 0.3 > "$BATS_TEST_TMPDIR/bad"
+	run dd-libcheck stored < "$BATS_TEST_TMPDIR/valid"
 	assert_success
-	[ "$(grep -c '^same$' <<<"$output")" -eq "$(wc -l < valid)" ] || fail "$(grep -v '^same$' <<<"$output" | head -5)"
+	[ "$(grep -c '^same$' <<<"$output")" -eq "$(wc -l < "$BATS_TEST_TMPDIR/valid")" ] || fail "$(grep -v '^same$' <<<"$output" | head -5)"
 	# A bad line is told the same reason by both, except faults of a
 	# number inside a nested value, which only the validating scan sees
 	# (such a line is never stored: dd_lake_add takes scanned lines).
-	dd-libcheck stored < bad > got
-	grep -q '^same: ' got
-	! grep -v '^same' got | grep -Ev "^differ: stored ok, validated invalid JSON at byte [0-9]+: (unexpected character|bad number|expected ',' or '}')$"
+	dd-libcheck stored < "$BATS_TEST_TMPDIR/bad" > "$BATS_TEST_TMPDIR/got"
+	grep -q '^same: ' "$BATS_TEST_TMPDIR/got"
+	! grep -v '^same' "$BATS_TEST_TMPDIR/got" | grep -Ev "^differ: stored ok, validated invalid JSON at byte [0-9]+: (unexpected character|bad number|expected ',' or '}')$"
 }
 
 @test "numbers: the fast decimal path gives strtod's double, bit for bit" {
