@@ -36,14 +36,14 @@ sset_find(struct sset *s, const char *p, size_t len, uint64_t h, int *added)
 		for (size_t i = 0; i < old.cap; i++) {
 			if (!old.v[i].used)
 				continue;
-			size_t j = (size_t)old.v[i].h & (s->cap - 1);
+			size_t j = (size_t)dd_slot(old.v[i].h) & (s->cap - 1);
 			while (s->v[j].used)
 				j = (j + 1) & (s->cap - 1);
 			s->v[j] = old.v[i];
 		}
 		free(old.v);
 	}
-	size_t mask = s->cap - 1, i = (size_t)h & mask;
+	size_t mask = s->cap - 1, i = (size_t)dd_slot(h) & mask;
 	for (; s->v[i].used; i = (i + 1) & mask) {
 		struct sent *e = &s->v[i];
 		if (e->h == h && e->len == len && memcmp(s->arena.p + e->off, p, len) == 0) {

@@ -55,7 +55,7 @@ idset_add(struct idset *s, const char *id, size_t len)
 		for (size_t i = 0; i < old.cap; i++) {
 			if (!old.v[i].off)
 				continue;
-			size_t j = (size_t)old.v[i].h & (s->cap - 1);
+			size_t j = (size_t)dd_slot(old.v[i].h) & (s->cap - 1);
 			while (s->v[j].off)
 				j = (j + 1) & (s->cap - 1);
 			s->v[j] = old.v[i];
@@ -64,7 +64,7 @@ idset_add(struct idset *s, const char *id, size_t len)
 		if (s->arena.len == 0)
 			dd_buf_addc(&s->arena, 0);
 	}
-	size_t mask = s->cap - 1, i = (size_t)h & mask;
+	size_t mask = s->cap - 1, i = (size_t)dd_slot(h) & mask;
 	for (; s->v[i].off; i = (i + 1) & mask) {
 		const unsigned char *k = (const unsigned char *)s->arena.p + s->v[i].off;
 		if (s->v[i].h == h && k[0] == len && memcmp(k + 1, id, len) == 0)
