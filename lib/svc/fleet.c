@@ -156,6 +156,7 @@ dd_fleet_row(const struct dd_fleet_cols *c, const struct dd_csv_row *r, struct d
 struct booking {
 	int64_t start, end;
 	uint64_t key;
+	char *ref;	/* movable (an expedited delivery may take its place): its name */
 };
 
 struct drone {
@@ -192,6 +193,12 @@ struct dd_fleet {
 	int *hash;
 	size_t hmask;
 	struct hent *heap;
+	/* Classes of drones, smallest first (by maxSize, then maxPayloadKg),
+	 * each with a tree of its own: the best fit is the first class with a
+	 * drone that can fly it. */
+	int ncls;
+	int *roots, *cls_size;
+	double *cls_kg;
 	int64_t floor;
 	double max_kg;
 	int max_size;
@@ -213,6 +220,8 @@ dd_fleet_free(struct dd_fleet *f)
 		return;
 	for (int i = 0; i < f->n; i++) {
 		free((char *)f->d[i].s.id);
+		for (int k = 0; k < f->d[i].nb; k++)
+			free(f->d[i].b[k].ref);
 		free(f->d[i].b);
 	}
 	free(f->d);
@@ -220,6 +229,9 @@ dd_fleet_free(struct dd_fleet *f)
 	free(f->nodes);
 	free(f->hash);
 	free(f->heap);
+	free(f->roots);
+	free(f->cls_size);
+	free(f->cls_kg);
 	free(f);
 }
 
@@ -247,6 +259,18 @@ cmp_drone(const void *a, const void *b)
 
 static int sort_dim;
 static const struct drone *sort_drones;
+
+/* Smaller class first: maxSize, then maxPayloadKg; then by id (index). */
+static int
+cmp_class(const void *a, const void *b)
+{
+	const struct drone *x = &sort_drones[*(const int *)a], *y = &sort_drones[*(const int *)b];
+	if (x->s.max_size != y->s.max_size)
+		return x->s.max_size < y->s.max_size ? -1 : 1;
+	if (x->s.max_kg != y->s.max_kg)
+		return x->s.max_kg < y->s.max_kg ? -1 : 1;
+	return *(const int *)a < *(const int *)b ? -1 : *(const int *)a > *(const int *)b;
+}
 
 static int
 cmp_dim(const void *a, const void *b)
@@ -356,13 +380,36 @@ dd_fleet_build(struct dd_fleet *f)
 	f->perm = dd_realloc(f->perm, (size_t)(f->n ? f->n : 1) * sizeof *f->perm);
 	for (int i = 0; i < f->n; i++)
 		f->perm[i] = i;
-	/* A tree of leaves of at most LEAF_MAX has fewer than 2n/(LEAF_MAX/2) + 1 nodes. */
-	int maxnodes = f->n + 1;
+	/* The drones by class, then a tree for each class. */
+	sort_drones = f->d;
+	if (f->n > 1)
+		qsort(f->perm, (size_t)f->n, sizeof *f->perm, cmp_class);
+	f->ncls = 0;
+	for (int i = 0; i < f->n; i++) {
+		const struct drone *d = &f->d[f->perm[i]], *p = i ? &f->d[f->perm[i - 1]] : NULL;
+		if (p == NULL || p->s.max_size != d->s.max_size || p->s.max_kg != d->s.max_kg)
+			f->ncls++;
+	}
+	f->roots = dd_realloc(f->roots, (size_t)(f->ncls + 1) * sizeof *f->roots);
+	f->cls_size = dd_realloc(f->cls_size, (size_t)(f->ncls + 1) * sizeof *f->cls_size);
+	f->cls_kg = dd_realloc(f->cls_kg, (size_t)(f->ncls + 1) * sizeof *f->cls_kg);
+	/* A tree of m drones in leaves of at most LEAF_MAX has at most m nodes
+	 * (m + 1 for m = 1, hence one spare a class). */
+	int maxnodes = f->n + f->ncls + 1;
 	f->nodes = dd_realloc(f->nodes, (size_t)maxnodes * sizeof *f->nodes);
 	f->heap = dd_realloc(f->heap, (size_t)maxnodes * sizeof *f->heap);
 	f->nnodes = 0;
-	if (f->n > 0)
-		build(f, 0, f->n, -1);
+	for (int i = 0, c = 0; i < f->n; c++) {
+		const struct drone *d = &f->d[f->perm[i]];
+		int j = i + 1;
+		while (j < f->n && f->d[f->perm[j]].s.max_size == d->s.max_size &&
+		    f->d[f->perm[j]].s.max_kg == d->s.max_kg)
+			j++;
+		f->cls_size[c] = d->s.max_size;
+		f->cls_kg[c] = d->s.max_kg;
+		f->roots[c] = build(f, i, j - i, -1);
+		i = j;
+	}
 	f->built = 1;
 	return 0;
 }
@@ -427,7 +474,7 @@ refresh(struct dd_fleet *f, int i, int force)
 	struct drone *d = &f->d[i];
 	int k = 0;
 	while (k < d->nb && d->b[k].end <= f->floor)
-		k++;
+		free(d->b[k++].ref);
 	if (k > 0) {
 		memmove(d->b, d->b + k, (size_t)(d->nb - k) * sizeof *d->b);
 		d->nb -= k;
@@ -455,6 +502,13 @@ refresh(struct dd_fleet *f, int i, int force)
 int
 dd_fleet_book(struct dd_fleet *f, int i, int64_t start, int64_t end, uint64_t key)
 {
+	return dd_fleet_book_movable(f, i, start, end, key, NULL);
+}
+
+int
+dd_fleet_book_movable(struct dd_fleet *f, int i, int64_t start, int64_t end, uint64_t key,
+    const char *ref)
+{
 	struct drone *d = &f->d[i];
 	int lo = 0, hi = d->nb;
 	while (lo < hi) {
@@ -473,7 +527,7 @@ dd_fleet_book(struct dd_fleet *f, int i, int64_t start, int64_t end, uint64_t ke
 		d->b = dd_realloc(d->b, (size_t)d->cap * sizeof *d->b);
 	}
 	memmove(d->b + lo + 1, d->b + lo, (size_t)(d->nb - lo) * sizeof *d->b);
-	d->b[lo] = (struct booking){ start, end, key };
+	d->b[lo] = (struct booking){ start, end, key, ref ? dd_strdup(ref) : NULL };
 	d->nb++;
 	refresh(f, i, 0);
 	return 0;
@@ -497,6 +551,29 @@ find_booking(const struct drone *d, uint64_t key)
 	return -1;
 }
 
+void
+dd_fleet_pin(struct dd_fleet *f, int i, uint64_t key)
+{
+	struct drone *d = &f->d[i];
+	int k = find_booking(d, key);
+	if (k >= 0) {
+		free(d->b[k].ref);
+		d->b[k].ref = NULL;
+	}
+}
+
+int
+dd_fleet_movable_in(const struct dd_fleet *f, int i, int64_t start, int64_t end, int64_t now,
+    char **refs, int max)
+{
+	const struct drone *d = &f->d[i];
+	int n = 0;
+	for (int k = 0; k < d->nb && n < max; k++)
+		if (d->b[k].ref && d->b[k].start > now && d->b[k].start < end && d->b[k].end > start)
+			refs[n++] = dd_strdup(d->b[k].ref);
+	return n;
+}
+
 int
 dd_fleet_unbook(struct dd_fleet *f, int i, uint64_t key)
 {
@@ -504,6 +581,7 @@ dd_fleet_unbook(struct dd_fleet *f, int i, uint64_t key)
 	int k = find_booking(d, key);
 	if (k < 0)
 		return -1;
+	free(d->b[k].ref);
 	memmove(d->b + k, d->b + k + 1, (size_t)(d->nb - k - 1) * sizeof *d->b);
 	d->nb--;
 	/* Freed time may lower the free time: recompute it, and the tree. */
@@ -541,6 +619,8 @@ struct ctx {
 	double pk[3], dr[3];
 	double trip_km;		/* pickup to dropoff */
 	int ignore_time;	/* capability and range only */
+	int idle;		/* as if every drone were free: can the deadline be met at all? */
+	int preempt;		/* movable bookings that have not left may make room */
 };
 
 /* Exact: can drone i fly it, and when? */
@@ -566,6 +646,8 @@ fit(struct dd_fleet *f, const struct ctx *c, int i, struct dd_plan *p)
 	int64_t s = t->pickup_time - ta;
 	if (s < t->now)
 		s = t->now;
+	if (c->idle)
+		goto plan;
 	if (d->free_lb < f->floor)
 		refresh(f, i, 0);
 	/* Bookings are sorted and disjoint: find the first that ends after s,
@@ -583,11 +665,14 @@ fit(struct dd_fleet *f, const struct ctx *c, int i, struct dd_plan *p)
 		 * are further on in the list). */
 		if (s < d->out_until && s + len > d->out_from)
 			s = d->out_until;
+		if (k < d->nb && c->preempt && d->b[k].ref && d->b[k].start > t->now)
+			continue;	/* it can be moved */
 		if (k >= d->nb || d->b[k].start >= s + len)
 			break;
 		if (d->b[k].end > s)
 			s = d->b[k].end;
 	}
+plan:
 	p->depart = s;
 	p->pickup = s + ta;
 	p->dropoff = p->pickup + DD_HANDLING_MS + tb;
@@ -631,7 +716,7 @@ bound(const struct dd_fleet *f, const struct ctx *c, int ni, struct hent *h)
 	int64_t pl = t->pickup_time;
 	if (t->now + alb > pl)
 		pl = t->now + alb;
-	if (n->min_free != INT64_MIN && n->min_free + alb > pl)
+	if (!c->idle && !c->preempt && n->min_free != INT64_MIN && n->min_free + alb > pl)
 		pl = n->min_free + alb;
 	int64_t dl = pl + DD_HANDLING_MS + (int64_t)floor(c->trip_km * 1e6 / n->max_speed) - 1;
 	if (dl > t->deadline)
@@ -695,11 +780,11 @@ better(const struct dd_plan *a, const struct dd_plan *b)
 }
 
 static int
-search(struct dd_fleet *f, const struct ctx *c, struct dd_plan *best)
+search_tree(struct dd_fleet *f, const struct ctx *c, int root, struct dd_plan *best)
 {
 	int nh = 0, found = 0;
 	struct hent e;
-	if (f->nnodes == 0 || !bound(f, c, 0, &e))
+	if (!bound(f, c, root, &e))
 		return 0;
 	hpush(f->heap, &nh, e);
 	while (nh > 0) {
@@ -731,6 +816,18 @@ search(struct dd_fleet *f, const struct ctx *c, struct dd_plan *best)
 	return found;
 }
 
+/* The smallest class that has a drone for the trip wins; within it, the
+ * earliest pickup. */
+static int
+search(struct dd_fleet *f, const struct ctx *c, struct dd_plan *best)
+{
+	for (int k = 0; k < f->ncls; k++)
+		if (f->cls_size[k] >= c->t->size && f->cls_kg[k] >= c->t->kg &&
+		    search_tree(f, c, f->roots[k], best))
+			return 1;
+	return 0;
+}
+
 static void
 ctx_init(struct ctx *c, const struct dd_trip *t)
 {
@@ -750,8 +847,35 @@ dd_fleet_search(struct dd_fleet *f, const struct dd_trip *t, struct dd_plan *p)
 	if (search(f, &c, p))
 		return DD_FIT_OK;
 	struct dd_plan any;
+	c.idle = 1;
+	if (search(f, &c, &any))
+		return DD_FIT_BUSY;
+	c.idle = 0;
 	c.ignore_time = 1;
-	return search(f, &c, &any) ? DD_FIT_BUSY : DD_FIT_NONE;
+	return search(f, &c, &any) ? DD_FIT_LATE : DD_FIT_NONE;
+}
+
+int
+dd_fleet_check(struct dd_fleet *f, const struct dd_trip *t)
+{
+	struct ctx c;
+	struct dd_plan any;
+	ctx_init(&c, t);
+	c.idle = 1;
+	if (search(f, &c, &any))
+		return DD_FIT_BUSY;
+	c.idle = 0;
+	c.ignore_time = 1;
+	return search(f, &c, &any) ? DD_FIT_LATE : DD_FIT_NONE;
+}
+
+int
+dd_fleet_search_preempt(struct dd_fleet *f, const struct dd_trip *t, struct dd_plan *p)
+{
+	struct ctx c;
+	ctx_init(&c, t);
+	c.preempt = 1;
+	return search(f, &c, p) ? DD_FIT_OK : DD_FIT_BUSY;
 }
 
 int

@@ -96,6 +96,8 @@ dd_sched_defaults(struct dd_sched_opts *o)
 	o->lead_ms = DD_SCHED_LEAD_MS;
 	o->timeout_ms = DD_SCHED_TIMEOUT_MS;
 	o->inspection_ms = DD_SCHED_INSPECTION_MS;
+	o->max_attempts = DD_SCHED_MAX_ATTEMPTS;
+	o->window_ms = DD_SCHED_WINDOW_MS;
 	o->out = stdout;
 }
 
@@ -113,6 +115,7 @@ dd_sched_open(struct dd_sched **sp, const struct dd_sched_opts *o)
 	s->o = *o;
 	s->out = o->out ? o->out : stdout;
 	s->clock = INT64_MIN;
+	s->win_start = DD_NOTIME;
 	int rc = o->readonly ? dd_store_open_ro(&s->st, o->db)
 	    : dd_store_open(&s->st, o->db, migrations, (int)(sizeof migrations / sizeof migrations[0]));
 	if (rc) {
@@ -148,6 +151,9 @@ wait_clear(struct dd_sched *s)
 	for (size_t i = 0; i < s->nwait; i++)
 		sched_item_free(s->wait[i]);
 	s->nwait = 0;
+	for (size_t i = 0; i < s->npend; i++)
+		sched_item_free(s->pend[i]);
+	s->npend = 0;
 }
 
 void
@@ -163,6 +169,7 @@ dd_sched_close(struct dd_sched *s)
 	dd_fleet_free(s->fleet);
 	wait_clear(s);
 	free(s->wait);
+	free(s->pend);
 	dd_buf_free(&s->ev);
 	dd_buf_free(&s->data);
 	dd_buf_free(&s->tmp);
@@ -420,10 +427,14 @@ sched_wait_add(struct dd_sched *s, struct item *it)
 	s->nwait++;
 }
 
-/* Take the item out of the waiting list (freed by the caller). */
+/* Take the item out of the waiting list, or the open window (freed by
+ * the caller). */
 struct item *
 sched_wait_take(struct dd_sched *s, const char *did)
 {
+	struct item *p = s->npend ? sched_pend_take(s, did) : NULL;
+	if (p)
+		return p;
 	for (size_t i = 0; i < s->nwait; i++)
 		if (strcmp(s->wait[i]->did, did) == 0) {
 			struct item *it = s->wait[i];
@@ -444,7 +455,10 @@ load(struct dd_sched *s)
 	s->fleet = dd_fleet_new();
 	wait_clear(s);
 	int64_t c = INT64_MIN;
-	if (meta_get(s, "clock", &c) || meta_get(s, "seq", &s->seq))
+	s->closed_seq = 0;
+	s->win_start = DD_NOTIME;
+	if (meta_get(s, "clock", &c) || meta_get(s, "seq", &s->seq) ||
+	    meta_get(s, "closed_seq", &s->closed_seq) || meta_get(s, "window_start", &s->win_start))
 		return -1;
 	if (c > s->clock)
 		s->clock = c;
@@ -472,7 +486,10 @@ load(struct dd_sched *s)
 		return -1;
 	int64_t floor = s->o.has_now ? s->o.now : s->clock;
 	dd_fleet_set_floor(s->fleet, floor);
-	q = dd_store_prepare(&s->st, "SELECT delivery_id, drone_id, depart, busy_until FROM items"
+	/* A normal delivery's booking that no status has reached may make
+	 * room for an expedited one (schedule-window.c). */
+	q = dd_store_prepare(&s->st, "SELECT delivery_id, drone_id, depart, busy_until,"
+	    " state = 'scheduled' AND NOT expedited AND stage IS NULL FROM items"
 	    " WHERE state IN ('scheduled', 'in-progress', 'failed', 'completed', 'cancelled')"
 	    " AND drone_id IS NOT NULL AND busy_until > ? AND busy_until > depart");
 	if (q == NULL)
@@ -484,8 +501,9 @@ load(struct dd_sched *s)
 		int i = drone ? dd_fleet_find(s->fleet, drone) : -1;
 		if (i < 0)
 			continue;	/* a drone since removed from the fleet */
-		if (dd_fleet_book(s->fleet, i, sqlite3_column_int64(q, 2),
-		    sqlite3_column_int64(q, 3), dd_hash64(did, strlen(did)))) {
+		if (dd_fleet_book_movable(s->fleet, i, sqlite3_column_int64(q, 2),
+		    sqlite3_column_int64(q, 3), dd_hash64(did, strlen(did)),
+		    sqlite3_column_int(q, 4) ? did : NULL)) {
 			dd_seterr("%s: delivery %s: %s", s->st.path, did, dd_errmsg());
 			sqlite3_finalize(q);
 			return -1;
@@ -509,11 +527,18 @@ load(struct dd_sched *s)
 	sqlite3_finalize(q);
 	if (rc != SQLITE_DONE)
 		return dd_store_err(&s->st, "reading the fleet's failures");
-	q = dd_store_prepare(&s->st, "SELECT " ITEM_COLS " FROM items WHERE state = 'waiting'");
+	q = dd_store_prepare(&s->st, "SELECT " ITEM_COLS " FROM items WHERE state = 'waiting'"
+	    " ORDER BY seq");
 	if (q == NULL)
 		return -1;
-	while ((rc = sqlite3_step(q)) == SQLITE_ROW)
-		sched_wait_add(s, sched_item_read(q));
+	/* Those of the open window wait for it to close, in arrival order. */
+	while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+		struct item *it = sched_item_read(q);
+		if (it->seq > s->closed_seq)
+			sched_pend_add(s, it);
+		else
+			sched_wait_add(s, it);
+	}
 	sqlite3_finalize(q);
 	if (rc != SQLITE_DONE)
 		return dd_store_err(&s->st, "reading the waiting items");
@@ -559,7 +584,8 @@ sched_commit(struct dd_sched *s)
 {
 	if (!s->st.in_tx)
 		return 0;
-	if ((s->clock != INT64_MIN && meta_put(s, "clock", s->clock)) || meta_put(s, "seq", s->seq))
+	if ((s->clock != INT64_MIN && meta_put(s, "clock", s->clock)) || meta_put(s, "seq", s->seq) ||
+	    meta_put(s, "closed_seq", s->closed_seq) || meta_put(s, "window_start", s->win_start))
 		return -1;
 	return dd_store_commit(&s->st);
 }
