@@ -803,7 +803,8 @@ search_tree(struct dd_fleet *f, const struct ctx *c, int root, struct dd_plan *b
 					found = 1;
 				}
 			}
-			if (found && c->ignore_time)
+			/* Whether one exists is all these ask. */
+			if (found && (c->ignore_time || c->idle))
 				break;
 			continue;
 		}
