@@ -344,6 +344,8 @@ away_drone() {
 	run dd-package get p-r-1
 	assert_failure 1
 	[ "$(dd-schedule list --format csv | grep -c r-1)" -eq 2 ]
+	# One request, two deliveries.
+	dd-schedule stats | jq -e '.requests == 1 and .deliveries == 2 and .scheduled == 1'
 	run dd-schedule supervise --max-attempts 0
 	assert_failure 2
 }

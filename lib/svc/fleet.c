@@ -165,6 +165,8 @@ struct drone {
 	struct booking *b;
 	int nb, cap;
 	int64_t free_lb;	/* no flight of this drone departs earlier */
+	int64_t tail;		/* free for good from here (after its last booking) */
+	int64_t max_gap;	/* the longest free stretch before tail */
 	int64_t out_from, out_until;	/* out of service (failed): no flight overlaps */
 	int leaf;
 };
@@ -174,6 +176,8 @@ struct node {
 	int left, right, parent;	/* left < 0: a leaf */
 	int first, count;		/* leaf: its drones in perm[] */
 	int64_t min_free;
+	int64_t min_tail, max_gap;	/* of the drones below: a flight longer than
+					 * every gap starts at a tail at the earliest */
 	double max_kg, max_range, max_speed;
 	int max_size;
 };
@@ -247,7 +251,8 @@ dd_fleet_add(struct dd_fleet *f, const struct dd_drone_spec *s)
 	d->s = *s;
 	d->s.id = dd_strdup(s->id);
 	unitvec(s->lat, s->lon, d->v);
-	d->free_lb = INT64_MIN;
+	d->free_lb = d->tail = INT64_MIN;
+	d->max_gap = 0;
 	d->out_from = d->out_until = INT64_MIN;
 }
 
@@ -285,13 +290,18 @@ aggregate(struct dd_fleet *f, int ni)
 {
 	struct node *n = &f->nodes[ni];
 	if (n->left < 0) {
-		n->min_free = INT64_MAX;
+		n->min_free = n->min_tail = INT64_MAX;
+		n->max_gap = 0;
 		n->max_kg = n->max_range = n->max_speed = 0;
 		n->max_size = 0;
 		for (int k = 0; k < n->count; k++) {
 			const struct drone *d = &f->d[f->perm[n->first + k]];
 			if (d->free_lb < n->min_free)
 				n->min_free = d->free_lb;
+			if (d->tail < n->min_tail)
+				n->min_tail = d->tail;
+			if (d->max_gap > n->max_gap)
+				n->max_gap = d->max_gap;
 			n->max_kg = fmax(n->max_kg, d->s.max_kg);
 			n->max_range = fmax(n->max_range, d->s.range_km);
 			n->max_speed = fmax(n->max_speed, d->s.speed_mps);
@@ -302,6 +312,8 @@ aggregate(struct dd_fleet *f, int ni)
 	}
 	const struct node *l = &f->nodes[n->left], *r = &f->nodes[n->right];
 	n->min_free = l->min_free < r->min_free ? l->min_free : r->min_free;
+	n->min_tail = l->min_tail < r->min_tail ? l->min_tail : r->min_tail;
+	n->max_gap = l->max_gap > r->max_gap ? l->max_gap : r->max_gap;
 	n->max_kg = fmax(l->max_kg, r->max_kg);
 	n->max_range = fmax(l->max_range, r->max_range);
 	n->max_speed = fmax(l->max_speed, r->max_speed);
@@ -467,9 +479,10 @@ dd_fleet_set_floor(struct dd_fleet *f, int64_t floor_ms)
 }
 
 /* Forget bookings that ended before the floor, and recompute the drone's
- * free time; propagate a change up the tree. */
+ * free time; with up, propagate a change up the tree (without, the nodes
+ * keep an earlier free time: still a lower bound, only less tight). */
 static void
-refresh(struct dd_fleet *f, int i, int force)
+refresh_drone(struct dd_fleet *f, int i, int force, int up)
 {
 	struct drone *d = &f->d[i];
 	int k = 0;
@@ -479,24 +492,52 @@ refresh(struct dd_fleet *f, int i, int force)
 		memmove(d->b, d->b + k, (size_t)(d->nb - k) * sizeof *d->b);
 		d->nb -= k;
 	}
-	int64_t s = f->floor;
-	for (k = 0; k < d->nb; k++) {
-		if (d->b[k].start >= s + MIN_FLIGHT_MS)
+	/* The free stretches from the floor on: the first long enough for
+	 * any flight, the longest, and where the last begins. The time out
+	 * of service counts as one more booking. */
+	int64_t s = f->floor, first = INT64_MIN, gap = 0;
+	int out = d->out_until > f->floor && d->out_until > d->out_from;
+	for (k = 0; k <= d->nb; k++) {
+		int64_t bs, be;
+		if (k < d->nb && (!out || d->b[k].start < d->out_from)) {
+			bs = d->b[k].start, be = d->b[k].end;
+		} else if (out) {
+			bs = d->out_from, be = d->out_until;
+			out = 0;
+			k--;	/* this booking again, after the time out */
+		} else {
 			break;
-		if (d->b[k].end > s)
-			s = d->b[k].end;
+		}
+		if (bs - s >= MIN_FLIGHT_MS) {
+			if (first == INT64_MIN)
+				first = s;
+			if (bs - s > gap)
+				gap = bs - s;
+		}
+		if (be > s)
+			s = be;
 	}
-	if (s >= d->out_from && s < d->out_until)
-		s = d->out_until;
-	if ((s == d->free_lb && !force) || !f->built || f->nnodes == 0)
+	if (first == INT64_MIN)
+		first = s;
+	if ((first == d->free_lb && s == d->tail && gap == d->max_gap && !force) || !f->built ||
+	    f->nnodes == 0)
 		return;
-	d->free_lb = s;
-	for (int ni = d->leaf; ni >= 0; ni = f->nodes[ni].parent) {
-		int64_t before = f->nodes[ni].min_free;
+	d->free_lb = first;
+	d->tail = s;
+	d->max_gap = gap;
+	for (int ni = up ? d->leaf : -1; ni >= 0; ni = f->nodes[ni].parent) {
+		const struct node *n = &f->nodes[ni];
+		int64_t b0 = n->min_free, b1 = n->min_tail, b2 = n->max_gap;
 		aggregate(f, ni);
-		if (f->nodes[ni].min_free == before && !force)
+		if (n->min_free == b0 && n->min_tail == b1 && n->max_gap == b2 && !force)
 			break;
 	}
+}
+
+static void
+refresh(struct dd_fleet *f, int i, int force)
+{
+	refresh_drone(f, i, force, 1);
 }
 
 int
@@ -621,6 +662,8 @@ struct ctx {
 	int ignore_time;	/* capability and range only */
 	int idle;		/* as if every drone were free: can the deadline be met at all? */
 	int preempt;		/* movable bookings that have not left may make room */
+	int64_t limit;		/* the best pickup found so far: a drone that cannot
+				 * beat it is not worth the exact look */
 };
 
 /* Exact: can drone i fly it, and when? */
@@ -632,7 +675,20 @@ fit(struct dd_fleet *f, const struct ctx *c, int i, struct dd_plan *p)
 	f->c_drones++;
 	if (i == t->exclude || d->s.max_kg < t->kg || d->s.max_size < t->size)
 		return DD_FIT_NONE;
-	double a = vec_km(d->v, c->pk), b = c->trip_km, r = vec_km(c->dr, d->v);
+	double a = vec_km(d->v, c->pk), b = c->trip_km;
+	if (c->limit != INT64_MAX && !c->idle && !c->preempt) {
+		/* What this drone's own free times allow at best (a flight longer
+		 * than each of its gaps starts at its tail): no need to look at
+		 * its bookings when that cannot beat the best found. */
+		int64_t ta = leg_ms(a, d->s.speed_mps);
+		int64_t len = ta + 2 * DD_HANDLING_MS + leg_ms(b, d->s.speed_mps) + DD_TURNAROUND_MS;
+		int64_t s0 = len > d->max_gap ? d->tail : d->free_lb;
+		if (s0 < t->pickup_time - ta)
+			s0 = t->pickup_time - ta;
+		if (s0 + ta > c->limit)
+			return DD_FIT_BUSY;
+	}
+	double r = vec_km(c->dr, d->v);
 	if (a + b + r > d->s.range_km)
 		return DD_FIT_NONE;
 	p->drone = i;
@@ -716,8 +772,15 @@ bound(const struct dd_fleet *f, const struct ctx *c, int ni, struct hent *h)
 	int64_t pl = t->pickup_time;
 	if (t->now + alb > pl)
 		pl = t->now + alb;
-	if (!c->idle && !c->preempt && n->min_free != INT64_MIN && n->min_free + alb > pl)
-		pl = n->min_free + alb;
+	if (!c->idle && !c->preempt && n->min_free != INT64_MIN) {
+		/* A flight longer than every gap of the drones below starts at
+		 * one's tail at the earliest. */
+		int64_t len = 2 * DD_HANDLING_MS + DD_TURNAROUND_MS +
+		    (int64_t)floor((dp + c->trip_km + dd) * 1e6 / n->max_speed) - 1;
+		int64_t free = len > n->max_gap ? n->min_tail : n->min_free;
+		if (free + alb > pl)
+			pl = free + alb;
+	}
 	int64_t dl = pl + DD_HANDLING_MS + (int64_t)floor(c->trip_km * 1e6 / n->max_speed) - 1;
 	if (dl > t->deadline)
 		return 0;
@@ -780,7 +843,7 @@ better(const struct dd_plan *a, const struct dd_plan *b)
 }
 
 static int
-search_tree(struct dd_fleet *f, const struct ctx *c, int root, struct dd_plan *best)
+search_tree(struct dd_fleet *f, struct ctx *c, int root, struct dd_plan *best)
 {
 	int nh = 0, found = 0;
 	struct hent e;
@@ -801,6 +864,7 @@ search_tree(struct dd_fleet *f, const struct ctx *c, int root, struct dd_plan *b
 				if (!found || better(&p, best)) {
 					*best = p;
 					found = 1;
+					c->limit = p.pickup;
 				}
 			}
 			/* Whether one exists is all these ask. */
@@ -820,8 +884,9 @@ search_tree(struct dd_fleet *f, const struct ctx *c, int root, struct dd_plan *b
 /* The smallest class that has a drone for the trip wins; within it, the
  * earliest pickup. */
 static int
-search(struct dd_fleet *f, const struct ctx *c, struct dd_plan *best)
+search(struct dd_fleet *f, struct ctx *c, struct dd_plan *best)
 {
+	c->limit = INT64_MAX;
 	for (int k = 0; k < f->ncls; k++)
 		if (f->cls_size[k] >= c->t->size && f->cls_kg[k] >= c->t->kg &&
 		    search_tree(f, c, f->roots[k], best))
@@ -834,6 +899,7 @@ ctx_init(struct ctx *c, const struct dd_trip *t)
 {
 	memset(c, 0, sizeof *c);
 	c->t = t;
+	c->limit = INT64_MAX;
 	unitvec(t->pk_lat, t->pk_lon, c->pk);
 	unitvec(t->dr_lat, t->dr_lon, c->dr);
 	c->trip_km = vec_km(c->pk, c->dr);

@@ -234,9 +234,12 @@ int
 dd_sched_stats(struct dd_sched *s, FILE *out)
 {
 	sqlite3_stmt *q;
-	if (ro_query(s, &q, "SELECT count(*), total(ever), total(NOT ever AND state = 'waiting'),"
-	    " total(NOT ever AND state IN ('rejected', 'cancelled')),"
-	    " (SELECT count(*) FROM drones) FROM items"))
+	/* A request is counted by its first delivery; the later ones (new
+	 * attempts after a failure) are counted apart. */
+	if (ro_query(s, &q, "SELECT total(attempt = 1), total(ever AND attempt = 1),"
+	    " total(NOT ever AND state = 'waiting' AND attempt = 1),"
+	    " total(NOT ever AND state IN ('rejected', 'cancelled') AND attempt = 1),"
+	    " (SELECT count(*) FROM drones), count(*) FROM items"))
 		return DD_EXIT_IO;
 	struct dd_buf b = { 0 };
 	int code = 0;
@@ -246,9 +249,10 @@ dd_sched_stats(struct dd_sched *s, FILE *out)
 		return DD_EXIT_IO;
 	}
 	dd_buf_printf(&b, "{\"requests\":%lld,\"scheduled\":%lld,\"rejected\":%lld,"
-	    "\"waiting\":%lld,\"drones\":%lld", sqlite3_column_int64(q, 0),
-	    (long long)sqlite3_column_double(q, 1), (long long)sqlite3_column_double(q, 3),
-	    (long long)sqlite3_column_double(q, 2), sqlite3_column_int64(q, 4));
+	    "\"waiting\":%lld,\"deliveries\":%lld,\"drones\":%lld",
+	    (long long)sqlite3_column_double(q, 0), (long long)sqlite3_column_double(q, 1),
+	    (long long)sqlite3_column_double(q, 3), (long long)sqlite3_column_double(q, 2),
+	    sqlite3_column_int64(q, 5), sqlite3_column_int64(q, 4));
 	sqlite3_finalize(q);
 	static const char *const groups[][2] = {
 		{ "states", "SELECT state, count(*) FROM items GROUP BY state ORDER BY state" },

@@ -4,6 +4,7 @@
  * delivery service; every outcome is recorded with the work item in the
  * batch's transaction. With --csv the lines come from a CSV feed.
  */
+#include <errno.h>
 #include <inttypes.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -706,6 +707,15 @@ filter_commit(void *ctx)
 		raise(SIGKILL);
 	if (s->end_failed)
 		return -1;	/* dd_errmsg() still says why */
+	/* Stopped by a signal: the input ends here, as at its end. */
+	if (dd_signalled && s->npend) {
+		if (sched_ensure_tx(s) || sched_window_close(s, sched_advance(s, INT64_MIN)))
+			return -1;
+		if (fflush(s->out) != 0 || ferror(s->out)) {
+			dd_seterr("stdout: %s", strerror(errno));
+			return -1;
+		}
+	}
 	return sched_commit(s);
 }
 

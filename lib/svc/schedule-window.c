@@ -5,8 +5,8 @@
  * closes (the input's time passes its end, or the input ends), most urgent
  * first: expedited, then the earliest deadline, then arrival. An expedited
  * request that finds no drone free in time may take the place of normal
- * deliveries that have not left yet; those are moved to a later slot
- * (delivery.rescheduled) or wait. Never one already on its way.
+ * deliveries that have not left yet, when each of them gets a later slot
+ * before its deadline (delivery.rescheduled). Never one already on its way.
  *
  * The items of the open window are those waiting with a seq above the
  * last closed (meta closed_seq), so a restarted filter finds the same
@@ -44,7 +44,8 @@ sched_pend_take(struct dd_sched *s, const char *did)
 }
 
 /* Give a normal delivery whose drone was taken a new plan at t: another
- * slot (delivery.rescheduled with its drone), or it waits without one. */
+ * slot (delivery.rescheduled with its drone; all_movable made sure there
+ * is one), else it waits without one. */
 static int
 move_aside(struct dd_sched *s, struct item *m, int64_t t)
 {
@@ -74,9 +75,45 @@ move_aside(struct dd_sched *s, struct item *m, int64_t t)
 }
 
 /*
+ * Would every one of the nm deliveries in moved find another slot before
+ * its deadline once the expedited item has plan p? Tried in memory and
+ * undone: the fleet is as it was after. 1 yes, 0 no.
+ */
+static int
+all_movable(struct dd_sched *s, struct item *it, const struct dd_plan *p, struct item **moved,
+    int nm, int64_t t)
+{
+	struct dd_fleet *f = s->fleet;
+	int drone[PREEMPT_MAX], placed[PREEMPT_MAX] = { 0 }, ok = 1;
+	struct dd_plan q[PREEMPT_MAX];
+	for (int k = 0; k < nm; k++) {
+		drone[k] = dd_fleet_find(f, moved[k]->drone);
+		dd_fleet_unbook(f, drone[k], item_key(moved[k]));
+	}
+	dd_fleet_book(f, p->drone, p->depart, p->busy_end, item_key(it));
+	for (int k = 0; k < nm && ok; k++) {
+		struct dd_trip tr;
+		sched_trip_of(moved[k], t, -1, &tr);
+		ok = moved[k]->deadline > t && dd_fleet_search(f, &tr, &q[k]) == DD_FIT_OK &&
+		    dd_fleet_book(f, q[k].drone, q[k].depart, q[k].busy_end, item_key(moved[k])) == 0;
+		placed[k] = ok;
+	}
+	for (int k = nm - 1; k >= 0; k--)
+		if (placed[k])
+			dd_fleet_unbook(f, q[k].drone, item_key(moved[k]));
+	dd_fleet_unbook(f, p->drone, item_key(it));
+	for (int k = 0; k < nm; k++)
+		dd_fleet_book_movable(f, drone[k], moved[k]->depart, moved[k]->busy_until,
+		    item_key(moved[k]), moved[k]->did);
+	return ok;
+}
+
+/*
  * An expedited item found no drone free in time: take the place of the
- * normal deliveries in its way, if that gives it a drone. 1 placed (it
- * is put), 0 not (nothing changed), -1 error.
+ * normal deliveries in its way, if that gives it a drone and each of them
+ * another slot before its deadline (a delivery the delivery service would
+ * go on flying is never left without a drone). 1 placed (it is put), 0
+ * not (nothing changed), -1 error.
  */
 static int
 preempt(struct dd_sched *s, struct item *it, int64_t t)
@@ -97,17 +134,23 @@ preempt(struct dd_sched *s, struct item *it, int64_t t)
 	for (int k = 0; k < n; k++) {
 		struct item *m;
 		int found = sched_item_get(s, refs[k], &m);
-		if (found <= 0) {
-			if (found == 0)
+		if (found <= 0 || dd_fleet_find(s->fleet, m->drone) < 0) {
+			if (found >= 0)
 				dd_seterr("booking of an unknown delivery %s", refs[k]);
+			sched_item_free(found > 0 ? m : NULL);
 			rc = -1;
 			goto out;
 		}
-		/* Released first, so that no reader of the events sees the
-		 * drone booked twice. */
-		sched_unbook(s, m);
 		moved[nm++] = m;
-		if (sched_emit_released(s, m, t, m->drone, m->version, "expedited", 1)) {
+	}
+	if (!all_movable(s, it, &p, moved, nm, t))
+		goto out;
+	/* Released first, so that no reader of the events sees the drone
+	 * booked twice; then the same moves again, for good. */
+	for (int k = 0; k < nm; k++) {
+		sched_unbook(s, moved[k]);
+		if (sched_emit_released(s, moved[k], t, moved[k]->drone, moved[k]->version,
+		    "expedited", 1)) {
 			rc = -1;
 			goto out;
 		}
