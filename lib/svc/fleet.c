@@ -10,6 +10,13 @@
 /* The shortest flight any delivery needs: a gap in a drone's day shorter
  * than this can hold no booking, so free times skip it. */
 #define MIN_FLIGHT_MS (2 * DD_HANDLING_MS + DD_TURNAROUND_MS)
+/* The longest free stretch of a drone is kept as seen from NCLIP points,
+ * the floor and CLIP_MS apart after it: a request whose flight cannot
+ * start before the floor plus k CLIP_MS (requests come --lead ahead of
+ * their pickup) ignores the stretches that end before, which only a
+ * sooner flight could use. */
+#define NCLIP 5
+#define CLIP_MS (15 * 60 * 1000)
 
 static const char *const size_names[] = { NULL, "small", "medium", "large" };
 
@@ -166,7 +173,7 @@ struct drone {
 	int nb, cap;
 	int64_t free_lb;	/* no flight of this drone departs earlier */
 	int64_t tail;		/* free for good from here (after its last booking) */
-	int64_t max_gap;	/* the longest free stretch before tail */
+	int64_t gap[NCLIP];	/* the longest free stretch before tail, from floor + k CLIP_MS */
 	int64_t out_from, out_until;	/* out of service (failed): no flight overlaps */
 	int leaf;
 };
@@ -176,9 +183,9 @@ struct node {
 	int left, right, parent;	/* left < 0: a leaf */
 	int first, count;		/* leaf: its drones in perm[] */
 	int64_t min_free;
-	int64_t min_tail, max_gap;	/* of the drones below: a flight longer than
+	int64_t min_tail, gap[NCLIP];	/* of the drones below: a flight longer than
 					 * every gap starts at a tail at the earliest */
-	double max_kg, max_range, max_speed;
+	double max_kg, max_range, max_speed, min_speed;
 	int max_size;
 };
 
@@ -252,7 +259,7 @@ dd_fleet_add(struct dd_fleet *f, const struct dd_drone_spec *s)
 	d->s.id = dd_strdup(s->id);
 	unitvec(s->lat, s->lon, d->v);
 	d->free_lb = d->tail = INT64_MIN;
-	d->max_gap = 0;
+	memset(d->gap, 0, sizeof d->gap);
 	d->out_from = d->out_until = INT64_MIN;
 }
 
@@ -291,8 +298,9 @@ aggregate(struct dd_fleet *f, int ni)
 	struct node *n = &f->nodes[ni];
 	if (n->left < 0) {
 		n->min_free = n->min_tail = INT64_MAX;
-		n->max_gap = 0;
+		memset(n->gap, 0, sizeof n->gap);
 		n->max_kg = n->max_range = n->max_speed = 0;
+		n->min_speed = INFINITY;
 		n->max_size = 0;
 		for (int k = 0; k < n->count; k++) {
 			const struct drone *d = &f->d[f->perm[n->first + k]];
@@ -300,8 +308,10 @@ aggregate(struct dd_fleet *f, int ni)
 				n->min_free = d->free_lb;
 			if (d->tail < n->min_tail)
 				n->min_tail = d->tail;
-			if (d->max_gap > n->max_gap)
-				n->max_gap = d->max_gap;
+			for (int g = 0; g < NCLIP; g++)
+				if (d->gap[g] > n->gap[g])
+					n->gap[g] = d->gap[g];
+			n->min_speed = fmin(n->min_speed, d->s.speed_mps);
 			n->max_kg = fmax(n->max_kg, d->s.max_kg);
 			n->max_range = fmax(n->max_range, d->s.range_km);
 			n->max_speed = fmax(n->max_speed, d->s.speed_mps);
@@ -313,7 +323,9 @@ aggregate(struct dd_fleet *f, int ni)
 	const struct node *l = &f->nodes[n->left], *r = &f->nodes[n->right];
 	n->min_free = l->min_free < r->min_free ? l->min_free : r->min_free;
 	n->min_tail = l->min_tail < r->min_tail ? l->min_tail : r->min_tail;
-	n->max_gap = l->max_gap > r->max_gap ? l->max_gap : r->max_gap;
+	for (int g = 0; g < NCLIP; g++)
+		n->gap[g] = l->gap[g] > r->gap[g] ? l->gap[g] : r->gap[g];
+	n->min_speed = fmin(l->min_speed, r->min_speed);
 	n->max_kg = fmax(l->max_kg, r->max_kg);
 	n->max_range = fmax(l->max_range, r->max_range);
 	n->max_speed = fmax(l->max_speed, r->max_speed);
@@ -495,7 +507,7 @@ refresh_drone(struct dd_fleet *f, int i, int force, int up)
 	/* The free stretches from the floor on: the first long enough for
 	 * any flight, the longest, and where the last begins. The time out
 	 * of service counts as one more booking. */
-	int64_t s = f->floor, first = INT64_MIN, gap = 0;
+	int64_t s = f->floor, first = INT64_MIN, gap[NCLIP] = { 0 };
 	int out = d->out_until > f->floor && d->out_until > d->out_from;
 	for (k = 0; k <= d->nb; k++) {
 		int64_t bs, be;
@@ -508,28 +520,32 @@ refresh_drone(struct dd_fleet *f, int i, int force, int up)
 		} else {
 			break;
 		}
-		if (bs - s >= MIN_FLIGHT_MS) {
-			if (first == INT64_MIN)
-				first = s;
-			if (bs - s > gap)
-				gap = bs - s;
+		if (bs - s >= MIN_FLIGHT_MS && first == INT64_MIN)
+			first = s;
+		/* The stretch [s, bs) as seen from each clip point. */
+		for (int g = 0; g < NCLIP; g++) {
+			int64_t from = f->floor + g * CLIP_MS;
+			int64_t len = bs - (s > from ? s : from);
+			if (len > gap[g])
+				gap[g] = len;
 		}
 		if (be > s)
 			s = be;
 	}
 	if (first == INT64_MIN)
 		first = s;
-	if ((first == d->free_lb && s == d->tail && gap == d->max_gap && !force) || !f->built ||
-	    f->nnodes == 0)
+	if ((first == d->free_lb && s == d->tail && !memcmp(gap, d->gap, sizeof gap) && !force) ||
+	    !f->built || f->nnodes == 0)
 		return;
 	d->free_lb = first;
 	d->tail = s;
-	d->max_gap = gap;
+	memcpy(d->gap, gap, sizeof gap);
 	for (int ni = up ? d->leaf : -1; ni >= 0; ni = f->nodes[ni].parent) {
 		const struct node *n = &f->nodes[ni];
-		int64_t b0 = n->min_free, b1 = n->min_tail, b2 = n->max_gap;
+		int64_t b0 = n->min_free, b1 = n->min_tail, b2[NCLIP];
+		memcpy(b2, n->gap, sizeof b2);
 		aggregate(f, ni);
-		if (n->min_free == b0 && n->min_tail == b1 && n->max_gap == b2 && !force)
+		if (n->min_free == b0 && n->min_tail == b1 && !memcmp(n->gap, b2, sizeof b2) && !force)
 			break;
 	}
 }
@@ -655,6 +671,8 @@ dd_fleet_return_ms(const struct dd_fleet *f, int i, double lat, double lon)
 
 /* ---- the search ---- */
 
+static int clip_of(const struct dd_fleet *f, int64_t smin);
+
 struct ctx {
 	const struct dd_trip *t;
 	double pk[3], dr[3];
@@ -682,9 +700,10 @@ fit(struct dd_fleet *f, const struct ctx *c, int i, struct dd_plan *p)
 		 * its bookings when that cannot beat the best found. */
 		int64_t ta = leg_ms(a, d->s.speed_mps);
 		int64_t len = ta + 2 * DD_HANDLING_MS + leg_ms(b, d->s.speed_mps) + DD_TURNAROUND_MS;
-		int64_t s0 = len > d->max_gap ? d->tail : d->free_lb;
-		if (s0 < t->pickup_time - ta)
-			s0 = t->pickup_time - ta;
+		int64_t smin = t->pickup_time - ta > t->now ? t->pickup_time - ta : t->now;
+		int64_t s0 = len > d->gap[clip_of(f, smin)] ? d->tail : d->free_lb;
+		if (s0 < smin)
+			s0 = smin;
 		if (s0 + ta > c->limit)
 			return DD_FIT_BUSY;
 	}
@@ -737,6 +756,30 @@ plan:
 	return p->dropoff <= t->deadline ? DD_FIT_OK : DD_FIT_BUSY;
 }
 
+/* The clip point of a flight that starts at smin at the earliest: the
+ * last one not after it (drones refreshed at an earlier floor saw their
+ * stretches from earlier points, which only makes them longer). */
+static int
+clip_of(const struct dd_fleet *f, int64_t smin)
+{
+	if (f->floor == INT64_MIN || smin <= f->floor)
+		return 0;
+	int64_t g = (smin - f->floor) / CLIP_MS;
+	return g >= NCLIP ? NCLIP - 1 : (int)g;
+}
+
+/* The farthest any point of the node's box is from p (an upper bound). */
+static double
+far_km(const struct node *n, const double p[3])
+{
+	double s = 0;
+	for (int k = 0; k < 3; k++) {
+		double x = fmax(fabs(p[k] - n->lo[k]), fabs(p[k] - n->hi[k]));
+		s += x * x;
+	}
+	return chord_km(s);
+}
+
 static double
 box_km(const struct node *n, const double p[3])
 {
@@ -777,7 +820,13 @@ bound(const struct dd_fleet *f, const struct ctx *c, int ni, struct hent *h)
 		 * one's tail at the earliest. */
 		int64_t len = 2 * DD_HANDLING_MS + DD_TURNAROUND_MS +
 		    (int64_t)floor((dp + c->trip_km + dd) * 1e6 / n->max_speed) - 1;
-		int64_t free = len > n->max_gap ? n->min_tail : n->min_free;
+		/* No flight of the drones below starts before smin: the farthest
+		 * of them at the slowest speed, a second more for rounding. */
+		int64_t smin = t->pickup_time -
+		    ((int64_t)ceil(far_km(n, c->pk) * 1e6 / n->min_speed) + 1000);
+		if (smin < t->now)
+			smin = t->now;
+		int64_t free = len > n->gap[clip_of(f, smin)] ? n->min_tail : n->min_free;
 		if (free + alb > pl)
 			pl = free + alb;
 	}

@@ -5,6 +5,7 @@
  * transactions that keep it the store's, and the fleet file.
  */
 #include <errno.h>
+#include <math.h>
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
@@ -126,8 +127,31 @@ dd_sched_open(struct dd_sched **sp, const struct dd_sched_opts *o)
 	    prep(s, &s->q_get, "SELECT " ITEM_COLS " FROM items WHERE delivery_id = ?") ||
 	    prep(s, &s->q_getreq, "SELECT " ITEM_COLS " FROM items WHERE owner_id = ?"
 		" AND request_id = ? ORDER BY attempt DESC LIMIT 1") ||
-	    prep(s, &s->q_put, "INSERT OR REPLACE INTO items(" ITEM_COLS ") VALUES(?,?,?,?,?,?,?,?,?,?,"
-		"?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)") ||
+	    /* An upsert, not a replace: the second write of an item (placed
+	     * after its window) changes its row in place, and only the
+	     * indexes whose columns changed. */
+	    prep(s, &s->q_put, "INSERT INTO items(" ITEM_COLS ") VALUES(?,?,?,?,?,?,?,?,?,?,"
+		"?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+		" ON CONFLICT(delivery_id) DO UPDATE SET "
+		"request_id = excluded.request_id, owner_id = excluded.owner_id, "
+		" seq = excluded.seq, state = excluded.state, ever = excluded.ever, "
+		" valid = excluded.valid, reason = excluded.reason, "
+		" field = excluded.field, pk_lat = excluded.pk_lat, "
+		" pk_lon = excluded.pk_lon, pk_alt = excluded.pk_alt, "
+		" dr_lat = excluded.dr_lat, dr_lon = excluded.dr_lon, "
+		" dr_alt = excluded.dr_alt, pickup_time = excluded.pickup_time, "
+		" deadline = excluded.deadline, expedited = excluded.expedited, "
+		" confirmation = excluded.confirmation, "
+		" package_id = excluded.package_id, size = excluded.size, "
+		" weight_kg = excluded.weight_kg, tag = excluded.tag, "
+		" drone_id = excluded.drone_id, version = excluded.version, "
+		" depart = excluded.depart, pickup_eta = excluded.pickup_eta, "
+		" dropoff_eta = excluded.dropoff_eta, return_eta = excluded.return_eta, "
+		" busy_until = excluded.busy_until, stage = excluded.stage, "
+		" prev_stage = excluded.prev_stage, stage_time = excluded.stage_time, "
+		" received = excluded.received, updated = excluded.updated, "
+		" nlog = excluded.nlog, attempt = excluded.attempt, "
+		" held_reason = excluded.held_reason, held_op = excluded.held_op") ||
 	    prep(s, &s->q_log, "INSERT INTO log VALUES(?,?,?,?,?,?,?)") ||
 	    prep(s, &s->q_step, "SELECT 1 FROM log WHERE delivery_id = ? AND step = ?") ||
 	    prep(s, &s->q_op, "INSERT OR IGNORE INTO ops(hash, rejected) VALUES(?, ?)") ||
@@ -190,11 +214,51 @@ sched_step_sql(struct dd_sched *s, sqlite3_stmt *q, const char *what)
 	return 0;
 }
 
+/*
+ * A double that is a whole number of millionths from 1e-4 to 1e9 (coordinates,
+ * weights: most of what the scheduler writes), as %.15g writes it: the
+ * decimal r / 10^6 has at most 15 significant digits, and d is the double
+ * nearest to it, so it reads back as d. 0 when d is not one (or is -0).
+ */
+static int
+micro_text(double d, char out[40])
+{
+	if (!(fabs(d) < 1e9) || !(fabs(d) >= 1e-4))
+		return 0;	/* (%g writes an exponent below 1e-4) */
+	double r = nearbyint(d * 1e6);
+	if (r / 1e6 != d)
+		return 0;
+	int64_t v = (int64_t)r;
+	char *p = out;
+	if (v < 0) {
+		*p++ = '-';
+		v = -v;
+	}
+	p += sprintf(p, "%" PRId64, v / 1000000);
+	int64_t frac = v % 1000000;
+	if (frac) {
+		char f[8];
+		int n = 6;
+		sprintf(f, "%06" PRId64, frac);
+		while (f[n - 1] == '0')
+			n--;
+		*p++ = '.';
+		memcpy(p, f, (size_t)n);
+		p += n;
+	}
+	*p = '\0';
+	return 1;
+}
+
 /* Shortest text that reads back as the same double. */
 void
 sched_jnum(struct dd_buf *b, double d)
 {
 	char tmp[40];
+	if (micro_text(d, tmp)) {
+		dd_buf_adds(b, tmp);
+		return;
+	}
 	for (int prec = 15; prec <= 17; prec++) {
 		snprintf(tmp, sizeof tmp, "%.*g", prec, d);
 		if (strtod(tmp, NULL) == d)
