@@ -102,7 +102,7 @@ on_kresume(void *ctx, const char *topic, int32_t partition)
 }
 
 static int
-on_koffsets(void *ctx, const struct dd_koffsets *ko)
+on_koffsets(void *ctx, struct dd_koffsets *ko)
 {
 	struct ingest *c = ctx;
 	dd_lake_kafka_through(c->w, ko);
@@ -169,6 +169,14 @@ set(void *vc, int key, const char *arg, const char *arg2)
 			return -1;
 		c->wo.part_size = v;
 		return 0;
+	case DD_OPT_TOPIC:
+		/* A part's metadata holds the offsets of one topic. */
+		if (strchr(arg, ',') || arg[0] == '^') {
+			dd_seterr("the lake's parts record the offsets of one topic: "
+			    "one dd-lake-ingest a topic");
+			return -1;
+		}
+		break;
 	}
 	return dd_filter_setopt(&c->fo, key, arg) == 0 ? 0 : -1;
 }

@@ -15,6 +15,7 @@
 #include "cli.h"
 #include "ddtime.h"
 #include "exitcodes.h"
+#include "filter.h"
 #include "sim.h"
 #include "util.h"
 
@@ -57,6 +58,11 @@ static const struct dd_opt fly_opts[] = {
 	{ "reorder", 0, "FRACTION", "events sent late, out of order (default 0)", K_REORDER, 0 },
 	{ "rejects", 0, "FILE", "append a record of each rejected line to FILE", K_REJECTS, 0 },
 	{ "max-line", 0, "SIZE", "report longer lines (default 1M)", K_MAXLINE, 0 },
+	{ "batch", 0, "N", "with --kafka: send the output and commit the place after N lines "
+		"(default 5000)", DD_OPT_BATCH, 0 },
+	{ "flush-interval", 0, "DUR", "with --kafka: do so at most DUR after a line (default 1s)",
+		DD_OPT_FLUSH, 0 },
+	DD_KAFKA_OPTIONS,
 	DD_OPT_END,
 };
 static const struct dd_opt tel_opts[] = {
@@ -71,6 +77,8 @@ static const struct dd_opt tel_opts[] = {
 struct ctx {
 	struct dd_sim_opts o;
 	struct dd_sim_fly_opts fo;
+	struct dd_filter_opts ffo;	/* fly's filter options (--kafka...), parsed
+					 * as every filter parses them */
 	int have_start;
 };
 
@@ -151,7 +159,7 @@ set(void *vc, int key, const char *arg, const char *arg2)
 		c->fo.max_line = (size_t)v;
 		return 0;
 	}
-	return -1;
+	return dd_filter_setopt(&c->ffo, key, arg) == 0 ? 0 : -1;
 }
 
 static int
@@ -194,6 +202,9 @@ run_fly(void *vc, int argc, char **argv)
 		c->fo.fd = fd;
 		c->fo.input = argv[0];
 	}
+	c->fo.kafka = c->ffo.kafka;
+	c->fo.batch = c->ffo.batch;
+	c->fo.flush_ms = c->ffo.flush_ms;
 	struct dd_sim_fly_stats st;
 	int code = dd_sim_fly(&c->fo, stdout, &st);
 	if (fd >= 0)
@@ -218,6 +229,7 @@ main(int argc, char *argv[])
 	struct ctx c = { 0 };
 	dd_sim_defaults(&c.o);
 	dd_sim_fly_defaults(&c.fo);
+	dd_filter_defaults(&c.ffo);
 	struct dd_prog p = {
 		.name = "dd-sim",
 		.about = "requests writes delivery requests for dd-schedule; fly passes events\n"

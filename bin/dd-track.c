@@ -186,6 +186,10 @@ main(int argc, char *argv[])
 	 * bounds what a commit holds. */
 	c.fo.batch = 1000000;
 	c.fo.flush_busy = 1;
+	/* Retention, lateness and removal go by stream time: what several
+	 * Kafka partitions hold is applied in one event-time order, as one
+	 * stream would have brought it. */
+	c.fo.kafka.ordered = 1;
 	dd_track_defaults(&c.o);
 	static const struct dd_prog prog = {
 		.name = "dd-track",

@@ -98,6 +98,8 @@ dd_filter_setopt(struct dd_filter_opts *o, int code, const char *arg)
 		o->kafka.brokers = arg;
 		return 0;
 	case DD_OPT_TOPIC:
+		if (dd_kafka_check_topics(arg))
+			return -1;
 		o->kafka.topic = arg;
 		return 0;
 	case DD_OPT_PARTITIONS: {
@@ -167,6 +169,14 @@ struct kafka {
 static int
 commit(const struct dd_filter_ops *ops, void *ctx, int *gone, struct kafka *k)
 {
+	/* A program whose place is the group's offsets (no store, no
+	 * kresume: dd-sim fly) has nothing to make durable but its output,
+	 * which its commit writes: that goes first, to be sent with the
+	 * rest. */
+	int stateless = !ops->store && !ops->kresume;
+	int rc = 0;
+	if (stateless && ops->commit && (rc = ops->commit(ctx)) != 0)
+		return rc;
 	if (fflush(stdout) != 0 || ferror(stdout)) {
 		if (!dd_stdout_gone()) {
 			dd_seterr("stdout: %s", strerror(errno ? errno : EIO));
@@ -184,7 +194,8 @@ commit(const struct dd_filter_ops *ops, void *ctx, int *gone, struct kafka *k)
 		else if (ops->koffsets && ops->koffsets(ctx, &ko))
 			return -1;
 	}
-	int rc = ops->commit ? ops->commit(ctx) : 0;
+	if (!stateless && ops->commit)
+		rc = ops->commit(ctx);
 	if (k->in && ops->store) {
 		/* A program whose commit had nothing of its own to write
 		 * still records where it is. */
@@ -192,8 +203,10 @@ commit(const struct dd_filter_ops *ops, void *ctx, int *gone, struct kafka *k)
 			rc = dd_store_commit(ops->store);
 		ops->store->koff = NULL;
 	}
+	/* The stateless program's place: committed (and waited for) before
+	 * the run goes on; a failure only means a restart re-reads more. */
 	if (rc == 0 && k->in)
-		dd_kin_committed(k->in);
+		dd_kin_committed(k->in, &ko, stateless);
 	return rc;
 }
 
@@ -228,19 +241,18 @@ struct input {
 	const char *name;
 	struct dd_lines *lines;
 	struct kafka k;
-	int32_t kpart;		/* the message read last */
-	int64_t koff;
+	struct dd_kmsg km;	/* the message read last */
 };
 
 /* The next Kafka message as a line (dd_lines_next_until's codes). */
 static int
 kafka_next(struct input *in, struct dd_line *l, int64_t until)
 {
-	const char *p;
-	size_t n;
-	int rc = dd_kin_next(in->k.in, &p, &n, &in->kpart, &in->koff, until);
+	int rc = dd_kin_next(in->k.in, &in->km, until);
 	if (rc != 1)
 		return rc == 0 ? DD_LINES_EOF : rc == -1 ? DD_LINES_ERR : DD_LINES_TIMEOUT;
+	const char *p = in->km.p;
+	size_t n = in->km.n;
 	/* A producer that sent the line with its newline. */
 	while (n && (p[n - 1] == '\n' || p[n - 1] == '\r'))
 		n--;
@@ -248,9 +260,10 @@ kafka_next(struct input *in, struct dd_line *l, int64_t until)
 	l->p = (char *)p;
 	l->n = n;
 	l->fulllen = n;
-	l->lineno = (uint64_t)in->koff;
-	l->off = (uint64_t)in->koff;
-	l->kpart = in->kpart;
+	l->lineno = (uint64_t)in->km.offset;
+	l->off = (uint64_t)in->km.offset;
+	l->kpart = in->km.partition;
+	l->ktopic = in->km.topic;
 	if (n > in->o->max_line) {
 		l->toolong = 1;
 		l->n = DD_LINE_KEEP;
@@ -264,19 +277,18 @@ struct krun {
 	const struct dd_filter_ops *ops;
 	void *ctx;
 	struct kafka *k;
-	const char *topic;
 	uint64_t *pending;
 	int *gone;
 };
 
 static int64_t
-kafka_resume(void *vr, int32_t partition)
+kafka_resume(void *vr, const char *topic, int32_t partition)
 {
 	struct krun *r = vr;
 	if (r->ops->store)
-		return dd_store_koff_get(r->ops->store, r->topic, partition);
+		return dd_store_koff_get(r->ops->store, topic, partition);
 	if (r->ops->kresume)
-		return r->ops->kresume(r->ctx, r->topic, partition);
+		return r->ops->kresume(r->ctx, topic, partition);
 	return -3;	/* no store: where the group committed */
 }
 
@@ -408,7 +420,7 @@ dd_filter_run(const struct dd_filter_opts *o, const struct dd_filter_ops *ops, v
 	char why[160], failure[1024] = "";
 	int code = -1, committed_ok = 1, shown = 0, gone = 0;
 	uint64_t pending = 0;
-	struct krun kr = { ops, ctx, &in.k, o->kafka.topic, &pending, &gone };
+	struct krun kr = { ops, ctx, &in.k, &pending, &gone };
 	if (kafka_usage(o)) {
 		dd_rejects_close(rj);
 		if (ops->finish)
@@ -521,7 +533,7 @@ dd_filter_run(const struct dd_filter_opts *o, const struct dd_filter_ops *ops, v
 			break;
 		case DD_REJECT:
 			st->rejected++;
-			if (in.k.in ? dd_reject_kafka(rj, o->kafka.topic, in.kpart, in.koff, l.p, l.n,
+			if (in.k.in ? dd_reject_kafka(rj, in.km.topic, in.km.partition, in.km.offset, l.p, l.n,
 			    l.toolong, dd_errmsg()) :
 			    dd_reject(rj, in.name, ops->origin ? ops->origin(ctx, &l) : &l,
 			    dd_errmsg())) {
@@ -547,6 +559,15 @@ dd_filter_run(const struct dd_filter_opts *o, const struct dd_filter_ops *ops, v
 		}
 		if (pending++ == 0)
 			deadline = dd_now_ms() + o->flush_ms;
+		/* What is written goes to the broker while the batch goes on:
+		 * its acknowledgements come in meanwhile (looked at every 64
+		 * lines; stdio's buffer holds the newest). */
+		if (in.k.out && (pending & 63) == 0 && code < 0 && dd_kout_pump(in.k.out)) {
+			snprintf(failure, sizeof failure, "%s", dd_errmsg());
+			committed_ok = 0;
+			code = DD_EXIT_IO;
+			break;
+		}
 		/* With flush_busy, a stream that never pauses is committed by
 		 * --flush-interval too, not only by --batch: what was read is
 		 * durable within it. (The clock is read every 64 lines: 64

@@ -91,8 +91,11 @@ struct dd_filter_ops {
 	 * error (dd_errmsg()). */
 	int64_t (*kresume)(void *ctx, const char *topic, int32_t partition);
 	/* The positions the next commit makes durable (called just before
-	 * ops->commit). 0 or -1 (dd_errmsg()). */
-	int (*koffsets)(void *ctx, const struct dd_koffsets *ko);
+	 * ops->commit). 0 or -1 (dd_errmsg()). A program without kresume
+	 * (its place is the group's committed offsets) may point ko->pos at
+	 * earlier positions of its own, valid until the next call: where a
+	 * restart must begin to rebuild what it holds in memory. */
+	int (*koffsets)(void *ctx, struct dd_koffsets *ko);
 };
 
 /* Defaults for the options above. */
@@ -137,7 +140,7 @@ enum {
 /* Kafka instead of FILEs and stdout (kafka.h), alike in every filter. */
 #define DD_KAFKA_OPTIONS \
 	{ "kafka", 0, "BROKERS", "read from Kafka (host:port,...) instead of FILEs", DD_OPT_KAFKA, 0 }, \
-	{ "topic", 0, "TOPIC", "the topic --kafka reads", DD_OPT_TOPIC, 0 }, \
+	{ "topic", 0, "TOPIC", "the topics --kafka reads: NAME,NAME... or ^REGEX", DD_OPT_TOPIC, 0 }, \
 	{ "partitions", 0, "LIST", "read these partitions (0,2,4-7; default all)", DD_OPT_PARTITIONS, 0 }, \
 	{ "group", 0, "G", "let consumer group G assign the partitions", DD_OPT_GROUP, 0 }, \
 	{ "kafka-eof", 0, NULL, "stop at the end of every partition read", DD_OPT_KEOF, 0 }, \

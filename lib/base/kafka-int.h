@@ -23,6 +23,19 @@ int dd_kconf_set(rd_kafka_conf_t *c, const char *name, const char *value);
  * number of partitions, or -1 (dd_errmsg(): one line). */
 int dd_kafka_topic_check(rd_kafka_t *rk, const char *brokers, const char *topic,
     int64_t timeout_ms);
+/* A topic of a --topic list as the brokers know it. */
+struct dd_ktopic {
+	char *name;
+	int nparts;
+};
+/* Within timeout_ms, the topics list names (each name as given, each
+ * pattern ^... as every topic it matches, none twice) with their numbers
+ * of partitions: 0 and a malloc'd array (dd_ktopics_free), or -1
+ * (dd_errmsg(): one line; a name the brokers do not know, or a pattern
+ * that matches nothing, is an error). */
+int dd_kafka_topics_resolve(rd_kafka_t *rk, const char *brokers, const char *list,
+    int64_t timeout_ms, struct dd_ktopic **out, size_t *n);
+void dd_ktopics_free(struct dd_ktopic *t, size_t n);
 /* Progress became possible: the brokers are reachable again. */
 void dd_kstate_up(struct kstate *st);
 /* The notice to show, once, or NULL. */

@@ -1,11 +1,13 @@
 /*
  * The Kafka output of the filter loop (kafka.h). stdout (fd 1) becomes a
- * memory file: the program writes its events as it always does, and at
- * each commit the complete lines written since the last one are produced,
- * keyed by subject, and acknowledged by every in-sync replica (acks=all,
- * idempotent producer) before the store may commit. A kill before that
- * loses nothing: the store has not recorded the input, so a restart reads
- * it again and writes the same events (same ids) again.
+ * memory file: the program writes its events as it always does; the
+ * complete lines are produced, keyed by subject, as they pile up
+ * (dd_kout_pump, so the broker acknowledges while the program works) and
+ * at each commit the rest, and all are acknowledged by every in-sync
+ * replica (acks=all, idempotent producer) before the store may commit. A
+ * kill before that loses nothing: the store has not recorded the input,
+ * so a restart reads it again and writes the same events (same ids)
+ * again.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -27,6 +29,7 @@ struct dd_kout {
 	rd_kafka_topic_t *rkt;
 	const char *topic;
 	int fd;			/* the memory file behind fd 1 */
+	off_t sent;		/* its bytes produced already (whole lines) */
 	uint64_t failed;	/* messages the broker did not take */
 	char why[256];
 	struct dd_buf buf, key;
@@ -116,6 +119,56 @@ produce(struct dd_kout *k, const char *p, size_t n)
 	}
 }
 
+/* Produce the whole lines of the memory file from k->sent to its end;
+ * with tail, what is left of a line not yet ended goes to k->buf. */
+static int
+produce_lines(struct dd_kout *k, off_t end, int tail)
+{
+	if (end <= k->sent) {
+		if (tail)
+			dd_buf_reset(&k->buf);
+		return 0;
+	}
+	/* The memory file's pages, read in place, from the page of k->sent. */
+	off_t base = k->sent & ~(off_t)(sysconf(_SC_PAGESIZE) - 1);
+	size_t len = (size_t)(end - base);
+	char *m = mmap(NULL, len, PROT_READ, MAP_SHARED, k->fd, base);
+	if (m == MAP_FAILED) {
+		dd_seterr("kafka-out: stdout: %s", strerror(errno));
+		return -1;
+	}
+	size_t at = (size_t)(k->sent - base);
+	while (at < len) {
+		const char *nl = memchr(m + at, '\n', len - at);
+		if (nl == NULL)
+			break;
+		if (produce(k, m + at, (size_t)(nl - (m + at)))) {
+			munmap(m, len);
+			return -1;
+		}
+		at = (size_t)(nl - m) + 1;
+	}
+	k->sent = base + (off_t)at;
+	if (tail) {
+		dd_buf_reset(&k->buf);
+		dd_buf_add(&k->buf, m + at, len - at);
+	}
+	munmap(m, len);
+	/* Delivery reports, and room in the client's queue. */
+	rd_kafka_poll(k->rk, 0);
+	return 0;
+}
+
+int
+dd_kout_pump(struct dd_kout *k)
+{
+	off_t end = lseek(k->fd, 0, SEEK_CUR);
+	/* Worth a mapping: 256 KiB or more not sent yet. */
+	if (end < 0 || end - k->sent < (off_t)256 * 1024)
+		return 0;
+	return produce_lines(k, end, 0);
+}
+
 int
 dd_kout_flush(struct dd_kout *k)
 {
@@ -125,27 +178,10 @@ dd_kout_flush(struct dd_kout *k)
 		return -1;
 	}
 	if (end > 0) {
-		/* The memory file's pages, read in place. */
-		char *m = mmap(NULL, (size_t)end, PROT_READ, MAP_SHARED, k->fd, 0);
-		if (m == MAP_FAILED) {
-			dd_seterr("kafka-out: stdout: %s", strerror(errno));
+		if (produce_lines(k, end, 1))
 			return -1;
-		}
-		size_t at = 0, len = (size_t)end;
-		while (at < len) {
-			const char *nl = memchr(m + at, '\n', len - at);
-			if (nl == NULL)
-				break;
-			if (produce(k, m + at, (size_t)(nl - (m + at)))) {
-				munmap(m, len);
-				return -1;
-			}
-			at = (size_t)(nl - m) + 1;
-		}
 		/* A line not yet ended stays for the next flush. */
-		dd_buf_reset(&k->buf);
-		dd_buf_add(&k->buf, m + at, len - at);
-		munmap(m, len);
+		k->sent = 0;
 		if (ftruncate(k->fd, 0) < 0 || lseek(k->fd, 0, SEEK_SET) < 0 ||
 		    (k->buf.len && write(k->fd, k->buf.p, k->buf.len) != (ssize_t)k->buf.len)) {
 			dd_seterr("kafka-out: stdout: %s", strerror(errno));

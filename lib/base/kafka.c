@@ -4,6 +4,7 @@
  * client reports it.
  */
 #include <inttypes.h>
+#include <regex.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -110,6 +111,145 @@ dd_kafka_topic_check(rd_kafka_t *rk, const char *brokers, const char *topic,
 		return -1;
 	}
 	return n;
+}
+
+/* The items of a --topic list, one at a time: its start and length. */
+static int
+next_item(const char **at, const char **p, size_t *n)
+{
+	const char *s = *at;
+	if (*s == '\0')
+		return 0;
+	const char *c = strchr(s, ',');
+	*p = s;
+	*n = c ? (size_t)(c - s) : strlen(s);
+	*at = c ? c + 1 : s + *n;
+	return 1;
+}
+
+int
+dd_kafka_check_topics(const char *list)
+{
+	const char *at = list, *p;
+	size_t n, cnt = 0;
+	if (*list == '\0' || list[strlen(list) - 1] == ',')
+		goto bad;
+	while (next_item(&at, &p, &n)) {
+		cnt++;
+		if (n == 0)
+			goto bad;
+		if (*p == '^') {
+			/* A pattern may hold any character but the list's comma. */
+			char *re = dd_strndup(p, n);
+			regex_t rx;
+			int rc = regcomp(&rx, re, REG_EXTENDED | REG_NOSUB);
+			if (rc == 0)
+				regfree(&rx);
+			free(re);
+			if (rc) {
+				dd_seterr("\"%.*s\" is not a regular expression", (int)n, p);
+				return -1;
+			}
+			continue;
+		}
+		/* Kafka's own rule for topic names. */
+		if (n > 249)
+			goto bad;
+		for (size_t i = 0; i < n; i++)
+			if (!(p[i] == '.' || p[i] == '_' || p[i] == '-' ||
+			    (p[i] >= '0' && p[i] <= '9') || (p[i] >= 'a' && p[i] <= 'z') ||
+			    (p[i] >= 'A' && p[i] <= 'Z')))
+				goto bad;
+	}
+	if (cnt)
+		return 0;
+bad:
+	dd_seterr("\"%s\" is not a list of topics (NAME or ^PATTERN, separated by commas)",
+	    list);
+	return -1;
+}
+
+void
+dd_ktopics_free(struct dd_ktopic *t, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(t[i].name);
+	free(t);
+}
+
+static int
+add_topic(struct dd_ktopic **v, size_t *n, const char *name, int nparts)
+{
+	for (size_t i = 0; i < *n; i++)
+		if (strcmp((*v)[i].name, name) == 0)
+			return 0;
+	*v = dd_realloc(*v, (*n + 1) * sizeof **v);
+	(*v)[*n].name = dd_strdup(name);
+	(*v)[*n].nparts = nparts;
+	(*n)++;
+	return 0;
+}
+
+int
+dd_kafka_topics_resolve(rd_kafka_t *rk, const char *brokers, const char *list,
+    int64_t timeout_ms, struct dd_ktopic **out, size_t *nout)
+{
+	const struct rd_kafka_metadata *md = NULL;
+	*out = NULL;
+	*nout = 0;
+	/* All topics: asking for one by name could create it on a broker
+	 * that creates topics on demand. */
+	rd_kafka_resp_err_t err = rd_kafka_metadata(rk, 1, NULL, &md,
+	    (int)(timeout_ms > 0x7fffffff ? 0x7fffffff : timeout_ms));
+	if (err) {
+		dd_seterr("kafka: %s: no broker answered within %" PRId64 " ms (%s)", brokers,
+		    timeout_ms, rd_kafka_err2str(err));
+		return -1;
+	}
+	struct dd_ktopic *v = NULL;
+	size_t n = 0;
+	const char *at = list, *p;
+	size_t len;
+	int rc = 0;
+	while (rc == 0 && next_item(&at, &p, &len)) {
+		char *item = dd_strndup(p, len);
+		int found = 0;
+		regex_t rx;
+		int pattern = *item == '^';
+		if (pattern && regcomp(&rx, item, REG_EXTENDED | REG_NOSUB)) {
+			dd_seterr("\"%s\" is not a regular expression", item);
+			rc = -1;
+		}
+		for (int i = 0; rc == 0 && i < md->topic_cnt; i++) {
+			const struct rd_kafka_metadata_topic *t = &md->topics[i];
+			if (t->err || t->partition_cnt <= 0)
+				continue;
+			/* A pattern leaves the broker's own topics (__consumer_offsets)
+			 * alone unless it names them. */
+			if (pattern ? regexec(&rx, t->topic, 0, NULL, 0) != 0 ||
+			    (t->topic[0] == '_' && t->topic[1] == '_' && item[1] != '_') :
+			    strcmp(t->topic, item) != 0)
+				continue;
+			add_topic(&v, &n, t->topic, t->partition_cnt);
+			found = 1;
+		}
+		if (pattern && rc == 0)
+			regfree(&rx);
+		if (rc == 0 && !found) {
+			dd_seterr(pattern ? "kafka: %s: no topic matches \"%s\"" :
+			    "kafka: %s: no topic \"%s\"", brokers, item);
+			rc = -1;
+		}
+		free(item);
+	}
+	rd_kafka_metadata_destroy(md);
+	if (rc) {
+		dd_ktopics_free(v, n);
+		return -1;
+	}
+	*out = v;
+	*nout = n;
+	return 0;
 }
 
 void

@@ -102,6 +102,7 @@ hand_out(struct dd_lines *r, struct dd_line *l, char *p, size_t n, size_t consum
 {
 	l->lineno = ++r->lineno;
 	l->kpart = -1;
+	l->ktopic = NULL;
 	l->off = r->off;
 	l->fulllen = n;
 	r->off += consumed;
@@ -134,6 +135,8 @@ dd_lines_next_until(struct dd_lines *r, struct dd_line *l, int64_t deadline)
 				r->skipping = 0;
 				l->lineno = ++r->lineno;
 				l->kpart = -1;
+				l->ktopic = NULL;
+	l->ktopic = NULL;
 				l->off = r->skipoff;
 				l->fulllen = r->skiplen - 1;
 				r->off = r->skipoff + r->skiplen;

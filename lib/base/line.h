@@ -22,6 +22,7 @@ struct dd_line {
 	uint64_t fulllen;	/* the whole length, also when toolong */
 	int32_t kpart;		/* a Kafka message (filter.c): its partition, and
 				 * lineno and off its offset; else -1 */
+	const char *ktopic;	/* and its topic (valid for the run); else NULL */
 };
 
 enum {

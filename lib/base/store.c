@@ -264,7 +264,7 @@ dd_store_koff_write(struct dd_store *s)
 		return -1;
 	int rc = 0;
 	for (size_t i = 0; rc == 0 && i < k->n; i++) {
-		dd_bind_text(st, 0, k->topic, (size_t)-1);
+		dd_bind_text(st, 0, k->pos[i].topic, (size_t)-1);
 		dd_bind_int(st, 1, k->pos[i].partition);
 		dd_bind_int(st, 2, k->pos[i].next);
 		if (sqlite3_step(st) != SQLITE_DONE)

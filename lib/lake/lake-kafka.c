@@ -269,7 +269,7 @@ dd_lake_kafka_resume(const char *lake, const char *dataset, const char *topic,
 	if (rc == 0 && best.n) {
 		*out = dd_calloc(best.n, sizeof **out);
 		for (size_t i = 0; i < best.n; i++)
-			(*out)[i] = (struct dd_kpos){ best.v[i].p, best.v[i].a };
+			(*out)[i] = (struct dd_kpos){ topic, best.v[i].p, best.v[i].a };
 		*nout = best.n;
 	}
 	free(best.v);

@@ -398,6 +398,9 @@ struct held {
 	uint64_t order;
 	char *p;
 	size_t n;
+	const char *ktopic;	/* the Kafka origin of its flight (fly_koffsets) */
+	int32_t kpart;
+	int64_t koff;
 };
 
 struct fly {
@@ -414,6 +417,8 @@ struct fly {
 	size_t nheld, capheld;
 	uint64_t heldorder;
 	int64_t clock;		/* time of the stream so far */
+	const struct dd_line *line;	/* the line being read */
+	struct dd_kpos *kpos;	/* fly_koffsets() */
 };
 
 static struct flight **
@@ -478,13 +483,13 @@ held_less(const struct held *a, const struct held *b)
 }
 
 static void
-held_push(struct fly *fl, int64_t rel, const char *p, size_t n)
+held_push(struct fly *fl, const struct flight *f, int64_t rel, const char *p, size_t n)
 {
 	if (fl->nheld == fl->capheld) {
 		fl->capheld = fl->capheld ? 2 * fl->capheld : 64;
 		fl->held = dd_realloc(fl->held, fl->capheld * sizeof *fl->held);
 	}
-	struct held x = { rel, fl->heldorder++, dd_malloc(n), n };
+	struct held x = { rel, fl->heldorder++, dd_malloc(n), n, f->ktopic, f->kpart, f->koff };
 	memcpy(x.p, p, n);
 	size_t i = fl->nheld++;
 	while (i > 0 && held_less(&x, &fl->held[(i - 1) / 2])) {
@@ -541,11 +546,11 @@ generate_until(struct fly *fl, int64_t t)
 		fl->st->generated++;
 		if (fl->o->reorder > 0 && dd_rng_unit(&fl->rmix) < fl->o->reorder) {
 			/* Late by 5 s to 5 min of stream time. */
-			held_push(fl, et + 5000 + (int64_t)dd_rng_below(&fl->rmix, 295000), p, n);
+			held_push(fl, f, et + 5000 + (int64_t)dd_rng_below(&fl->rmix, 295000), p, n);
 		} else {
 			fl->ob.len += n;
 			if (fl->o->dup > 0 && dd_rng_unit(&fl->rmix) < fl->o->dup)
-				held_push(fl, et + (int64_t)dd_rng_below(&fl->rmix, 60000), p, n);
+				held_push(fl, f, et + (int64_t)dd_rng_below(&fl->rmix, 60000), p, n);
 		}
 		if (flight_done(f)) {
 			hremove(&fl->h, f);
@@ -648,6 +653,11 @@ fly_start(struct fly *fl, const struct plan *pl, int64_t notbefore, uint64_t seq
 	flight_next(f);
 	hpush(&fl->h, f);
 	map_put(fl, f);
+	if (fl->line && fl->line->ktopic) {
+		f->ktopic = fl->line->ktopic;
+		f->kpart = fl->line->kpart;
+		f->koff = (int64_t)fl->line->off;
+	}
 	return f;
 }
 
@@ -792,6 +802,10 @@ fly_rescheduled(struct fly *fl, const struct dd_env *e)
 	}
 	int same_drone = strcmp(pl.drone, f->drone) == 0;
 	uint64_t seq = f->seq;
+	/* The new flight needs the old one's start to be flown again. */
+	const char *ktopic = f->ktopic;
+	int32_t kpart = f->kpart;
+	int64_t koff = f->koff;
 	int64_t left = fly_abort(fl, f, e->time_ms);
 	if (left < 0)
 		return DD_ACCEPT;	/* delivered or failed already */
@@ -801,7 +815,12 @@ fly_rescheduled(struct fly *fl, const struct dd_env *e)
 	if (left > 0 && same_drone)
 		notbefore = flight_end(f);
 	fl->st->rescheduled++;
-	fly_start(fl, &pl, notbefore, seq + (uint64_t)left);
+	struct flight *nf = fly_start(fl, &pl, notbefore, seq + (uint64_t)left);
+	if (ktopic) {
+		nf->ktopic = ktopic;
+		nf->kpart = kpart;
+		nf->koff = koff;
+	}
 	return DD_ACCEPT;
 }
 
@@ -821,6 +840,7 @@ fly_line(void *ctx, const struct dd_line *l)
 	struct dd_env e;
 	enum dd_verdict v;
 	fl->st->read++;
+	fl->line = l;
 	if (l->n > fl->o->max_line) {
 		fly_pass(fl, l);
 		dd_seterr("line longer than %zu bytes (--max-line)", fl->o->max_line);
@@ -882,6 +902,37 @@ fly_end(void *ctx)
 	generate_until(ctx, INT64_MAX);
 }
 
+/* What a restart must read again (kafka.h): per partition, the message
+ * that started the earliest flight still in the air (or held back), else
+ * the position read to. */
+static void
+lower(struct dd_kpos *pos, size_t n, const char *topic, int32_t part, int64_t off)
+{
+	if (topic == NULL)
+		return;
+	for (size_t i = 0; i < n; i++)
+		if (pos[i].partition == part && strcmp(pos[i].topic, topic) == 0) {
+			if (off < pos[i].next)
+				pos[i].next = off;
+			return;
+		}
+}
+
+static int
+fly_koffsets(void *ctx, struct dd_koffsets *ko)
+{
+	struct fly *fl = ctx;
+	free(fl->kpos);
+	fl->kpos = dd_calloc(ko->n + 1, sizeof *fl->kpos);
+	memcpy(fl->kpos, ko->pos, ko->n * sizeof *fl->kpos);
+	for (size_t i = 0; i < fl->h.n; i++)
+		lower(fl->kpos, ko->n, fl->h.a[i]->ktopic, fl->h.a[i]->kpart, fl->h.a[i]->koff);
+	for (size_t i = 0; i < fl->nheld; i++)
+		lower(fl->kpos, ko->n, fl->held[i].ktopic, fl->held[i].kpart, fl->held[i].koff);
+	ko->pos = fl->kpos;
+	return 0;
+}
+
 static void
 fly_summary(void *ctx, struct dd_buf *b)
 {
@@ -916,8 +967,13 @@ dd_sim_fly(const struct dd_sim_fly_opts *o, FILE *out, struct dd_sim_fly_stats *
 	fo.max_line = (size_t)1 << 30;
 	if (fo.max_line < o->max_line)
 		fo.max_line = o->max_line;
+	fo.kafka = o->kafka;
+	/* Flights move with stream time: partitions in one event-time order. */
+	fo.kafka.ordered = 1;
+	fo.batch = o->batch;
+	fo.flush_ms = o->flush_ms;
 	struct dd_filter_ops ops = { .line = fly_line, .commit = fly_commit, .end = fly_end,
-		.summary = fly_summary };
+		.summary = fly_summary, .koffsets = fly_koffsets };
 	int code = dd_filter_run(&fo, &ops, &fl, NULL);
 	for (size_t i = 0; i < fl.h.n; i++)
 		flight_free(fl.h.a[i]);
@@ -926,6 +982,7 @@ dd_sim_fly(const struct dd_sim_fly_opts *o, FILE *out, struct dd_sim_fly_stats *
 	for (size_t i = 0; i < fl.nheld; i++)
 		free(fl.held[i].p);
 	free(fl.held);
+	free(fl.kpos);
 	obuf_free(&fl.ob);
 	return code;
 }

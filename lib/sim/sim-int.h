@@ -227,6 +227,11 @@ struct flight {
 	double weight;
 	int64_t next_t;
 	int next_mile;		/* the next event is mile[mi], else a position */
+	/* Read from Kafka (fly): the message that started it (kept across a
+	 * reschedule), where a restart must read from to fly it again. */
+	const char *ktopic;	/* NULL when not from Kafka */
+	int32_t kpart;
+	int64_t koff;
 };
 
 void flight_free(struct flight *f);

@@ -92,6 +92,9 @@ dd_sim_fly_defaults(struct dd_sim_fly_opts *o)
 	o->fail = DD_SIM_FAIL;
 	o->input = "stdin";
 	o->max_line = DD_MAX_LINE_DEFAULT;
+	o->kafka.timeout_ms = 10000;
+	o->batch = 5000;
+	o->flush_ms = 1000;
 }
 
 int

@@ -10,6 +10,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "kafka.h"
+
 /* The area requests and flights are placed in. */
 struct dd_sim_area {
 	double lat, lon;	/* centre, degrees */
@@ -85,6 +87,14 @@ struct dd_sim_fly_opts {
 	size_t max_line;	/* longer lines are reported (and passed on whole) */
 	int quiet;		/* no summary line (the filter loop's, with the
 				 * counts of flights added) */
+	/* --kafka and the rest (kafka.h), --batch, --flush-interval: the
+	 * input from a topic, the output to one. Without a store, the place
+	 * to resume from is the group's committed offsets, and fly commits
+	 * there the earliest message a flight still in the air came from,
+	 * so a restart flies it again (the same events, the same ids). */
+	struct dd_kafka_opts kafka;
+	uint64_t batch;
+	int64_t flush_ms;
 };
 void dd_sim_fly_defaults(struct dd_sim_fly_opts *o);
 

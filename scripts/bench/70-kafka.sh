@@ -26,7 +26,13 @@ trap 'kill $mockpid 2>/dev/null; wait $mockpid 2>/dev/null' EXIT
 for i in $(seq 100); do [ -s "$BENCH_TMP/kafka.addr" ] && break; sleep 0.05; done
 B=$(cat "$BENCH_TMP/kafka.addr")
 [ -n "$B" ] || { echo "70-kafka: the mock cluster did not start" >&2; exit 1; }
-sed -E 's/^.*"subject":"([^"]*)".*$/\1\t&/' "$in" | kcat -P -b "$B" -t tel -K $'\t'
+# Keyed by subject, written as a busy producer writes: in batches of
+# thousands (kcat reading a file; the consumer's rate depends on it, since
+# the mock broker answers a fetch with one batch a partition, where a real
+# broker fills max.partition.fetch.bytes).
+perl -ne 'print /"subject":"([^"]*)"/ ? "$1\t$_" : "\t$_"' "$in" > "$in.keyed"
+kcat -P -b "$B" -t tel -K $'\t' -X linger.ms=100 -X batch.num.messages=10000 < "$in.keyed"
+rm -f "$in.keyed"
 # offsets TOPIC WHICH: the sum over the partitions of the first (-2) or
 # next (-1) offsets.
 offsets() {
