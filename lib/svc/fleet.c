@@ -520,12 +520,14 @@ refresh_drone(struct dd_fleet *f, int i, int force, int up)
 		} else {
 			break;
 		}
-		if (bs - s >= MIN_FLIGHT_MS && first == INT64_MIN)
+		if (bs >= s + MIN_FLIGHT_MS && first == INT64_MIN)
 			first = s;
-		/* The stretch [s, bs) as seen from each clip point. */
+		/* The stretch [s, bs) as seen from each clip point; with no
+		 * floor yet (no clock), of no known length. */
 		for (int g = 0; g < NCLIP; g++) {
-			int64_t from = f->floor + g * CLIP_MS;
-			int64_t len = bs - (s > from ? s : from);
+			int64_t from = f->floor == INT64_MIN ? INT64_MIN : f->floor + g * CLIP_MS;
+			int64_t lo = s > from ? s : from;
+			int64_t len = lo == INT64_MIN ? INT64_MAX : bs - lo;
 			if (len > gap[g])
 				gap[g] = len;
 		}
