@@ -20,7 +20,8 @@
 #include "schedule.h"
 #include "util.h"
 
-enum { K_DB = 1, K_FLEET, K_CSV, K_NOW, K_LEAD, K_TIMEOUT, K_STATE, K_FORMAT, K_INSPECTION };
+enum { K_DB = 1, K_FLEET, K_CSV, K_NOW, K_LEAD, K_TIMEOUT, K_STATE, K_FORMAT, K_INSPECTION,
+	K_MAX_ATTEMPTS, K_OWNER, K_MONTH, K_WINDOW };
 
 static const struct dd_opt store_opts[] = {
 	{ "db", 0, "FILE", "the store (default $DD_HOME/schedule.db)", K_DB, 0 },
@@ -37,6 +38,8 @@ static const struct dd_opt filter_opts[] = {
 		K_LEAD, 0 },
 	{ "inspection", 0, "DUR", "a failed drone is out of service this long after it returned "
 		"(default 1h)", K_INSPECTION, 0 },
+	{ "window", 0, "DUR", "requests this close in request time compete: expedited first, then "
+		"by deadline (default 5m; 0: first come, first served)", K_WINDOW, 0 },
 	DD_FILTER_OPTIONS("5000"),
 	DD_OPT_END,
 };
@@ -45,6 +48,8 @@ static const struct dd_opt supervise_opts[] = {
 		K_NOW, 0 },
 	{ "timeout", 0, "DUR", "supervise: no progress this long after the pickup ETA "
 		"(default 15m)", K_TIMEOUT, 0 },
+	{ "max-attempts", 0, "N", "supervise: deliveries (flights) a request may have before it is "
+		"compensated (default 3)", K_MAX_ATTEMPTS, 0 },
 	DD_OPT_END,
 };
 static const struct dd_opt now_opts[] = {
@@ -61,6 +66,12 @@ static const struct dd_opt format_opts[] = {
 	{ "format", 0, "FMT", "ndjson (default), csv, tsv or table", K_FORMAT, 0 },
 	DD_OPT_END,
 };
+static const struct dd_opt util_opts[] = {
+	{ "owner", 0, "OWNER", "utilization: only this owner", K_OWNER, 0 },
+	{ "month", 0, "YYYY-MM", "utilization: only this month (UTC, of departure)", K_MONTH, 0 },
+	{ "format", 0, "FMT", "ndjson (default), csv, tsv or table", K_FORMAT, 0 },
+	DD_OPT_END,
+};
 static const struct dd_opt import_opts[] = {
 	{ "rejects", 0, "FILE", "append a record of each rejected line to FILE",
 		DD_OPT_REJECTS, 0 },
@@ -74,7 +85,7 @@ struct ctx {
 	struct dd_sched_opts so;
 	struct dd_filter_opts fo;
 	char *db;
-	const char *fleet, *state;
+	const char *fleet, *state, *owner, *month;
 	int csv;
 	enum dd_fmt fmt;
 };
@@ -101,15 +112,39 @@ set(void *vc, int key, const char *arg, const char *arg2)
 	case K_LEAD:
 	case K_TIMEOUT:
 	case K_INSPECTION:
-		if (dd_duration_parse(arg, &ms))
+	case K_WINDOW:
+		if (strcmp(arg, "0") == 0)
+			ms = 0;	/* no unit needed for none */
+		else if (dd_duration_parse(arg, &ms))
 			return -1;
 		if (ms < 0) {
 			dd_seterr("must not be negative");
 			return -1;
 		}
 		*(key == K_LEAD ? &c->so.lead_ms : key == K_TIMEOUT ? &c->so.timeout_ms
-		    : &c->so.inspection_ms) = ms;
+		    : key == K_WINDOW ? &c->so.window_ms : &c->so.inspection_ms) = ms;
 		return 0;
+	case K_MAX_ATTEMPTS: {
+		uint64_t n;
+		if (dd_parse_u64(arg, 1, 1000, &n))
+			return -1;
+		c->so.max_attempts = (int)n;
+		return 0;
+	}
+	case K_OWNER:
+		c->owner = arg;
+		return 0;
+	case K_MONTH: {
+		int y, m;
+		char end;
+		if (strlen(arg) != 7 || sscanf(arg, "%4d-%2d%c", &y, &m, &end) != 2 || m < 1 ||
+		    m > 12 || arg[4] != '-') {
+			dd_seterr("not a month (YYYY-MM)");
+			return -1;
+		}
+		c->month = arg;
+		return 0;
+	}
 	case K_STATE:
 		if (!dd_sched_state_valid(arg))
 			return dd_cli_bad_choice(arg, "a state", states,
@@ -220,6 +255,12 @@ stats(struct ctx *c, struct dd_sched *s, char **argv)
 }
 
 static int
+utilization(struct ctx *c, struct dd_sched *s, char **argv)
+{
+	return dd_sched_utilization(s, c->owner, c->month, c->fmt, stdout);
+}
+
+static int
 fleet_import(struct ctx *c, struct dd_sched *s, char **argv)
 {
 	return import(c, s, argv[0]);
@@ -244,6 +285,7 @@ static int run_supervise(void *c, int n, char **v) { return with_store(c, 0, sup
 static int run_get(void *c, int n, char **v) { return with_store(c, 1, get, v); }
 static int run_list(void *c, int n, char **v) { return with_store(c, 1, list, v); }
 static int run_stats(void *c, int n, char **v) { return with_store(c, 1, stats, v); }
+static int run_util(void *c, int n, char **v) { return with_store(c, 1, utilization, v); }
 static int run_import(void *c, int n, char **v) { return with_store(c, 0, fleet_import, v); }
 static int run_fleet(void *c, int n, char **v) { return with_store(c, 1, fleet_list, v); }
 static int run_return(void *c, int n, char **v) { return with_store(c, 0, fleet_return, v); }
@@ -252,6 +294,7 @@ static const struct dd_opt *const filter_tables[] = { store_opts, filter_opts, N
 static const struct dd_opt *const supervise_tables[] = { store_opts, supervise_opts, NULL };
 static const struct dd_opt *const list_tables[] = { store_opts, list_opts, NULL };
 static const struct dd_opt *const format_tables[] = { store_opts, format_opts, NULL };
+static const struct dd_opt *const util_tables[] = { store_opts, util_opts, NULL };
 static const struct dd_opt *const import_tables[] = { store_opts, import_opts, NULL };
 static const struct dd_opt *const store_tables[] = { store_opts, NULL };
 static const struct dd_opt *const return_tables[] = { store_opts, now_opts, NULL };
@@ -262,6 +305,7 @@ static const struct dd_cmd cmds[] = {
 	{ "get", "ID...", 1, -1, store_tables, run_get },
 	{ "list", NULL, 0, 0, list_tables, run_list },
 	{ "stats", NULL, 0, 0, store_tables, run_stats },
+	{ "utilization", NULL, 0, 0, util_tables, run_util },
 	{ "fleet import", "FILE", 1, 1, import_tables, run_import },
 	{ "fleet list", NULL, 0, 0, format_tables, run_fleet },
 	{ "fleet return", "DRONE", 1, 1, return_tables, run_return },

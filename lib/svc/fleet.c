@@ -10,6 +10,13 @@
 /* The shortest flight any delivery needs: a gap in a drone's day shorter
  * than this can hold no booking, so free times skip it. */
 #define MIN_FLIGHT_MS (2 * DD_HANDLING_MS + DD_TURNAROUND_MS)
+/* The longest free stretch of a drone is kept as seen from NCLIP points,
+ * the floor and CLIP_MS apart after it: a request whose flight cannot
+ * start before the floor plus k CLIP_MS (requests come --lead ahead of
+ * their pickup) ignores the stretches that end before, which only a
+ * sooner flight could use. */
+#define NCLIP 5
+#define CLIP_MS (15 * 60 * 1000)
 
 static const char *const size_names[] = { NULL, "small", "medium", "large" };
 
@@ -156,6 +163,7 @@ dd_fleet_row(const struct dd_fleet_cols *c, const struct dd_csv_row *r, struct d
 struct booking {
 	int64_t start, end;
 	uint64_t key;
+	char *ref;	/* movable (an expedited delivery may take its place): its name */
 };
 
 struct drone {
@@ -164,6 +172,8 @@ struct drone {
 	struct booking *b;
 	int nb, cap;
 	int64_t free_lb;	/* no flight of this drone departs earlier */
+	int64_t tail;		/* free for good from here (after its last booking) */
+	int64_t gap[NCLIP];	/* the longest free stretch before tail, from floor + k CLIP_MS */
 	int64_t out_from, out_until;	/* out of service (failed): no flight overlaps */
 	int leaf;
 };
@@ -173,7 +183,9 @@ struct node {
 	int left, right, parent;	/* left < 0: a leaf */
 	int first, count;		/* leaf: its drones in perm[] */
 	int64_t min_free;
-	double max_kg, max_range, max_speed;
+	int64_t min_tail, gap[NCLIP];	/* of the drones below: a flight longer than
+					 * every gap starts at a tail at the earliest */
+	double max_kg, max_range, max_speed, min_speed;
 	int max_size;
 };
 
@@ -192,6 +204,12 @@ struct dd_fleet {
 	int *hash;
 	size_t hmask;
 	struct hent *heap;
+	/* Classes of drones, smallest first (by maxSize, then maxPayloadKg),
+	 * each with a tree of its own: the best fit is the first class with a
+	 * drone that can fly it. */
+	int ncls;
+	int *roots, *cls_size;
+	double *cls_kg;
 	int64_t floor;
 	double max_kg;
 	int max_size;
@@ -213,6 +231,8 @@ dd_fleet_free(struct dd_fleet *f)
 		return;
 	for (int i = 0; i < f->n; i++) {
 		free((char *)f->d[i].s.id);
+		for (int k = 0; k < f->d[i].nb; k++)
+			free(f->d[i].b[k].ref);
 		free(f->d[i].b);
 	}
 	free(f->d);
@@ -220,6 +240,9 @@ dd_fleet_free(struct dd_fleet *f)
 	free(f->nodes);
 	free(f->hash);
 	free(f->heap);
+	free(f->roots);
+	free(f->cls_size);
+	free(f->cls_kg);
 	free(f);
 }
 
@@ -235,7 +258,8 @@ dd_fleet_add(struct dd_fleet *f, const struct dd_drone_spec *s)
 	d->s = *s;
 	d->s.id = dd_strdup(s->id);
 	unitvec(s->lat, s->lon, d->v);
-	d->free_lb = INT64_MIN;
+	d->free_lb = d->tail = INT64_MIN;
+	memset(d->gap, 0, sizeof d->gap);
 	d->out_from = d->out_until = INT64_MIN;
 }
 
@@ -247,6 +271,18 @@ cmp_drone(const void *a, const void *b)
 
 static int sort_dim;
 static const struct drone *sort_drones;
+
+/* Smaller class first: maxSize, then maxPayloadKg; then by id (index). */
+static int
+cmp_class(const void *a, const void *b)
+{
+	const struct drone *x = &sort_drones[*(const int *)a], *y = &sort_drones[*(const int *)b];
+	if (x->s.max_size != y->s.max_size)
+		return x->s.max_size < y->s.max_size ? -1 : 1;
+	if (x->s.max_kg != y->s.max_kg)
+		return x->s.max_kg < y->s.max_kg ? -1 : 1;
+	return *(const int *)a < *(const int *)b ? -1 : *(const int *)a > *(const int *)b;
+}
 
 static int
 cmp_dim(const void *a, const void *b)
@@ -261,13 +297,21 @@ aggregate(struct dd_fleet *f, int ni)
 {
 	struct node *n = &f->nodes[ni];
 	if (n->left < 0) {
-		n->min_free = INT64_MAX;
+		n->min_free = n->min_tail = INT64_MAX;
+		memset(n->gap, 0, sizeof n->gap);
 		n->max_kg = n->max_range = n->max_speed = 0;
+		n->min_speed = INFINITY;
 		n->max_size = 0;
 		for (int k = 0; k < n->count; k++) {
 			const struct drone *d = &f->d[f->perm[n->first + k]];
 			if (d->free_lb < n->min_free)
 				n->min_free = d->free_lb;
+			if (d->tail < n->min_tail)
+				n->min_tail = d->tail;
+			for (int g = 0; g < NCLIP; g++)
+				if (d->gap[g] > n->gap[g])
+					n->gap[g] = d->gap[g];
+			n->min_speed = fmin(n->min_speed, d->s.speed_mps);
 			n->max_kg = fmax(n->max_kg, d->s.max_kg);
 			n->max_range = fmax(n->max_range, d->s.range_km);
 			n->max_speed = fmax(n->max_speed, d->s.speed_mps);
@@ -278,6 +322,10 @@ aggregate(struct dd_fleet *f, int ni)
 	}
 	const struct node *l = &f->nodes[n->left], *r = &f->nodes[n->right];
 	n->min_free = l->min_free < r->min_free ? l->min_free : r->min_free;
+	n->min_tail = l->min_tail < r->min_tail ? l->min_tail : r->min_tail;
+	for (int g = 0; g < NCLIP; g++)
+		n->gap[g] = l->gap[g] > r->gap[g] ? l->gap[g] : r->gap[g];
+	n->min_speed = fmin(l->min_speed, r->min_speed);
 	n->max_kg = fmax(l->max_kg, r->max_kg);
 	n->max_range = fmax(l->max_range, r->max_range);
 	n->max_speed = fmax(l->max_speed, r->max_speed);
@@ -356,13 +404,36 @@ dd_fleet_build(struct dd_fleet *f)
 	f->perm = dd_realloc(f->perm, (size_t)(f->n ? f->n : 1) * sizeof *f->perm);
 	for (int i = 0; i < f->n; i++)
 		f->perm[i] = i;
-	/* A tree of leaves of at most LEAF_MAX has fewer than 2n/(LEAF_MAX/2) + 1 nodes. */
-	int maxnodes = f->n + 1;
+	/* The drones by class, then a tree for each class. */
+	sort_drones = f->d;
+	if (f->n > 1)
+		qsort(f->perm, (size_t)f->n, sizeof *f->perm, cmp_class);
+	f->ncls = 0;
+	for (int i = 0; i < f->n; i++) {
+		const struct drone *d = &f->d[f->perm[i]], *p = i ? &f->d[f->perm[i - 1]] : NULL;
+		if (p == NULL || p->s.max_size != d->s.max_size || p->s.max_kg != d->s.max_kg)
+			f->ncls++;
+	}
+	f->roots = dd_realloc(f->roots, (size_t)(f->ncls + 1) * sizeof *f->roots);
+	f->cls_size = dd_realloc(f->cls_size, (size_t)(f->ncls + 1) * sizeof *f->cls_size);
+	f->cls_kg = dd_realloc(f->cls_kg, (size_t)(f->ncls + 1) * sizeof *f->cls_kg);
+	/* A tree of m drones in leaves of at most LEAF_MAX has at most m nodes
+	 * (m + 1 for m = 1, hence one spare a class). */
+	int maxnodes = f->n + f->ncls + 1;
 	f->nodes = dd_realloc(f->nodes, (size_t)maxnodes * sizeof *f->nodes);
 	f->heap = dd_realloc(f->heap, (size_t)maxnodes * sizeof *f->heap);
 	f->nnodes = 0;
-	if (f->n > 0)
-		build(f, 0, f->n, -1);
+	for (int i = 0, c = 0; i < f->n; c++) {
+		const struct drone *d = &f->d[f->perm[i]];
+		int j = i + 1;
+		while (j < f->n && f->d[f->perm[j]].s.max_size == d->s.max_size &&
+		    f->d[f->perm[j]].s.max_kg == d->s.max_kg)
+			j++;
+		f->cls_size[c] = d->s.max_size;
+		f->cls_kg[c] = d->s.max_kg;
+		f->roots[c] = build(f, i, j - i, -1);
+		i = j;
+	}
 	f->built = 1;
 	return 0;
 }
@@ -420,40 +491,82 @@ dd_fleet_set_floor(struct dd_fleet *f, int64_t floor_ms)
 }
 
 /* Forget bookings that ended before the floor, and recompute the drone's
- * free time; propagate a change up the tree. */
+ * free time; with up, propagate a change up the tree (without, the nodes
+ * keep an earlier free time: still a lower bound, only less tight). */
 static void
-refresh(struct dd_fleet *f, int i, int force)
+refresh_drone(struct dd_fleet *f, int i, int force, int up)
 {
 	struct drone *d = &f->d[i];
 	int k = 0;
 	while (k < d->nb && d->b[k].end <= f->floor)
-		k++;
+		free(d->b[k++].ref);
 	if (k > 0) {
 		memmove(d->b, d->b + k, (size_t)(d->nb - k) * sizeof *d->b);
 		d->nb -= k;
 	}
-	int64_t s = f->floor;
-	for (k = 0; k < d->nb; k++) {
-		if (d->b[k].start >= s + MIN_FLIGHT_MS)
+	/* The free stretches from the floor on: the first long enough for
+	 * any flight, the longest, and where the last begins. The time out
+	 * of service counts as one more booking. */
+	int64_t s = f->floor, first = INT64_MIN, gap[NCLIP] = { 0 };
+	int out = d->out_until > f->floor && d->out_until > d->out_from;
+	for (k = 0; k <= d->nb; k++) {
+		int64_t bs, be;
+		if (k < d->nb && (!out || d->b[k].start < d->out_from)) {
+			bs = d->b[k].start, be = d->b[k].end;
+		} else if (out) {
+			bs = d->out_from, be = d->out_until;
+			out = 0;
+			k--;	/* this booking again, after the time out */
+		} else {
 			break;
-		if (d->b[k].end > s)
-			s = d->b[k].end;
+		}
+		if (bs >= s + MIN_FLIGHT_MS && first == INT64_MIN)
+			first = s;
+		/* The stretch [s, bs) as seen from each clip point; with no
+		 * floor yet (no clock), of no known length. */
+		for (int g = 0; g < NCLIP; g++) {
+			int64_t from = f->floor == INT64_MIN ? INT64_MIN : f->floor + g * CLIP_MS;
+			int64_t lo = s > from ? s : from;
+			int64_t len = lo == INT64_MIN ? INT64_MAX : bs - lo;
+			if (len > gap[g])
+				gap[g] = len;
+		}
+		if (be > s)
+			s = be;
 	}
-	if (s >= d->out_from && s < d->out_until)
-		s = d->out_until;
-	if ((s == d->free_lb && !force) || !f->built || f->nnodes == 0)
+	if (first == INT64_MIN)
+		first = s;
+	if ((first == d->free_lb && s == d->tail && !memcmp(gap, d->gap, sizeof gap) && !force) ||
+	    !f->built || f->nnodes == 0)
 		return;
-	d->free_lb = s;
-	for (int ni = d->leaf; ni >= 0; ni = f->nodes[ni].parent) {
-		int64_t before = f->nodes[ni].min_free;
+	d->free_lb = first;
+	d->tail = s;
+	memcpy(d->gap, gap, sizeof gap);
+	for (int ni = up ? d->leaf : -1; ni >= 0; ni = f->nodes[ni].parent) {
+		const struct node *n = &f->nodes[ni];
+		int64_t b0 = n->min_free, b1 = n->min_tail, b2[NCLIP];
+		memcpy(b2, n->gap, sizeof b2);
 		aggregate(f, ni);
-		if (f->nodes[ni].min_free == before && !force)
+		if (n->min_free == b0 && n->min_tail == b1 && !memcmp(n->gap, b2, sizeof b2) && !force)
 			break;
 	}
 }
 
+static void
+refresh(struct dd_fleet *f, int i, int force)
+{
+	refresh_drone(f, i, force, 1);
+}
+
 int
 dd_fleet_book(struct dd_fleet *f, int i, int64_t start, int64_t end, uint64_t key)
+{
+	return dd_fleet_book_movable(f, i, start, end, key, NULL);
+}
+
+int
+dd_fleet_book_movable(struct dd_fleet *f, int i, int64_t start, int64_t end, uint64_t key,
+    const char *ref)
 {
 	struct drone *d = &f->d[i];
 	int lo = 0, hi = d->nb;
@@ -473,7 +586,7 @@ dd_fleet_book(struct dd_fleet *f, int i, int64_t start, int64_t end, uint64_t ke
 		d->b = dd_realloc(d->b, (size_t)d->cap * sizeof *d->b);
 	}
 	memmove(d->b + lo + 1, d->b + lo, (size_t)(d->nb - lo) * sizeof *d->b);
-	d->b[lo] = (struct booking){ start, end, key };
+	d->b[lo] = (struct booking){ start, end, key, ref ? dd_strdup(ref) : NULL };
 	d->nb++;
 	refresh(f, i, 0);
 	return 0;
@@ -497,6 +610,29 @@ find_booking(const struct drone *d, uint64_t key)
 	return -1;
 }
 
+void
+dd_fleet_pin(struct dd_fleet *f, int i, uint64_t key)
+{
+	struct drone *d = &f->d[i];
+	int k = find_booking(d, key);
+	if (k >= 0) {
+		free(d->b[k].ref);
+		d->b[k].ref = NULL;
+	}
+}
+
+int
+dd_fleet_movable_in(const struct dd_fleet *f, int i, int64_t start, int64_t end, int64_t now,
+    char **refs, int max)
+{
+	const struct drone *d = &f->d[i];
+	int n = 0;
+	for (int k = 0; k < d->nb && n < max; k++)
+		if (d->b[k].ref && d->b[k].start > now && d->b[k].start < end && d->b[k].end > start)
+			refs[n++] = dd_strdup(d->b[k].ref);
+	return n;
+}
+
 int
 dd_fleet_unbook(struct dd_fleet *f, int i, uint64_t key)
 {
@@ -504,6 +640,7 @@ dd_fleet_unbook(struct dd_fleet *f, int i, uint64_t key)
 	int k = find_booking(d, key);
 	if (k < 0)
 		return -1;
+	free(d->b[k].ref);
 	memmove(d->b + k, d->b + k + 1, (size_t)(d->nb - k - 1) * sizeof *d->b);
 	d->nb--;
 	/* Freed time may lower the free time: recompute it, and the tree. */
@@ -536,11 +673,17 @@ dd_fleet_return_ms(const struct dd_fleet *f, int i, double lat, double lon)
 
 /* ---- the search ---- */
 
+static int clip_of(const struct dd_fleet *f, int64_t smin);
+
 struct ctx {
 	const struct dd_trip *t;
 	double pk[3], dr[3];
 	double trip_km;		/* pickup to dropoff */
 	int ignore_time;	/* capability and range only */
+	int idle;		/* as if every drone were free: can the deadline be met at all? */
+	int preempt;		/* movable bookings that have not left may make room */
+	int64_t limit;		/* the best pickup found so far: a drone that cannot
+				 * beat it is not worth the exact look */
 };
 
 /* Exact: can drone i fly it, and when? */
@@ -552,7 +695,21 @@ fit(struct dd_fleet *f, const struct ctx *c, int i, struct dd_plan *p)
 	f->c_drones++;
 	if (i == t->exclude || d->s.max_kg < t->kg || d->s.max_size < t->size)
 		return DD_FIT_NONE;
-	double a = vec_km(d->v, c->pk), b = c->trip_km, r = vec_km(c->dr, d->v);
+	double a = vec_km(d->v, c->pk), b = c->trip_km;
+	if (c->limit != INT64_MAX && !c->idle && !c->preempt) {
+		/* What this drone's own free times allow at best (a flight longer
+		 * than each of its gaps starts at its tail): no need to look at
+		 * its bookings when that cannot beat the best found. */
+		int64_t ta = leg_ms(a, d->s.speed_mps);
+		int64_t len = ta + 2 * DD_HANDLING_MS + leg_ms(b, d->s.speed_mps) + DD_TURNAROUND_MS;
+		int64_t smin = t->pickup_time - ta > t->now ? t->pickup_time - ta : t->now;
+		int64_t s0 = len > d->gap[clip_of(f, smin)] ? d->tail : d->free_lb;
+		if (s0 < smin)
+			s0 = smin;
+		if (s0 + ta > c->limit)
+			return DD_FIT_BUSY;
+	}
+	double r = vec_km(c->dr, d->v);
 	if (a + b + r > d->s.range_km)
 		return DD_FIT_NONE;
 	p->drone = i;
@@ -566,6 +723,8 @@ fit(struct dd_fleet *f, const struct ctx *c, int i, struct dd_plan *p)
 	int64_t s = t->pickup_time - ta;
 	if (s < t->now)
 		s = t->now;
+	if (c->idle)
+		goto plan;
 	if (d->free_lb < f->floor)
 		refresh(f, i, 0);
 	/* Bookings are sorted and disjoint: find the first that ends after s,
@@ -583,17 +742,44 @@ fit(struct dd_fleet *f, const struct ctx *c, int i, struct dd_plan *p)
 		 * are further on in the list). */
 		if (s < d->out_until && s + len > d->out_from)
 			s = d->out_until;
+		if (k < d->nb && c->preempt && d->b[k].ref && d->b[k].start > t->now)
+			continue;	/* it can be moved */
 		if (k >= d->nb || d->b[k].start >= s + len)
 			break;
 		if (d->b[k].end > s)
 			s = d->b[k].end;
 	}
+plan:
 	p->depart = s;
 	p->pickup = s + ta;
 	p->dropoff = p->pickup + DD_HANDLING_MS + tb;
 	p->ret = p->dropoff + DD_HANDLING_MS + tr;
 	p->busy_end = p->ret + DD_TURNAROUND_MS;
 	return p->dropoff <= t->deadline ? DD_FIT_OK : DD_FIT_BUSY;
+}
+
+/* The clip point of a flight that starts at smin at the earliest: the
+ * last one not after it (drones refreshed at an earlier floor saw their
+ * stretches from earlier points, which only makes them longer). */
+static int
+clip_of(const struct dd_fleet *f, int64_t smin)
+{
+	if (f->floor == INT64_MIN || smin <= f->floor)
+		return 0;
+	int64_t g = (smin - f->floor) / CLIP_MS;
+	return g >= NCLIP ? NCLIP - 1 : (int)g;
+}
+
+/* The farthest any point of the node's box is from p (an upper bound). */
+static double
+far_km(const struct node *n, const double p[3])
+{
+	double s = 0;
+	for (int k = 0; k < 3; k++) {
+		double x = fmax(fabs(p[k] - n->lo[k]), fabs(p[k] - n->hi[k]));
+		s += x * x;
+	}
+	return chord_km(s);
 }
 
 static double
@@ -631,8 +817,21 @@ bound(const struct dd_fleet *f, const struct ctx *c, int ni, struct hent *h)
 	int64_t pl = t->pickup_time;
 	if (t->now + alb > pl)
 		pl = t->now + alb;
-	if (n->min_free != INT64_MIN && n->min_free + alb > pl)
-		pl = n->min_free + alb;
+	if (!c->idle && !c->preempt && n->min_free != INT64_MIN) {
+		/* A flight longer than every gap of the drones below starts at
+		 * one's tail at the earliest. */
+		int64_t len = 2 * DD_HANDLING_MS + DD_TURNAROUND_MS +
+		    (int64_t)floor((dp + c->trip_km + dd) * 1e6 / n->max_speed) - 1;
+		/* No flight of the drones below starts before smin: the farthest
+		 * of them at the slowest speed, a second more for rounding. */
+		int64_t smin = t->pickup_time -
+		    ((int64_t)ceil(far_km(n, c->pk) * 1e6 / n->min_speed) + 1000);
+		if (smin < t->now)
+			smin = t->now;
+		int64_t free = len > n->gap[clip_of(f, smin)] ? n->min_tail : n->min_free;
+		if (free + alb > pl)
+			pl = free + alb;
+	}
 	int64_t dl = pl + DD_HANDLING_MS + (int64_t)floor(c->trip_km * 1e6 / n->max_speed) - 1;
 	if (dl > t->deadline)
 		return 0;
@@ -695,11 +894,11 @@ better(const struct dd_plan *a, const struct dd_plan *b)
 }
 
 static int
-search(struct dd_fleet *f, const struct ctx *c, struct dd_plan *best)
+search_tree(struct dd_fleet *f, struct ctx *c, int root, struct dd_plan *best)
 {
 	int nh = 0, found = 0;
 	struct hent e;
-	if (f->nnodes == 0 || !bound(f, c, 0, &e))
+	if (!bound(f, c, root, &e))
 		return 0;
 	hpush(f->heap, &nh, e);
 	while (nh > 0) {
@@ -716,9 +915,11 @@ search(struct dd_fleet *f, const struct ctx *c, struct dd_plan *best)
 				if (!found || better(&p, best)) {
 					*best = p;
 					found = 1;
+					c->limit = p.pickup;
 				}
 			}
-			if (found && c->ignore_time)
+			/* Whether one exists is all these ask. */
+			if (found && (c->ignore_time || c->idle))
 				break;
 			continue;
 		}
@@ -731,11 +932,25 @@ search(struct dd_fleet *f, const struct ctx *c, struct dd_plan *best)
 	return found;
 }
 
+/* The smallest class that has a drone for the trip wins; within it, the
+ * earliest pickup. */
+static int
+search(struct dd_fleet *f, struct ctx *c, struct dd_plan *best)
+{
+	c->limit = INT64_MAX;
+	for (int k = 0; k < f->ncls; k++)
+		if (f->cls_size[k] >= c->t->size && f->cls_kg[k] >= c->t->kg &&
+		    search_tree(f, c, f->roots[k], best))
+			return 1;
+	return 0;
+}
+
 static void
 ctx_init(struct ctx *c, const struct dd_trip *t)
 {
 	memset(c, 0, sizeof *c);
 	c->t = t;
+	c->limit = INT64_MAX;
 	unitvec(t->pk_lat, t->pk_lon, c->pk);
 	unitvec(t->dr_lat, t->dr_lon, c->dr);
 	c->trip_km = vec_km(c->pk, c->dr);
@@ -750,8 +965,35 @@ dd_fleet_search(struct dd_fleet *f, const struct dd_trip *t, struct dd_plan *p)
 	if (search(f, &c, p))
 		return DD_FIT_OK;
 	struct dd_plan any;
+	c.idle = 1;
+	if (search(f, &c, &any))
+		return DD_FIT_BUSY;
+	c.idle = 0;
 	c.ignore_time = 1;
-	return search(f, &c, &any) ? DD_FIT_BUSY : DD_FIT_NONE;
+	return search(f, &c, &any) ? DD_FIT_LATE : DD_FIT_NONE;
+}
+
+int
+dd_fleet_check(struct dd_fleet *f, const struct dd_trip *t)
+{
+	struct ctx c;
+	struct dd_plan any;
+	ctx_init(&c, t);
+	c.idle = 1;
+	if (search(f, &c, &any))
+		return DD_FIT_BUSY;
+	c.idle = 0;
+	c.ignore_time = 1;
+	return search(f, &c, &any) ? DD_FIT_LATE : DD_FIT_NONE;
+}
+
+int
+dd_fleet_search_preempt(struct dd_fleet *f, const struct dd_trip *t, struct dd_plan *p)
+{
+	struct ctx c;
+	ctx_init(&c, t);
+	c.preempt = 1;
+	return search(f, &c, p) ? DD_FIT_OK : DD_FIT_BUSY;
 }
 
 int

@@ -87,6 +87,17 @@ void dd_fleet_set_floor(struct dd_fleet *f, int64_t floor_ms);
 /* Book drone i for [start, end) under key (the delivery). 0, or -1 when
  * it overlaps a booking (a bug in the caller, or a corrupt store). */
 int dd_fleet_book(struct dd_fleet *f, int i, int64_t start, int64_t end, uint64_t key);
+/* The same for a booking that may be moved to make room for a more
+ * urgent one (a normal delivery), named ref, until it departs or is
+ * pinned. */
+int dd_fleet_book_movable(struct dd_fleet *f, int i, int64_t start, int64_t end, uint64_t key,
+    const char *ref);
+/* The booking of key may no longer be moved (its drone is on its way). */
+void dd_fleet_pin(struct dd_fleet *f, int i, uint64_t key);
+/* The names (strdup'ed, up to max) of drone i's movable bookings that
+ * start after now and overlap [start, end); their count. */
+int dd_fleet_movable_in(const struct dd_fleet *f, int i, int64_t start, int64_t end, int64_t now,
+    char **refs, int max);
 /* Drone i is out of service in [from, until): no flight of it overlaps
  * that (bookings it has keep their place); from = until: in service. */
 void dd_fleet_ground(struct dd_fleet *f, int i, int64_t from, int64_t until);
@@ -114,17 +125,26 @@ struct dd_plan {
 	double approach_km, trip_km;
 };
 
-enum { DD_FIT_OK = 0, DD_FIT_BUSY = 1, DD_FIT_NONE = 2 };
+enum { DD_FIT_OK = 0, DD_FIT_BUSY = 1, DD_FIT_NONE = 2, DD_FIT_LATE = 3 };
 
 /*
- * The drone with the earliest pickup (then the shortest approach, then
- * the smallest id) that can carry the package, has the range for
- * base-pickup-dropoff-base, is free for the whole flight and meets the
- * deadline. DD_FIT_OK with *p filled; DD_FIT_BUSY when capable drones
- * exist but none is free in time; DD_FIT_NONE when no drone of the fleet
- * could ever fly it.
+ * The best fit: of the drones that can carry the package, have the range
+ * for base-pickup-dropoff-base, are free for the whole flight and meet the
+ * deadline, those of the smallest class (maxSize, then maxPayloadKg), and
+ * of these the one with the earliest pickup (then the shortest approach,
+ * then the smallest id). DD_FIT_OK with *p filled; DD_FIT_BUSY when a
+ * capable drone could make the deadline were it free; DD_FIT_LATE when
+ * capable drones exist but none could make the deadline even idle;
+ * DD_FIT_NONE when no drone of the fleet could ever fly it.
  */
 int dd_fleet_search(struct dd_fleet *f, const struct dd_trip *t, struct dd_plan *p);
+/* Whether any drone could fly it were it idle: DD_FIT_BUSY (it could),
+ * DD_FIT_LATE or DD_FIT_NONE, as dd_fleet_search says them. */
+int dd_fleet_check(struct dd_fleet *f, const struct dd_trip *t);
+/* As dd_fleet_search, as if the movable bookings that have not left yet
+ * were not there (DD_FIT_OK, or DD_FIT_BUSY); the caller moves those the
+ * plan overlaps (dd_fleet_movable_in). */
+int dd_fleet_search_preempt(struct dd_fleet *f, const struct dd_trip *t, struct dd_plan *p);
 /* The same for drone i alone. */
 int dd_fleet_fit(struct dd_fleet *f, int i, const struct dd_trip *t, struct dd_plan *p);
 /* Return-leg time of drone i from a point (for an early completion). */

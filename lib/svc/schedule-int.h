@@ -10,6 +10,8 @@
  *   schedule-parse.c      the members of a request and their faults
  *   schedule-requests.c   the filter: requests, operations and
  *                         delivery.status feedback
+ *   schedule-window.c     placing an item; the scheduling window:
+ *                         expedited first, moving normal bookings
  *   schedule-supervise.c  the supervisor
  *   schedule-query.c      get, list, stats, fleet list
  */
@@ -98,6 +100,11 @@ struct dd_sched {
 	struct dd_fleet *fleet;
 	struct item **wait;	/* waiting items, most urgent first */
 	size_t nwait, capwait;
+	struct item **pend;	/* the open window's items, in arrival order */
+	size_t npend, cappend;
+	int64_t win_start;	/* the open window's start (DD_NOTIME: none) */
+	int64_t closed_seq;	/* items up to this seq were placed */
+	int end_failed;		/* closing the window at the end of input failed */
 	int64_t clock;		/* the input's time, never going back */
 	int64_t seq;
 	int loaded;
@@ -111,7 +118,7 @@ struct dd_sched {
 	const char *input;
 	/* figures of the run */
 	uint64_t n_new, n_dup, n_opdup, n_invalid, n_sched, n_wait, n_nodrone, n_status, n_ops,
-	    n_emitted, n_retried, n_held, n_refused;
+	    n_emitted, n_retried, n_held, n_refused, n_late, n_moved, n_preempt;
 };
 
 /* schedule.c */
@@ -176,6 +183,22 @@ int sched_assign(struct dd_sched *s, struct item *it, const struct dd_plan *p, i
 int sched_compensate(struct dd_sched *s, struct item *it, int64_t t, const char *reason,
     int check, int cancel);
 int sched_retry_waiting(struct dd_sched *s, const char *drone, int64_t t);
+
+/* schedule-window.c */
+void sched_pend_add(struct dd_sched *s, struct item *it);
+struct item *sched_pend_take(struct dd_sched *s, const char *did);
+/* Find the item a drone at t (an expedited one may move normal ones):
+ * scheduled, waiting or compensated, and put; takes it (freed, or the
+ * wait list's). 0 or -1. */
+int sched_place(struct dd_sched *s, struct item *it, int64_t t);
+/* The same with the search's answer already known (fit, *p when OK). */
+int sched_place_fit(struct dd_sched *s, struct item *it, int64_t t, int fit,
+    const struct dd_plan *p);
+/* Place the open window's items, most urgent first. */
+int sched_window_close(struct dd_sched *s, int64_t t);
+/* A line of time t (DD_NOTIME: none) comes, before the clock moves to
+ * it: close the window, as of its end, if t is past that. */
+int sched_window_tick(struct dd_sched *s, int64_t t);
 
 /* schedule-ground.c: failed drones out of service */
 /* In memory: drone i out of service from failed on, until returned plus

@@ -1,8 +1,9 @@
 /*
  * The questions a store answers (dd-schedule get, list, stats, fleet
- * list), on a store opened read-only.
+ * list, utilization), on a store opened read-only.
  */
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -233,9 +234,12 @@ int
 dd_sched_stats(struct dd_sched *s, FILE *out)
 {
 	sqlite3_stmt *q;
-	if (ro_query(s, &q, "SELECT count(*), total(ever), total(NOT ever AND state = 'waiting'),"
-	    " total(NOT ever AND state IN ('rejected', 'cancelled')),"
-	    " (SELECT count(*) FROM drones) FROM items"))
+	/* A request is counted by its first delivery; the later ones (new
+	 * attempts after a failure) are counted apart. */
+	if (ro_query(s, &q, "SELECT total(attempt = 1), total(ever AND attempt = 1),"
+	    " total(NOT ever AND state = 'waiting' AND attempt = 1),"
+	    " total(NOT ever AND state IN ('rejected', 'cancelled') AND attempt = 1),"
+	    " (SELECT count(*) FROM drones), count(*) FROM items"))
 		return DD_EXIT_IO;
 	struct dd_buf b = { 0 };
 	int code = 0;
@@ -245,9 +249,10 @@ dd_sched_stats(struct dd_sched *s, FILE *out)
 		return DD_EXIT_IO;
 	}
 	dd_buf_printf(&b, "{\"requests\":%lld,\"scheduled\":%lld,\"rejected\":%lld,"
-	    "\"waiting\":%lld,\"drones\":%lld", sqlite3_column_int64(q, 0),
-	    (long long)sqlite3_column_double(q, 1), (long long)sqlite3_column_double(q, 3),
-	    (long long)sqlite3_column_double(q, 2), sqlite3_column_int64(q, 4));
+	    "\"waiting\":%lld,\"deliveries\":%lld,\"drones\":%lld",
+	    (long long)sqlite3_column_double(q, 0), (long long)sqlite3_column_double(q, 1),
+	    (long long)sqlite3_column_double(q, 3), (long long)sqlite3_column_double(q, 2),
+	    sqlite3_column_int64(q, 5), sqlite3_column_int64(q, 4));
 	sqlite3_finalize(q);
 	static const char *const groups[][2] = {
 		{ "states", "SELECT state, count(*) FROM items GROUP BY state ORDER BY state" },
@@ -326,6 +331,103 @@ dd_sched_fleet_list(struct dd_sched *s, enum dd_fmt fmt, FILE *out)
 	}
 	if (code == 0 && rc != SQLITE_DONE) {
 		dd_store_err(&s->st, "listing the fleet");
+		code = DD_EXIT_IO;
+	}
+	sqlite3_finalize(q);
+	dd_buf_free(&b);
+	dd_buf_free(&cell);
+	if (o && dd_out_finish(o) && code == 0) {
+		dd_seterr("stdout: %s", strerror(errno));
+		code = DD_EXIT_IO;
+	}
+	return code;
+}
+
+/*
+ * utilization: per owner and month of departure (UTC), the flights the
+ * delivery service dispatched (a status of headed-to-pickup or later
+ * came back), the km of their planned routes (base, pickup, dropoff,
+ * base: great-circle) and the hours they were booked (departure to
+ * return). owner or month NULL: all.
+ */
+int
+dd_sched_utilization(struct dd_sched *s, const char *owner, const char *month, enum dd_fmt fmt,
+    FILE *out)
+{
+	static const char *const cols[] = { "ownerId", "month", "flights", "km", "hours" };
+	sqlite3_stmt *q;
+	if (ro_query(s, &q, "SELECT i.owner_id, strftime('%Y-%m', i.depart / 1000, 'unixepoch') AS m,"
+	    " d.lat, d.lon, i.pk_lat, i.pk_lon, i.dr_lat, i.dr_lon, i.depart, i.return_eta"
+	    " FROM items i JOIN drones d ON d.id = i.drone_id"
+	    " WHERE i.stage IN ('headed-to-pickup', 'headed-to-dropoff', 'completed', 'failed')"
+	    " AND i.depart IS NOT NULL AND i.return_eta IS NOT NULL"
+	    " AND (?1 IS NULL OR i.owner_id = ?1) AND (?2 IS NULL OR m = ?2)"
+	    " ORDER BY i.owner_id, m"))
+		return DD_EXIT_IO;
+	dd_bind_text(q, 0, owner, (size_t)-1);
+	dd_bind_text(q, 1, month, (size_t)-1);
+	struct dd_out *o = fmt == DD_FMT_NDJSON ? NULL : dd_out_new(out, fmt, cols, 5);
+	struct dd_buf b = { 0 }, cell = { 0 };
+	char cur_owner[IDMAX + 1] = "", cur_month[16] = "";
+	long long flights = 0;
+	double km = 0, hours = 0;
+	int rc, code = 0, have = 0;
+	for (;;) {
+		rc = sqlite3_step(q);
+		const char *ow = rc == SQLITE_ROW ? (const char *)sqlite3_column_text(q, 0) : NULL;
+		const char *mo = rc == SQLITE_ROW ? (const char *)sqlite3_column_text(q, 1) : NULL;
+		if (have && (rc != SQLITE_ROW || strcmp(ow, cur_owner) || strcmp(mo ? mo : "", cur_month))) {
+			/* One row done: km to 0.1, hours to 0.01. */
+			double rk = round(km * 10) / 10, rh = round(hours * 100) / 100;
+			if (o) {
+				dd_out_cell(o, cur_owner, strlen(cur_owner));
+				dd_out_cell(o, cur_month, strlen(cur_month));
+				dd_buf_reset(&cell);
+				dd_buf_printf(&cell, "%lld", flights);
+				dd_out_cell(o, cell.p, cell.len);
+				dd_buf_reset(&cell);
+				sched_jnum(&cell, rk);
+				dd_out_cell(o, cell.p, cell.len);
+				dd_buf_reset(&cell);
+				sched_jnum(&cell, rh);
+				dd_out_cell(o, cell.p, cell.len);
+				dd_out_endrow(o);
+			} else {
+				dd_buf_reset(&b);
+				dd_buf_addc(&b, '{');
+				sched_jstr(&b, "ownerId", cur_owner);
+				sched_jstr(&b, "month", cur_month);
+				sched_jkey(&b, "flights");
+				dd_buf_printf(&b, "%lld", flights);
+				sched_jdbl(&b, "km", rk);
+				sched_jdbl(&b, "hours", rh);
+				dd_buf_adds(&b, "}\n");
+				if (put_out(&b, out)) {
+					code = DD_EXIT_IO;
+					break;
+				}
+			}
+			have = 0;
+		}
+		if (rc != SQLITE_ROW)
+			break;
+		if (!have) {
+			snprintf(cur_owner, sizeof cur_owner, "%s", ow);
+			snprintf(cur_month, sizeof cur_month, "%s", mo ? mo : "");
+			flights = 0;
+			km = hours = 0;
+			have = 1;
+		}
+		double blat = sqlite3_column_double(q, 2), blon = sqlite3_column_double(q, 3);
+		double plat = sqlite3_column_double(q, 4), plon = sqlite3_column_double(q, 5);
+		double dlat = sqlite3_column_double(q, 6), dlon = sqlite3_column_double(q, 7);
+		flights++;
+		km += dd_geo_km(blat, blon, plat, plon) + dd_geo_km(plat, plon, dlat, dlon) +
+		    dd_geo_km(dlat, dlon, blat, blon);
+		hours += (double)(sqlite3_column_int64(q, 9) - sqlite3_column_int64(q, 8)) / 3.6e6;
+	}
+	if (code == 0 && rc != SQLITE_DONE) {
+		dd_store_err(&s->st, "reading the flights");
 		code = DD_EXIT_IO;
 	}
 	sqlite3_finalize(q);

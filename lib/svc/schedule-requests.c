@@ -4,6 +4,7 @@
  * delivery service; every outcome is recorded with the work item in the
  * batch's transaction. With --csv the lines come from a CSV feed.
  */
+#include <errno.h>
 #include <inttypes.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -51,8 +52,11 @@ new_request(struct dd_sched *s, const struct keys *k)
 		goto fail;
 	}
 	s->n_new++;
-	int64_t t = sched_advance(s, ft.field[0] || it->pickup_time == INT64_MIN ? INT64_MIN
-	    : it->pickup_time - s->o.lead_ms);
+	int64_t at = ft.field[0] || it->pickup_time == INT64_MIN ? INT64_MIN
+	    : it->pickup_time - s->o.lead_ms;
+	if (sched_window_tick(s, at))
+		goto fail;
+	int64_t t = sched_advance(s, at);
 	it->seq = ++s->seq;
 	it->received = it->updated = t;
 	if (ft.field[0]) {
@@ -68,31 +72,37 @@ new_request(struct dd_sched *s, const struct keys *k)
 		return v;
 	}
 	/* The unit of work is recorded with its first step, in this
-	 * transaction: register the package, then find a drone. */
+	 * transaction: register the package, then find a drone. A deadline
+	 * no capable drone could meet even idle is rejected at once, before
+	 * any package is registered. */
 	it->valid = 1;
 	it->state = ST_WAITING;
-	if (sched_emit_registered(s, it, t))
-		goto fail;
 	struct dd_trip tr;
-	struct dd_plan p;
+	struct dd_plan p = { 0 };
 	sched_trip_of(it, t, -1, &tr);
-	int fit = dd_fleet_search(s->fleet, &tr, &p);
-	if (fit == DD_FIT_OK) {
-		if (sched_assign(s, it, &p, t, 0, NULL) || sched_item_put(s, it))
+	/* In a window, only whether it can be flown at all: the drone is
+	 * chosen when the window closes. */
+	int fit = s->o.window_ms ? dd_fleet_check(s->fleet, &tr) : dd_fleet_search(s->fleet, &tr, &p);
+	if (fit == DD_FIT_LATE) {
+		s->n_late++;
+		it->state = ST_REJECTED;
+		snprintf(it->reason, sizeof it->reason, "deadline");
+		if (sched_emit_rejected(s, it, t, "deadline", "no capable drone can drop it off"
+		    " by the deadline", 0) || sched_item_put(s, it))
 			goto fail;
-	} else if (fit == DD_FIT_NONE) {
-		s->n_nodrone++;
-		if (sched_compensate(s, it, t, "no-drone", 0, 0) || sched_item_put(s, it))
-			goto fail;
-	} else {
-		s->n_wait++;
-		if (sched_log_row(s, it, t, "waiting", "no drone free before the deadline", NULL) ||
-		    sched_item_put(s, it))
-			goto fail;
-		sched_wait_add(s, it);
+		sched_item_free(it);
 		return v;
 	}
-	sched_item_free(it);
+	if (sched_emit_registered(s, it, t))
+		goto fail;
+	if (s->o.window_ms == 0 || fit == DD_FIT_NONE)
+		return sched_place_fit(s, it, t, fit, &p) ? DD_FAIL : v;
+	/* It competes with the others of the window: placed when it closes. */
+	if (sched_item_put(s, it))
+		goto fail;
+	if (s->win_start == DD_NOTIME)
+		s->win_start = t;
+	sched_pend_add(s, it);
 	return v;
 fail:
 	sched_item_free(it);
@@ -366,8 +376,9 @@ apply_reschedule(struct dd_sched *s, struct item *it, const struct item *n, unsi
 	struct dd_plan p;
 	sched_trip_of(it, t, -1, &tr);
 	int fit = dd_fleet_search(s->fleet, &tr, &p);
-	if (fit == DD_FIT_NONE)
-		return sched_compensate(s, it, t, "no-drone", 1, it->ever);
+	if (fit == DD_FIT_NONE || fit == DD_FIT_LATE)
+		return sched_compensate(s, it, t, fit == DD_FIT_NONE ? "no-drone" : "deadline", 1,
+		    it->ever);
 	if (*old && (fit != DD_FIT_OK || strcmp(old, dd_fleet_spec(s->fleet, p.drone)->id) != 0) &&
 	    sched_emit_released(s, it, t, old, oldv, "rescheduled", 1))
 		return -1;
@@ -521,6 +532,8 @@ status_event(struct dd_sched *s, const struct dd_env *e)
 	if (dd_json_get(&e->data, "droneId", 7, &v) && v.type == DD_JSTR)
 		dd_env_str(&v, drone, sizeof drone);
 	dd_env_str(&e->id, eid, sizeof eid);
+	if (sched_window_tick(s, e->time_ms))
+		return DD_FAIL;
 	int64_t t = sched_advance(s, e->time_ms);
 	struct item *it;
 	int found = sched_item_get(s, did, &it);
@@ -560,6 +573,8 @@ status_event(struct dd_sched *s, const struct dd_env *e)
 	it->updated = t;
 	int i = dd_fleet_find(s->fleet, it->drone);
 	int freed = 0;
+	if (i >= 0)
+		dd_fleet_pin(s->fleet, i, item_key(it));	/* on its way: never moved */
 	if (strcmp(stage, "completed") == 0) {
 		it->state = ST_COMPLETED;
 		/* Home after the return leg: the drone may be free sooner. */
@@ -620,6 +635,8 @@ drone_returned(struct dd_sched *s, const struct dd_env *e)
 		dd_seterr("\"data.droneId\" is not an id");
 		return DD_REJECT;
 	}
+	if (sched_window_tick(s, e->time_ms))
+		return DD_FAIL;
 	int64_t t = sched_advance(s, e->time_ms);
 	return sched_drone_returned(s, drone, e->time_ms, t) ? DD_FAIL : DD_ACCEPT;
 }
@@ -688,7 +705,29 @@ filter_commit(void *ctx)
 	long kill_at = sched_fault_at("commit-kill:");
 	if (kill_at > 0 && s->st.in_tx && ++commits == kill_at)
 		raise(SIGKILL);
+	if (s->end_failed)
+		return -1;	/* dd_errmsg() still says why */
+	/* Stopped by a signal: the input ends here, as at its end. */
+	if (dd_signalled && s->npend) {
+		if (sched_ensure_tx(s) || sched_window_close(s, sched_advance(s, INT64_MIN)))
+			return -1;
+		if (fflush(s->out) != 0 || ferror(s->out)) {
+			dd_seterr("stdout: %s", strerror(errno));
+			return -1;
+		}
+	}
 	return sched_commit(s);
+}
+
+/* The input has ended: the open window closes. */
+static void
+filter_end(void *ctx)
+{
+	struct dd_sched *s = ctx;
+	if (s->npend == 0)
+		return;
+	if (sched_ensure_tx(s) || sched_window_close(s, sched_advance(s, INT64_MIN)))
+		s->end_failed = 1;
 }
 
 static void
@@ -696,12 +735,16 @@ filter_summary(void *ctx, struct dd_buf *b)
 {
 	struct dd_sched *s = ctx;
 	dd_buf_printf(b, "; requests %" PRIu64 " new, %" PRIu64 " replayed; scheduled %" PRIu64
-	    ", waiting %" PRIu64 ", invalid %" PRIu64 ", no-drone %" PRIu64 "; operations %" PRIu64
+	    ", waiting %" PRIu64 ", invalid %" PRIu64 ", no-drone %" PRIu64 ", deadline %" PRIu64
+	    "; operations %" PRIu64
 	    " applied, %" PRIu64 " replayed, %" PRIu64 " held, %" PRIu64 " refused; statuses %" PRIu64
 	    "; emitted %" PRIu64, s->n_new, s->n_dup, s->n_sched, s->n_wait, s->n_invalid,
-	    s->n_nodrone, s->n_ops, s->n_opdup, s->n_held, s->n_refused, s->n_status, s->n_emitted);
+	    s->n_nodrone, s->n_late, s->n_ops, s->n_opdup, s->n_held, s->n_refused, s->n_status, s->n_emitted);
 	uint64_t drones, nodes, searches;
 	dd_fleet_counters(s->fleet, &drones, &nodes, &searches);
+	if (s->n_preempt)
+		dd_buf_printf(b, "; %" PRIu64 " expedited took the place of %" PRIu64 " normal",
+		    s->n_preempt, s->n_moved);
 	if (searches)
 		dd_buf_printf(b, "; %.1f drones examined per search", (double)drones / (double)searches);
 }
@@ -756,6 +799,7 @@ dd_sched_filter(struct dd_sched *s, const struct dd_filter_opts *fo, int csv)
 	struct dd_filter_ops ops = {
 		.line = filter_line, .commit = filter_commit, .summary = filter_summary,
 		.origin = filter_origin, .start = filter_start, .finish = filter_finish,
+		.end = filter_end,
 		.store = &s->st,
 	};
 	o.raw = 1;

@@ -134,6 +134,8 @@ emit_scheduled(struct dd_sched *s, struct item *it, int64_t t)
 	sched_jstr(b, "ownerId", it->owner);
 	sched_terms_json(b, it);
 	sched_etas_json(b, it);
+	sched_jkey(b, "attempt");
+	dd_buf_printf(b, "%d", it->attempt);
 	return emit(s, it, t, "scheduled", "delivery.scheduled", it->did, data_end(s), it->drone, 0);
 }
 
@@ -277,7 +279,10 @@ int
 sched_assign(struct dd_sched *s, struct item *it, const struct dd_plan *p, int64_t t,
     unsigned changed, const char *reason)
 {
-	if (dd_fleet_book(s->fleet, p->drone, p->depart, p->busy_end, item_key(it)))
+	/* A normal delivery's booking may later make room for an expedited
+	 * one, until its drone is on its way. */
+	if (dd_fleet_book_movable(s->fleet, p->drone, p->depart, p->busy_end, item_key(it),
+	    it->expedited ? NULL : it->did))
 		return -1;
 	snprintf(it->drone, sizeof it->drone, "%s", dd_fleet_spec(s->fleet, p->drone)->id);
 	it->version++;

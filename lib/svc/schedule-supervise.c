@@ -18,7 +18,7 @@
 #include "schedule-int.h"
 
 struct supstats {
-	uint64_t examined, scheduled, rescheduled, cancelled, rejected;
+	uint64_t examined, scheduled, rescheduled, cancelled, rejected, retried;
 };
 
 /* Reassign an item to another drone at t, or compensate. */
@@ -47,6 +47,73 @@ reassign(struct dd_sched *s, struct item *it, int64_t t, const char *reason, int
 	return sched_compensate(s, it, t, reason, 1, it->ever);
 }
 
+/*
+ * A failed delivery's request gets another flight: a new delivery (its
+ * own id, attempt + 1) of the same request and package, registered again
+ * under the new id and scheduled, waiting or compensated as a new request
+ * would be. The failed delivery stays failed (final), its drone released;
+ * reason "retried" marks it handled.
+ */
+static int
+retry_attempt(struct dd_sched *s, struct item *it, int64_t t, struct supstats *ss)
+{
+	struct item *n = sched_item_new();
+	snprintf(n->rid, sizeof n->rid, "%s", it->rid);
+	snprintf(n->owner, sizeof n->owner, "%s", it->owner);
+	n->attempt = it->attempt + 1;
+	n->valid = 1;
+	n->pk_lat = it->pk_lat, n->pk_lon = it->pk_lon, n->pk_alt = it->pk_alt;
+	n->dr_lat = it->dr_lat, n->dr_lon = it->dr_lon, n->dr_alt = it->dr_alt;
+	n->pickup_time = it->pickup_time;
+	n->deadline = it->deadline;
+	n->expedited = it->expedited;
+	n->confirm = it->confirm;
+	snprintf(n->package_id, sizeof n->package_id, "%s", it->package_id);
+	n->size = it->size;
+	n->kg = it->kg;
+	n->tag = it->tag ? dd_strdup(it->tag) : NULL;
+	n->seq = ++s->seq;
+	n->received = n->updated = t;
+	n->state = ST_WAITING;
+	if (sched_name_item(s, n))
+		goto fail;
+	/* The old delivery first: its drone released, then the hand-over. */
+	if (*it->drone && sched_emit_released(s, it, t, it->drone, it->version, "drone-failed", 1))
+		goto fail;
+	snprintf(it->reason, sizeof it->reason, "retried");
+	it->updated = t;
+	if (sched_log_row(s, it, t, "retried", n->did, NULL) || sched_item_put(s, it))
+		goto fail;
+	if (sched_emit_registered(s, n, t))
+		goto fail;
+	struct dd_trip tr;
+	struct dd_plan p;
+	sched_trip_of(n, t, -1, &tr);
+	int fit = n->deadline > t ? dd_fleet_search(s->fleet, &tr, &p) : DD_FIT_LATE;
+	ss->retried++;
+	if (fit == DD_FIT_OK) {
+		ss->scheduled++;
+		if (sched_assign(s, n, &p, t, 0, NULL) || sched_item_put(s, n))
+			goto fail;
+	} else if (fit == DD_FIT_BUSY) {
+		if (sched_log_row(s, n, t, "waiting", "no drone free before the deadline", NULL) ||
+		    sched_item_put(s, n))
+			goto fail;
+		sched_wait_add(s, n);
+		return 0;
+	} else {
+		ss->rejected++;
+		if (sched_compensate(s, n, t, fit == DD_FIT_NONE ? "no-drone" : "deadline", 1, 0) ||
+		    sched_item_put(s, n))
+			goto fail;
+	}
+	sched_item_free(n);
+	return 0;
+fail:
+	sched_item_free(n);
+	return -1;
+}
+
 /* Decide about one item at t; 0 also when there was nothing to do. */
 static int
 supervise_item(struct dd_sched *s, struct item *it, int64_t t, struct supstats *ss)
@@ -55,7 +122,13 @@ supervise_item(struct dd_sched *s, struct item *it, int64_t t, struct supstats *
 	case ST_FAILED:
 		/* Failed is a final stage (SPEC.md): dd-track and dd-history
 		 * ignore whatever follows it, so a new drone for this delivery
-		 * would fly unseen. It is compensated; a retry is a new request. */
+		 * would fly unseen. Another flight is another delivery, up to
+		 * --max-attempts; a held cancel or a passed deadline, and the last
+		 * attempt, are compensated. */
+		if (!strcmp(it->reason, "retried"))
+			return 0;
+		if (!*it->held && it->attempt < s->o.max_attempts && it->deadline > t)
+			return retry_attempt(s, it, t, ss);
 		ss->cancelled++;
 		return sched_compensate(s, it, t, *it->held ? it->held : "drone-failed", 1, 1);
 	case ST_SCHEDULED:
@@ -69,6 +142,7 @@ supervise_item(struct dd_sched *s, struct item *it, int64_t t, struct supstats *
 		}
 		return reassign(s, it, t, "no-progress", 1, ss);
 	case ST_WAITING: {
+		int late = 0;
 		struct dd_trip tr;
 		struct dd_plan p;
 		sched_trip_of(it, t, -1, &tr);
@@ -81,13 +155,16 @@ supervise_item(struct dd_sched *s, struct item *it, int64_t t, struct supstats *
 			}
 			if (fit == DD_FIT_BUSY)
 				return 0;
+			if (fit == DD_FIT_LATE)
+				late = 1;
 		}
 		sched_item_free(sched_wait_take(s, it->did));
 		if (it->ever)
 			ss->cancelled++;
 		else
 			ss->rejected++;
-		return sched_compensate(s, it, t, it->deadline > t ? "no-drone" : "deadline", 1, it->ever);
+		return sched_compensate(s, it, t, it->deadline > t && !late ? "no-drone" : "deadline", 1,
+		    it->ever);
 	}
 	default:
 		return 0;
@@ -109,7 +186,7 @@ static int
 stuck_items(struct dd_sched *s, int64_t t, struct dd_buf *ids, size_t *nids)
 {
 	sqlite3_stmt *q = dd_store_prepare(&s->st, "SELECT delivery_id FROM items WHERE"
-	    " state = 'failed' OR (state = 'scheduled' AND pickup_eta <= ?) OR state = 'waiting'"
+	    " (state = 'failed' AND (reason IS NULL OR reason != 'retried')) OR (state = 'scheduled' AND pickup_eta <= ?) OR state = 'waiting'"
 	    " ORDER BY state = 'waiting', expedited DESC, deadline, seq");
 	if (q == NULL)
 		return -1;
@@ -182,8 +259,9 @@ dd_sched_supervise(struct dd_sched *s, struct dd_buf *summary)
 		dd_store_rollback(&s->st);
 	dd_buf_free(&ids);
 	dd_buf_printf(summary, "supervised %" PRIu64 " items: %" PRIu64 " scheduled, %" PRIu64
-	    " rescheduled, %" PRIu64 " cancelled, %" PRIu64 " rejected; %zu still waiting",
-	    ss.examined, ss.scheduled, ss.rescheduled, ss.cancelled, ss.rejected, s->nwait);
+	    " rescheduled, %" PRIu64 " cancelled, %" PRIu64 " rejected, %" PRIu64 " given another"
+	    " attempt; %zu still waiting", ss.examined, ss.scheduled, ss.rescheduled, ss.cancelled,
+	    ss.rejected, ss.retried, s->nwait);
 	close(lock);
 	return code;
 }

@@ -5,6 +5,7 @@
  * transactions that keep it the store's, and the fleet file.
  */
 #include <errno.h>
+#include <math.h>
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
@@ -96,6 +97,8 @@ dd_sched_defaults(struct dd_sched_opts *o)
 	o->lead_ms = DD_SCHED_LEAD_MS;
 	o->timeout_ms = DD_SCHED_TIMEOUT_MS;
 	o->inspection_ms = DD_SCHED_INSPECTION_MS;
+	o->max_attempts = DD_SCHED_MAX_ATTEMPTS;
+	o->window_ms = DD_SCHED_WINDOW_MS;
 	o->out = stdout;
 }
 
@@ -113,6 +116,7 @@ dd_sched_open(struct dd_sched **sp, const struct dd_sched_opts *o)
 	s->o = *o;
 	s->out = o->out ? o->out : stdout;
 	s->clock = INT64_MIN;
+	s->win_start = DD_NOTIME;
 	int rc = o->readonly ? dd_store_open_ro(&s->st, o->db)
 	    : dd_store_open(&s->st, o->db, migrations, (int)(sizeof migrations / sizeof migrations[0]));
 	if (rc) {
@@ -123,8 +127,31 @@ dd_sched_open(struct dd_sched **sp, const struct dd_sched_opts *o)
 	    prep(s, &s->q_get, "SELECT " ITEM_COLS " FROM items WHERE delivery_id = ?") ||
 	    prep(s, &s->q_getreq, "SELECT " ITEM_COLS " FROM items WHERE owner_id = ?"
 		" AND request_id = ? ORDER BY attempt DESC LIMIT 1") ||
-	    prep(s, &s->q_put, "INSERT OR REPLACE INTO items(" ITEM_COLS ") VALUES(?,?,?,?,?,?,?,?,?,?,"
-		"?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)") ||
+	    /* An upsert, not a replace: the second write of an item (placed
+	     * after its window) changes its row in place, and only the
+	     * indexes whose columns changed. */
+	    prep(s, &s->q_put, "INSERT INTO items(" ITEM_COLS ") VALUES(?,?,?,?,?,?,?,?,?,?,"
+		"?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+		" ON CONFLICT(delivery_id) DO UPDATE SET "
+		"request_id = excluded.request_id, owner_id = excluded.owner_id, "
+		" seq = excluded.seq, state = excluded.state, ever = excluded.ever, "
+		" valid = excluded.valid, reason = excluded.reason, "
+		" field = excluded.field, pk_lat = excluded.pk_lat, "
+		" pk_lon = excluded.pk_lon, pk_alt = excluded.pk_alt, "
+		" dr_lat = excluded.dr_lat, dr_lon = excluded.dr_lon, "
+		" dr_alt = excluded.dr_alt, pickup_time = excluded.pickup_time, "
+		" deadline = excluded.deadline, expedited = excluded.expedited, "
+		" confirmation = excluded.confirmation, "
+		" package_id = excluded.package_id, size = excluded.size, "
+		" weight_kg = excluded.weight_kg, tag = excluded.tag, "
+		" drone_id = excluded.drone_id, version = excluded.version, "
+		" depart = excluded.depart, pickup_eta = excluded.pickup_eta, "
+		" dropoff_eta = excluded.dropoff_eta, return_eta = excluded.return_eta, "
+		" busy_until = excluded.busy_until, stage = excluded.stage, "
+		" prev_stage = excluded.prev_stage, stage_time = excluded.stage_time, "
+		" received = excluded.received, updated = excluded.updated, "
+		" nlog = excluded.nlog, attempt = excluded.attempt, "
+		" held_reason = excluded.held_reason, held_op = excluded.held_op") ||
 	    prep(s, &s->q_log, "INSERT INTO log VALUES(?,?,?,?,?,?,?)") ||
 	    prep(s, &s->q_step, "SELECT 1 FROM log WHERE delivery_id = ? AND step = ?") ||
 	    prep(s, &s->q_op, "INSERT OR IGNORE INTO ops(hash, rejected) VALUES(?, ?)") ||
@@ -148,6 +175,9 @@ wait_clear(struct dd_sched *s)
 	for (size_t i = 0; i < s->nwait; i++)
 		sched_item_free(s->wait[i]);
 	s->nwait = 0;
+	for (size_t i = 0; i < s->npend; i++)
+		sched_item_free(s->pend[i]);
+	s->npend = 0;
 }
 
 void
@@ -163,6 +193,7 @@ dd_sched_close(struct dd_sched *s)
 	dd_fleet_free(s->fleet);
 	wait_clear(s);
 	free(s->wait);
+	free(s->pend);
 	dd_buf_free(&s->ev);
 	dd_buf_free(&s->data);
 	dd_buf_free(&s->tmp);
@@ -183,11 +214,51 @@ sched_step_sql(struct dd_sched *s, sqlite3_stmt *q, const char *what)
 	return 0;
 }
 
+/*
+ * A double that is a whole number of millionths from 1e-4 to 1e9 (coordinates,
+ * weights: most of what the scheduler writes), as %.15g writes it: the
+ * decimal r / 10^6 has at most 15 significant digits, and d is the double
+ * nearest to it, so it reads back as d. 0 when d is not one (or is -0).
+ */
+static int
+micro_text(double d, char out[40])
+{
+	if (!(fabs(d) < 1e9) || !(fabs(d) >= 1e-4))
+		return 0;	/* (%g writes an exponent below 1e-4) */
+	double r = nearbyint(d * 1e6);
+	if (r / 1e6 != d)
+		return 0;
+	int64_t v = (int64_t)r;
+	char *p = out;
+	if (v < 0) {
+		*p++ = '-';
+		v = -v;
+	}
+	p += sprintf(p, "%" PRId64, v / 1000000);
+	int64_t frac = v % 1000000;
+	if (frac) {
+		char f[8];
+		int n = 6;
+		sprintf(f, "%06" PRId64, frac);
+		while (f[n - 1] == '0')
+			n--;
+		*p++ = '.';
+		memcpy(p, f, (size_t)n);
+		p += n;
+	}
+	*p = '\0';
+	return 1;
+}
+
 /* Shortest text that reads back as the same double. */
 void
 sched_jnum(struct dd_buf *b, double d)
 {
 	char tmp[40];
+	if (micro_text(d, tmp)) {
+		dd_buf_adds(b, tmp);
+		return;
+	}
 	for (int prec = 15; prec <= 17; prec++) {
 		snprintf(tmp, sizeof tmp, "%.*g", prec, d);
 		if (strtod(tmp, NULL) == d)
@@ -420,10 +491,14 @@ sched_wait_add(struct dd_sched *s, struct item *it)
 	s->nwait++;
 }
 
-/* Take the item out of the waiting list (freed by the caller). */
+/* Take the item out of the waiting list, or the open window (freed by
+ * the caller). */
 struct item *
 sched_wait_take(struct dd_sched *s, const char *did)
 {
+	struct item *p = s->npend ? sched_pend_take(s, did) : NULL;
+	if (p)
+		return p;
 	for (size_t i = 0; i < s->nwait; i++)
 		if (strcmp(s->wait[i]->did, did) == 0) {
 			struct item *it = s->wait[i];
@@ -444,7 +519,10 @@ load(struct dd_sched *s)
 	s->fleet = dd_fleet_new();
 	wait_clear(s);
 	int64_t c = INT64_MIN;
-	if (meta_get(s, "clock", &c) || meta_get(s, "seq", &s->seq))
+	s->closed_seq = 0;
+	s->win_start = DD_NOTIME;
+	if (meta_get(s, "clock", &c) || meta_get(s, "seq", &s->seq) ||
+	    meta_get(s, "closed_seq", &s->closed_seq) || meta_get(s, "window_start", &s->win_start))
 		return -1;
 	if (c > s->clock)
 		s->clock = c;
@@ -472,7 +550,10 @@ load(struct dd_sched *s)
 		return -1;
 	int64_t floor = s->o.has_now ? s->o.now : s->clock;
 	dd_fleet_set_floor(s->fleet, floor);
-	q = dd_store_prepare(&s->st, "SELECT delivery_id, drone_id, depart, busy_until FROM items"
+	/* A normal delivery's booking that no status has reached may make
+	 * room for an expedited one (schedule-window.c). */
+	q = dd_store_prepare(&s->st, "SELECT delivery_id, drone_id, depart, busy_until,"
+	    " state = 'scheduled' AND NOT expedited AND stage IS NULL FROM items"
 	    " WHERE state IN ('scheduled', 'in-progress', 'failed', 'completed', 'cancelled')"
 	    " AND drone_id IS NOT NULL AND busy_until > ? AND busy_until > depart");
 	if (q == NULL)
@@ -484,8 +565,9 @@ load(struct dd_sched *s)
 		int i = drone ? dd_fleet_find(s->fleet, drone) : -1;
 		if (i < 0)
 			continue;	/* a drone since removed from the fleet */
-		if (dd_fleet_book(s->fleet, i, sqlite3_column_int64(q, 2),
-		    sqlite3_column_int64(q, 3), dd_hash64(did, strlen(did)))) {
+		if (dd_fleet_book_movable(s->fleet, i, sqlite3_column_int64(q, 2),
+		    sqlite3_column_int64(q, 3), dd_hash64(did, strlen(did)),
+		    sqlite3_column_int(q, 4) ? did : NULL)) {
 			dd_seterr("%s: delivery %s: %s", s->st.path, did, dd_errmsg());
 			sqlite3_finalize(q);
 			return -1;
@@ -509,11 +591,18 @@ load(struct dd_sched *s)
 	sqlite3_finalize(q);
 	if (rc != SQLITE_DONE)
 		return dd_store_err(&s->st, "reading the fleet's failures");
-	q = dd_store_prepare(&s->st, "SELECT " ITEM_COLS " FROM items WHERE state = 'waiting'");
+	q = dd_store_prepare(&s->st, "SELECT " ITEM_COLS " FROM items WHERE state = 'waiting'"
+	    " ORDER BY seq");
 	if (q == NULL)
 		return -1;
-	while ((rc = sqlite3_step(q)) == SQLITE_ROW)
-		sched_wait_add(s, sched_item_read(q));
+	/* Those of the open window wait for it to close, in arrival order. */
+	while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+		struct item *it = sched_item_read(q);
+		if (it->seq > s->closed_seq)
+			sched_pend_add(s, it);
+		else
+			sched_wait_add(s, it);
+	}
 	sqlite3_finalize(q);
 	if (rc != SQLITE_DONE)
 		return dd_store_err(&s->st, "reading the waiting items");
@@ -559,7 +648,8 @@ sched_commit(struct dd_sched *s)
 {
 	if (!s->st.in_tx)
 		return 0;
-	if ((s->clock != INT64_MIN && meta_put(s, "clock", s->clock)) || meta_put(s, "seq", s->seq))
+	if ((s->clock != INT64_MIN && meta_put(s, "clock", s->clock)) || meta_put(s, "seq", s->seq) ||
+	    meta_put(s, "closed_seq", s->closed_seq) || meta_put(s, "window_start", s->win_start))
 		return -1;
 	return dd_store_commit(&s->st);
 }

@@ -34,11 +34,15 @@ struct dd_sched_opts {
 	FILE *out;		/* where events go (stdout) */
 	int readonly;		/* get, list, stats, fleet list */
 	int64_t inspection_ms;	/* a failed drone is out of service this long after it returned */
+	int max_attempts;	/* supervise: deliveries (flights) a request may have */
+	int64_t window_ms;	/* new requests this close in request time compete: most urgent first */
 };
 
 #define DD_SCHED_LEAD_MS (60 * 60 * 1000)
 #define DD_SCHED_TIMEOUT_MS (15 * 60 * 1000)
 #define DD_SCHED_INSPECTION_MS (60 * 60 * 1000)
+#define DD_SCHED_MAX_ATTEMPTS 3
+#define DD_SCHED_WINDOW_MS (5 * 60 * 1000)
 
 void dd_sched_defaults(struct dd_sched_opts *o);
 /* Open (creating and migrating) the store. */
@@ -76,6 +80,10 @@ int dd_sched_get_many(struct dd_sched *s, char **ids, FILE *out);
 int dd_sched_list(struct dd_sched *s, const char *state, enum dd_fmt fmt, FILE *out);
 /* stats: one JSON line; requests = scheduled + rejected + waiting. */
 int dd_sched_stats(struct dd_sched *s, FILE *out);
+/* utilization: per owner and month of departure, dispatched flights, the
+ * km of their planned routes and the hours booked; owner, month NULL: all. */
+int dd_sched_utilization(struct dd_sched *s, const char *owner, const char *month,
+    enum dd_fmt fmt, FILE *out);
 /* fleet return: put a failed drone back in service now (an operator's
  * word: inspected); 1 when it is not in the fleet. */
 int dd_sched_fleet_return(struct dd_sched *s, const char *drone);

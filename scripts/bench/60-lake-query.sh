@@ -98,9 +98,13 @@ for days in ${BENCH_LQ_DAYS:-30 365}; do
 		rm -rf "$lake"
 		# One pass of the telemetry: into the lake, and into the
 		# summaries of the deliveries dataset beside it.
+		rm -f "$tmp/tel.fifo"
+		mkfifo "$tmp/tel.fifo"
+		summaries < "$tmp/tel.fifo" > "$tmp/summaries.ndjson" &
+		spid=$!
 		dd-sim telemetry -n "$n" --days "$days" --seed 7 --start 2025-01-01 --fail 0.1 |
-			tee >(dd-lake-ingest -q -l "$lake") | summaries > "$tmp/summaries.ndjson"
-		wait $!		# the ingest of the process substitution
+			tee "$tmp/tel.fifo" | dd-lake-ingest -q -l "$lake"
+		wait "$spid"
 		dd-lake-ingest -q -l "$lake" --dataset deliveries < "$tmp/summaries.ndjson"
 		rm -f "$tmp/summaries.ndjson"
 		touch "$lake/.complete"
