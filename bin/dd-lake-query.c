@@ -47,6 +47,33 @@ split(struct list *l, const char *s)
 	}
 }
 
+/* --agg: split at the commas outside parentheses ("p50(a),p90(a)"). */
+static int
+split_aggs(struct list *l, const char *s)
+{
+	int depth = 0;
+	const char *start = s;
+	for (const char *p = s; ; p++) {
+		if (*p == '(')
+			depth++;
+		else if (*p == ')')
+			depth--;
+		if (*p == '\0' || (*p == ',' && depth == 0)) {
+			if (p == start) {
+				dd_seterr("empty item in \"%s\"", s);
+				return -1;
+			}
+			char *item = dd_strndup(start, (size_t)(p - start));
+			l->owned = dd_realloc(l->owned, (size_t)(l->nowned + 1) * sizeof *l->owned);
+			l->owned[l->nowned++] = item;
+			push(l, item);
+			if (*p == '\0')
+				return 0;
+			start = p + 1;
+		}
+	}
+}
+
 static void
 list_free(struct list *l)
 {
@@ -73,7 +100,7 @@ on_odd(const char *msg)
 enum {
 	K_LAKE = 1, K_DATASET, K_SINCE, K_UNTIL, K_NOW, K_TYPE, K_SUBJECT, K_ID, K_FILTER,
 	K_ARG, K_FIELDS, K_FORMAT, K_COUNT, K_COUNTBY, K_LIMIT, K_NODEDUPE, K_JOBS,
-	K_PARTITIONS, K_QUIET,
+	K_PARTITIONS, K_QUIET, K_BY, K_AGG, K_SORT, K_TZ,
 };
 
 static const struct dd_opt lake_opts[] = {
@@ -95,8 +122,14 @@ static const struct dd_opt query_opts[] = {
 	{ "fields", 0, "PATH,...", "these fields as columns (csv, tsv, table)", K_FIELDS, 0 },
 	{ "format", 0, "FMT", "ndjson (default), csv, tsv, table or chart", K_FORMAT, 0 },
 	{ "count", 0, NULL, "print the number of matching events", K_COUNT, 0 },
-	{ "count-by", 0, "KEY,...", "count matching events by keys (paths, @day, @hour, ...)",
-		K_COUNTBY, 0 },
+	{ "by", 0, "KEY,...", "group by these keys (paths, @day, @hour, @hourofday, ...)", K_BY, 0 },
+	{ "agg", 0, "FUNC,...", "aggregates per group: count, sum(P), avg(P), p90(P), ... "
+		"(default count)", K_AGG, 0 },
+	{ "count-by", 0, "KEY,...", "--by these keys with --agg count", K_COUNTBY, 0 },
+	{ "sort", 0, "[-]COL,...", "order an aggregate's rows by these columns (-COL: descending)",
+		K_SORT, 0 },
+	{ "tz", 0, "ZONE", "the zone of buckets and of dates alone (default $DD_TZ, else UTC)",
+		K_TZ, 0 },
 	{ "limit", 0, "N", "at most N events or rows", K_LIMIT, 0 },
 	{ "no-dedupe", 0, NULL, "keep copies of an event id (default: each id once)", K_NODEDUPE, 0 },
 	{ "jobs", 'j', "JOBS", "read parts on this many threads (default: the cores)", K_JOBS, 0 },
@@ -109,8 +142,8 @@ static const struct dd_opt part_opts[] = {
 
 struct ctx {
 	struct dd_query_opts o;
-	struct list types, subjects, ids, names, values, fields, countby;
-	const char *since, *until, *now, *lake;
+	struct list types, subjects, ids, names, values, fields, countby, by, aggs, sort;
+	const char *since, *until, *now, *lake, *tz;
 };
 
 static int
@@ -165,6 +198,15 @@ set(void *vc, int key, const char *arg, const char *arg2)
 		return 0;
 	case K_COUNTBY:
 		return split(&c->countby, arg);
+	case K_BY:
+		return split(&c->by, arg);
+	case K_AGG:
+		return split_aggs(&c->aggs, arg);
+	case K_SORT:
+		return split(&c->sort, arg);
+	case K_TZ:
+		c->tz = arg;
+		return 0;
 	case K_LIMIT:
 		if (dd_parse_u64(arg, 1, UINT64_MAX, &v))
 			return -1;
@@ -194,15 +236,18 @@ check(void *vc, const struct dd_cmd *cmd)
 {
 	struct ctx *c = vc;
 	int64_t now_ms = dd_now_ms();
+	/* The zone first: a date alone is its midnight. */
+	if (dd_query_tz(c->tz ? c->tz : getenv("DD_TZ")))
+		return -1;
 	if (c->now && dd_time_arg(c->now, now_ms, &now_ms)) {
 		dd_seterr("--now: %s", dd_errmsg());
 		return -1;
 	}
-	if (c->since && dd_time_arg(c->since, now_ms, &c->o.since_ms)) {
+	if (c->since && dd_query_time_arg(c->since, now_ms, &c->o.since_ms)) {
 		dd_seterr("--since: %s", dd_errmsg());
 		return -1;
 	}
-	if (c->until && dd_time_arg(c->until, now_ms, &c->o.until_ms)) {
+	if (c->until && dd_query_time_arg(c->until, now_ms, &c->o.until_ms)) {
 		dd_seterr("--until: %s", dd_errmsg());
 		return -1;
 	}
@@ -232,6 +277,12 @@ run(void *vc, int argc, char **argv)
 	o->nfields = c->fields.n;
 	o->count_by = c->countby.v;
 	o->ncount_by = c->countby.n;
+	o->by = c->by.v;
+	o->nby = c->by.n;
+	o->aggs = c->aggs.v;
+	o->naggs = c->aggs.n;
+	o->sort = c->sort.v;
+	o->nsort = c->sort.n;
 	char *deflake = NULL;
 	o->lake = c->lake ? c->lake : (deflake = dd_default_path("lake"));
 	int code;
@@ -267,8 +318,9 @@ main(int argc, char *argv[])
 	struct dd_prog p = {
 		.name = "dd-lake-query",
 		.about = "Answer a question from the lake: the events selected by time, type,\n"
-		    "subject, id and a jq program, as NDJSON, CSV, TSV or a table, a count or\n"
-		    "counts by key; or, with --partitions, the partitions. See dd-lake-query(1).\n",
+		    "subject, id and a jq program, as NDJSON, CSV, TSV or a table, a count, or\n"
+		    "aggregates by key, sorted and cut; or, with --partitions, the partitions.\n"
+		    "See dd-lake-query(1).\n",
 		.cmds = cmds,
 		.set = set,
 		.check = check,
@@ -282,5 +334,8 @@ main(int argc, char *argv[])
 	list_free(&c.values);
 	list_free(&c.fields);
 	list_free(&c.countby);
+	list_free(&c.by);
+	list_free(&c.aggs);
+	list_free(&c.sort);
 	return code;
 }

@@ -15,6 +15,7 @@
  *   reject FILE     every stdin line rejected into FILE with reason "test"
  *   csv             rows of stdin through dd_csv_read
  *   out FMT         stdin lines of tab-separated cells through dd_out
+ *   jqfast PROG...  "fast" when dd_jqf decides PROG without libjq, else "jq"
  *   order           stdin events in the one order of order.h: "rank id" each
  *   ktop KEY        dd_kjson_top_str: each stdin line's top-level string KEY
  */
@@ -28,6 +29,7 @@
 #include "ddtime.h"
 #include "event.h"
 #include "exitcodes.h"
+#include "jqf.h"
 #include "kafka-int.h"
 #include "line.h"
 #include "order.h"
@@ -75,6 +77,12 @@ main(int argc, char **argv)
 			dd_jval_text(&e.subject, &b);
 			printf("ok id=%s type=%.*s time=%s subject=%s\n", id, (int)e.type.n,
 			    e.type.p, tm, b.p ? b.p : "");
+		}
+	} else if (strcmp(cmd, "jqfast") == 0) {
+		for (int i = 2; i < argc; i++) {
+			struct dd_jqf *f = dd_jqf_new(argv[i], NULL, NULL, 0);
+			printf("%s\n", f == NULL ? "bad" : dd_jqf_fast(f) ? "fast" : "jq");
+			dd_jqf_free(f);
 		}
 	} else if (strcmp(cmd, "order") == 0) {
 		struct dd_olist ol = { 0 };

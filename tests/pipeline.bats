@@ -73,6 +73,27 @@ counts() {
 	refute_output --partial FAIL
 	assert_line --regexp '^ok   tracked: .* 0 ended in dd-history, [1-9][0-9]* ended in the lake$'
 	assert_line --regexp '^ok   lake ids: [0-9]+ events, no id stored twice after compaction$'
+	assert_line --regexp '^ok   lake counts: [1-9][0-9]* days: the counts the metadata gives equal'
+}
+
+@test "reconcile: a part falsely marked unique (it holds copies) fails the lake counts" {
+	local home=$BATS_TEST_TMPDIR/forged
+	cp -a "$BATS_FILE_TMPDIR/clean.run" "$home"
+	part=$(find "$home/lake/events" -name 'part-*.ndjson.zst' | sort | head -1)
+	dir=$(dirname "$part")
+	zstdcat "$part" | head -5 | DD_HOME=$home dd-lake-ingest -q
+	reconcile "$home"
+	assert_success
+	# Every part of that day now claims to have checked all the others.
+	names=$(cd "$dir" && ls part-*.ndjson.zst | jq -R . | jq -s -c .)
+	for m in "$dir"/_part-*.meta; do
+		{ head -1 "$m" | jq -c --argjson n "$names" '.unique = true | .checked = ($n - [.part])'
+		  tail -n +2 "$m"; } > "$m.new"
+		mv "$m.new" "$m"
+	done
+	reconcile "$home"
+	assert_failure
+	assert_line --regexp '^FAIL lake counts: days whose de-duplicated count differs from their distinct ids \(2\)'
 }
 
 @test "archive before feedback and supervision: reconcile holds at every point, one record per delivery" {

@@ -28,10 +28,23 @@ struct operand {
 	size_t slen;
 };
 
+/* A node of a select() the fast path decides: a value (an operand), a
+ * comparison, and/or, or a function applied by '|' to a node's value. */
+enum { N_VAL, N_CMP, N_AND, N_OR, N_NOT, N_HAS, N_STARTS, N_ENDS, N_TEST };
+
+struct node {
+	int kind;
+	int op;			/* N_CMP */
+	struct operand v;	/* N_VAL */
+	struct node *l, *r;	/* operands; the input of a function */
+	char *lit;		/* the string argument of a function */
+	size_t litn;
+	int bol, eol;		/* N_TEST: anchored with ^, $ */
+};
+
 struct fast {
 	int identity;		/* the program is "." */
-	struct operand a, b;
-	int op;
+	struct node *cond;	/* select(cond) */
 };
 
 struct dd_jqf {
@@ -172,7 +185,235 @@ parse_operand(const char *p, struct operand *o, const char *const *names,
 	return p;
 }
 
-/* Recognise "." and select(A OP B); NULL for anything else. */
+static void
+node_free(struct node *n)
+{
+	if (n == NULL)
+		return;
+	operand_free(&n->v);
+	node_free(n->l);
+	node_free(n->r);
+	free(n->lit);
+	free(n);
+}
+
+struct parser {
+	const char *p;
+	const char *const *names, *const *values;
+	int nargs;
+};
+
+/* The keyword w at the parser's position (not a prefix of a name). */
+static int
+keyword(struct parser *ps, const char *w)
+{
+	size_t n = strlen(w);
+	if (strncmp(ps->p, w, n) != 0 || ident_char((unsigned char)ps->p[n]))
+		return 0;
+	ps->p = ws(ps->p + n);
+	return 1;
+}
+
+static struct node *parse_pipe(struct parser *ps);
+
+/* A function applied to the input: has("k"), startswith("s"), endswith,
+ * test("literal"), not; its string argument a literal without escapes
+ * (or $NAME). NULL when it is none of them. */
+static struct node *
+parse_func(struct parser *ps)
+{
+	static const struct { const char *w; int kind; } funcs[] = {
+		{ "has", N_HAS }, { "startswith", N_STARTS }, { "endswith", N_ENDS },
+		{ "test", N_TEST },
+	};
+	if (keyword(ps, "not")) {
+		struct node *n = dd_calloc(1, sizeof *n);
+		n->kind = N_NOT;
+		return n;
+	}
+	for (size_t i = 0; i < sizeof funcs / sizeof funcs[0]; i++) {
+		const char *save = ps->p;
+		if (!keyword(ps, funcs[i].w))
+			continue;
+		if (*ps->p != '(') {
+			ps->p = save;
+			return NULL;
+		}
+		struct operand arg;
+		const char *q = parse_operand(ws(ps->p + 1), &arg, ps->names, ps->values, ps->nargs);
+		if (q == NULL || arg.is_path || arg.rank != R_STRING || *(q = ws(q)) != ')') {
+			if (q)
+				operand_free(&arg);
+			return NULL;
+		}
+		ps->p = ws(q + 1);
+		struct node *n = dd_calloc(1, sizeof *n);
+		n->kind = funcs[i].kind;
+		n->lit = arg.str;
+		n->litn = arg.slen;
+		arg.str = NULL;
+		operand_free(&arg);
+		if (n->kind == N_TEST) {
+			/* Only a regex that is a literal, perhaps anchored: its
+			 * match is a substring, prefix, suffix or equality. */
+			char *r = n->lit;
+			size_t len = n->litn;
+			if (len && r[0] == '^') {
+				n->bol = 1;
+				memmove(r, r + 1, len--);
+			}
+			if (len && r[len - 1] == '$') {
+				n->eol = 1;
+				r[--len] = '\0';
+			}
+			n->litn = len;
+			if (strpbrk(r, ".[]()*+?{}|\\^$#")) {
+				node_free(n);
+				return NULL;
+			}
+		}
+		return n;
+	}
+	return NULL;
+}
+
+/* term: ( pipe ) | a function of the input | an operand */
+static struct node *
+parse_term(struct parser *ps)
+{
+	if (*ps->p == '(') {
+		ps->p = ws(ps->p + 1);
+		struct node *n = parse_pipe(ps);
+		if (n == NULL || *ps->p != ')') {
+			node_free(n);
+			return NULL;
+		}
+		ps->p = ws(ps->p + 1);
+		return n;
+	}
+	if (ident_start((unsigned char)*ps->p) && strncmp(ps->p, "true", 4) &&
+	    strncmp(ps->p, "false", 5) && strncmp(ps->p, "null", 4)) {
+		struct node *f = parse_func(ps);
+		if (f == NULL)
+			return NULL;
+		/* Applied to the input itself. */
+		f->l = dd_calloc(1, sizeof *f->l);
+		f->l->kind = N_VAL;
+		f->l->v.is_path = 1;
+		return f;
+	}
+	struct node *n = dd_calloc(1, sizeof *n);
+	n->kind = N_VAL;
+	const char *q = parse_operand(ps->p, &n->v, ps->names, ps->values, ps->nargs);
+	if (q == NULL) {
+		node_free(n);
+		return NULL;
+	}
+	ps->p = ws(q);
+	return n;
+}
+
+/* cmp: term [OP term] (jq's comparisons do not chain) */
+static struct node *
+parse_cmp(struct parser *ps)
+{
+	static const struct { const char *s; int op; } ops[] = {
+		{ "==", OP_EQ }, { "!=", OP_NE }, { "<=", OP_LE }, { ">=", OP_GE },
+		{ "<", OP_LT }, { ">", OP_GT },
+	};
+	struct node *l = parse_term(ps);
+	if (l == NULL)
+		return NULL;
+	for (size_t i = 0; i < sizeof ops / sizeof ops[0]; i++) {
+		size_t n = strlen(ops[i].s);
+		if (strncmp(ps->p, ops[i].s, n) != 0)
+			continue;
+		ps->p = ws(ps->p + n);
+		struct node *r = parse_term(ps);
+		if (r == NULL) {
+			node_free(l);
+			return NULL;
+		}
+		struct node *c = dd_calloc(1, sizeof *c);
+		c->kind = N_CMP;
+		c->op = ops[i].op;
+		c->l = l;
+		c->r = r;
+		return c;
+	}
+	return l;
+}
+
+static struct node *
+binary(int kind, struct node *l, struct node *r)
+{
+	struct node *n = dd_calloc(1, sizeof *n);
+	n->kind = kind;
+	n->l = l;
+	n->r = r;
+	return n;
+}
+
+/* and binds tighter than or; both to the left, as in jq. */
+static struct node *
+parse_and(struct parser *ps)
+{
+	struct node *l = parse_cmp(ps);
+	while (l && keyword(ps, "and")) {
+		struct node *r = parse_cmp(ps);
+		if (r == NULL) {
+			node_free(l);
+			return NULL;
+		}
+		l = binary(N_AND, l, r);
+	}
+	return l;
+}
+
+static struct node *
+parse_or(struct parser *ps)
+{
+	struct node *l = parse_and(ps);
+	while (l && keyword(ps, "or")) {
+		struct node *r = parse_and(ps);
+		if (r == NULL) {
+			node_free(l);
+			return NULL;
+		}
+		l = binary(N_OR, l, r);
+	}
+	return l;
+}
+
+/* pipe: or ( '|' function )* -- '|' binds loosest of all */
+static struct node *
+parse_pipe(struct parser *ps)
+{
+	struct node *l = parse_or(ps);
+	while (l && *ps->p == '|') {
+		ps->p = ws(ps->p + 1);
+		struct node *f = parse_func(ps);
+		if (f == NULL) {
+			node_free(l);
+			return NULL;
+		}
+		f->l = l;
+		l = f;
+	}
+	return l;
+}
+
+/* Does the tree read the input anywhere? (A constant is jq's, cheaply.) */
+static int
+reads_input(const struct node *n)
+{
+	return n && ((n->kind == N_VAL && n->v.is_path) || reads_input(n->l) ||
+	    reads_input(n->r));
+}
+
+/* Recognise "." and select(COND) where COND is made of paths, literals,
+ * comparisons, and, or, not, has, startswith, endswith and test of a
+ * literal; NULL for anything else (libjq runs it). */
 static struct fast *
 parse_fast(const char *prog, const char *const *names, const char *const *values,
     int nargs)
@@ -183,41 +424,18 @@ parse_fast(const char *prog, const char *const *names, const char *const *values
 		f->identity = 1;
 		return f;
 	}
-	if (strncmp(p, "select", 6) != 0)
+	struct parser ps = { .p = p, .names = names, .values = values, .nargs = nargs };
+	if (!keyword(&ps, "select") || *ps.p != '(')
 		goto no;
-	p = ws(p + 6);
-	if (*p != '(')
+	ps.p = ws(ps.p + 1);
+	f->cond = parse_pipe(&ps);
+	if (f->cond == NULL || *ps.p != ')' || *ws(ps.p + 1) != '\0')
 		goto no;
-	p = ws(p + 1);
-	if ((p = parse_operand(p, &f->a, names, values, nargs)) == NULL)
-		goto no;
-	p = ws(p);
-	static const struct { const char *s; int op; } ops[] = {
-		{ "==", OP_EQ }, { "!=", OP_NE }, { "<=", OP_LE }, { ">=", OP_GE },
-		{ "<", OP_LT }, { ">", OP_GT },
-	};
-	size_t i;
-	for (i = 0; i < sizeof ops / sizeof ops[0]; i++)
-		if (strncmp(p, ops[i].s, strlen(ops[i].s)) == 0)
-			break;
-	if (i == sizeof ops / sizeof ops[0])
-		goto no;
-	f->op = ops[i].op;
-	p = ws(p + strlen(ops[i].s));
-	if ((p = parse_operand(p, &f->b, names, values, nargs)) == NULL)
-		goto no;
-	p = ws(p);
-	if (*p != ')')
-		goto no;
-	if (*ws(p + 1) != '\0')
-		goto no;
-	/* Comparing two literals is constant: cheap in jq, rare, not ours. */
-	if (!f->a.is_path && !f->b.is_path)
+	if (!reads_input(f->cond))
 		goto no;
 	return f;
 no:
-	operand_free(&f->a);
-	operand_free(&f->b);
+	node_free(f->cond);
 	free(f);
 	return NULL;
 }
@@ -226,8 +444,9 @@ no:
 struct fval {
 	int rank;
 	double num;
-	const char *s;
-	size_t n;
+	const char *s;		/* NULL: the bytes are in f->tmp at off */
+	size_t off, n;
+	struct dd_jval obj;	/* R_OBJECT: the object itself (has) */
 };
 
 const struct dd_jval *
@@ -252,7 +471,7 @@ dd_jqf_env_attr(const struct dd_env *e, const char *name, size_t n)
 /* 0 with *v filled, -1 when jq must decide (an error or a composite). */
 static int
 eval_operand(struct dd_jqf *f, const struct operand *o, const struct dd_jval *in,
-    const struct dd_env *env, struct fval *v, size_t *tmpoff)
+    const struct dd_env *env, struct fval *v)
 {
 	if (!o->is_path) {
 		v->rank = o->rank;
@@ -298,34 +517,104 @@ eval_operand(struct dd_jqf *f, const struct operand *o, const struct dd_jval *in
 			v->n = cur.n;
 		} else {
 			/* Decoded into tmp; the offset survives a later realloc. */
-			*tmpoff = f->tmp.len;
+			v->off = f->tmp.len;
 			dd_jstr_decode(&cur, &f->tmp);
 			v->s = NULL;
-			v->n = f->tmp.len - *tmpoff;
+			v->n = f->tmp.len - v->off;
 		}
 		return 0;
 	case DD_JARR: v->rank = R_ARRAY; return 0;
-	case DD_JOBJ: v->rank = R_OBJECT; return 0;
+	case DD_JOBJ: v->rank = R_OBJECT; v->obj = cur; return 0;
 	default: return -1;
 	}
 }
 
-/* 1 select keeps the input, 0 it drops it, -1 jq must decide. */
-static int
-fast_eval(struct dd_jqf *f, const struct dd_env *env, const char *json, size_t n)
+static const char *
+fstr(const struct dd_jqf *f, const struct fval *v)
 {
-	const struct fast *p = f->fast;
-	struct dd_jval in = env ? env->whole : dd_json_value(json, n);
-	struct fval a = { 0 }, b = { 0 };
-	size_t ta = (size_t)-1, tb = (size_t)-1;
-	dd_buf_reset(&f->tmp);
-	if (eval_operand(f, &p->a, &in, env, &a, &ta) ||
-	    eval_operand(f, &p->b, &in, env, &b, &tb))
+	return v->s ? v->s : f->tmp.p + v->off;
+}
+
+static int
+truthy(const struct fval *v)
+{
+	return v->rank != R_NULL && v->rank != R_FALSE;
+}
+
+static void
+boolean(struct fval *v, int b)
+{
+	memset(v, 0, sizeof *v);
+	v->rank = b ? R_TRUE : R_FALSE;
+}
+
+/* The value of a node, as jq computes it; -1 where jq must decide (an
+ * error to report, arrays and objects compared). */
+static int
+eval_node(struct dd_jqf *f, const struct node *n, const struct dd_jval *in,
+    const struct dd_env *env, struct fval *v)
+{
+	struct fval a, b;
+	switch (n->kind) {
+	case N_VAL:
+		memset(v, 0, sizeof *v);
+		return eval_operand(f, &n->v, in, env, v);
+	case N_AND:
+	case N_OR:
+		/* jq evaluates the right side only when the left does not
+		 * decide: so an error there is only jq's when it is reached. */
+		if (eval_node(f, n->l, in, env, &a))
+			return -1;
+		if (truthy(&a) == (n->kind == N_OR)) {
+			boolean(v, n->kind == N_OR);
+			return 0;
+		}
+		if (eval_node(f, n->r, in, env, &b))
+			return -1;
+		boolean(v, truthy(&b));
+		return 0;
+	case N_NOT:
+		if (eval_node(f, n->l, in, env, &a))
+			return -1;
+		boolean(v, !truthy(&a));
+		return 0;
+	case N_HAS:
+		if (eval_node(f, n->l, in, env, &a) || a.rank != R_OBJECT)
+			return -1;	/* jq: Cannot check whether ... has a key */
+		{
+			struct dd_jval x;
+			boolean(v, dd_json_get(&a.obj, n->lit, n->litn, &x));
+		}
+		return 0;
+	case N_STARTS:
+	case N_ENDS:
+	case N_TEST: {
+		if (eval_node(f, n->l, in, env, &a) || a.rank != R_STRING)
+			return -1;	/* jq: ... requires string inputs */
+		const char *s = fstr(f, &a);
+		size_t k = n->litn;
+		int m;
+		if (k > a.n)
+			m = 0;
+		else if (n->kind == N_STARTS || (n->kind == N_TEST && n->bol && !n->eol))
+			m = memcmp(s, n->lit, k) == 0;
+		else if (n->kind == N_ENDS || (n->kind == N_TEST && n->eol && !n->bol))
+			m = memcmp(s + a.n - k, n->lit, k) == 0;
+		else if (n->bol && n->eol)
+			m = k == a.n && memcmp(s, n->lit, k) == 0;
+		else
+			m = k == 0 || memmem(s, a.n, n->lit, k) != NULL;
+		if (n->kind == N_TEST && (n->bol || n->eol) && memchr(s, '\n', a.n))
+			return -1;	/* ^ and $ also match at line breaks */
+		boolean(v, m);
+		return 0;
+	}
+	default:
+		break;
+	}
+	/* N_CMP: jq's order of values. */
+	if (eval_node(f, n->l, in, env, &a) || eval_node(f, n->r, in, env, &b))
 		return -1;
-	if (ta != (size_t)-1)
-		a.s = f->tmp.p + ta;
-	if (tb != (size_t)-1)
-		b.s = f->tmp.p + tb;
 	int c;
 	if (a.rank != b.rank) {
 		c = a.rank - b.rank;
@@ -334,7 +623,7 @@ fast_eval(struct dd_jqf *f, const struct dd_env *env, const char *json, size_t n
 	} else if (a.rank == R_STRING) {
 		/* jq's string_cmp: bytes, then length. */
 		size_t m = a.n < b.n ? a.n : b.n;
-		c = memcmp(a.s, b.s, m);
+		c = m ? memcmp(fstr(f, &a), fstr(f, &b), m) : 0;
 		if (c == 0)
 			c = (a.n > b.n) - (a.n < b.n);
 	} else if (a.rank == R_ARRAY || a.rank == R_OBJECT) {
@@ -342,14 +631,27 @@ fast_eval(struct dd_jqf *f, const struct dd_env *env, const char *json, size_t n
 	} else {
 		c = 0;
 	}
-	switch (p->op) {
-	case OP_EQ: return c == 0;
-	case OP_NE: return c != 0;
-	case OP_LT: return c < 0;
-	case OP_LE: return c <= 0;
-	case OP_GT: return c > 0;
-	default: return c >= 0;
+	switch (n->op) {
+	case OP_EQ: boolean(v, c == 0); break;
+	case OP_NE: boolean(v, c != 0); break;
+	case OP_LT: boolean(v, c < 0); break;
+	case OP_LE: boolean(v, c <= 0); break;
+	case OP_GT: boolean(v, c > 0); break;
+	default: boolean(v, c >= 0); break;
 	}
+	return 0;
+}
+
+/* 1 select keeps the input, 0 it drops it, -1 jq must decide. */
+static int
+fast_eval(struct dd_jqf *f, const struct dd_env *env, const char *json, size_t n)
+{
+	struct dd_jval in = env ? env->whole : dd_json_value(json, n);
+	struct fval v;
+	dd_buf_reset(&f->tmp);
+	if (eval_node(f, f->fast->cond, &in, env, &v))
+		return -1;
+	return truthy(&v);
 }
 
 /* ------------------------------------------------------------ libjq */
@@ -519,8 +821,7 @@ dd_jqf_free(struct dd_jqf *f)
 	if (f->jq)
 		jq_teardown(&f->jq);
 	if (f->fast) {
-		operand_free(&f->fast->a);
-		operand_free(&f->fast->b);
+		node_free(f->fast->cond);
 		free(f->fast);
 	}
 	dd_buf_free(&f->errs);

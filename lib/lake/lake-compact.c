@@ -281,6 +281,7 @@ merge(const char *lake, const char *dataset, int64_t day, const struct dd_lake_w
 	wo.spill = 0;
 	wo.max_age_ms = 0;
 	wo.dedupe = 0;		/* done here, across all the parts */
+	wo.replace = 1;		/* its parts replace the old ones ("unique") */
 	/* The new parts sort where the old ones were: after the last one
 	 * they replace, before any written meanwhile (names of other
 	 * writers than this library's say nothing of order: new names). */

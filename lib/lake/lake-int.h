@@ -132,8 +132,18 @@ struct meta_src {
 	const struct idset *ids;
 	const struct hset *subjects;
 	const struct tmap *types;
+	const char *unique;	/* NULL, or the JSON array of the parts checked */
 	const char *extra;	/* NULL, or members appended (",\"kafka\":{...}") */
 };
+
+/*
+ * lake-unique.c: may the part (file name self, in dir, with these ids) be
+ * marked unique? 1 when no id repeats within it and none is in the other
+ * parts of dir (with use_only, only in those of the full paths only[]),
+ * whose names go into checked as a JSON array; else 0.
+ */
+int lake_part_unique(const char *dir, const char *self, const struct idset *ids,
+    char *const *only, size_t nonly, int use_only, struct dd_buf *checked);
 
 /* -------------------------------------------- Kafka offsets (lake-kafka.c) */
 

@@ -288,6 +288,13 @@ meta_load(const char *part, uint64_t size, const unsigned char sum[4],
 		dd_seterr("%s: malformed metadata", mp);
 		goto bad;
 	}
+	/* Written by writers that check (lake-unique.c); absent, it is no. */
+	struct dd_jval u;
+	if (dd_json_get(&o, "unique", 6, &u) && u.type == DD_JTRUE &&
+	    dd_json_get(&o, "checked", 7, &u) && u.type == DD_JARR) {
+		m->unique = 1;
+		m->checked = u;
+	}
 	struct dd_jval to;
 	m->time_ordered = dd_json_get(&o, "timeOrdered", 11, &to) && to.type == DD_JTRUE;
 	size_t pos = 0, cap = 0;

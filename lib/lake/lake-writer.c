@@ -611,12 +611,31 @@ close_io(struct dd_lake_writer *w, struct batch *b)
 	for (i = 0; i < n; i++) {
 		struct part *p = ps[i];
 		part_name(w, p);
-		struct dd_buf m = { 0 };
+		struct dd_buf m = { 0 }, chk = { 0 };
+		/* May readers count it from its metadata, de-duplicating? In a
+		 * compaction, against this writer's own parts only (a copy of
+		 * their names: the list is the main thread's too). */
+		char self[LAKE_NAME_MAX + 32], **only = NULL;
+		size_t nonly = 0;
+		snprintf(self, sizeof self, "part-%s" PART_SUFFIX, p->name);
+		if (w->o.replace) {
+			pthread_mutex_lock(&w->mu);
+			only = dd_calloc(w->nvis + 1, sizeof *only);
+			for (size_t k = 0; k < w->nvis; k++)
+				only[nonly++] = dd_strdup(w->vis[k]);
+			pthread_mutex_unlock(&w->mu);
+		}
+		int uniq = lake_part_unique(p->dir, self, &p->ids, only, nonly, w->o.replace, &chk);
+		for (size_t k = 0; k < nonly; k++)
+			free(only[k]);
+		free(only);
 		lake_meta_build(&(struct meta_src){ .name = p->name,
 		    .part_bytes = p->out, .frames = p->frames, .events = p->events,
 		    .raw_bytes = p->raw, .lastsum = p->lastsum, .min_ms = p->min_ms,
 		    .max_ms = p->max_ms, .time_ordered = !p->unordered, .ids = &p->ids,
-		    .subjects = &p->subjects, .types = &p->types, .extra = p->kmeta }, &m);
+		    .subjects = &p->subjects, .types = &p->types,
+		    .unique = uniq ? chk.p : NULL, .extra = p->kmeta }, &m);
+		dd_buf_free(&chk);
 		mfd[i] = open(p->mtmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
 		if (mfd[i] < 0) {
 			dd_seterr("%s: %s", p->mtmp, strerror(errno));

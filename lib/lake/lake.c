@@ -576,6 +576,8 @@ lake_meta_build(const struct meta_src *p, struct dd_buf *b)
 	dd_buf_addc(b, '}');
 	meta_bloom_json(b, "ids", idkeys, ibits, 0);
 	meta_bloom_json(b, "subjects", p->subjects->n, sbits, ibits / 8);
+	if (p->unique)
+		dd_buf_printf(b, ",\"unique\":true,\"checked\":%s", p->unique);
 	if (p->extra)
 		dd_buf_adds(b, p->extra);
 	dd_buf_printf(b, ",\"timeOrdered\":%s,\"written\":\"%s\"}\n",

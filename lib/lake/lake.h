@@ -41,7 +41,8 @@
  *      "events":N,"rawBytes":N,"minTimeMs":N,"maxTimeMs":N,
  *      "minTime":"RFC 3339","maxTime":"RFC 3339","types":{"TYPE":N,...},
  *      "ids":{"keys":N,"bits":M,"hashes":K,"offset":O,"bytes":B},
- *      "subjects":{...same...},"timeOrdered":BOOL,"written":"RFC 3339"}
+ *      "subjects":{...same...},"timeOrdered":BOOL,"unique":true,
+ *      "checked":["part-...",...],"written":"RFC 3339"}
  *   timeOrdered says whether the part's lines are in nondecreasing time
  *   order (absent in older metadata: not known). Then, after its '\n',
  *   binary Bloom filters: the id filter at byte O of
@@ -57,6 +58,14 @@
  *   (dd_hash64 reads 8-byte words in host order: little-endian is the
  *   format.) Measured on dd-sim telemetry: 1.4 bytes of metadata per event
  *   (about 0.1 % of the raw lines).
+ *   "unique" (with "checked") is there only when the writer found that no
+ *   id repeats within the part and none of its ids is in the parts
+ *   "checked" names, those of the partition visible when it closed
+ *   (lake-unique.c). A partition whose every pair of parts is covered so,
+ *   one of the two having checked the other, holds no id twice
+ *   (dd_lake_partition_unique): its counts come from the metadata alone.
+ *   Compaction checks its new parts against each other only, since the
+ *   parts they replace are removed.
  *   Any other visible BASE.ndjson.zst (Spark, zstd) is a part too; its
  *   metadata, if any, is _BASE.meta.
  *
@@ -82,6 +91,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "kafka.h"
+
+#include "json.h"
 
 #define DD_LAKE_DATASET_DEFAULT "events"
 #define DD_LAKE_DATASET_MAX 64
@@ -120,6 +131,10 @@ struct dd_lake_wopts {
 				 * 10 min; 0 = never), so a steady slow stream
 				 * becomes visible too */
 	int dedupe;		/* drop an id already in the same part (default 1) */
+	int replace;		/* compaction: what this writer writes replaces the
+				 * partition's other parts, so its parts are
+				 * checked for "unique" against each other only
+				 * (default 0) */
 	int spill;		/* 1 (default): with max_open parts open, the
 				 * events of another partition wait in a
 				 * run-local sort (memory up to max_buffered,
@@ -290,6 +305,8 @@ struct dd_lake_meta {
 	struct dd_lake_type_count *types;
 	size_t ntypes;
 	struct dd_lake_bloom ids, subjects;
+	int unique;		/* no id twice in the part, nor in the parts checked */
+	struct dd_jval checked;	/* the names of those parts, a JSON array in buf */
 	char *buf;		/* the file's bytes (the Bloom filters point here) */
 	size_t buflen;
 };
@@ -335,6 +352,9 @@ int dd_lake_may_have_id(const struct dd_lake_meta *m, const char *id, size_t n);
 int dd_lake_may_have_subject(const struct dd_lake_meta *m, const char *s, size_t n);
 int dd_lake_may_have_time(const struct dd_lake_meta *m, int64_t since_ms,
     int64_t until_ms);
+/* 1 when no id can be twice in the partition of these parts (each part's
+ * metadata "unique", and of each pair one checked the other), else 0. */
+int dd_lake_partition_unique(const struct dd_lake_part *ps, size_t n);
 /* The Bloom test itself, for callers holding a hash already. */
 int dd_lake_bloom_test(const struct dd_lake_bloom *b, uint64_t h);
 

@@ -8,10 +8,12 @@
  */
 #include <dirent.h>
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
+#include "ddtime.h"
 #include "exitcodes.h"
 #include "jqf.h"
 #include "query-int.h"
@@ -29,11 +31,11 @@ dd_query_defaults(struct dd_query_opts *o)
 	o->jq_fast = 1;
 }
 
-static int
+int
 path_ok(const char *p)
 {
 	if (p[0] == '@')
-		return is_bucket(p);
+		return bucket_kind(p) != 0;
 	if (p[0] == '.')
 		p++;
 	if (*p == '\0')
@@ -49,6 +51,138 @@ path_ok(const char *p)
 	}
 }
 
+int
+dd_query_tz(const char *zone)
+{
+	return tz_set(zone && *zone ? zone : NULL);
+}
+
+int
+dd_query_time_arg(const char *s, int64_t now_ms, int64_t *ms)
+{
+	int y;
+	unsigned m, d;
+	char end;
+	/* A date alone is the first instant of that day in the zone. */
+	if (strlen(s) == 10 && s[4] == '-' && s[7] == '-' &&
+	    sscanf(s, "%4d-%2u-%2u%c", &y, &m, &d, &end) == 3 &&
+	    dd_time_arg(s, now_ms, ms) == 0) {
+		*ms = tz_midnight(y, m, d);
+		return 0;
+	}
+	return dd_time_arg(s, now_ms, ms);
+}
+
+/* "ITEM:NAME" -> ITEM (malloc'd) and NAME (or NULL); the name must not be
+ * empty. A ':' inside parentheses belongs to the item. */
+static int
+cut_name(const char *s, char **item, char **name)
+{
+	const char *colon = strrchr(s, ':'), *close = strrchr(s, ')');
+	if (colon && close && colon < close)
+		colon = NULL;
+	*name = NULL;
+	if (colon && colon[1] == '\0') {
+		dd_seterr("\"%s\": an empty column name", s);
+		return -1;
+	}
+	*item = colon ? dd_strndup(s, (size_t)(colon - s)) : dd_strdup(s);
+	if (colon)
+		*name = dd_strdup(colon + 1);
+	return 0;
+}
+
+/* The default name of a key: its last path component, a bucket's word. */
+static char *
+key_name(const char *p)
+{
+	if (p[0] == '@')
+		return dd_strdup(p + 1);
+	if (p[0] == '.')
+		p++;
+	if (*p == '\0')
+		return dd_strdup("value");
+	const char *dot = strrchr(p, '.');
+	return dd_strdup(dot ? dot + 1 : p);
+}
+
+/* The keys, aggregates and sort of an aggregate query; -1 on a usage
+ * error (dd_errmsg()). */
+static int
+plan_agg(struct dd_query *q, const struct dd_query_opts *o)
+{
+	const char *const *by = o->ncount_by ? o->count_by : o->by;
+	int nby = o->ncount_by ? o->ncount_by : o->nby;
+	q->npaths = nby;
+	q->naggs = o->naggs ? o->naggs : 1;
+	int nc = q->npaths + q->naggs;
+	q->paths = dd_calloc((size_t)nby + 1, sizeof *q->paths);
+	q->kkind = dd_calloc((size_t)nby + 1, sizeof *q->kkind);
+	q->colnames = dd_calloc((size_t)nc + 1, sizeof *q->colnames);
+	q->aggs = dd_calloc((size_t)q->naggs, sizeof *q->aggs);
+	for (int i = 0; i < nby; i++) {
+		char *item, *name;
+		if (cut_name(by[i], &item, &name))
+			return -1;
+		if (!path_ok(item)) {
+			dd_seterr("bad key \"%s\" (a dotted path such as data.droneId, or @hour, "
+			    "@day, @week, @month, @hourofday, @weekday)", item);
+			free(item);
+			free(name);
+			return -1;
+		}
+		q->paths[i] = dd_strdup(item[0] == '.' ? item + 1 : item);
+		q->kkind[i] = bucket_kind(item);
+		q->colnames[i] = name ? name : key_name(item);
+		free(item);
+	}
+	for (int i = 0; i < q->naggs; i++) {
+		char *item, *name, *defname = NULL;
+		if (cut_name(o->naggs ? o->aggs[i] : "count", &item, &name))
+			return -1;
+		int bad = agg_parse(item, &q->aggs[i], &defname);
+		free(item);
+		if (bad) {
+			free(name);
+			return -1;
+		}
+		if (name) {
+			free(defname);
+			defname = name;
+		}
+		q->colnames[q->npaths + i] = defname;
+	}
+	for (int i = 0; i < nc; i++)
+		for (int j = 0; j < i; j++)
+			if (strcmp(q->colnames[i], q->colnames[j]) == 0) {
+				dd_seterr("two columns named \"%s\": name one, as KEY:NAME or "
+				    "FUNC:NAME", q->colnames[i]);
+				return -1;
+			}
+	q->sortcol = dd_calloc((size_t)o->nsort + 1, sizeof *q->sortcol);
+	q->sortdesc = dd_calloc((size_t)o->nsort + 1, sizeof *q->sortdesc);
+	q->nsort = o->nsort;
+	for (int i = 0; i < o->nsort; i++) {
+		const char *c = o->sort[i];
+		q->sortdesc[i] = c[0] == '-';
+		c += c[0] == '-' || c[0] == '+';
+		q->sortcol[i] = -1;
+		for (int j = 0; j < nc && q->sortcol[i] < 0; j++)
+			if (strcmp(q->colnames[j], c) == 0)
+				q->sortcol[i] = j;
+		if (q->sortcol[i] < 0) {
+			struct dd_buf cols = { 0 };
+			for (int j = 0; j < nc; j++)
+				dd_buf_printf(&cols, "%s%s", j ? ", " : "", q->colnames[j]);
+			dd_seterr("--sort: no column \"%s\" in the result (columns: %s)", c, cols.p);
+			dd_buf_free(&cols);
+			return -1;
+		}
+	}
+	q->groups.naggs = q->naggs;
+	return 0;
+}
+
 struct dd_query *
 dd_query_new(const struct dd_query_opts *o)
 {
@@ -58,35 +192,47 @@ dd_query_new(const struct dd_query_opts *o)
 		dd_seterr("--since must be before --until");
 		return NULL;
 	}
+	int agg = o->ncount_by || o->nby || o->naggs;
 	enum mode mode = o->partitions ? M_PARTITIONS : o->count ? M_COUNT :
-	    o->ncount_by ? M_COUNTBY : M_RECORDS;
-	if (o->count && o->ncount_by) {
-		dd_seterr("--count and --count-by exclude each other");
+	    agg ? M_AGG : M_RECORDS;
+	if (o->count && agg) {
+		dd_seterr("--count excludes --count-by, --by and --agg");
 		return NULL;
 	}
-	if (o->partitions && (o->count || o->ncount_by || o->filter || o->nfields ||
+	if (o->ncount_by && (o->nby || o->naggs)) {
+		dd_seterr("--count-by is --by with --agg count: give one or the other");
+		return NULL;
+	}
+	if (o->partitions && (o->count || agg || o->filter || o->nfields || o->nsort ||
 	    o->ntypes || o->nsubjects || o->nids || o->limit)) {
 		dd_seterr("--partitions takes only --since, --until, --dataset and --format");
 		return NULL;
 	}
-	if (o->fmt == DD_FMT_CHART && mode != M_COUNTBY) {
-		dd_seterr("--format chart needs --count-by");
+	if (o->fmt == DD_FMT_CHART && mode != M_AGG) {
+		dd_seterr("--format chart needs --by or --count-by");
 		return NULL;
 	}
 	if (mode == M_COUNT && o->fmt != DD_FMT_NDJSON) {
 		dd_seterr("--count writes one number: --format does not apply");
 		return NULL;
 	}
-	if ((mode == M_COUNT || mode == M_COUNTBY) && (o->nfields || o->limit)) {
-		dd_seterr("--fields and --limit do not apply to --count or --count-by");
+	if (mode == M_COUNT && (o->nfields || o->limit)) {
+		dd_seterr("--fields and --limit do not apply to --count");
 		return NULL;
 	}
-	const char *const *paths = mode == M_COUNTBY ? o->count_by : o->fields;
-	int npaths = mode == M_COUNTBY ? o->ncount_by : o->nfields;
-	for (int i = 0; i < npaths; i++)
-		if (!path_ok(paths[i])) {
+	if (mode == M_AGG && o->nfields) {
+		dd_seterr("--fields does not apply to aggregates: their columns are the keys "
+		    "and the aggregates");
+		return NULL;
+	}
+	if (o->nsort && mode != M_AGG) {
+		dd_seterr("--sort orders the rows of an aggregate (--by, --agg, --count-by)");
+		return NULL;
+	}
+	for (int i = 0; i < o->nfields; i++)
+		if (!path_ok(o->fields[i])) {
 			dd_seterr("bad field \"%s\" (a dotted path such as data.battery, or "
-			    "@hour, @day, @month)", paths[i]);
+			    "@hour, @day, @week, @month, @hourofday, @weekday)", o->fields[i]);
 			return NULL;
 		}
 
@@ -101,18 +247,29 @@ dd_query_new(const struct dd_query_opts *o)
 		}
 		dd_jqf_set_fast(q->jq, o->jq_fast);
 	}
-	static const char *const defcols[] = { "time", "type", "subject", "id" };
-	if (mode == M_RECORDS && o->fmt != DD_FMT_NDJSON && npaths == 0) {
-		paths = defcols;
-		npaths = 4;
-	}
-	q->npaths = npaths;
-	q->paths = dd_calloc((size_t)npaths + 1, sizeof *q->paths);
-	q->colnames = dd_calloc((size_t)npaths + 9, sizeof *q->colnames);
-	for (int i = 0; i < npaths; i++) {
-		const char *p = paths[i];
-		q->paths[i] = dd_strdup(p[0] == '.' ? p + 1 : p);
-		q->colnames[i] = dd_strdup(p);
+	if (mode == M_AGG) {
+		if (plan_agg(q, o)) {
+			dd_query_free(q);
+			return NULL;
+		}
+	} else {
+		static const char *const defcols[] = { "time", "type", "subject", "id" };
+		const char *const *paths = o->fields;
+		int npaths = o->nfields;
+		if (mode == M_RECORDS && o->fmt != DD_FMT_NDJSON && npaths == 0) {
+			paths = defcols;
+			npaths = 4;
+		}
+		q->npaths = npaths;
+		q->paths = dd_calloc((size_t)npaths + 1, sizeof *q->paths);
+		q->kkind = dd_calloc((size_t)npaths + 1, sizeof *q->kkind);
+		q->colnames = dd_calloc((size_t)npaths + 9, sizeof *q->colnames);
+		for (int i = 0; i < npaths; i++) {
+			const char *p = paths[i];
+			q->paths[i] = dd_strdup(p[0] == '.' ? p + 1 : p);
+			q->kkind[i] = bucket_kind(p);
+			q->colnames[i] = dd_strdup(p);
+		}
 	}
 	if (mode == M_PARTITIONS) {
 		static const char *const pcols[] = { "dataset", "date", "parts", "events",
@@ -121,20 +278,24 @@ dd_query_new(const struct dd_query_opts *o)
 			q->colnames[i] = dd_strdup(pcols[i]);
 		q->ncells = o->fmt == DD_FMT_NDJSON ? 1 : 8;
 	} else {
-		q->ncells = o->fmt == DD_FMT_NDJSON ? 1 : npaths;
+		q->ncells = o->fmt == DD_FMT_NDJSON ? 1 : q->npaths;
 	}
-	int buckets = 0;
-	for (int i = 0; i < npaths; i++)
-		buckets |= q->paths[i][0] == '@';
-	q->raw_ok = !o->dedupe && !o->ntypes && !o->nsubjects && !o->nids && !buckets;
-	/* Metadata counts are exact only without de-duplication: a part may
-	 * hold an id twice (at two times) and two parts the same event, which
-	 * no metadata rules out; so with de-duplication every event is read. */
-	q->meta_counts = (mode == M_COUNT || mode == M_COUNTBY) && !o->dedupe &&
+	/* The event's time is needed by buckets and by first and last. */
+	int timed = 0;
+	for (int i = 0; i < q->npaths; i++)
+		timed |= q->kkind[i] != 0;
+	for (int i = 0; i < q->naggs; i++)
+		timed |= q->aggs[i].fn == A_FIRST || q->aggs[i].fn == A_LAST;
+	q->raw_ok = !o->ntypes && !o->nsubjects && !o->nids && !timed;
+	/* Metadata counts are exact only where no id can be twice: without
+	 * de-duplication, or in a partition whose parts' metadata vouch for
+	 * it (do_partition); elsewhere every event is read. */
+	q->meta_counts = (mode == M_COUNT || mode == M_AGG) &&
 	    !o->nsubjects && !o->nids && (q->jq == NULL || dd_jqf_identity(q->jq));
-	for (int i = 0; i < npaths && q->meta_counts; i++)
-		q->meta_counts = strcmp(q->paths[i], "type") == 0 ||
-		    strcmp(q->paths[i], "@day") == 0 || strcmp(q->paths[i], "@month") == 0;
+	for (int i = 0; i < q->naggs && q->meta_counts; i++)
+		q->meta_counts = q->aggs[i].fn == A_COUNT;
+	for (int i = 0; i < q->npaths && q->meta_counts; i++)
+		q->meta_counts = strcmp(q->paths[i], "type") == 0 || q->kkind[i];
 	return q;
 }
 
@@ -150,8 +311,14 @@ dd_query_free(struct dd_query *q)
 		free(q->colnames[i]);
 	free(q->paths);
 	free(q->colnames);
+	free(q->kkind);
+	for (int i = 0; q->aggs && i < q->naggs; i++)
+		free(q->aggs[i].path);
+	free(q->aggs);
+	free(q->sortcol);
+	free(q->sortdesc);
 	dd_lake_partitions_free(q->parts, q->nparts);
-	sset_free(&q->keys);
+	groups_free(&q->groups);
 	sset_free(&q->types);
 	free(q);
 }
@@ -371,7 +538,7 @@ dd_query_run(struct dd_query *q, FILE *out)
 	if (nw > 1) {
 		rc = run_workers(q, nw);
 	} else {
-		struct eng e = { .q = q, .fd = -1 };
+		struct eng e = { .q = q, .fd = -1, .groups.naggs = q->naggs };
 		start_output(q);
 		for (size_t i = 0; i < q->nparts && !e.stop; i++)
 			do_partition(&e, i);

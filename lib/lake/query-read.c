@@ -119,9 +119,48 @@ eng_frame(struct eng *e, uint32_t type, const void *p, size_t n)
 		eng_flush(e);
 }
 
+/* One record of a partition being sorted: its time and its bytes in rec. */
+struct srec {
+	int64_t t;
+	size_t off, len;
+};
+
+static int
+cmp_srec(const void *a, const void *b)
+{
+	const struct srec *x = a, *y = b;
+	if (x->t != y->t)
+		return x->t < y->t ? -1 : 1;
+	return (x->off > y->off) - (x->off < y->off);	/* stable: as read */
+}
+
+/* The records of a sorted partition in time order, as frames of whole
+ * records. */
+static void
+sort_flush(struct eng *e)
+{
+	struct srec *v = (struct srec *)(void *)e->order.p;
+	size_t n = e->order.len / sizeof *v;
+	if (n)
+		qsort(v, n, sizeof *v, cmp_srec);
+	struct dd_buf out = { 0 };
+	for (size_t i = 0; i < n; i++) {
+		dd_buf_add(&out, e->rec.p + v[i].off, v[i].len);
+		if (out.len >= REC_FRAME || i + 1 == n) {
+			eng_frame(e, F_REC, out.p, out.len);
+			dd_buf_reset(&out);
+		}
+	}
+	dd_buf_free(&out);
+	dd_buf_reset(&e->rec);
+	dd_buf_reset(&e->order);
+}
+
 void
 eng_flush_rec(struct eng *e)
 {
+	if (e->sorting)
+		return;		/* the whole partition, at its end */
 	if (e->rec.len) {
 		eng_frame(e, F_REC, e->rec.p, e->rec.len);
 		dd_buf_reset(&e->rec);
@@ -217,10 +256,11 @@ result(void *ctx, const char *text, size_t n, int same)
 		return 0;
 	}
 	struct dd_jval res = same && e->env ? e->env->whole : dd_json_value(text, n), v;
-	if (q->mode == M_COUNTBY) {
-		count_key(e, &res, same);
+	if (q->mode == M_AGG) {
+		agg_result(e, &res, same);
 		return 0;
 	}
+	size_t start = e->rec.len;
 	if (q->npaths == 0) {
 		eng_cell(e, text, n);
 	} else if (q->o.fmt == DD_FMT_NDJSON) {
@@ -232,10 +272,13 @@ result(void *ctx, const char *text, size_t n, int same)
 				dd_buf_addc(&e->cells, ',');
 			dd_buf_json_str(&e->cells, q->colnames[i], strlen(q->colnames[i]));
 			dd_buf_addc(&e->cells, ':');
-			if (q->paths[i][0] == '@') {
+			if (q->kkind[i]) {
 				dd_buf_reset(&e->tmp);
-				time_bucket(q->paths[i], e->time_ms, &e->tmp);
-				dd_buf_json_str(&e->cells, e->tmp.p, e->tmp.len);
+				time_bucket(q->kkind[i], e->time_ms, &e->tmp);
+				if (bucket_is_number(q->kkind[i]))
+					dd_buf_add(&e->cells, e->tmp.p, e->tmp.len);
+				else
+					dd_buf_json_str(&e->cells, e->tmp.p, e->tmp.len);
 			} else if (event_field(e, &res, same, q->paths[i], &v)) {
 				raw_json(&v, &e->cells);
 			} else {
@@ -247,12 +290,19 @@ result(void *ctx, const char *text, size_t n, int same)
 	} else {
 		for (int i = 0; i < q->npaths; i++) {
 			dd_buf_reset(&e->cells);
-			if (q->paths[i][0] == '@')
-				time_bucket(q->paths[i], e->time_ms, &e->cells);
+			if (q->kkind[i])
+				time_bucket(q->kkind[i], e->time_ms, &e->cells);
 			else if (event_field(e, &res, same, q->paths[i], &v))
 				dd_jval_text(&v, &e->cells);
 			eng_cell(e, e->cells.p ? e->cells.p : "", e->cells.len);
 		}
+	}
+	if (e->sorting) {
+		/* Kept to the end of the partition, which may hold earlier
+		 * events still: --limit cuts after the sort, in the parent. */
+		struct srec r = { e->time_ms, start, e->rec.len - start };
+		dd_buf_add(&e->order, &r, sizeof r);
+		return e->stop;
 	}
 	if (e->rec.len >= REC_FRAME)
 		eng_flush_rec(e);
@@ -302,7 +352,7 @@ scan_part(struct eng *e, const struct dd_lake_part *pt, int64_t day)
 	 * and its metadata (or the absence of bounds) vouches for the time. */
 	int covered = (o->since_ms == DD_LAKE_MIN_MS && o->until_ms == DD_LAKE_MAX_MS) ||
 	    (pt->has_meta && pt->meta.min_ms >= o->since_ms && pt->meta.max_ms < o->until_ms);
-	int raw = q->raw_ok && covered;
+	int raw = q->raw_ok && !e->dedupe && covered;
 	const char *line;
 	size_t len;
 	uint64_t lineno;
@@ -331,7 +381,7 @@ scan_part(struct eng *e, const struct dd_lake_part *pt, int64_t day)
 			if (o->nids && !str_in(&env.id, o->ids, o->nids))
 				continue;
 			e->time_ms = env.time_ms;
-			if (o->dedupe) {
+			if (e->dedupe) {
 				const char *id = env.id.p;
 				size_t idn = env.id.n;
 				if (env.id.esc) {
@@ -481,6 +531,13 @@ do_partition(struct eng *e, size_t idx)
 			list_partition(e, p, pts, n);
 		goto end;
 	}
+	/* Where the writers vouch that no id is twice in the partition,
+	 * de-duplication has nothing to do: counts may come from metadata
+	 * and the events go without an id set. */
+	e->dedupe = q->o.dedupe && !dd_lake_partition_unique(pts, n);
+	/* The events of a subject or an id: few, so sorted by time here
+	 * whatever order the parts hold them in. */
+	e->sorting = q->mode == M_RECORDS && (q->o.nsubjects || q->o.nids);
 	for (size_t i = 0; i < n && !e->stop; i++) {
 		const struct dd_lake_part *pt = &pts[i];
 		if (q->o.ntypes)
@@ -488,12 +545,15 @@ do_partition(struct eng *e, size_t idx)
 		if (pt->has_meta) {
 			if (meta_excludes(q, &pt->meta))
 				continue;
-			if (q->meta_counts && meta_count(e, &pt->meta))
+			if (q->meta_counts && !e->dedupe && meta_count(e, &pt->meta))
 				continue;
 		}
 		scan_part(e, pt, p->day);
 	}
 end:
+	if (e->sorting)
+		sort_flush(e);
+	e->sorting = 0;
 	idset_free(&e->seen);	/* duplicates are looked for within a partition */
 	send_counts(e);
 	if (q->o.ntypes)
@@ -508,10 +568,11 @@ eng_free(struct eng *e)
 {
 	dd_buf_free(&e->out);
 	dd_buf_free(&e->rec);
+	dd_buf_free(&e->order);
 	dd_buf_free(&e->tmp);
 	dd_buf_free(&e->key);
 	dd_buf_free(&e->cells);
-	sset_free(&e->keys);
+	groups_free(&e->groups);
 	sset_free(&e->types);
 	idset_free(&e->seen);
 }
@@ -529,7 +590,7 @@ struct worker {
 static void
 worker_main(struct dd_query *q, int fd, uint64_t *next)
 {
-	struct eng e = { .q = q, .fd = fd };
+	struct eng e = { .q = q, .fd = fd, .groups.naggs = q->naggs };
 	signal(SIGPIPE, SIG_IGN);
 	while (!e.stop) {
 		uint64_t i = __atomic_fetch_add(next, 1, __ATOMIC_SEQ_CST);

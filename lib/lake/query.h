@@ -2,8 +2,9 @@
  * The query engine of dd-lake-query(1): select events of a lake by time,
  * type, subject and id, pruning what the metadata excludes, de-duplicate
  * by id within a partition, run a jq program, and write records (NDJSON,
- * CSV, TSV, table), a count, or counts by key (also as a bar chart); or
- * list the partitions with their damaged parts.
+ * CSV, TSV, table), a count, or aggregates by key (count, sum, avg, min,
+ * max, distinct, percentiles, first, last; also as a bar chart), sorted
+ * and cut; or list the partitions with their damaged parts.
  *
  * Partitions are processed in parallel by forked worker processes (libjq
  * is not thread-safe); results reach the output in partition (date)
@@ -32,9 +33,15 @@ struct dd_query_opts {
 	int nfields;
 	enum dd_fmt fmt;
 	int count;			/* one number */
-	const char *const *count_by;	/* dotted paths, @hour, @day, @month */
+	const char *const *count_by;	/* --count-by: --by these, --agg count */
 	int ncount_by;
-	uint64_t limit;			/* records; 0 = all */
+	const char *const *by;		/* KEY[:NAME]: dotted paths, @hour ... @weekday */
+	int nby;
+	const char *const *aggs;	/* FUNC[:NAME]: count, sum(PATH), p90(PATH)... */
+	int naggs;
+	const char *const *sort;	/* [-]COLUMN of an aggregate's rows */
+	int nsort;
+	uint64_t limit;			/* records or rows; 0 = all */
 	int dedupe;			/* 1 unless --no-dedupe */
 	int jobs;			/* worker processes; 1 = none */
 	int partitions;			/* list partitions instead */
@@ -50,6 +57,16 @@ struct dd_query_opts {
 };
 
 void dd_query_defaults(struct dd_query_opts *o);
+
+/*
+ * The time zone of buckets and of dates alone (--tz): an IANA name from the
+ * system's zone database, NULL for UTC. Process-wide (it sets TZ); call it
+ * before dd_query_time_arg and dd_query_new. 0, or -1 with dd_errmsg().
+ */
+int dd_query_tz(const char *zone);
+/* A time argument as dd_time_arg takes it, but a date alone is midnight
+ * in the zone of dd_query_tz. */
+int dd_query_time_arg(const char *s, int64_t now_ms, int64_t *ms);
 
 struct dd_query;
 
