@@ -132,6 +132,16 @@ collide() {
 	assert_output 2
 }
 
+@test "crafted ids: ids aimed at one slot of the unkeyed hash spread over the table; slots are keyed per process" {
+	# 2000 ids whose dd_hash64 agree in the low 12 bits: by that hash
+	# alone every one would start its probe at one slot (a run of 2000).
+	run -0 dd-lakecheck probes 2000 12
+	read -r _ idl _ hsl <<<"$output"
+	[ "$idl" -lt 64 ] && [ "$hsl" -lt 64 ] || fail "longest probe runs: $output"
+	# The key is drawn per process: the same id goes elsewhere next time.
+	[ "$(dd-lakecheck slot some-id)" != "$(dd-lakecheck slot some-id)" ]
+}
+
 @test "identity: dd-track keeps an event whose id has the hash of one it applied" {
 	collide 2
 	sch='{"deliveryId":"d-1","requestId":"r-1","ownerId":"o-1","pickup":{"lat":47.6,"lon":-122.33,"alt":0},"dropoff":{"lat":47.62,"lon":-122.33,"alt":0},"pickupTime":"2026-11-26T10:00:00Z","deadline":"2026-11-26T12:00:00Z","expedited":false,"confirmationRequired":"None","package":{"packageId":"p-1","size":"small","weightKg":1},"droneId":"D-1","pickupEta":"2026-11-26T10:00:00.000Z","dropoffEta":"2026-11-26T10:30:00.000Z"}'

@@ -22,6 +22,11 @@
  *   failsync LAKE DATASET PARTSIZE K   "write" with the K-th fsync failing
  *                                   (EIO): the error, and the events
  *                                   stored as durable
+ *   probes N BITS                   N ids crafted so that dd_hash64 agrees
+ *                                   in its low BITS bits, into an id set
+ *                                   and a hash set: the longest probe
+ *                                   sequence of each ("idset L hset L")
+ *   slot ID                         dd_slot of the id's hash (per process)
  * Exit 0, 4 on an error (message on stderr), 2 on bad usage.
  */
 #include <errno.h>
@@ -343,6 +348,56 @@ cmd_write(char **argv, uint64_t part_size, int held, int threads)
 	return dd_lake_writer_close(w) ? fail() : 0;
 }
 
+/* The longest run from a slot's home (where dd_slot puts it) to where it
+ * sits, over the filled slots of a table of cap slots. */
+static size_t
+longest(const uint64_t *h, size_t cap)
+{
+	size_t worst = 0;
+	for (size_t i = 0; i < cap; i++) {
+		if (!h[i])
+			continue;
+		size_t d = (i - ((size_t)dd_slot(h[i]) & (cap - 1))) & (cap - 1);
+		if (d > worst)
+			worst = d;
+	}
+	return worst;
+}
+
+static int
+cmd_probes(char **argv)
+{
+	uint64_t n, bits;
+	if (dd_parse_u64(argv[0], 1, 1000000, &n) || dd_parse_u64(argv[1], 1, 24, &bits))
+		dd_die(DD_EXIT_USAGE, "%s", dd_errmsg());
+	uint64_t mask = ((uint64_t)1 << bits) - 1, want = 0;
+	struct idset ids = { 0 };
+	struct hset hs = { 0 };
+	char id[32];
+	int first = 1;
+	for (uint64_t k = 0, made = 0; made < n; k++) {
+		/* "c" and k in hex, without printf (millions of tries). */
+		int len = 0;
+		id[len++] = 'c';
+		for (uint64_t x = k; len == 1 || x; x >>= 4)
+			id[len++] = "0123456789abcdef"[x & 15];
+		uint64_t h = dd_hash64(id, (size_t)len);
+		if (first) {
+			want = h & mask;
+			first = 0;
+		} else if ((h & mask) != want) {
+			continue;
+		}
+		lake_idset_check_add(&ids, h, id, (size_t)len, 0, NULL);
+		lake_hset_add(&hs, h);
+		made++;
+	}
+	printf("idset %zu hset %zu\n", longest(ids.h, ids.cap), longest(hs.h, hs.cap));
+	lake_idset_free(&ids);
+	lake_hset_free(&hs);
+	return 0;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -367,6 +422,10 @@ main(int argc, char **argv)
 		rc = cmd_clean(argv);
 	else if (strcmp(cmd, "compact") == 0 && argc >= 3)
 		rc = cmd_compact(argc, argv);
+	else if (strcmp(cmd, "probes") == 0 && argc == 2)
+		rc = cmd_probes(argv);
+	else if (strcmp(cmd, "slot") == 0 && argc == 1)
+		rc = printf("%016" PRIx64 "\n", dd_slot(dd_hash64(argv[0], strlen(argv[0])))) < 0;
 	else if (strcmp(cmd, "sort") == 0 && argc == 2)
 		rc = cmd_sort(argv);
 	else if (strcmp(cmd, "write") == 0 && (argc == 2 || argc == 3)) {

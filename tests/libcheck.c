@@ -17,9 +17,18 @@
  *   out FMT         stdin lines of tab-separated cells through dd_out
  *   jqfast PROG...  "fast" when dd_jqf decides PROG without libjq, else "jq"
  *   order           stdin events in the one order of order.h: "rank id" each
+ *   envpath PATH... each stdin event: dd_env_path (the scan's members) and
+ *                   dd_json_path (a walk) at each path, "same" or both shown
+ *   stored          each stdin line through dd_env_scan_stored and
+ *                   dd_env_scan: "same" when both give the same attributes
+ *                   and data members (or the same reason), else both
+ *   numbers N SEED  N random JSON numbers of every shape: dd_jnum_double
+ *                   against strtod, bit for bit; the mismatches, then "ok"
  *   ktop KEY        dd_kjson_top_str: each stdin line's top-level string KEY
  */
 #include <inttypes.h>
+#include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -78,6 +87,99 @@ main(int argc, char **argv)
 			printf("ok id=%s type=%.*s time=%s subject=%s\n", id, (int)e.type.n,
 			    e.type.p, tm, b.p ? b.p : "");
 		}
+	} else if (strcmp(cmd, "envpath") == 0) {
+		while (dd_lines_next(in, &l, -1) == DD_LINES_OK) {
+			struct dd_env e;
+			if (dd_env_scan(l.p, l.n, &e)) {
+				printf("reject: %s\n", dd_errmsg());
+				continue;
+			}
+			for (int i = 2; i < argc; i++) {
+				struct dd_jval a, w;
+				int ra = dd_env_path(&e, argv[i], &a), rw = dd_json_path(&e.whole, argv[i], &w);
+				struct dd_buf ta = { 0 }, tw = { 0 };
+				if (ra == 1)
+					dd_buf_add(&ta, a.p, a.n);
+				if (rw == 1)
+					dd_buf_add(&tw, w.p, w.n);
+				if (ra == rw && ta.len == tw.len && (ta.len == 0 || memcmp(ta.p, tw.p, ta.len) == 0))
+					printf("%s%s=%.*s", i > 2 ? " " : "", argv[i], (int)ta.len, ta.p ? ta.p : "");
+				else if (ra < 0)
+					printf("%s%s:walk", i > 2 ? " " : "", argv[i]);
+				else {
+					printf("%s%s:DIFFER(%d %.*s | %d %.*s)", i > 2 ? " " : "", argv[i], ra,
+					    (int)ta.len, ta.p ? ta.p : "", rw, (int)tw.len, tw.p ? tw.p : "");
+					rc = 1;
+				}
+				dd_buf_free(&ta);
+				dd_buf_free(&tw);
+			}
+			printf("\n");
+		}
+	} else if (strcmp(cmd, "stored") == 0) {
+		while (dd_lines_next(in, &l, -1) == DD_LINES_OK) {
+			struct dd_env a, w;
+			char why[256] = "";
+			int ra = dd_env_scan_stored(l.p, l.n, &a);
+			if (ra)
+				snprintf(why, sizeof why, "%s", dd_errmsg());
+			int rw = dd_env_scan(l.p, l.n, &w);
+			if (ra || rw) {
+				if (ra && rw && strcmp(why, dd_errmsg()) == 0)
+					printf("same: %s\n", why);
+				else
+					printf("differ: stored %s, validated %s\n", ra ? why : "ok",
+					    rw ? dd_errmsg() : "ok");
+				continue;
+			}
+			/* Every attribute and data member: the same spans. */
+			const struct dd_jval *va = &a.whole, *vw = &w.whole;
+			int same = a.time_ms == w.time_ms && a.ndata == w.ndata;
+			for (size_t k = 0; same && k <= offsetof(struct dd_env, dataschema) / sizeof *va; k++)
+				same = va[k].type == vw[k].type && va[k].p == vw[k].p &&
+				    va[k].n == vw[k].n && va[k].esc == vw[k].esc;
+			for (int k = 0; same && k < a.ndata; k++)
+				same = a.dm[k].key.p == w.dm[k].key.p && a.dm[k].key.n == w.dm[k].key.n &&
+				    a.dm[k].val.type == w.dm[k].val.type &&
+				    a.dm[k].val.p == w.dm[k].val.p && a.dm[k].val.n == w.dm[k].val.n;
+			printf(same ? "same\n" : "differ\n");
+			rc |= !same;
+		}
+	} else if (strcmp(cmd, "numbers") == 0 && argc > 3) {
+		long n = atol(argv[2]), bad = 0;
+		srand48(atol(argv[3]));
+		char t[80];
+		for (long i = 0; i < n; i++) {
+			/* Integer digits, fraction digits (leading zeros too), an
+			 * exponent now and then: the fast path's edges and beyond. */
+			int k = 0, id = (int)(lrand48() % 19), fd = (int)(lrand48() % 25);
+			if (lrand48() % 2)
+				t[k++] = '-';
+			if (id == 0 || lrand48() % 4 == 0) {
+				t[k++] = '0';
+			} else {
+				t[k++] = (char)('1' + lrand48() % 9);
+				for (int j = 1; j < id; j++)
+					t[k++] = (char)('0' + lrand48() % 10);
+			}
+			if (fd) {
+				t[k++] = '.';
+				int zeros = (int)(lrand48() % 4 == 0 ? lrand48() % 20 : 0);
+				for (int j = 0; j < fd; j++)
+					t[k++] = (char)(j < zeros ? '0' : '0' + lrand48() % 10);
+			}
+			if (lrand48() % 10 == 0)
+				k += snprintf(t + k, sizeof t - (size_t)k, "e%ld", lrand48() % 40 - 20);
+			t[k] = '\0';
+			struct dd_jval v = { DD_JNUM, t, (size_t)k, 0 };
+			double got, want = strtod(t, NULL);
+			if (dd_jnum_double(&v, &got) || memcmp(&got, &want, sizeof got) != 0) {
+				printf("%s: %.17g, strtod %.17g\n", t, got, want);
+				bad++;
+			}
+		}
+		printf(bad ? "%ld differ\n" : "ok\n", bad);
+		rc = bad != 0;
 	} else if (strcmp(cmd, "jqfast") == 0) {
 		for (int i = 2; i < argc; i++) {
 			struct dd_jqf *f = dd_jqf_new(argv[i], NULL, NULL, 0);

@@ -5,7 +5,8 @@
 #include "ddtime.h"
 #include "event.h"
 
-/* The envelope attributes the scanner picks out, by name. */
+/* The envelope attributes the scanner picks out, by name (member()
+ * finds them by their index here). */
 static const struct {
 	const char *name;
 	size_t len;
@@ -30,24 +31,41 @@ same(const char *a, const char *b, size_t n)
 	return 1;
 }
 
+/* The attribute named p[0..n) (no escapes): its index in attrs[], or -1.
+ * The one candidate by length and a byte, then the whole name compared:
+ * this runs per member of every line. */
+static inline int
+attr_index(const char *p, size_t n)
+{
+	int i;
+	switch (n) {
+	case 2: i = 1; break;					/* id */
+	case 4: i = p[1] == 'y' ? 3 : p[1] == 'i' ? 4 : 7; break;	/* type time data */
+	case 6: i = 2; break;					/* source */
+	case 7: i = 5; break;					/* subject */
+	case 10: i = 9; break;					/* dataschema */
+	case 11: i = p[0] == 's' ? 0 : 8; break;		/* specversion traceparent */
+	case 15: i = 6; break;					/* datacontenttype */
+	default: return -1;
+	}
+	return attrs[i].len == n && same(attrs[i].name, p, n) ? i : -1;
+}
+
 static int
 member(void *ctx, const struct dd_jval *k, const struct dd_jval *v)
 {
 	struct dd_env *e = ctx;
-	if (k->esc || k->n < 2)
+	if (k->esc)
 		return 0;	/* no attribute name needs escaping */
-	for (size_t i = 0; i < sizeof attrs / sizeof attrs[0]; i++) {
-		/* Length and first byte first: most keys are ruled out cheaply. */
-		if (attrs[i].len != k->n || !same(attrs[i].name, k->p, k->n))
-			continue;
-		struct dd_jval *slot = (struct dd_jval *)((char *)e + attrs[i].off);
-		if (slot->type != DD_JNONE) {
-			dd_seterr("duplicate attribute \"%s\"", attrs[i].name);
-			return -1;
-		}
-		*slot = *v;
+	int i = attr_index(k->p, k->n);
+	if (i < 0)
 		return 0;
+	struct dd_jval *slot = (struct dd_jval *)((char *)e + attrs[i].off);
+	if (slot->type != DD_JNONE) {
+		dd_seterr("duplicate attribute \"%s\"", attrs[i].name);
+		return -1;
 	}
+	*slot = *v;
 	return 0;
 }
 
@@ -63,6 +81,54 @@ data_member(void *ctx, const struct dd_jval *k, const struct dd_jval *v)
 		e->ndata = -1;
 	}
 	return 0;
+}
+
+int
+dd_env_data_get(const struct dd_env *e, const char *key, size_t n, struct dd_jval *out)
+{
+	if (e->ndata < 0)
+		return dd_json_get(&e->data, key, n, out);
+	for (int i = e->ndata - 1; i >= 0; i--) {
+		const struct dd_jval *k = &e->dm[i].key;
+		if (k->esc)
+			return dd_json_get(&e->data, key, n, out);
+		if (k->n == n && same(k->p, key, n)) {
+			/* The last one; an earlier escaped twin cannot follow. */
+			*out = e->dm[i].val;
+			return 1;
+		}
+	}
+	return 0;
+}
+
+int
+dd_env_path(const struct dd_env *e, const char *path, struct dd_jval *out)
+{
+	const char *dot = strchr(path, '.');
+	size_t n = dot ? (size_t)(dot - path) : strlen(path);
+	int i = attr_index(path, n);
+	if (i < 0)
+		return -1;
+	const struct dd_jval *a = (const struct dd_jval *)((const char *)e + attrs[i].off);
+	if (a->type == DD_JNONE)
+		return 0;
+	if (!dot) {
+		*out = *a;
+		return 1;
+	}
+	if (a != &e->data)
+		return dd_json_path(a, dot + 1, out);
+	/* Under data: its member from the scan, then the rest. */
+	const char *k = dot + 1, *kd = strchr(k, '.');
+	size_t kn = kd ? (size_t)(kd - k) : strlen(k);
+	struct dd_jval m;
+	if (!dd_env_data_get(e, k, kn, &m))
+		return 0;
+	if (!kd) {
+		*out = m;
+		return 1;
+	}
+	return dd_json_path(&m, kd + 1, out);
 }
 
 static int
@@ -83,12 +149,32 @@ need_str(const struct dd_jval *v, const char *name, int nonempty)
 	return 0;
 }
 
+static int env_check(const char *p, size_t n, struct dd_env *e);
+
 int
 dd_env_scan(const char *p, size_t n, struct dd_env *e)
 {
 	memset(e, 0, offsetof(struct dd_env, dm));
 	if (dd_json_scan_object2(p, n, member, e, "data", data_member))
 		return -1;
+	return env_check(p, n, e);
+}
+
+int
+dd_env_scan_stored(const char *p, size_t n, struct dd_env *e)
+{
+	memset(e, 0, offsetof(struct dd_env, dm));
+	if (memchr(p, '\\', n) != NULL ||
+	    dd_json_scan_object2_stored(p, n, member, e, "data", data_member) ||
+	    env_check(p, n, e))
+		return dd_env_scan(p, n, e);	/* the validating scan decides */
+	return 0;
+}
+
+/* The attributes SPEC.md requires, once the members are found. */
+static int
+env_check(const char *p, size_t n, struct dd_env *e)
+{
 	/* The scan validated exactly one object: it spans the text less the
 	 * whitespace around it, found without a second walk over the line. */
 	size_t lo = 0, hi = n;

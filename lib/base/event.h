@@ -36,6 +36,14 @@ struct dd_env {
  * line: missing "time", bad "time": ..., not a JSON object, ...
  */
 int dd_env_scan(const char *p, size_t n, struct dd_env *e);
+/*
+ * The same for a line validated when it was stored, whose bytes are
+ * proved unchanged (the lake's own parts, see dd_lake_part_stored): its
+ * structure is followed without checking strings, numbers and UTF-8
+ * again. A line with a backslash, or one that does not come out as an
+ * event, goes through dd_env_scan, so a bad line is still told why.
+ */
+int dd_env_scan_stored(const char *p, size_t n, struct dd_env *e);
 
 /*
  * Check data against the schema of the toolkit's own type e->type (the
@@ -59,6 +67,19 @@ int dd_event_check_version(const struct dd_env *e);
 /* Is e's type one of the toolkit's own (those of data/schemas/)? */
 int dd_event_type_known(const struct dd_env *e);
 
+/*
+ * A member of data, key[0..n), as the scan gathered it (no walk over
+ * data unless it had more than DD_ENV_DATA_MAX members or an escaped
+ * key): 1 with *out (the last of duplicate keys, as jq), 0 when absent.
+ */
+int dd_env_data_get(const struct dd_env *e, const char *key, size_t n, struct dd_jval *out);
+/*
+ * A dotted path into the event (as dd_json_path) taken from the scan: an
+ * envelope attribute, a member of data, then the rest walked. 1 with
+ * *out, 0 when absent, -1 when path does not start with an attribute
+ * (walk the whole line).
+ */
+int dd_env_path(const struct dd_env *e, const char *path, struct dd_jval *out);
 /* Compare the type with a literal: dd_env_type_is(e, "drone.position"). */
 int dd_env_type_is(const struct dd_env *e, const char *type);
 /* True when the type starts with prefix ("delivery.", "drone."). */

@@ -48,7 +48,10 @@ struct fast {
 };
 
 struct dd_jqf {
-	jq_state *jq;
+	jq_state *jq;		/* NULL until compiled (jq_ready) */
+	char *program;
+	char **names, **values;	/* the --arg bindings */
+	int nargs;
 	struct dd_buf errs;	/* compile messages */
 	struct fast *fast;
 	int use_fast;
@@ -490,6 +493,12 @@ eval_operand(struct dd_jqf *f, const struct operand *o, const struct dd_jval *in
 			if (cur.type == DD_JNONE)
 				cur.type = DD_JNULL;
 			i = 1;
+			/* And data's members too (data is always an object). */
+			if (a == &env->data && o->nkeys > 1) {
+				if (!dd_env_data_get(env, o->keys[1], strlen(o->keys[1]), &cur))
+					cur.type = DD_JNULL;
+				i = 2;
+			}
 		}
 	}
 	for (; i < o->nkeys; i++) {
@@ -676,32 +685,56 @@ debug_cb(void *ctx, jv v)
 	jv_free(s);
 }
 
+/* libjq's state, the program compiled: 0, or -1 with jq's messages. */
+static int
+jq_ready(struct dd_jqf *f)
+{
+	if (f->jq)
+		return 0;
+	f->jq = jq_init();
+	if (f->jq == NULL) {
+		dd_seterr("jq: cannot initialise");
+		return -1;
+	}
+	jq_set_error_cb(f->jq, compile_err, f);
+	jq_set_debug_cb(f->jq, debug_cb, NULL);
+	jv args = jv_object();
+	for (int i = 0; i < f->nargs; i++) {
+		/* Like jq --arg: the first binding of a name wins. */
+		if (!jv_object_has(jv_copy(args), jv_string(f->names[i])))
+			args = jv_object_set(args, jv_string(f->names[i]), jv_string(f->values[i]));
+	}
+	if (!jq_compile_args(f->jq, f->program, args)) {
+		dd_seterr("%s", f->errs.len ? f->errs.p : "jq: compile error");
+		jq_teardown(&f->jq);
+		return -1;
+	}
+	return 0;
+}
+
 struct dd_jqf *
 dd_jqf_new(const char *program, const char *const *names, const char *const *values,
     int n)
 {
 	struct dd_jqf *f = dd_calloc(1, sizeof *f);
-	f->jq = jq_init();
-	if (f->jq == NULL) {
-		dd_seterr("jq: cannot initialise");
-		free(f);
-		return NULL;
-	}
-	jq_set_error_cb(f->jq, compile_err, f);
-	jq_set_debug_cb(f->jq, debug_cb, NULL);
-	jv args = jv_object();
+	f->program = dd_strdup(program);
+	f->nargs = n;
+	f->names = dd_calloc((size_t)n + 1, sizeof *f->names);
+	f->values = dd_calloc((size_t)n + 1, sizeof *f->values);
 	for (int i = 0; i < n; i++) {
-		/* Like jq --arg: the first binding of a name wins. */
-		if (!jv_object_has(jv_copy(args), jv_string(names[i])))
-			args = jv_object_set(args, jv_string(names[i]), jv_string(values[i]));
-	}
-	if (!jq_compile_args(f->jq, program, args)) {
-		dd_seterr("%s", f->errs.len ? f->errs.p : "jq: compile error");
-		dd_jqf_free(f);
-		return NULL;
+		f->names[i] = dd_strdup(names[i]);
+		f->values[i] = dd_strdup(values[i]);
 	}
 	f->fast = parse_fast(program, names, values, n);
 	f->use_fast = f->fast != NULL;
+	/* A program of the jq-free path's grammar is valid jq: libjq's
+	 * compile (some 50 ms of its builtins) waits until an event needs
+	 * it, which most runs never see. Any other is compiled now, so its
+	 * errors are a usage error before anything is read. */
+	if (f->fast == NULL && jq_ready(f)) {
+		dd_jqf_free(f);
+		return NULL;
+	}
 	return f;
 }
 
@@ -759,6 +792,8 @@ dd_jqf_run_event(struct dd_jqf *f, const struct dd_env *env, const char *json, s
 		dd_seterr("jq: input too large");
 		return -1;
 	}
+	if (jq_ready(f))
+		return -1;
 	jv in = jv_parse_sized(json, (int)n);
 	if (!jv_is_valid(in)) {
 		jv msg = jv_invalid_get_msg(in);
@@ -826,5 +861,12 @@ dd_jqf_free(struct dd_jqf *f)
 	}
 	dd_buf_free(&f->errs);
 	dd_buf_free(&f->tmp);
+	for (int i = 0; i < f->nargs; i++) {
+		free(f->names[i]);
+		free(f->values[i]);
+	}
+	free(f->names);
+	free(f->values);
+	free(f->program);
 	free(f);
 }

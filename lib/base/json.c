@@ -7,6 +7,9 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 #include "json.h"
 
@@ -47,9 +50,12 @@ fail(struct scan *sc, const char *why)
 	return -1;
 }
 
-static void
+static inline void
 ws(struct scan *sc)
 {
+	/* Compact JSON has none: one test decides (all four are <= ' '). */
+	if (sc->p < sc->e && *sc->p > ' ')
+		return;
 	while (sc->p < sc->e && (*sc->p == ' ' || *sc->p == '\t' || *sc->p == '\n' ||
 	    *sc->p == '\r'))
 		sc->p++;
@@ -80,16 +86,39 @@ str(struct scan *sc, int *esc)
 	const unsigned char *p = sc->p + 1, *e = sc->e;
 	*esc = 0;
 	for (;;) {
-		/* Eight bytes at a time while none of them needs a look: no
-		 * quote, backslash, control or non-ASCII byte (SWAR tests). */
+		/* Many bytes at a time to the first that needs a look: a
+		 * quote, backslash, control or non-ASCII byte. */
+#ifdef __SSE2__
+		/* Sixteen: a signed compare with 0x20 takes controls and
+		 * non-ASCII bytes (negative) at once. */
+		const __m128i quote = _mm_set1_epi8('"'), bslash = _mm_set1_epi8('\\'),
+		    space = _mm_set1_epi8(0x20);
+		while (e - p >= 16) {
+			__m128i w = _mm_loadu_si128((const __m128i *)(const void *)p);
+			__m128i hit = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(w, quote),
+			    _mm_cmpeq_epi8(w, bslash)), _mm_cmplt_epi8(w, space));
+			unsigned m = (unsigned)_mm_movemask_epi8(hit);
+			if (m) {
+				p += __builtin_ctz(m);
+				break;
+			}
+			p += 16;
+		}
+#endif
+		/* Eight (SWAR tests): a borrow can only mark bytes above a
+		 * true hit, so the lowest marked byte is the first hit. */
 		while (e - p >= 8) {
 			uint64_t w;
 			memcpy(&w, p, 8);
 			const uint64_t ones = 0x0101010101010101ULL, high = 0x8080808080808080ULL;
 			uint64_t q = w ^ (ones * '"'), b = w ^ (ones * '\\');
-			uint64_t hit = ((q - ones) & ~q) | ((b - ones) & ~b) | (w - ones * 0x20) | w;
-			if (hit & high)
+			uint64_t hit = (((q - ones) & ~q) | ((b - ones) & ~b) | (w - ones * 0x20) | w) & high;
+			if (hit) {
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+				p += __builtin_ctzll(hit) / 8;
+#endif
 				break;
+			}
 			p += 8;
 		}
 		while (p < e && !stop[*p])
@@ -418,22 +447,201 @@ dd_json_scan_object2(const char *p, size_t n, member_fn member, void *ctx,
 	return finish(&sc, object(&sc, member, ctx), NULL);
 }
 
+/* ---- text validated before: the structure only ---- */
+
+/* Lines that were validated when they were stored (the lake's own parts,
+ * their bytes proved unchanged by checksums) and hold no backslash: a
+ * string then ends at the next quote, so the scan is a memchr from quote
+ * to quote. Bounds are checked all the same; what is not well formed
+ * fails, and the caller asks the validating scan why. */
+struct tscan {
+	const char *p, *e;
+};
+
+static inline void
+tws(struct tscan *t)
+{
+	if (t->p < t->e && *t->p > ' ')
+		return;
+	while (t->p < t->e && (*t->p == ' ' || *t->p == '\t' || *t->p == '\n' || *t->p == '\r'))
+		t->p++;
+}
+
+/* At a value: fills v, leaves p after it; -1 when malformed. */
+static int
+tvalue(struct tscan *t, struct dd_jval *v)
+{
+	const char *s = t->p, *e = t->e;
+	v->esc = 0;
+	if (s >= e)
+		return -1;
+	switch (*s) {
+	case '"': {
+		const char *q = memchr(s + 1, '"', (size_t)(e - s - 1));
+		if (q == NULL)
+			return -1;
+		v->type = DD_JSTR;
+		v->p = s + 1;
+		v->n = (size_t)(q - s - 1);
+		t->p = q + 1;
+		return 0;
+	}
+	case '{': case '[': {
+		int depth = 0;
+		const char *p = s;
+		v->type = *s == '{' ? DD_JOBJ : DD_JARR;
+		while (p < e) {
+			char c = *p;
+			if (c == '"') {
+				p = memchr(p + 1, '"', (size_t)(e - p - 1));
+				if (p == NULL)
+					return -1;
+			} else if (c == '{' || c == '[') {
+				if (++depth > DD_JSON_MAXDEPTH)
+					return -1;
+			} else if ((c == '}' || c == ']') && --depth == 0) {
+				break;
+			}
+			p++;
+		}
+		if (p >= e)
+			return -1;
+		t->p = p + 1;
+		break;
+	}
+	case 't': case 'n':
+		if (e - s < 4 || memcmp(s, *s == 't' ? "true" : "null", 4) != 0)
+			return -1;
+		v->type = *s == 't' ? DD_JTRUE : DD_JNULL;
+		t->p = s + 4;
+		break;
+	case 'f':
+		if (e - s < 5 || memcmp(s, "false", 5) != 0)
+			return -1;
+		v->type = DD_JFALSE;
+		t->p = s + 5;
+		break;
+	default: {
+		/* A number's bytes (their order is not checked again). */
+		const char *p = s;
+		while (p < e && ((*p >= '0' && *p <= '9') || *p == '-' || *p == '.' ||
+		    *p == 'e' || *p == 'E' || *p == '+'))
+			p++;
+		if (p == s)
+			return -1;
+		v->type = DD_JNUM;
+		t->p = p;
+	}
+	}
+	v->p = s;
+	v->n = (size_t)(t->p - s);
+	return 0;
+}
+
+/* At '{': each member to fn (when not NULL), the members of the one
+ * named sub to subfn; leaves p after '}'. */
+static int
+tobject(struct tscan *t, member_fn fn, void *ctx, const char *sub, size_t sublen,
+    member_fn subfn)
+{
+	t->p++;
+	tws(t);
+	if (t->p < t->e && *t->p == '}') {
+		t->p++;
+		return 0;
+	}
+	for (;;) {
+		struct dd_jval k, v;
+		tws(t);
+		if (t->p >= t->e || *t->p != '"' || tvalue(t, &k))
+			return -1;
+		tws(t);
+		if (t->p >= t->e || *t->p != ':')
+			return -1;
+		t->p++;
+		tws(t);
+		if (t->p >= t->e)
+			return -1;
+		if (subfn && *t->p == '{' && k.n == sublen && memcmp(k.p, sub, sublen) == 0) {
+			const char *vs = t->p;
+			if (tobject(t, subfn, ctx, NULL, 0, NULL))
+				return -1;
+			v = (struct dd_jval){ DD_JOBJ, vs, (size_t)(t->p - vs), 0 };
+		} else if (tvalue(t, &v)) {
+			return -1;
+		}
+		if (fn && fn(ctx, &k, &v))
+			return -1;
+		tws(t);
+		if (t->p >= t->e)
+			return -1;
+		if (*t->p == ',') {
+			t->p++;
+			continue;
+		}
+		if (*t->p == '}') {
+			t->p++;
+			return 0;
+		}
+		return -1;
+	}
+}
+
+int
+dd_json_scan_object2_stored(const char *p, size_t n, member_fn member, void *ctx,
+    const char *sub, member_fn submember)
+{
+	struct tscan t = { p, p + n };
+	tws(&t);
+	if (t.p >= t.e || *t.p != '{' ||
+	    tobject(&t, member, ctx, sub, sub ? strlen(sub) : 0, submember)) {
+		dd_seterr("not well formed");
+		return -1;
+	}
+	tws(&t);
+	if (t.p != t.e) {
+		dd_seterr("not well formed");
+		return -1;
+	}
+	return 0;
+}
+
 /* ---- lookups in validated text: no checks, just skipping ---- */
 
-static const char *
-skip_str(const char *p, const char *e)
+/* The first quote or backslash in [p, e), or e. */
+static inline const char *
+find_qb(const char *p, const char *e)
 {
-	/* p after the opening quote; returns the closing quote. */
+#ifdef __SSE2__
+	const __m128i quote = _mm_set1_epi8('"'), bslash = _mm_set1_epi8('\\');
+	for (; e - p >= 16; p += 16) {
+		__m128i w = _mm_loadu_si128((const __m128i *)(const void *)p);
+		unsigned m = (unsigned)_mm_movemask_epi8(_mm_or_si128(_mm_cmpeq_epi8(w, quote),
+		    _mm_cmpeq_epi8(w, bslash)));
+		if (m)
+			return p + __builtin_ctz(m);
+	}
+#endif
+	while (p < e && *p != '"' && *p != '\\')
+		p++;
+	return p;
+}
+
+static const char *
+skip_str(const char *p, const char *e, int *esc)
+{
+	/* p after the opening quote; returns the closing quote (or e). An
+	 * escape takes the byte after its backslash with it. */
 	for (;;) {
-		const char *q = memchr(p, '"', (size_t)(e - p));
-		if (q == NULL)
+		const char *q = find_qb(p, e);
+		if (q >= e)
 			return e;
-		size_t bs = 0;
-		while (q - bs > p && q[-1 - (ptrdiff_t)bs] == '\\')
-			bs++;
-		if (bs % 2 == 0)
+		if (*q == '"')
 			return q;
-		p = q + 1;
+		*esc = 1;
+		if (e - q < 2)
+			return e;
+		p = q + 2;
 	}
 }
 
@@ -453,19 +661,20 @@ skip_val(const char *p, const char *e, struct dd_jval *v)
 	v->esc = 0;
 	switch (*p) {
 	case '"': {
-		const char *q = skip_str(p + 1, e);
+		const char *q = skip_str(p + 1, e, &v->esc);
 		v->type = DD_JSTR;
 		v->p = p + 1;
 		v->n = (size_t)(q - p - 1);
-		v->esc = memchr(v->p, '\\', v->n) != NULL;
 		return q < e ? q + 1 : e;
 	}
 	case '{': case '[': {
 		int depth = 0;
 		v->type = *p == '{' ? DD_JOBJ : DD_JARR;
 		for (; p < e; p++) {
-			if (*p == '"')
-				p = skip_str(p + 1, e);
+			if (*p == '"') {
+				int esc;
+				p = skip_str(p + 1, e, &esc);
+			}
 			else if (*p == '{' || *p == '[')
 				depth++;
 			else if ((*p == '}' || *p == ']') && --depth == 0) {
@@ -690,9 +899,62 @@ dd_jstr_eq(const struct dd_jval *v, const char *s, size_t n)
 	return eq;
 }
 
+/* Exact powers of ten as doubles (10^22 is the last one). */
+static const double pow10[] = {
+	1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11,
+	1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
+};
+
+/* Clinger's fast path: a number of at most 15 significant digits whose
+ * decimal exponent is within 10^+-22 is one exact integer times or over
+ * one exact power of ten, so one IEEE operation gives the correctly
+ * rounded double, as strtod would (the usual case of sensor values,
+ * which strtod's general algorithm costs a hundred times more). 0 with
+ * *d, -1 when strtod must decide. */
+static int
+num_fast(const char *p, size_t n, double *d)
+{
+	const char *e = p + n;
+	int neg = 0, digits = 0, scale = 0;
+	uint64_t m = 0;
+	if (p < e && *p == '-') {
+		neg = 1;
+		p++;
+	}
+	if (p >= e || *p < '0' || *p > '9')
+		return -1;
+	for (; p < e && *p >= '0' && *p <= '9'; p++) {
+		if (m || *p != '0')
+			digits++;
+		m = m * 10 + (uint64_t)(*p - '0');
+		if (digits > 15)
+			return -1;
+	}
+	if (p < e && *p == '.') {
+		for (p++; p < e && *p >= '0' && *p <= '9'; p++) {
+			if (m || *p != '0')
+				digits++;
+			m = m * 10 + (uint64_t)(*p - '0');
+			scale--;
+			if (digits > 15)
+				return -1;
+		}
+	}
+	if (p != e)
+		return -1;	/* an exponent: strtod */
+	double x = (double)m;
+	if (scale < -22)
+		return -1;
+	x = scale ? x / pow10[-scale] : x;
+	*d = neg ? -x : x;
+	return 0;
+}
+
 int
 dd_jnum_double(const struct dd_jval *v, double *d)
 {
+	if (v->type == DD_JNUM && num_fast(v->p, v->n, d) == 0)
+		return 0;
 	char tmp[64], *end;
 	if (v->type != DD_JNUM || v->n >= sizeof tmp)
 		return -1;

@@ -62,6 +62,17 @@ int dd_json_scan_object2(const char *p, size_t n,
     int (*member)(void *ctx, const struct dd_jval *key, const struct dd_jval *val),
     void *ctx, const char *sub,
     int (*submember)(void *ctx, const struct dd_jval *key, const struct dd_jval *val));
+/*
+ * The same for text validated before and holding no backslash (lines of
+ * the lake's own parts: checked when stored, their bytes proved unchanged
+ * by checksums): the structure is followed, nothing else is checked, so
+ * it costs a memchr from quote to quote. -1 ("not well formed") when the
+ * structure is broken; dd_json_scan_object2 then tells why.
+ */
+int dd_json_scan_object2_stored(const char *p, size_t n,
+    int (*member)(void *ctx, const struct dd_jval *key, const struct dd_jval *val),
+    void *ctx, const char *sub,
+    int (*submember)(void *ctx, const struct dd_jval *key, const struct dd_jval *val));
 /* Wrap a whole validated text as a value (type from its first byte). */
 struct dd_jval dd_json_value(const char *p, size_t n);
 

@@ -1,11 +1,14 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "exitcodes.h"
@@ -277,6 +280,51 @@ dd_die(int code, const char *fmt, ...)
 	vwarn(fmt, ap);
 	va_end(ap);
 	exit(code);
+}
+
+static uint64_t slot_key[2];
+static pthread_once_t slot_once = PTHREAD_ONCE_INIT;
+
+static void
+slot_init(void)
+{
+	if (getrandom(slot_key, sizeof slot_key, 0) != (ssize_t)sizeof slot_key) {
+		/* No entropy to be had: still a key of this process. */
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		slot_key[0] = (uint64_t)ts.tv_nsec * 0x9e3779b97f4a7c15ULL ^ (uint64_t)getpid();
+		slot_key[1] = (uint64_t)ts.tv_sec ^ (uint64_t)(uintptr_t)&ts;
+	}
+}
+
+#define ROTL(x, b) (((x) << (b)) | ((x) >> (64 - (b))))
+#define SIPROUND do { \
+	v0 += v1; v1 = ROTL(v1, 13); v1 ^= v0; v0 = ROTL(v0, 32); \
+	v2 += v3; v3 = ROTL(v3, 16); v3 ^= v2; \
+	v0 += v3; v3 = ROTL(v3, 21); v3 ^= v0; \
+	v2 += v1; v1 = ROTL(v1, 17); v1 ^= v2; v2 = ROTL(v2, 32); \
+} while (0)
+
+uint64_t
+dd_slot(uint64_t h)
+{
+	pthread_once(&slot_once, slot_init);
+	/* SipHash-1-3 of the 8 bytes of h (one message block, then the
+	 * block holding the length). */
+	uint64_t v0 = slot_key[0] ^ 0x736f6d6570736575ULL, v1 = slot_key[1] ^ 0x646f72616e646f6dULL;
+	uint64_t v2 = slot_key[0] ^ 0x6c7967656e657261ULL, v3 = slot_key[1] ^ 0x7465646279746573ULL;
+	uint64_t b = (uint64_t)8 << 56;
+	v3 ^= h;
+	SIPROUND;
+	v0 ^= h;
+	v3 ^= b;
+	SIPROUND;
+	v0 ^= b;
+	v2 ^= 0xff;
+	SIPROUND;
+	SIPROUND;
+	SIPROUND;
+	return v0 ^ v1 ^ v2 ^ v3;
 }
 
 uint64_t

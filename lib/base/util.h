@@ -56,6 +56,12 @@ void dd_die(int code, const char *fmt, ...)
 /* 64-bit hash of bytes (FNV-1a folded through a 64-bit mixer): stable
  * across runs and machines, since it is stored in lake metadata. */
 uint64_t dd_hash64(const void *p, size_t n);
+/* Where hash h goes in a hash table of this process: SipHash-1-3 of h
+ * under a key drawn at random once per process, so values crafted to
+ * share slots (dd_hash64 is in the source, its low bits easy to aim)
+ * cannot pile up in one probe sequence. Tables place by this and keep h;
+ * nothing stored may depend on it. */
+uint64_t dd_slot(uint64_t h);
 
 /* Parse an unsigned decimal in [min,max]; 0 ok, -1 with dd_errmsg(). */
 int dd_parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out);

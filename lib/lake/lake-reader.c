@@ -527,6 +527,12 @@ dd_lake_may_have_time(const struct dd_lake_meta *m, int64_t since_ms, int64_t un
 	return m->max_ms >= since_ms && m->min_ms < until_ms;
 }
 
+int
+dd_lake_part_stored(const struct dd_lake_part *p)
+{
+	return p->has_meta && lake_own_part_name(p->name);
+}
+
 /* ---------------------------------------------------------- part reader */
 
 struct dd_lake_reader {

@@ -9,7 +9,8 @@
  * reading that part's ids; past READ_MAX bytes, or for a part whose lines
  * cannot be scanned, the answer is "not unique", which only costs readers
  * a full scan. Ids are compared by their 64-bit hash: a collision also
- * only makes the answer conservative.
+ * only makes the answer conservative (ids crafted to collide make their
+ * parts read in full, nothing worse).
  */
 #include <string.h>
 
@@ -31,7 +32,7 @@ ids_have(const struct idset *s, uint64_t h)
 		h = 1;
 	if (s->cap == 0)
 		return 0;
-	size_t mask = s->cap - 1, i = (size_t)h & mask;
+	size_t mask = s->cap - 1, i = (size_t)dd_slot(h) & mask;
 	for (; s->h[i]; i = (i + 1) & mask)
 		if (s->h[i] == h)
 			return 1;

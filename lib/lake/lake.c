@@ -308,7 +308,7 @@ lake_idset_free(struct idset *s)
 static void
 idset_place(struct idset *s, uint64_t h, uint64_t off)
 {
-	size_t mask = s->cap - 1, i = (size_t)h & mask;
+	size_t mask = s->cap - 1, i = (size_t)dd_slot(h) & mask;
 	while (s->h[i])
 		i = (i + 1) & mask;
 	s->h[i] = h;
@@ -352,7 +352,7 @@ lake_idset_check_add(struct idset *s, uint64_t h, const char *id, size_t n,
 		h = 1;
 	}
 	idset_reserve(s);
-	size_t mask = s->cap - 1, i = (size_t)h & mask;
+	size_t mask = s->cap - 1, i = (size_t)dd_slot(h) & mask;
 	for (; s->h[i]; i = (i + 1) & mask) {
 		if (s->h[i] != h || s->off[i] == 0)
 			continue;
@@ -429,14 +429,14 @@ lake_hset_add(struct hset *s, uint64_t h)
 		for (size_t i = 0; i < old.cap; i++) {
 			if (!old.h[i])
 				continue;
-			size_t j = (size_t)old.h[i] & (s->cap - 1);
+			size_t j = (size_t)dd_slot(old.h[i]) & (s->cap - 1);
 			while (s->h[j])
 				j = (j + 1) & (s->cap - 1);
 			s->h[j] = old.h[i];
 		}
 		free(old.h);
 	}
-	size_t mask = s->cap - 1, i = (size_t)h & mask;
+	size_t mask = s->cap - 1, i = (size_t)dd_slot(h) & mask;
 	for (; s->h[i]; i = (i + 1) & mask)
 		if (s->h[i] == h)
 			return 1;

@@ -195,7 +195,8 @@ struct dd_lake_ev {
 
 /*
  * Add one event line (without its '\n'; it must not contain one), stored
- * in the partition of ev->time_ms. The id and subject are the decoded
+ * in the partition of ev->time_ms. The line must be one dd_env_scan
+ * accepts (readers rely on it, dd_lake_part_stored). The id and subject are the decoded
  * strings that feed the part's membership index. Returns 0 when stored,
  * 1 when dropped as a duplicate, -1 on an I/O error: the writer is then
  * broken (every open part's temporaries removed; parts already visible
@@ -352,6 +353,15 @@ int dd_lake_may_have_id(const struct dd_lake_meta *m, const char *id, size_t n);
 int dd_lake_may_have_subject(const struct dd_lake_meta *m, const char *s, size_t n);
 int dd_lake_may_have_time(const struct dd_lake_meta *m, int64_t since_ms,
     int64_t until_ms);
+/*
+ * 1 when p is a part of this library's writer whose metadata describes it
+ * (has_meta): its lines were scanned as events before they were stored
+ * (dd_lake_add takes only such lines: every caller has scanned them for
+ * their time and id), and its checksums (every frame's, the last one in
+ * the metadata) prove them unchanged since, so a reader may follow their
+ * structure without validating them again (dd_env_scan_stored).
+ */
+int dd_lake_part_stored(const struct dd_lake_part *p);
 /* 1 when no id can be twice in the partition of these parts (each part's
  * metadata "unique", and of each pair one checked the other), else 0. */
 int dd_lake_partition_unique(const struct dd_lake_part *ps, size_t n);

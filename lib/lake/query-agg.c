@@ -36,14 +36,14 @@ sset_find(struct sset *s, const char *p, size_t len, uint64_t h, int *added)
 		for (size_t i = 0; i < old.cap; i++) {
 			if (!old.v[i].used)
 				continue;
-			size_t j = (size_t)old.v[i].h & (s->cap - 1);
+			size_t j = (size_t)dd_slot(old.v[i].h) & (s->cap - 1);
 			while (s->v[j].used)
 				j = (j + 1) & (s->cap - 1);
 			s->v[j] = old.v[i];
 		}
 		free(old.v);
 	}
-	size_t mask = s->cap - 1, i = (size_t)h & mask;
+	size_t mask = s->cap - 1, i = (size_t)dd_slot(h) & mask;
 	for (; s->v[i].used; i = (i + 1) & mask) {
 		struct sent *e = &s->v[i];
 		if (e->h == h && e->len == len && memcmp(s->arena.p + e->off, p, len) == 0) {
@@ -223,7 +223,12 @@ static void
 canon(const struct dd_jval *v, struct dd_buf *b, struct dd_buf *tmp)
 {
 	double d;
-	if (v->type == DD_JSTR) {
+	if (v->type == DD_JSTR && !v->esc) {
+		/* Valid JSON without an escape: no byte to escape either. */
+		dd_buf_addc(b, '"');
+		dd_buf_add(b, v->p, v->n);
+		dd_buf_addc(b, '"');
+	} else if (v->type == DD_JSTR) {
 		dd_buf_reset(tmp);
 		dd_jstr_decode(v, tmp);
 		dd_buf_json_str(b, tmp->p ? tmp->p : "", tmp->len);
@@ -269,8 +274,14 @@ acc_add(struct eng *e, const struct aspec *sp, struct acc *a, const struct dd_jv
 			return;
 		a->n = 1;
 		a->t = e->time_ms;
+		/* Its text as found (made canonical once, in acc_value): most
+		 * events replace the last value. */
 		dd_buf_reset(&a->v);
-		canon(v, &a->v, &e->tmp);
+		if (v->type == DD_JSTR)
+			dd_buf_addc(&a->v, '"');
+		dd_buf_add(&a->v, v->p, v->n);
+		if (v->type == DD_JSTR)
+			dd_buf_addc(&a->v, '"');
 		return;
 	default:
 		break;
@@ -580,8 +591,13 @@ acc_value(const struct aspec *sp, struct acc *a, struct dd_buf *b)
 		num_text(r, b);
 		break;
 	}
-	default:
-		dd_buf_add(b, a->v.p, a->v.len);
+	default: {
+		/* first, last: the JSON text kept, canonical now. */
+		struct dd_jval x = dd_json_value(a->v.p, a->v.len);
+		struct dd_buf tmp = { 0 };
+		canon(&x, b, &tmp);
+		dd_buf_free(&tmp);
+	}
 	}
 }
 

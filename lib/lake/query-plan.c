@@ -286,7 +286,16 @@ dd_query_new(const struct dd_query_opts *o)
 		timed |= q->kkind[i] != 0;
 	for (int i = 0; i < q->naggs; i++)
 		timed |= q->aggs[i].fn == A_FIRST || q->aggs[i].fn == A_LAST;
-	q->raw_ok = !o->ntypes && !o->nsubjects && !o->nids && !timed;
+	/* Lines go unscanned only when nothing is looked up in them: a jq
+	 * program or a path found from the scan costs less than walks over
+	 * the line would (the scan hands over the envelope and data's
+	 * members at once). */
+	int reads = q->jq != NULL && !dd_jqf_identity(q->jq);
+	for (int i = 0; i < q->npaths; i++)
+		reads |= q->kkind[i] == 0;
+	for (int i = 0; i < q->naggs; i++)
+		reads |= q->aggs[i].path != NULL;
+	q->raw_ok = !o->ntypes && !o->nsubjects && !o->nids && !timed && !reads;
 	/* Metadata counts are exact only where no id can be twice: without
 	 * de-duplication, or in a partition whose parts' metadata vouch for
 	 * it (do_partition); elsewhere every event is read. */

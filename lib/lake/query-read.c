@@ -55,7 +55,7 @@ idset_add(struct idset *s, const char *id, size_t len)
 		for (size_t i = 0; i < old.cap; i++) {
 			if (!old.v[i].off)
 				continue;
-			size_t j = (size_t)old.v[i].h & (s->cap - 1);
+			size_t j = (size_t)dd_slot(old.v[i].h) & (s->cap - 1);
 			while (s->v[j].off)
 				j = (j + 1) & (s->cap - 1);
 			s->v[j] = old.v[i];
@@ -64,7 +64,7 @@ idset_add(struct idset *s, const char *id, size_t len)
 		if (s->arena.len == 0)
 			dd_buf_addc(&s->arena, 0);
 	}
-	size_t mask = s->cap - 1, i = (size_t)h & mask;
+	size_t mask = s->cap - 1, i = (size_t)dd_slot(h) & mask;
 	for (; s->v[i].off; i = (i + 1) & mask) {
 		const unsigned char *k = (const unsigned char *)s->arena.p + s->v[i].off;
 		if (s->v[i].h == h && k[0] == len && memcmp(k + 1, id, len) == 0)
@@ -216,18 +216,9 @@ event_field(const struct eng *e, const struct dd_jval *res, int same, const char
     struct dd_jval *out)
 {
 	if (same && e->env && *path) {
-		const char *dot = strchr(path, '.');
-		size_t n = dot ? (size_t)(dot - path) : strlen(path);
-		const struct dd_jval *a = dd_jqf_env_attr(e->env, path, n);
-		if (a) {
-			if (a->type == DD_JNONE)
-				return 0;
-			if (!dot) {
-				*out = *a;
-				return 1;
-			}
-			return dd_json_path(a, dot + 1, out);
-		}
+		int r = dd_env_path(e->env, path, out);
+		if (r >= 0)
+			return r;
 	}
 	return field(res, path, out);
 }
@@ -353,6 +344,8 @@ scan_part(struct eng *e, const struct dd_lake_part *pt, int64_t day)
 	int covered = (o->since_ms == DD_LAKE_MIN_MS && o->until_ms == DD_LAKE_MAX_MS) ||
 	    (pt->has_meta && pt->meta.min_ms >= o->since_ms && pt->meta.max_ms < o->until_ms);
 	int raw = q->raw_ok && !e->dedupe && covered;
+	/* Lines checked as events when stored: their structure is enough. */
+	int stored = dd_lake_part_stored(pt);
 	const char *line;
 	size_t len;
 	uint64_t lineno;
@@ -367,7 +360,7 @@ scan_part(struct eng *e, const struct dd_lake_part *pt, int64_t day)
 			continue;
 		e->env = NULL;
 		if (!raw) {
-			if (dd_env_scan(line, len, &env)) {
+			if (stored ? dd_env_scan_stored(line, len, &env) : dd_env_scan(line, len, &env)) {
 				eng_report(e, DD_EXIT_REJECTED, "%s:%" PRIu64 ": bad event: %s",
 				    pt->path, lineno, dd_errmsg());
 				continue;

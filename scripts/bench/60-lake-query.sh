@@ -15,13 +15,19 @@
 #   Q14 --count-by type over the lake, de-duplicating     >= 3 x DuckDB
 #   -j 2 against -j 1 on a full-scan aggregate            >= 1.7 x
 #   peak RSS of every dd-lake-query                       <= 64 MiB + groups
+#
+# Each lake is built once and kept in $BENCH_TMP/lq-lakes (the 365-day one
+# takes minutes to make and some 900 MB); a rerun with the same
+# parameters reuses it (BENCH_LQ_REBUILD=1 makes them anew, BENCH_LQ_KEEP=0
+# removes them at the end).
 . "$(dirname "$0")/lib.sh"
 root=$(cd "$(dirname "$0")/../.." && pwd)
 per_day=${BENCH_LQ_PER_DAY:-66667}
 tmp="$BENCH_TMP/lq"
+lakes="$BENCH_TMP/lq-lakes"
 rm -rf "$tmp"
-mkdir -p "$tmp"
-trap 'rm -rf "$tmp"' EXIT
+mkdir -p "$tmp" "$lakes"
+trap 'rm -rf "$tmp"; [ "${BENCH_LQ_KEEP:-1}" = 1 ] || rm -rf "$lakes"' EXIT
 fail() { echo "60-lake-query: $*" >&2; exit 1; }
 
 # DuckDB in process: REPS runs of one statement, the rows of the first as
@@ -87,11 +93,18 @@ check() {
 
 for days in ${BENCH_LQ_DAYS:-30 365}; do
 	n=$((per_day * days))
-	lake="$tmp/lake-$days"
-	dd-sim telemetry -n "$n" --days "$days" --seed 7 --start 2025-01-01 --fail 0.1 > "$tmp/tel.ndjson"
-	dd-lake-ingest -q -l "$lake" < "$tmp/tel.ndjson"
-	summaries < "$tmp/tel.ndjson" | dd-lake-ingest -q -l "$lake" --dataset deliveries
-	rm -f "$tmp/tel.ndjson"
+	lake="$lakes/lake-$days-$per_day"
+	if [ "${BENCH_LQ_REBUILD:-0}" = 1 ] || [ ! -e "$lake/.complete" ]; then
+		rm -rf "$lake"
+		# One pass of the telemetry: into the lake, and into the
+		# summaries of the deliveries dataset beside it.
+		dd-sim telemetry -n "$n" --days "$days" --seed 7 --start 2025-01-01 --fail 0.1 |
+			tee >(dd-lake-ingest -q -l "$lake") | summaries > "$tmp/summaries.ndjson"
+		wait $!		# the ingest of the process substitution
+		dd-lake-ingest -q -l "$lake" --dataset deliveries < "$tmp/summaries.ndjson"
+		rm -f "$tmp/summaries.ndjson"
+		touch "$lake/.complete"
+	fi
 	ev="read_ndjson('$lake/events/*/*/*/part-*.ndjson.zst', hive_partitioning=true, columns="
 	d_day="{type: 'VARCHAR', time: 'TIMESTAMPTZ'}"
 	d_drone="{type: 'VARCHAR', data: 'STRUCT(droneId VARCHAR)'}"
@@ -160,6 +173,5 @@ EOF
 		printf '  peak RSS %s MiB, over 64 MiB + groups\n' "$((maxrss / 1024))"
 		status=1
 	fi
-	rm -rf "$lake"
 done
 exit $status

@@ -1,5 +1,5 @@
-/* libFuzzer target: the envelope scanner and the lookups over what it
- * accepted. Anything goes in; nothing may crash, read out of bounds, or
+/* libFuzzer target: the envelope scanner (the validating one and the
+ * structural one of stored lines) and the lookups over what it accepted. Anything goes in; nothing may crash, read out of bounds, or
  * accept a line that the strict validator refuses. */
 #include <stdint.h>
 #include <stdlib.h>
@@ -15,7 +15,14 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct dd_env e;
 	size_t off;
 	int valid = dd_json_validate(p, size, &off) == 0;
+	/* The structural scan of stored lines: anything in, no crash; on a
+	 * valid event, the very spans of the validating scan. */
+	struct dd_env s;
+	int stored = dd_env_scan_stored(p, size, &s);
 	if (dd_env_scan(p, size, &e) == 0) {
+		if (stored || s.time_ms != e.time_ms || s.id.p != e.id.p || s.id.n != e.id.n ||
+		    s.data.p != e.data.p || s.data.n != e.data.n || s.ndata != e.ndata)
+			abort();	/* the two scans disagree on a valid event */
 		if (!valid)
 			abort();	/* the scanner accepted invalid JSON */
 		(void)dd_event_check_data(&e);
