@@ -163,13 +163,16 @@ progress() {
 # SIGKILL, then once to the end (--kafka-eof). Every other kill comes at a
 # random moment (20 to 260 ms: starting, connecting, reading), the others
 # 0 to 50 ms after the run made something durable (progress), so they
-# come while consuming. With KDB and KN (the events of the topic), some
-# kill must have left the store part of the way.
+# come while consuming; the killed runs fetch in small pieces, so that a
+# run is still reading then, however fast or loaded the machine. With KDB
+# and KN (the events of the topic), some kill must have left the store
+# part of the way.
 killed() {
 	local i j got before mid=0
+	local slow="message.max.bytes=2048 fetch.max.bytes=2048 max.partition.fetch.bytes=2048 queued.max.messages.kbytes=8"
 	for ((i = 0; i < 22; i++)); do
 		before=$(progress)
-		"$@" --batch 97 --kafka-eof > /dev/null 2>> "$T/kill.log" &
+		DD_KAFKA_CONF="$slow" "$@" --batch 97 --kafka-eof > /dev/null 2>> "$T/kill.log" &
 		BG=$!
 		if ((i % 2)); then
 			for ((j = 0; j < 300; j++)); do

@@ -266,3 +266,23 @@ CASES
 {"specversion":"1.0","id":"e1","source":"/t","type":"x.y","dataschema":"urn:other:3","time":"2026-11-26T00:00:00Z","data":{}}|ok id=e1 type=x.y time=2026-11-26T00:00:00.000Z subject=
 CASES
 }
+
+@test "kafka's light walk: the top-level string member only, never a nested one, never past the line" {
+	table dd-libcheck ktop subject <<'CASES'
+{"id":"e1","subject":"d-1","data":{}}|[d-1]
+{"data":{"subject":"inner"},"subject":"d-2"}|[d-2]
+{"data":{"subject":"inner"}}|none
+{"a":["subject","x"],"subject" : "d-3"}|[d-3]
+{"a":"\"subject\":\"no\"","subject":"d-4"}|[d-4]
+{"subject":"d\"5"}|[d\"5]
+{"subject":7}|none
+{"subject":"unended|none
+{"subject"|none
+not json|none
+["subject","d-6"]|none
+CASES
+	table dd-libcheck ktop time <<'CASES'
+{"time":"2026-11-26T00:00:00Z","data":{"time":"x"}}|[2026-11-26T00:00:00Z]
+{"data":{"time":"x"},"time":"t2"}|[t2]
+CASES
+}

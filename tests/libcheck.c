@@ -24,6 +24,7 @@
  *                   and data members (or the same reason), else both
  *   numbers N SEED  N random JSON numbers of every shape: dd_jnum_double
  *                   against strtod, bit for bit; the mismatches, then "ok"
+ *   ktop KEY        dd_kjson_top_str: each stdin line's top-level string KEY
  */
 #include <inttypes.h>
 #include <math.h>
@@ -38,6 +39,7 @@
 #include "event.h"
 #include "exitcodes.h"
 #include "jqf.h"
+#include "kafka-int.h"
 #include "line.h"
 #include "order.h"
 #include "out.h"
@@ -193,6 +195,15 @@ main(int argc, char **argv)
 		for (size_t i = 0; i < ol.n; i++)
 			printf("%d %.*s\n", ol.v[i].rank, (int)ol.v[i].idlen, ol.arena.p + ol.v[i].idoff);
 		dd_olist_free(&ol);
+	} else if (strcmp(cmd, "ktop") == 0 && argc > 2) {
+		while (dd_lines_next(in, &l, -1) == DD_LINES_OK) {
+			const char *v;
+			size_t vn;
+			if (dd_kjson_top_str(l.p, l.n, argv[2], &v, &vn) == 1)
+				printf("[%.*s]\n", (int)vn, v);
+			else
+				printf("none\n");
+		}
 	} else if (strcmp(cmd, "count") == 0) {
 		uint64_t ok = 0, bad = 0;
 		while (dd_lines_next(in, &l, -1) == DD_LINES_OK) {

@@ -36,6 +36,12 @@ struct dd_ktopic {
 int dd_kafka_topics_resolve(rd_kafka_t *rk, const char *brokers, const char *list,
     int64_t timeout_ms, struct dd_ktopic **out, size_t *n);
 void dd_ktopics_free(struct dd_ktopic *t, size_t n);
+/* The top-level member key of the JSON object p[0..n), when it is a
+ * string: 1 and its text between the quotes (escapes as they are), 0 when
+ * there is none or it is not a string. A light walk for the hot path (the
+ * order of the input, the key of the output), no validation: bad JSON
+ * gives 0 or some string, never a read past n. */
+int dd_kjson_top_str(const char *p, size_t n, const char *key, const char **v, size_t *vn);
 /* Progress became possible: the brokers are reachable again. */
 void dd_kstate_up(struct kstate *st);
 /* The notice to show, once, or NULL. */

@@ -103,9 +103,20 @@ produce(struct dd_kout *k, const char *p, size_t n)
 	const char *key = NULL;
 	size_t keylen = 0;
 	/* Keyed by subject (the delivery): a partition holds whole
-	 * deliveries. A line that is no event goes unkeyed. */
-	if (dd_env_scan(p, n, &e) == 0 && e.subject.type == DD_JSTR)
-		key = dd_jstr_text(&e.subject, &k->key, &keylen);
+	 * deliveries; a line without one goes unkeyed. The subject is
+	 * found by a light walk; one with escapes is decoded by the full
+	 * scan. */
+	if (dd_kjson_top_str(p, n, "subject", &key, &keylen) == 1) {
+		if (memchr(key, '\\', keylen)) {
+			key = NULL;
+			keylen = 0;
+			if (dd_env_scan(p, n, &e) == 0 && e.subject.type == DD_JSTR)
+				key = dd_jstr_text(&e.subject, &k->key, &keylen);
+		}
+	} else {
+		key = NULL;
+		keylen = 0;
+	}
 	for (;;) {
 		if (rd_kafka_produce(k->rkt, RD_KAFKA_PARTITION_UA, RD_KAFKA_MSG_F_COPY,
 		    (void *)p, n, key, keylen, NULL) == 0)

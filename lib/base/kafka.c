@@ -113,6 +113,63 @@ dd_kafka_topic_check(rd_kafka_t *rk, const char *brokers, const char *topic,
 	return n;
 }
 
+/* The end of the JSON string starting at p[i] (its opening quote), or n. */
+static size_t
+skip_str(const char *p, size_t n, size_t i)
+{
+	for (i++; i < n; i++) {
+		if (p[i] == '\\')
+			i++;
+		else if (p[i] == '"')
+			return i + 1;
+	}
+	return n;
+}
+
+static size_t
+skip_blank(const char *p, size_t n, size_t i)
+{
+	while (i < n && (p[i] == ' ' || p[i] == '\t' || p[i] == '\n' || p[i] == '\r'))
+		i++;
+	return i;
+}
+
+int
+dd_kjson_top_str(const char *p, size_t n, const char *key, const char **v, size_t *vn)
+{
+	size_t i = skip_blank(p, n, 0), kl = strlen(key);
+	int depth = 0;
+	if (i >= n || p[i] != '{')
+		return 0;
+	for (; i < n; i++) {
+		char c = p[i];
+		if (c == '"') {
+			size_t e = skip_str(p, n, i);
+			size_t j = skip_blank(p, n, e);
+			/* A key of the top level (a string followed by ':'). */
+			if (depth == 1 && e - i == kl + 2 && memcmp(p + i + 1, key, kl) == 0 &&
+			    j < n && p[j] == ':') {
+				j = skip_blank(p, n, j + 1);
+				if (j >= n || p[j] != '"')
+					return 0;
+				size_t f = skip_str(p, n, j);
+				if (f > n || f - j < 2 || p[f - 1] != '"')
+					return 0;
+				*v = p + j + 1;
+				*vn = f - j - 2;
+				return 1;
+			}
+			i = e - 1;
+		} else if (c == '{' || c == '[') {
+			depth++;
+		} else if (c == '}' || c == ']') {
+			if (--depth <= 0)
+				break;
+		}
+	}
+	return 0;
+}
+
 /* The items of a --topic list, one at a time: its start and length. */
 static int
 next_item(const char **at, const char **p, size_t *n)
