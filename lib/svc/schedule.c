@@ -181,6 +181,21 @@ wait_clear(struct dd_sched *s)
 }
 
 void
+dd_sched_forget(struct dd_sched *s)
+{
+	wait_clear(s);
+	dd_fleet_free(s->fleet);
+	s->fleet = NULL;
+	s->loaded = 0;
+	s->clock = INT64_MIN;	/* load() only moves it forward */
+	s->seq = 0;
+	s->end_failed = 0;
+	/* Values still bound hold copies of the last run's text. */
+	for (sqlite3_stmt *q = NULL; (q = sqlite3_next_stmt(s->st.db, q)) != NULL;)
+		sqlite3_clear_bindings(q);
+}
+
+void
 dd_sched_close(struct dd_sched *s)
 {
 	if (s == NULL)

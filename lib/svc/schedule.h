@@ -48,6 +48,11 @@ void dd_sched_defaults(struct dd_sched_opts *o);
 /* Open (creating and migrating) the store. */
 int dd_sched_open(struct dd_sched **sp, const struct dd_sched_opts *o);
 void dd_sched_close(struct dd_sched *s);
+/* Drop what memory holds (fleet, waiting items, clock): the next run
+ * loads it all from the store, as after a fresh open. For a caller that
+ * changed the store behind the scheduler (the fuzz target puts it back
+ * to a template between inputs, which is faster than reopening). */
+void dd_sched_forget(struct dd_sched *s);
 
 /*
  * Import a fleet CSV file ("-" for stdin): drones are added or updated
