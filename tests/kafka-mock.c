@@ -9,7 +9,9 @@
  * and serves until SIGTERM/SIGINT, or SECONDS (default 600) so a test
  * that died leaves nothing behind. Every 50 ms it looks for the file
  * CONTROL: each of its lines "down N" or "up N" sets broker N (1-based)
- * down or up; the file is removed once done, so a test writes it and
+ * down or up, "rtt N MS" makes it answer each request MS milliseconds
+ * late (a floor on the time a client takes to read a topic, however fast
+ * the machine); the file is removed once done, so a test writes it and
  * waits for it to go.
  */
 #include <librdkafka/rdkafka.h>
@@ -41,9 +43,11 @@ control(rd_kafka_mock_cluster_t *mc, const char *path)
 	if (f == NULL)
 		return;
 	char line[128];
-	int id;
+	int id, ms;
 	while (fgets(line, sizeof line, f)) {
-		if (sscanf(line, "down %d", &id) == 1)
+		if (sscanf(line, "rtt %d %d", &id, &ms) == 2)
+			rd_kafka_mock_broker_set_rtt(mc, id, ms);
+		else if (sscanf(line, "down %d", &id) == 1)
 			rd_kafka_mock_broker_set_down(mc, id);
 		else if (sscanf(line, "up %d", &id) == 1)
 			rd_kafka_mock_broker_set_up(mc, id);

@@ -25,7 +25,8 @@ start_mock() {
 	dd-kafka-mock -c "$T/ctl" -t 300 "$@" > "$T/addr" 2> "$T/mock.log" 3>&- &
 	MOCK=$!
 	local i
-	for ((i = 0; i < 100; i++)); do
+	# Up to 30 s: a loaded machine starts it late, an idle one at once.
+	for ((i = 0; i < 600; i++)); do
 		[ -s "$T/addr" ] && break
 		sleep 0.05
 	done
@@ -33,21 +34,25 @@ start_mock() {
 	[ -n "$K" ] || fail "the mock cluster did not start: $(cat "$T/mock.log")"
 }
 
-# mock CMD: "down 1" or "up 1", done when the helper removed the file.
+# mock CMD: "down 1", "up 1" or "rtt 1 MS", done when the helper removed
+# the file.
 mock() {
 	echo "$1" > "$T/ctl"
 	local i
-	for ((i = 0; i < 100; i++)); do
+	for ((i = 0; i < 600; i++)); do
 		[ -e "$T/ctl" ] || return 0
 		sleep 0.05
 	done
 	fail "the mock cluster did not take: $1"
 }
 
-# produce TOPIC < NDJSON: each line a message keyed by its subject.
+# produce TOPIC [KCAT-OPTION...] < NDJSON: each line a message keyed by
+# its subject.
 produce() {
+	local t=$1
+	shift
 	perl -ne 'print /"subject":"([^"]*)"/ ? "$1\t$_" : "\t$_"' |
-		timeout 30 kcat -P -b "$K" -t "$1" -K $'\t'
+		timeout 30 kcat -P -b "$K" -t "$t" -K $'\t' "$@"
 }
 
 # consume TOPIC: every message of the topic, one a line.
@@ -264,10 +269,15 @@ dump_history() {
 	head -1000 "$T/tel.ndjson" > "$T/tel1k"
 	rm -f "$T"/direct.db*
 	dd-track -q --retain 1000d --db "$T/direct.db" < "$T/tel1k" > /dev/null
-	produce tel < "$T/tel1k"
-	# Small fetches and a commit every 5 events: still reading when the
-	# broker goes down. Reconnecting backs off 200 ms at most (10 s by
-	# default), so the end comes soon after the broker is back.
+	# Batches of 2 messages (the mock answers a fetch with one batch a
+	# partition) and every answer 10 ms late: reading takes 1.2 s at
+	# least, however fast the run, so it is still reading when the broker
+	# goes down (it once read everything first on a loaded machine, and
+	# never saw the broker down). A commit every 5 events shows progress.
+	# Reconnecting backs off 200 ms at most (10 s by default), so the end
+	# comes soon after the broker is back.
+	produce tel -X batch.num.messages=2 < "$T/tel1k"
+	mock "rtt 1 10"
 	DD_KAFKA_CONF="message.max.bytes=2048 fetch.max.bytes=2048 max.partition.fetch.bytes=2048 queued.max.messages.kbytes=8 reconnect.backoff.max.ms=200" \
 		dd-track --retain 1000d --db "$T/k.db" --kafka "$K" --topic tel --kafka-eof --batch 5 \
 		> /dev/null 2> "$T/err" &

@@ -275,6 +275,12 @@ CASES
 {"a":["subject","x"],"subject" : "d-3"}|[d-3]
 {"a":"\"subject\":\"no\"","subject":"d-4"}|[d-4]
 {"subject":"d\"5"}|[d\"5]
+{"a":"x\\","subject":"d-7"}|[d-7]
+{"a":"q\\\"\\","subject":"d-8"}|[d-8]
+{"k\\":"v\\\\","subject":"d-9"}|[d-9]
+{"subject":"\\"}|[\\]
+{"subject":"\\\"x"}|[\\\"x]
+{"subject":"\\\"|none
 {"subject":7}|none
 {"subject":"unended|none
 {"subject"|none

@@ -59,6 +59,8 @@ struct dd_kin {
 	rd_kafka_message_t *cur;	/* the message handed out last */
 	char *fail;		/* a failure inside the rebalance callback */
 	struct dd_kpos *pos;	/* dd_kin_positions() */
+	rd_kafka_topic_t **rkt;	/* static assignment: a handle for each topic */
+	size_t nrkt;
 };
 
 static struct part *
@@ -241,6 +243,18 @@ assign_static(struct dd_kin *k, const struct dd_ktopic *t, size_t nt)
 		}
 	}
 	free(ps);
+	/* The client applies the leaders of a metadata answer only to the
+	 * topics it has a handle for; a partition assigned before its leader
+	 * is known waits for the client's fixed 500 ms retry of the offset
+	 * query. So: the handles, the metadata again, then the assignment. */
+	k->rkt = dd_calloc(nt, sizeof *k->rkt);
+	for (size_t j = 0; j < nt; j++)
+		if ((k->rkt[k->nrkt] = rd_kafka_topic_new(k->rk, t[j].name, NULL)) != NULL)
+			k->nrkt++;
+	const struct rd_kafka_metadata *md = NULL;
+	if (rd_kafka_metadata(k->rk, 1, NULL, &md, (int)(o->timeout_ms > 0x7fffffff ?
+	    0x7fffffff : o->timeout_ms)) == RD_KAFKA_RESP_ERR_NO_ERROR)
+		rd_kafka_metadata_destroy(md);	/* else the client finds the leaders later */
 	if (seek_from_store(k, l)) {
 		rd_kafka_topic_partition_list_destroy(l);
 		return -1;
@@ -516,8 +530,11 @@ dd_kin_close(struct dd_kin *k)
 		part_clear(k, k->parts[i]);
 	if (k->rk) {
 		rd_kafka_consumer_close(k->rk);
+		for (size_t i = 0; i < k->nrkt; i++)
+			rd_kafka_topic_destroy(k->rkt[i]);
 		rd_kafka_destroy(k->rk);
 	}
+	free(k->rkt);
 	for (size_t i = 0; i < k->nparts; i++) {
 		free(k->parts[i]->q);
 		free(k->parts[i]);

@@ -8,6 +8,12 @@
  * kill before that loses nothing: the store has not recorded the input,
  * so a restart reads it again and writes the same events (same ids)
  * again.
+ *
+ * The messages are the memory file's bytes in place, not copies: the
+ * pages produced from stay mapped until every message is acknowledged
+ * (dd_kout_flush), and only then is the file emptied. They go to the
+ * client in batches (rd_kafka_produce_batch), and only failures come
+ * back as delivery reports: one lock and no report a message.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -23,6 +29,15 @@
 #include "kafka-int.h"
 #include "util.h"
 
+/* Messages handed to the client at once. */
+#define BATCH 1024
+
+/* A mapping of the memory file that messages point into. */
+struct map {
+	char *p;
+	size_t len;
+};
+
 struct dd_kout {
 	struct kstate st;	/* first: the callbacks' opaque */
 	rd_kafka_t *rk;
@@ -33,20 +48,34 @@ struct dd_kout {
 	uint64_t failed;	/* messages the broker did not take */
 	char why[256];
 	struct dd_buf buf, key;
+	struct map *maps;	/* kept until every message is acknowledged */
+	size_t nmaps, capmaps;
+	rd_kafka_message_t batch[BATCH];
+	int nbatch;
+	int outq;		/* messages not acknowledged, as last seen */
 };
 
-/* Called from rd_kafka_poll/flush for each message: success or a final
- * failure (with message.timeout.ms 0, only what retrying cannot fix). */
+/* Called from rd_kafka_poll/flush for a message the broker did not take
+ * (delivery.report.only.error; with message.timeout.ms 0, only what
+ * retrying cannot fix). */
 static void
 on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 {
 	struct dd_kout *k = opaque;
-	if (m->err == 0) {
-		dd_kstate_up(&k->st);
+	if (m->err == 0)
 		return;
-	}
 	if (k->failed++ == 0)
 		snprintf(k->why, sizeof k->why, "%s", rd_kafka_err2str(m->err));
+}
+
+/* Acknowledgements came since the last look: the brokers are up. */
+static void
+saw_acks(struct dd_kout *k)
+{
+	int n = rd_kafka_outq_len(k->rk);
+	if (n < k->outq)
+		dd_kstate_up(&k->st);
+	k->outq = n;
 }
 
 struct dd_kout *
@@ -62,6 +91,7 @@ dd_kout_open(const char *brokers, const char *topic, int64_t timeout_ms)
 	     * with its commit, and a kill meanwhile re-emits. */
 	    dd_kconf_set(c, "message.timeout.ms", "0") ||
 	    dd_kconf_set(c, "linger.ms", "5") ||
+	    dd_kconf_set(c, "delivery.report.only.error", "true") ||
 	    dd_kconf_set(c, "queue.buffering.max.messages", "1000000")) {
 		if (c)
 			rd_kafka_conf_destroy(c);
@@ -95,9 +125,41 @@ fail:
 	return NULL;
 }
 
-/* Produce one line, waiting for room in the client's queue. */
+/* Hand the batch to the client, waiting for room in its queue for what
+ * did not fit. */
 static int
-produce(struct dd_kout *k, const char *p, size_t n)
+send_batch(struct dd_kout *k)
+{
+	rd_kafka_message_t *b = k->batch;
+	int n = k->nbatch;
+	while (n > 0) {
+		/* Each message to the partition of its key; no flag: the
+		 * payloads are used in place. */
+		int took = rd_kafka_produce_batch(k->rkt, RD_KAFKA_PARTITION_UA, 0, b, n);
+		if (took == n)
+			break;
+		/* Those not taken keep their order: move them to the front. */
+		int left = 0;
+		for (int i = 0; i < n; i++) {
+			if (b[i].err == RD_KAFKA_RESP_ERR_NO_ERROR)
+				continue;
+			if (b[i].err != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+				dd_seterr("kafka-out: %s: %s", k->topic, rd_kafka_err2str(b[i].err));
+				k->nbatch = 0;
+				return -1;
+			}
+			b[left++] = b[i];
+		}
+		n = left;
+		rd_kafka_poll(k->rk, 50);
+	}
+	k->nbatch = 0;
+	return 0;
+}
+
+/* Add one line (in the mapped memory file) to the batch. */
+static int
+produce(struct dd_kout *k, char *p, size_t n)
 {
 	struct dd_env e;
 	const char *key = NULL;
@@ -105,11 +167,14 @@ produce(struct dd_kout *k, const char *p, size_t n)
 	/* Keyed by subject (the delivery): a partition holds whole
 	 * deliveries; a line without one goes unkeyed. The subject is
 	 * found by a light walk; one with escapes is decoded by the full
-	 * scan. */
+	 * scan into k->key, which the next line reuses: that line goes out
+	 * at once (the client copies keys). */
+	int decoded = 0;
 	if (dd_kjson_top_str(p, n, "subject", &key, &keylen) == 1) {
 		if (memchr(key, '\\', keylen)) {
 			key = NULL;
 			keylen = 0;
+			decoded = 1;
 			if (dd_env_scan(p, n, &e) == 0 && e.subject.type == DD_JSTR)
 				key = dd_jstr_text(&e.subject, &k->key, &keylen);
 		}
@@ -117,17 +182,11 @@ produce(struct dd_kout *k, const char *p, size_t n)
 		key = NULL;
 		keylen = 0;
 	}
-	for (;;) {
-		if (rd_kafka_produce(k->rkt, RD_KAFKA_PARTITION_UA, RD_KAFKA_MSG_F_COPY,
-		    (void *)p, n, key, keylen, NULL) == 0)
-			return 0;
-		rd_kafka_resp_err_t e2 = rd_kafka_last_error();
-		if (e2 != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
-			dd_seterr("kafka-out: %s: %s", k->topic, rd_kafka_err2str(e2));
-			return -1;
-		}
-		rd_kafka_poll(k->rk, 50);
-	}
+	k->batch[k->nbatch++] = (rd_kafka_message_t){ .partition = RD_KAFKA_PARTITION_UA,
+		.payload = p, .len = n, .key = (void *)key, .key_len = keylen };
+	if (decoded || k->nbatch == BATCH)
+		return send_batch(k);
+	return 0;
 }
 
 /* Produce the whole lines of the memory file from k->sent to its end;
@@ -140,7 +199,8 @@ produce_lines(struct dd_kout *k, off_t end, int tail)
 			dd_buf_reset(&k->buf);
 		return 0;
 	}
-	/* The memory file's pages, read in place, from the page of k->sent. */
+	/* The memory file's pages, in place, from the page of k->sent; the
+	 * messages point into them until acknowledged. */
 	off_t base = k->sent & ~(off_t)(sysconf(_SC_PAGESIZE) - 1);
 	size_t len = (size_t)(end - base);
 	char *m = mmap(NULL, len, PROT_READ, MAP_SHARED, k->fd, base);
@@ -148,26 +208,40 @@ produce_lines(struct dd_kout *k, off_t end, int tail)
 		dd_seterr("kafka-out: stdout: %s", strerror(errno));
 		return -1;
 	}
+	if (k->nmaps == k->capmaps) {
+		k->capmaps = k->capmaps ? 2 * k->capmaps : 16;
+		k->maps = dd_realloc(k->maps, k->capmaps * sizeof *k->maps);
+	}
+	k->maps[k->nmaps++] = (struct map){ m, len };
 	size_t at = (size_t)(k->sent - base);
 	while (at < len) {
-		const char *nl = memchr(m + at, '\n', len - at);
+		char *nl = memchr(m + at, '\n', len - at);
 		if (nl == NULL)
 			break;
-		if (produce(k, m + at, (size_t)(nl - (m + at)))) {
-			munmap(m, len);
+		if (produce(k, m + at, (size_t)(nl - (m + at))))
 			return -1;
-		}
 		at = (size_t)(nl - m) + 1;
 	}
+	if (send_batch(k))
+		return -1;
 	k->sent = base + (off_t)at;
 	if (tail) {
 		dd_buf_reset(&k->buf);
 		dd_buf_add(&k->buf, m + at, len - at);
 	}
-	munmap(m, len);
-	/* Delivery reports, and room in the client's queue. */
+	/* Failures reported, and room in the client's queue. */
 	rd_kafka_poll(k->rk, 0);
+	saw_acks(k);
 	return 0;
+}
+
+/* Every message acknowledged: the mappings may go. */
+static void
+unmap_all(struct dd_kout *k)
+{
+	for (size_t i = 0; i < k->nmaps; i++)
+		munmap(k->maps[i].p, k->maps[i].len);
+	k->nmaps = 0;
 }
 
 int
@@ -188,17 +262,8 @@ dd_kout_flush(struct dd_kout *k)
 		dd_seterr("kafka-out: stdout: %s", strerror(errno));
 		return -1;
 	}
-	if (end > 0) {
-		if (produce_lines(k, end, 1))
-			return -1;
-		/* A line not yet ended stays for the next flush. */
-		k->sent = 0;
-		if (ftruncate(k->fd, 0) < 0 || lseek(k->fd, 0, SEEK_SET) < 0 ||
-		    (k->buf.len && write(k->fd, k->buf.p, k->buf.len) != (ssize_t)k->buf.len)) {
-			dd_seterr("kafka-out: stdout: %s", strerror(errno));
-			return -1;
-		}
-	}
+	if (end > 0 && produce_lines(k, end, 1))
+		return -1;
 	/* Every message acknowledged before the store commits. */
 	while (rd_kafka_outq_len(k->rk) > 0) {
 		if (dd_signalled) {
@@ -207,11 +272,24 @@ dd_kout_flush(struct dd_kout *k)
 			return -1;
 		}
 		rd_kafka_flush(k->rk, 100);
+		saw_acks(k);
 	}
+	saw_acks(k);
 	if (k->failed) {
 		dd_seterr("kafka-out: %s: %" PRIu64 " events not delivered: %s", k->topic,
 		    k->failed, k->why);
 		return -1;
+	}
+	/* Nothing points into the memory file any more: it starts again,
+	 * with the line not yet ended, kept for the next flush. */
+	unmap_all(k);
+	if (end > 0) {
+		k->sent = 0;
+		if (ftruncate(k->fd, 0) < 0 || lseek(k->fd, 0, SEEK_SET) < 0 ||
+		    (k->buf.len && write(k->fd, k->buf.p, k->buf.len) != (ssize_t)k->buf.len)) {
+			dd_seterr("kafka-out: stdout: %s", strerror(errno));
+			return -1;
+		}
 	}
 	return 0;
 }
@@ -229,8 +307,12 @@ dd_kout_close(struct dd_kout *k)
 		return;
 	if (k->rkt)
 		rd_kafka_topic_destroy(k->rkt);
+	/* Messages still queued point into the mappings: the client goes
+	 * first. */
 	if (k->rk)
 		rd_kafka_destroy(k->rk);
+	unmap_all(k);
+	free(k->maps);
 	if (k->fd >= 0)
 		close(k->fd);
 	dd_buf_free(&k->buf);
