@@ -271,14 +271,15 @@ dump_history() {
 	rm -f "$T"/direct.db*
 	dd-track -q --retain 1000d --db "$T/direct.db" < "$T/tel1k" > /dev/null
 	# Batches of 2 messages (the mock answers a fetch with one batch a
-	# partition) and every answer 10 ms late: reading takes 1.2 s at
-	# least, however fast the run, so it is still reading when the broker
-	# goes down (it once read everything first on a loaded machine, and
-	# never saw the broker down). A commit every 5 events shows progress.
+	# partition) and every answer 25 ms late: reading takes 3 s at least,
+	# however fast the run, so it is still reading when the broker goes
+	# down, even if the mock is slow to take the command on a loaded
+	# machine (it once read everything first, and never saw the broker
+	# down). A commit every 5 events shows progress.
 	# Reconnecting backs off 200 ms at most (10 s by default), so the end
 	# comes soon after the broker is back.
 	produce tel -X batch.num.messages=2 < "$T/tel1k"
-	mock "rtt 1 10"
+	mock "rtt 1 25"
 	DD_KAFKA_CONF="message.max.bytes=2048 fetch.max.bytes=2048 max.partition.fetch.bytes=2048 queued.max.messages.kbytes=8 reconnect.backoff.max.ms=200" \
 		dd-track --retain 1000d --db "$T/k.db" --kafka "$K" --topic tel --kafka-eof --batch 5 \
 		> /dev/null 2> "$T/err" &
