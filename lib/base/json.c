@@ -598,12 +598,14 @@ tskip(const char *p, const char *e)
 }
 
 /* At '{': each member to fn (when not NULL), the members of the one
- * named sub to subfn; leaves p after '}'. Keys, strings and numbers, the
- * members of nearly every line, are taken here with the position in a
- * local; the rest goes through tvalue. */
+ * named sub to subfn, and the members of sub's members that are objects
+ * to nestfn (before subfn has the object itself); leaves p after '}'.
+ * nest: this object is sub, its object values go to nestfn. Keys,
+ * strings and numbers, the members of nearly every line, are taken here
+ * with the position in a local; the rest goes through tvalue. */
 static int
 tobject(struct tscan *t, member_fn fn, void *ctx, const char *sub, size_t sublen,
-    member_fn subfn)
+    member_fn subfn, member_fn nestfn, int nest)
 {
 	const char *p = tskip(t->p + 1, t->e), *e = t->e, *q;
 	if (p < e && *p == '}') {
@@ -635,7 +637,13 @@ tobject(struct tscan *t, member_fn fn, void *ctx, const char *sub, size_t sublen
 			p = q;
 		} else if (subfn && *p == '{' && k.n == sublen && memcmp(k.p, sub, sublen) == 0) {
 			t->p = p;
-			if (tobject(t, subfn, ctx, NULL, 0, NULL))
+			if (tobject(t, subfn, ctx, NULL, 0, NULL, nestfn, nestfn != NULL))
+				return -1;
+			v = (struct dd_jval){ DD_JOBJ, p, (size_t)(t->p - p), 0 };
+			p = t->p;
+		} else if (nest && *p == '{') {
+			t->p = p;
+			if (tobject(t, nestfn, ctx, NULL, 0, NULL, NULL, 0))
 				return -1;
 			v = (struct dd_jval){ DD_JOBJ, p, (size_t)(t->p - p), 0 };
 			p = t->p;
@@ -663,13 +671,13 @@ tobject(struct tscan *t, member_fn fn, void *ctx, const char *sub, size_t sublen
 }
 
 int
-dd_json_scan_object2_stored(const char *p, size_t n, member_fn member, void *ctx,
-    const char *sub, member_fn submember)
+dd_json_scan_object3_stored(const char *p, size_t n, member_fn member, void *ctx,
+    const char *sub, member_fn submember, member_fn nested)
 {
 	struct tscan t = { p, p + n };
 	tws(&t);
 	if (t.p >= t.e || *t.p != '{' ||
-	    tobject(&t, member, ctx, sub, sub ? strlen(sub) : 0, submember)) {
+	    tobject(&t, member, ctx, sub, sub ? strlen(sub) : 0, submember, nested, 0)) {
 		dd_seterr("not well formed");
 		return -1;
 	}
@@ -679,6 +687,13 @@ dd_json_scan_object2_stored(const char *p, size_t n, member_fn member, void *ctx
 		return -1;
 	}
 	return 0;
+}
+
+int
+dd_json_scan_object2_stored(const char *p, size_t n, member_fn member, void *ctx,
+    const char *sub, member_fn submember)
+{
+	return dd_json_scan_object3_stored(p, n, member, ctx, sub, submember, NULL);
 }
 
 /* ---- lookups in validated text: no checks, just skipping ---- */
