@@ -51,6 +51,18 @@ flight() {
 	tel "$d-6" drone.returned "$d" "2026-11-26T10:$(printf %02d $((m + 5))):00Z" 47.58
 }
 
+# until_true SECONDS CMD...: run CMD until it succeeds, for at most
+# SECONDS of wall time (a wait that ends as soon as it can, however
+# loaded the machine); fails when the time is up.
+until_true() {
+	local end=$((SECONDS + $1))
+	shift
+	until "$@"; do
+		[ "$SECONDS" -lt "$end" ] || return 1
+		sleep 0.05
+	done
+}
+
 # Only the status events of dd-track's output.
 status() { jq -c 'select(.source == "/dd-track")' "$@"; }
 # Delivery and stage of every delivery in the store, tab-separated.
@@ -618,11 +630,13 @@ print(at(56, dist(47.61, 47.62) / 20))
 	dd-track --flush-interval 100ms < pipe > out & BG=$!
 	exec 7> pipe
 	for i in 1 2 3; do flight "d-$i" "$i" >&7; done
-	# Committed within --flush-interval, the filter still running.
-	for i in $(seq 100); do
-		[ "$(dd-track stats 2>/dev/null | jq .deliveries)" = 3 ] && break
-		sleep 0.05
-	done
+	# Committed within --flush-interval, the filter still running. A
+	# flight is several writes to the pipe: on a loaded machine a commit
+	# can come between two of them, so the wait is for the three flights
+	# whole (all three completed), not for three rows; and it is bounded
+	# by time, not by a count of tries that a slow machine uses up.
+	until_true 60 sh -c '[ "$(dd-track stats 2>/dev/null | jq .stages.completed)" = 3 ]' ||
+		fail "the three flights were not committed while the filter ran"
 	run dd-track get d-3 d-1 d-2
 	assert_success
 	assert_equal "$(printf '%s\n' "${lines[@]}" | jq -r '[.deliveryId, .stage] | @tsv')" \
@@ -633,7 +647,8 @@ print(at(56, dist(47.61, 47.62) / 20))
 	[ "${#lines[@]}" -eq 1 ]
 	[[ $stderr == *"d-4: no such delivery"* ]] || fail "$stderr"
 	flight d-4 4 >&7
-	for i in $(seq 100); do dd-track get d-4 > /dev/null 2>&1 && break; sleep 0.05; done
+	until_true 60 dd-track get d-4 > /dev/null 2>&1 ||
+		fail "d-4 was not committed while the filter ran"
 	printf 'd-4\nd-1\n' | dd-track get - | jq -r .deliveryId > got
 	assert_equal "$(cat got)" "$(printf 'd-4\nd-1')"
 	exec 7>&-
