@@ -544,7 +544,7 @@ print(at(56, dist(47.61, 47.62) / 20))
 
 @test "kill -9 in the middle, then the whole input again: the store of a clean run, only its status ids" {
 	# (and --cache: a small one changes nothing but memory)
-	dd-sim telemetry -n 300000 --deliveries 30000 --days 3 --seed 9 > in
+	dd-sim telemetry -n 100000 --deliveries 10000 --days 3 --seed 9 > in
 	dd-track --db clean.db --position-every 2m < in > clean.out
 	# The crashed runs hold few deliveries in memory (the store answers for
 	# the others), the clean one all of them.

@@ -24,9 +24,11 @@ teardown() {
 start_mock() {
 	dd-kafka-mock -c "$T/ctl" -t 300 "$@" > "$T/addr" 2> "$T/mock.log" 3>&- &
 	MOCK=$!
+	# Up to 30 s: on a loaded machine a cluster of 12 topics takes seconds.
 	local i
-	for ((i = 0; i < 100; i++)); do
+	for ((i = 0; i < 600; i++)); do
 		[ -s "$T/addr" ] && break
+		kill -0 "$MOCK" 2> /dev/null || break
 		sleep 0.05
 	done
 	K=$(cat "$T/addr")

@@ -98,7 +98,9 @@ counts() {
 
 @test "archive before feedback and supervision: reconcile holds at every point, one record per delivery" {
 	local home=$BATS_TEST_TMPDIR/early
-	DD_HOME=$home pipeline day archive
+	# (the day is the clean run's, made once in setup_file)
+	cp -a "$BATS_FILE_TMPDIR/clean.day" "$home"
+	DD_HOME=$home pipeline archive
 	reconcile "$home"
 	assert_success
 	refute_output --partial FAIL

@@ -85,12 +85,28 @@ REQ='{"requestId":"r-1","ownerId":"o-17","pickup":{"lat":47.61,"lon":-122.33,"al
 	assert_success
 }
 
+# rejected_each [VALIDATE-OPTION...] < WANT|LINE...: each LINE is invalid,
+# its message holding WANT. One validate-events run checks them all (a
+# line's verdict depends on that line alone), then each line's message
+# (FILE:N: ...) is looked up by its number.
+rejected_each() {
+	local want=() want1 line i msg
+	while IFS='|' read -r want1 line; do
+		want+=("$want1")
+		printf '%s\n' "$line"
+	done > each.ndjson
+	run validate_events --all "$@" each.ndjson
+	[ "$status" -eq 1 ] || fail "validate-events exited $status: $output"
+	for i in "${!want[@]}"; do
+		msg=$(grep -F "each.ndjson:$((i + 1)): " <<< "$output") ||
+			fail "accepted: $(sed -n "$((i + 1))p" each.ndjson)"
+		[[ "$msg" == *"${want[$i]}"* ]] ||
+			fail "for $(sed -n "$((i + 1))p" each.ndjson): wanted '${want[$i]}', got: $msg"
+	done
+}
+
 @test "known-bad events are rejected for the right reason" {
-	while IFS='|' read -r want line; do
-		run validate_events <<< "$line"
-		[ "$status" -eq 1 ] || fail "accepted: $line"
-		[[ "$output" == *"$want"* ]] || fail "for $line: wanted '$want', got: $output"
-	done <<-EOF
+	rejected_each <<-EOF
 	'specversion' is a required property|{"id":"x","source":"/s","type":"drone.returned","time":"2026-11-26T03:41:13Z","subject":"d","data":{"droneId":"D"}}
 	'1.0' was expected|{"specversion":"0.3","id":"x","source":"/s","type":"t.x","time":"2026-11-26T03:41:13Z","data":{}}
 	id: 12 is not of type 'string'|{"specversion":"1.0","id":12,"source":"/s","type":"t.x","time":"2026-11-26T03:41:13Z","data":{}}
@@ -157,11 +173,8 @@ REQ='{"requestId":"r-1","ownerId":"o-17","pickup":{"lat":47.61,"lon":-122.33,"al
 
 @test "known-bad requests are rejected for the right reason" {
 	while IFS='|' read -r want jqexpr; do
-		line=$(echo "$REQ" | jq -c "$jqexpr")
-		run validate_events --requests <<< "$line"
-		[ "$status" -eq 1 ] || fail "accepted: $line"
-		[[ "$output" == *"$want"* ]] || fail "for $jqexpr: wanted '$want', got: $output"
-	done <<-'EOF'
+		echo "$want|$(echo "$REQ" | jq -c "$jqexpr")"
+	done <<-'EOF' | rejected_each --requests
 	'requestId' is a required property|del(.requestId)
 	'pickup' is a required property|del(.pickup)
 	'package' is a required property|del(.package)
