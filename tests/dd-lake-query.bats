@@ -305,6 +305,28 @@ EOF
 	assert_equal "$stderr" ""
 }
 
+@test "frames with their size (decoded in one call) and without it (streamed, as from a pipe), mixed in one part: every line, in order" {
+	d="$DS/year=2025/month=05/day=02"
+	for i in $(seq 1 300); do ev "a$i" 2025-05-02T01:00:00Z; done > f1
+	for i in $(seq 1 300); do ev "b$i" 2025-05-02T02:00:00Z; done > f2
+	for i in $(seq 1 300); do ev "c$i" 2025-05-02T03:00:00Z; done > f3
+	mkdir -p "$d"
+	p="$d/part-20250502T000000Z-0000000000000001.ndjson.zst"
+	{ zstd -q --check -c f1; zstd -q --check -c < f2; zstd -q --check -c f3; zstd -q --check -c < f1; } > "$p"
+	# The second and fourth frames say no size, so zstd cannot total the
+	# part; a frame from a file does.
+	! zstd -lv "$p" | grep -q 'Decompressed Size'
+	zstd -q --check -c f1 > sized.zst
+	zstd -lv sized.zst | grep -q 'Decompressed Size'
+	cat f1 f2 f3 f1 > want
+	for j in 1 2; do
+		run -0 sh -c "dd-lake-query -l '$LAKE' -j $j --no-dedupe > got"
+		cmp want got
+	done
+	run -0 dd-lake-query -l "$LAKE" --count
+	assert_output 900
+}
+
 @test "a damaged part: named, its good frames only, the rest still read, exit 1" {
 	d="$DS/year=2025/month=05/day=02"
 	for i in $(seq 1 200); do ev "a$i" 2025-05-02T01:00:00Z; done > f1

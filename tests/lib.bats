@@ -119,6 +119,26 @@ $(ev 2026-11-26T00:00:00Z '' "{${many}\"x\":7,\"k20\":0}")|data.x=7 data.y.z.1= 
 CASES
 }
 
+@test "lookups from the scan of stored lines: under data's objects too, as a walk finds them (duplicates, escapes, too many members, arrays, deeper)" {
+	many=$(for i in $(seq 1 40); do printf '"k%d":%d,' "$i" "$i"; done)
+	paths="data.loc.lat data.loc.lon data.loc.q data.a.b.c data.arr.1 data.n.x data.big.k40 data.big.k1 id"
+	table dd-libcheck envpath-stored $paths <<CASES
+$(ev 2026-11-26T00:00:00Z '' '{"loc":{"lat":1,"lon":2,"lat":3},"a":{"b":{"c":"x"}},"arr":[7,8],"n":5}')|data.loc.lat=3 data.loc.lon=2 data.loc.q= data.a.b.c=x data.arr.1=8 data.n.x= data.big.k40= data.big.k1= id=e1
+$(ev 2026-11-26T00:00:00Z '' '{"loc":{"lat":1},"loc":{"lon":2}}')|data.loc.lat= data.loc.lon=2 data.loc.q= data.a.b.c= data.arr.1= data.n.x= data.big.k40= data.big.k1= id=e1
+$(ev 2026-11-26T00:00:00Z '' '{"loc":{"lat":1,"\u006cat":4},"a":{"b":{}}}')|data.loc.lat=4 data.loc.lon= data.loc.q= data.a.b.c= data.arr.1= data.n.x= data.big.k40= data.big.k1= id=e1
+$(ev 2026-11-26T00:00:00Z '' "{\"big\":{${many}\"k1\":0},\"loc\":{\"lat\":9}}")|data.loc.lat=9 data.loc.lon= data.loc.q= data.a.b.c= data.arr.1= data.n.x= data.big.k40=40 data.big.k1=0 id=e1
+$(ev 2026-11-26T00:00:00Z '' "{\"loc\":{\"lat\":9},\"big\":{${many}\"k1\":0},\"n\":{\"x\":{\"y\":1}}}")|data.loc.lat=9 data.loc.lon= data.loc.q= data.a.b.c= data.arr.1= data.n.x={"y":1} data.big.k40=40 data.big.k1=0 id=e1
+$(ev 2026-11-26T00:00:00Z '' '{ "loc" : { "lat" : 1.5 , "lon" : -2 } , "arr" : [ {"x":1} ] }')|data.loc.lat=1.5 data.loc.lon=-2 data.loc.q= data.a.b.c= data.arr.1= data.n.x= data.big.k40= data.big.k1= id=e1
+CASES
+	# And the same as the validating scan's lookups, over dd-sim's events.
+	dd-sim telemetry -n 2000 --seed 5 > "$BATS_TEST_TMPDIR/tel"
+	dd-libcheck envpath data.location.lat data.location.lon data.location.alt data.droneId < "$BATS_TEST_TMPDIR/tel" > "$BATS_TEST_TMPDIR/a"
+	dd-libcheck envpath-stored data.location.lat data.location.lon data.location.alt data.droneId < "$BATS_TEST_TMPDIR/tel" > "$BATS_TEST_TMPDIR/b"
+	cmp "$BATS_TEST_TMPDIR/a" "$BATS_TEST_TMPDIR/b"
+	! grep -q DIFFER "$BATS_TEST_TMPDIR/b"
+	grep -q 'data.location.lat=47' "$BATS_TEST_TMPDIR/b"
+}
+
 @test "stored lines: the structural scan finds what the validating scan finds; what it cannot decide goes to that scan" {
 	# Valid events of every kind, odd but valid layouts, and dd-sim's bad lines.
 	{

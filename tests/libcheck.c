@@ -87,10 +87,13 @@ main(int argc, char **argv)
 			printf("ok id=%s type=%.*s time=%s subject=%s\n", id, (int)e.type.n,
 			    e.type.p, tm, b.p ? b.p : "");
 		}
-	} else if (strcmp(cmd, "envpath") == 0) {
+	} else if (strcmp(cmd, "envpath") == 0 || strcmp(cmd, "envpath-stored") == 0) {
+		/* envpath-stored: the scan of stored lines, which gathers the
+		 * members of data's objects too. */
+		int stored = strcmp(cmd, "envpath-stored") == 0;
 		while (dd_lines_next(in, &l, -1) == DD_LINES_OK) {
 			struct dd_env e;
-			if (dd_env_scan(l.p, l.n, &e)) {
+			if (stored ? dd_env_scan_stored(l.p, l.n, &e) : dd_env_scan(l.p, l.n, &e)) {
 				printf("reject: %s\n", dd_errmsg());
 				continue;
 			}

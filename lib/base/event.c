@@ -20,13 +20,32 @@ static const struct {
 #undef A
 };
 
-/* Equal short strings: an inlined loop, cheaper than a memcmp call for
- * the few bytes of an attribute or field name (this runs per member). */
+/* Equal short strings, for the few bytes of an attribute or field name
+ * (this runs per member): two overlapping loads a side instead of a
+ * loop, or a memcmp call, over the bytes. */
 static inline int
 same(const char *a, const char *b, size_t n)
 {
-	while (n-- > 0)
-		if (*a++ != *b++)
+	if (n >= 8) {
+		if (n > 16)
+			return memcmp(a, b, n) == 0;
+		uint64_t x0, y0, x1, y1;
+		memcpy(&x0, a, 8);
+		memcpy(&y0, b, 8);
+		memcpy(&x1, a + n - 8, 8);
+		memcpy(&y1, b + n - 8, 8);
+		return ((x0 ^ y0) | (x1 ^ y1)) == 0;
+	}
+	if (n >= 4) {
+		uint32_t x0, y0, x1, y1;
+		memcpy(&x0, a, 4);
+		memcpy(&y0, b, 4);
+		memcpy(&x1, a + n - 4, 4);
+		memcpy(&y1, b + n - 4, 4);
+		return ((x0 ^ y0) | (x1 ^ y1)) == 0;
+	}
+	for (size_t i = 0; i < n; i++)
+		if (a[i] != b[i])
 			return 0;
 	return 1;
 }
@@ -69,16 +88,39 @@ member(void *ctx, const struct dd_jval *k, const struct dd_jval *v)
 	return 0;
 }
 
-/* A member of data, as the scan validates it. */
+/* A member of data, as the scan validates it. An object's members came
+ * to sub_member() just before (the scan of stored lines, nest set). */
 static int
 data_member(void *ctx, const struct dd_jval *k, const struct dd_jval *v)
 {
 	struct dd_env *e = ctx;
 	if (e->ndata >= 0 && e->ndata < DD_ENV_DATA_MAX) {
-		e->dm[e->ndata].key = *k;
-		e->dm[e->ndata++].val = *v;
+		int i = e->ndata++;
+		e->dm[i].key = *k;
+		e->dm[i].val = *v;
+		e->sfirst[i] = -1;
+		if (e->nest && v->type == DD_JOBJ && !e->sover) {
+			e->sfirst[i] = (signed char)e->smark;
+			e->scount[i] = (unsigned char)(e->nsub - e->smark);
+		}
 	} else {
 		e->ndata = -1;
+	}
+	e->smark = e->nsub;
+	e->sover = 0;
+	return 0;
+}
+
+/* A member of one of data's objects. */
+static int
+sub_member(void *ctx, const struct dd_jval *k, const struct dd_jval *v)
+{
+	struct dd_env *e = ctx;
+	if (e->nsub < DD_ENV_SUB_MAX) {
+		e->sm[e->nsub].key = *k;
+		e->sm[e->nsub++].val = *v;
+	} else {
+		e->sover = 1;
 	}
 	return 0;
 }
@@ -99,6 +141,29 @@ dd_env_data_get(const struct dd_env *e, const char *key, size_t n, struct dd_jva
 		}
 	}
 	return 0;
+}
+
+int
+dd_env_sub_get(const struct dd_env *e, const struct dd_jval *obj, const char *key, size_t n,
+    struct dd_jval *out)
+{
+	for (int i = 0; obj->type == DD_JOBJ && i < e->ndata; i++) {
+		if (e->dm[i].val.p != obj->p || e->sfirst[i] < 0)
+			continue;
+		/* The last of duplicate keys, as jq; an escaped key (never in
+		 * a stored line) could be a twin: then walk. */
+		const struct dd_jmember *m = &e->sm[e->sfirst[i]];
+		for (int j = e->scount[i] - 1; j >= 0; j--) {
+			if (m[j].key.esc)
+				return dd_json_get(obj, key, n, out);
+			if (m[j].key.n == n && same(m[j].key.p, key, n)) {
+				*out = m[j].val;
+				return 1;
+			}
+		}
+		return 0;
+	}
+	return dd_json_get(obj, key, n, out);
 }
 
 int
@@ -128,7 +193,19 @@ dd_env_path(const struct dd_env *e, const char *path, struct dd_jval *out)
 		*out = m;
 		return 1;
 	}
-	return dd_json_path(&m, kd + 1, out);
+	/* And under data's objects: the member from the scan, then the rest. */
+	const char *k2 = kd + 1, *kd2 = strchr(k2, '.');
+	size_t kn2 = kd2 ? (size_t)(kd2 - k2) : strlen(k2);
+	struct dd_jval m2;
+	if (m.type != DD_JOBJ)
+		return dd_json_path(&m, k2, out);	/* an array's element, or nothing */
+	if (!dd_env_sub_get(e, &m, k2, kn2, &m2))
+		return 0;
+	if (!kd2) {
+		*out = m2;
+		return 1;
+	}
+	return dd_json_path(&m2, kd2 + 1, out);
 }
 
 static int
@@ -165,7 +242,8 @@ dd_env_scan_stored(const char *p, size_t n, struct dd_env *e)
 {
 	memset(e, 0, offsetof(struct dd_env, dm));
 	if (memchr(p, '\\', n) != NULL ||
-	    dd_json_scan_object2_stored(p, n, member, e, "data", data_member) ||
+	    (e->nest = 1, dd_json_scan_object3_stored(p, n, member, e, "data", data_member,
+	    sub_member)) ||
 	    env_check(p, n, e))
 		return dd_env_scan(p, n, e);	/* the validating scan decides */
 	return 0;

@@ -11,19 +11,31 @@
 
 #define DD_ID_MAX 128
 #define DD_ENV_DATA_MAX 16
+#define DD_ENV_SUB_MAX 32
 
 struct dd_env {
 	struct dd_jval whole;	/* the object itself */
 	struct dd_jval specversion, id, source, type, time, subject;
 	struct dd_jval datacontenttype, data, traceparent, dataschema;
 	int64_t time_ms;	/* time in UTC epoch ms */
+	/* The members of data's objects (data.location.lat), gathered by
+	 * the scan of stored lines (nest set): nsub of them so far, smark
+	 * where those of the object being scanned begin, sover when they
+	 * did not fit in sm. */
+	int nest, nsub, smark, sover;
 	/* data's members, gathered while the line was validated, so checks
 	 * need no second walk; ndata < 0 when there were more than
-	 * DD_ENV_DATA_MAX (then walk data itself). Last member here. */
+	 * DD_ENV_DATA_MAX (then walk data itself). Last of what a scan
+	 * clears: what follows is only read where ndata and nsub say. */
 	int ndata;
 	struct dd_jmember {
 		struct dd_jval key, val;
 	} dm[DD_ENV_DATA_MAX];
+	/* Of dm[i] an object: its members are sm[sfirst[i] ...] (scount[i]
+	 * of them), or sfirst[i] < 0 when they were not gathered. */
+	signed char sfirst[DD_ENV_DATA_MAX];
+	unsigned char scount[DD_ENV_DATA_MAX];
+	struct dd_jmember sm[DD_ENV_SUB_MAX];
 };
 
 /*
@@ -73,6 +85,13 @@ int dd_event_type_known(const struct dd_env *e);
  * key): 1 with *out (the last of duplicate keys, as jq), 0 when absent.
  */
 int dd_env_data_get(const struct dd_env *e, const char *key, size_t n, struct dd_jval *out);
+/*
+ * A member of obj, a value dd_env_data_get returned (data.location), by
+ * the scan's gathering when it has the object's members, else by a walk
+ * over obj (dd_json_get): 1 with *out, 0 when absent.
+ */
+int dd_env_sub_get(const struct dd_env *e, const struct dd_jval *obj, const char *key,
+    size_t n, struct dd_jval *out);
 /*
  * A dotted path into the event (as dd_json_path) taken from the scan: an
  * envelope attribute, a member of data, then the rest walked. 1 with

@@ -484,7 +484,7 @@ eval_operand(struct dd_jqf *f, const struct operand *o, const struct dd_jval *in
 		return 0;
 	}
 	struct dd_jval cur = *in, next;
-	int i = 0;
+	int i = 0, under_data = 0;
 	if (env && o->nkeys > 0) {
 		/* The scan found the envelope already: no walk over the line. */
 		const struct dd_jval *a = dd_jqf_env_attr(env, o->keys[0], strlen(o->keys[0]));
@@ -498,6 +498,7 @@ eval_operand(struct dd_jqf *f, const struct operand *o, const struct dd_jval *in
 				if (!dd_env_data_get(env, o->keys[1], strlen(o->keys[1]), &cur))
 					cur.type = DD_JNULL;
 				i = 2;
+				under_data = 1;
 			}
 		}
 	}
@@ -506,7 +507,11 @@ eval_operand(struct dd_jqf *f, const struct operand *o, const struct dd_jval *in
 			break;		/* .a of null is null */
 		if (cur.type != DD_JOBJ)
 			return -1;	/* jq: Cannot index ... */
-		if (!dd_json_get(&cur, o->keys[i], strlen(o->keys[i]), &next)) {
+		/* Under data's objects (.data.location.lat) the scan may have
+		 * the members already. */
+		if (!(under_data && i == 2 ?
+		    dd_env_sub_get(env, &cur, o->keys[i], strlen(o->keys[i]), &next) :
+		    dd_json_get(&cur, o->keys[i], strlen(o->keys[i]), &next))) {
 			cur.type = DD_JNULL;
 			break;
 		}

@@ -467,8 +467,59 @@ tws(struct tscan *t)
 		t->p++;
 }
 
+/* The first quote in [p, e), or NULL: strings of stored lines hold no
+ * escape, so this ends one. Inline and 16 bytes a step (most strings are
+ * shorter): a memchr call costs more than the search for a short one. */
+static inline const char *
+tquote(const char *p, const char *e)
+{
+#ifdef __SSE2__
+	const __m128i quote = _mm_set1_epi8('"');
+	for (; e - p >= 16; p += 16) {
+		__m128i w = _mm_loadu_si128((const __m128i *)(const void *)p);
+		unsigned m = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(w, quote));
+		if (m)
+			return p + __builtin_ctz(m);
+	}
+#endif
+	for (; p < e; p++)
+		if (*p == '"')
+			return p;
+	return NULL;
+}
+
+/* The first quote or bracket in [p, e), or e: what the skip of a nested
+ * value stops at. '[' and ']' are '{' and '}' with bit 5 clear. */
+static inline const char *
+tstruct(const char *p, const char *e)
+{
+#ifdef __SSE2__
+	const __m128i quote = _mm_set1_epi8('"'), b5 = _mm_set1_epi8(0x20),
+	    open = _mm_set1_epi8('{'), close = _mm_set1_epi8('}');
+	for (; e - p >= 16; p += 16) {
+		__m128i w = _mm_loadu_si128((const __m128i *)(const void *)p);
+		__m128i l = _mm_or_si128(w, b5);
+		unsigned m = (unsigned)_mm_movemask_epi8(_mm_or_si128(_mm_cmpeq_epi8(w, quote),
+		    _mm_or_si128(_mm_cmpeq_epi8(l, open), _mm_cmpeq_epi8(l, close))));
+		if (m)
+			return p + __builtin_ctz(m);
+	}
+#endif
+	for (; p < e; p++)
+		if (*p == '"' || (*p | 0x20) == '{' || (*p | 0x20) == '}')
+			return p;
+	return e;
+}
+
+/* The bytes of a number (their order is not checked again). */
+static const unsigned char numbyte[256] = {
+	['0'] = 1, ['1'] = 1, ['2'] = 1, ['3'] = 1, ['4'] = 1, ['5'] = 1, ['6'] = 1,
+	['7'] = 1, ['8'] = 1, ['9'] = 1, ['-'] = 1, ['+'] = 1, ['.'] = 1, ['e'] = 1,
+	['E'] = 1,
+};
+
 /* At a value: fills v, leaves p after it; -1 when malformed. */
-static int
+static inline int
 tvalue(struct tscan *t, struct dd_jval *v)
 {
 	const char *s = t->p, *e = t->e;
@@ -477,7 +528,7 @@ tvalue(struct tscan *t, struct dd_jval *v)
 		return -1;
 	switch (*s) {
 	case '"': {
-		const char *q = memchr(s + 1, '"', (size_t)(e - s - 1));
+		const char *q = tquote(s + 1, e);
 		if (q == NULL)
 			return -1;
 		v->type = DD_JSTR;
@@ -490,22 +541,22 @@ tvalue(struct tscan *t, struct dd_jval *v)
 		int depth = 0;
 		const char *p = s;
 		v->type = *s == '{' ? DD_JOBJ : DD_JARR;
-		while (p < e) {
-			char c = *p;
-			if (c == '"') {
-				p = memchr(p + 1, '"', (size_t)(e - p - 1));
+		for (;;) {
+			p = tstruct(p, e);
+			if (p >= e)
+				return -1;
+			if (*p == '"') {
+				p = tquote(p + 1, e);
 				if (p == NULL)
 					return -1;
-			} else if (c == '{' || c == '[') {
+			} else if ((*p | 0x20) == '{') {
 				if (++depth > DD_JSON_MAXDEPTH)
 					return -1;
-			} else if ((c == '}' || c == ']') && --depth == 0) {
+			} else if (--depth == 0) {
 				break;
 			}
 			p++;
 		}
-		if (p >= e)
-			return -1;
 		t->p = p + 1;
 		break;
 	}
@@ -522,10 +573,8 @@ tvalue(struct tscan *t, struct dd_jval *v)
 		t->p = s + 5;
 		break;
 	default: {
-		/* A number's bytes (their order is not checked again). */
 		const char *p = s;
-		while (p < e && ((*p >= '0' && *p <= '9') || *p == '-' || *p == '.' ||
-		    *p == 'e' || *p == 'E' || *p == '+'))
+		while (p < e && numbyte[(unsigned char)*p])
 			p++;
 		if (p == s)
 			return -1;
@@ -538,49 +587,83 @@ tvalue(struct tscan *t, struct dd_jval *v)
 	return 0;
 }
 
+static inline const char *
+tskip(const char *p, const char *e)
+{
+	if (p < e && *p > ' ')
+		return p;
+	while (p < e && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
+		p++;
+	return p;
+}
+
 /* At '{': each member to fn (when not NULL), the members of the one
- * named sub to subfn; leaves p after '}'. */
+ * named sub to subfn, and the members of sub's members that are objects
+ * to nestfn (before subfn has the object itself); leaves p after '}'.
+ * nest: this object is sub, its object values go to nestfn. Keys,
+ * strings and numbers, the members of nearly every line, are taken here
+ * with the position in a local; the rest goes through tvalue. */
 static int
 tobject(struct tscan *t, member_fn fn, void *ctx, const char *sub, size_t sublen,
-    member_fn subfn)
+    member_fn subfn, member_fn nestfn, int nest)
 {
-	t->p++;
-	tws(t);
-	if (t->p < t->e && *t->p == '}') {
-		t->p++;
+	const char *p = tskip(t->p + 1, t->e), *e = t->e, *q;
+	if (p < e && *p == '}') {
+		t->p = p + 1;
 		return 0;
 	}
 	for (;;) {
 		struct dd_jval k, v;
-		tws(t);
-		if (t->p >= t->e || *t->p != '"' || tvalue(t, &k))
+		p = tskip(p, e);
+		if (p >= e || *p != '"' || (q = tquote(p + 1, e)) == NULL)
 			return -1;
-		tws(t);
-		if (t->p >= t->e || *t->p != ':')
+		k = (struct dd_jval){ DD_JSTR, p + 1, (size_t)(q - p - 1), 0 };
+		p = tskip(q + 1, e);
+		if (p >= e || *p != ':')
 			return -1;
-		t->p++;
-		tws(t);
-		if (t->p >= t->e)
+		p = tskip(p + 1, e);
+		if (p >= e)
 			return -1;
-		if (subfn && *t->p == '{' && k.n == sublen && memcmp(k.p, sub, sublen) == 0) {
-			const char *vs = t->p;
-			if (tobject(t, subfn, ctx, NULL, 0, NULL))
+		if (*p == '"') {
+			if ((q = tquote(p + 1, e)) == NULL)
 				return -1;
-			v = (struct dd_jval){ DD_JOBJ, vs, (size_t)(t->p - vs), 0 };
-		} else if (tvalue(t, &v)) {
-			return -1;
+			v = (struct dd_jval){ DD_JSTR, p + 1, (size_t)(q - p - 1), 0 };
+			p = q + 1;
+		} else if ((*p >= '0' && *p <= '9') || *p == '-') {
+			q = p + 1;
+			while (q < e && numbyte[(unsigned char)*q])
+				q++;
+			v = (struct dd_jval){ DD_JNUM, p, (size_t)(q - p), 0 };
+			p = q;
+		} else if (subfn && *p == '{' && k.n == sublen && memcmp(k.p, sub, sublen) == 0) {
+			t->p = p;
+			if (tobject(t, subfn, ctx, NULL, 0, NULL, nestfn, nestfn != NULL))
+				return -1;
+			v = (struct dd_jval){ DD_JOBJ, p, (size_t)(t->p - p), 0 };
+			p = t->p;
+		} else if (nest && *p == '{') {
+			t->p = p;
+			if (tobject(t, nestfn, ctx, NULL, 0, NULL, NULL, 0))
+				return -1;
+			v = (struct dd_jval){ DD_JOBJ, p, (size_t)(t->p - p), 0 };
+			p = t->p;
+		} else {
+			t->p = p;
+			if (tvalue(t, &v))
+				return -1;
+			p = t->p;
 		}
 		if (fn && fn(ctx, &k, &v))
 			return -1;
-		tws(t);
-		if (t->p >= t->e)
+		p = tskip(p, e);
+		if (p >= e)
 			return -1;
-		if (*t->p == ',') {
-			t->p++;
+		if (*p == ',') {
+			p++;
 			continue;
 		}
-		if (*t->p == '}') {
-			t->p++;
+		if (*p == '}') {
+			t->p = p + 1;
 			return 0;
 		}
 		return -1;
@@ -588,13 +671,13 @@ tobject(struct tscan *t, member_fn fn, void *ctx, const char *sub, size_t sublen
 }
 
 int
-dd_json_scan_object2_stored(const char *p, size_t n, member_fn member, void *ctx,
-    const char *sub, member_fn submember)
+dd_json_scan_object3_stored(const char *p, size_t n, member_fn member, void *ctx,
+    const char *sub, member_fn submember, member_fn nested)
 {
 	struct tscan t = { p, p + n };
 	tws(&t);
 	if (t.p >= t.e || *t.p != '{' ||
-	    tobject(&t, member, ctx, sub, sub ? strlen(sub) : 0, submember)) {
+	    tobject(&t, member, ctx, sub, sub ? strlen(sub) : 0, submember, nested, 0)) {
 		dd_seterr("not well formed");
 		return -1;
 	}
@@ -604,6 +687,13 @@ dd_json_scan_object2_stored(const char *p, size_t n, member_fn member, void *ctx
 		return -1;
 	}
 	return 0;
+}
+
+int
+dd_json_scan_object2_stored(const char *p, size_t n, member_fn member, void *ctx,
+    const char *sub, member_fn submember)
+{
+	return dd_json_scan_object3_stored(p, n, member, ctx, sub, submember, NULL);
 }
 
 /* ---- lookups in validated text: no checks, just skipping ---- */

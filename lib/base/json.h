@@ -73,6 +73,16 @@ int dd_json_scan_object2_stored(const char *p, size_t n,
     int (*member)(void *ctx, const struct dd_jval *key, const struct dd_jval *val),
     void *ctx, const char *sub,
     int (*submember)(void *ctx, const struct dd_jval *key, const struct dd_jval *val));
+/*
+ * The same, and the members of sub's members that are objects go to
+ * nested() (same ctx) as they are found, before submember() has the
+ * object itself: data.location's lat and lon in the one pass.
+ */
+int dd_json_scan_object3_stored(const char *p, size_t n,
+    int (*member)(void *ctx, const struct dd_jval *key, const struct dd_jval *val),
+    void *ctx, const char *sub,
+    int (*submember)(void *ctx, const struct dd_jval *key, const struct dd_jval *val),
+    int (*nested)(void *ctx, const struct dd_jval *key, const struct dd_jval *val));
 /* Wrap a whole validated text as a value (type from its first byte). */
 struct dd_jval dd_json_value(const char *p, size_t n);
 

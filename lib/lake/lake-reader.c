@@ -24,6 +24,9 @@
 /* A reader refuses frames bigger than this (foreign files): the largest
  * line the filters accept (1 GiB) plus a frame. */
 #define READER_FRAME_MAX (((size_t)1 << 30) + 2 * DD_LAKE_FRAME)
+/* A part up to this size is read whole, and its frames decoded in one
+ * call each, straight into the line buffer; bigger ones are streamed. */
+#define READER_WHOLE_MAX ((size_t)8 << 20)
 
 /* -------------------------------------------------------------- readers */
 
@@ -547,6 +550,8 @@ struct dd_lake_reader {
 	int midframe;		/* inside a frame (input fed since the last frame end) */
 	int eof, err, done;
 	int own;		/* a part this writer made: every frame has a checksum */
+	int started;		/* the first fill tried to read the part whole */
+	int stream;		/* frames are decoded by ZSTD_decompressStream */
 	uint64_t inoff;		/* file offset of in[0] */
 	uint64_t fstart;	/* file offset of the current frame */
 };
@@ -619,20 +624,87 @@ reader_fail(struct dd_lake_reader *r, const char *what)
 	return -1;
 }
 
-/* Does the frame that just ended (at fstart) carry a checksum? Its
+/* Does the frame whose first five bytes are h carry a checksum? Its
  * header says so (RFC 8878: bit 2 of the byte after the magic number).
  * Skippable frames hold no lines and need none. */
+static int
+header_has_checksum(const unsigned char *h)
+{
+	uint32_t magic = (uint32_t)h[0] | (uint32_t)h[1] << 8 | (uint32_t)h[2] << 16 |
+	    (uint32_t)h[3] << 24;
+	if ((magic & 0xfffffff0u) == ZSTD_MAGIC_SKIPPABLE_START)
+		return 1;
+	return magic == ZSTD_MAGICNUMBER && (h[4] & 4);
+}
+
+/* The same for the frame that just ended (at fstart), from the file. */
 static int
 frame_has_checksum(struct dd_lake_reader *r)
 {
 	unsigned char h[5];
 	if (pread(r->fd, h, sizeof h, (off_t)r->fstart) != (ssize_t)sizeof h)
 		return 0;
-	uint32_t magic = (uint32_t)h[0] | (uint32_t)h[1] << 8 | (uint32_t)h[2] << 16 |
-	    (uint32_t)h[3] << 24;
-	if ((magic & 0xfffffff0u) == ZSTD_MAGIC_SKIPPABLE_START)
-		return 1;
-	return magic == ZSTD_MAGICNUMBER && (h[4] & 4);
+	return header_has_checksum(h);
+}
+
+/* First fill: a part small enough is read whole into in. A read error
+ * is left for the streamed reads to meet and report. */
+static void
+reader_whole(struct dd_lake_reader *r)
+{
+	struct stat sb;
+	r->started = 1;
+	if (fstat(r->fd, &sb) < 0 || !S_ISREG(sb.st_mode) || sb.st_size <= 0 ||
+	    (uint64_t)sb.st_size > READER_WHOLE_MAX)
+		return;
+	size_t size = (size_t)sb.st_size, got = 0;
+	if (size > r->incap) {
+		free(r->in);
+		r->in = dd_malloc(size);
+		r->incap = size;
+	}
+	while (got < size) {
+		ssize_t k = read(r->fd, r->in + got, size - got);
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k <= 0)
+			break;
+		got += (size_t)k;
+	}
+	r->inlen = got;
+}
+
+/* At a frame's start with the whole frame in memory and its size in its
+ * header (as this writer makes them): decode it in one call, straight
+ * into buf, its checksum verified. 1 done, 0 when it must be streamed
+ * (a frame cut short, or without its size: the stream tells), -1 on a
+ * damaged frame. */
+static int
+reader_frame(struct dd_lake_reader *r)
+{
+	const unsigned char *src = r->in + r->inpos;
+	size_t avail = r->inlen - r->inpos;
+	size_t csize = ZSTD_findFrameCompressedSize(src, avail);
+	if (ZSTD_isError(csize))
+		return 0;
+	unsigned long long fcs = ZSTD_getFrameContentSize(src, csize);
+	if (fcs == ZSTD_CONTENTSIZE_UNKNOWN || fcs == ZSTD_CONTENTSIZE_ERROR ||
+	    fcs > READER_FRAME_MAX)
+		return 0;
+	while (r->cap - r->len < fcs) {
+		r->cap *= 2;
+		r->buf = dd_realloc(r->buf, r->cap);
+	}
+	r->fstart = r->inoff + r->inpos;
+	size_t n = ZSTD_decompressDCtx(r->dctx, r->buf + r->len, r->cap - r->len, src, csize);
+	if (ZSTD_isError(n))
+		return reader_fail(r, ZSTD_getErrorName(n));
+	if (r->own && csize >= 5 && !header_has_checksum(src))
+		return reader_fail(r, "zstd frame without a checksum");
+	r->inpos += csize;
+	r->len += n;
+	r->done = 1;
+	return 1;
 }
 
 /* Decode until the current frame ends (its checksum verified) or the
@@ -647,7 +719,25 @@ reader_fill(struct dd_lake_reader *r)
 		r->verified -= r->pos;
 		r->pos = 0;
 	}
+	if (!r->started)
+		reader_whole(r);
 	for (;;) {
+		if (!r->stream && !r->midframe && r->inpos < r->inlen) {
+			int rc = reader_frame(r);
+			if (rc < 0)
+				return -1;
+			if (rc == 0) {
+				/* From here on the stream decodes, from a fresh
+				 * session. */
+				r->stream = 1;
+				ZSTD_DCtx_reset(r->dctx, ZSTD_reset_session_only);
+			} else if (r->len > r->verified) {
+				r->verified = r->len;
+				return 1;
+			} else {
+				continue;	/* an empty or skippable frame */
+			}
+		}
 		if (r->inpos == r->inlen && !r->eof) {
 			ssize_t k = read(r->fd, r->in, r->incap);
 			if (k < 0) {

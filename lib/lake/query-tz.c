@@ -21,6 +21,17 @@ static int utc = 1;
 static __thread int64_t cached_min = INT64_MIN;
 static __thread long cached_off;
 
+/* The bucket last made of each kind: its text, the offset it was made
+ * under and its local bounds [lo, hi). Events of a part come in time
+ * order, so nearly every event falls in the bucket of the one before and
+ * takes its text from here, without formatting it again. */
+static __thread struct bcache {
+	long off;
+	int64_t lo, hi;
+	size_t n;
+	char text[48];
+} bcache[B_WEEKDAY + 1];
+
 /* A zone name as the database spells it: no absolute path, no "..". */
 static int
 zone_file(const char *zone, struct dd_buf *path)
@@ -62,6 +73,7 @@ tz_set(const char *zone)
 	tzset();
 	utc = 0;
 	cached_min = INT64_MIN;
+	memset(bcache, 0, sizeof bcache);
 	return 0;
 }
 
@@ -129,45 +141,70 @@ time_bucket(int kind, int64_t ms, struct dd_buf *b)
 {
 	long off = tz_offset(ms);
 	int64_t local = ms + (int64_t)off * 1000;
+	struct bcache *c = &bcache[kind];
+	if (c->n && c->off == off && local >= c->lo && local < c->hi) {
+		dd_buf_add(b, c->text, c->n);
+		return;
+	}
 	int64_t z = dd_ms_to_days(local);
 	int64_t sec = (local - z * DAY_MS) / 1000;
+	int64_t hour = z * DAY_MS + sec / 3600 * 3600000;
 	int y;
 	unsigned m, d;
 	dd_civil_from_days(z, &y, &m, &d);
+	char *t = c->text;
+	size_t cap = sizeof c->text;
+	int n = 0;
+	/* The text depends on the local time alone (and, for an hour, on
+	 * the offset too, which the cache compares). */
+	c->lo = z * DAY_MS;
+	c->hi = c->lo + DAY_MS;
 	switch (kind) {
 	case B_HOUR:
-		dd_buf_printf(b, "%04d-%02u-%02uT%02d:00:00", y, m, d, (int)(sec / 3600));
+		c->lo = hour;
+		c->hi = hour + 3600000;
+		n = snprintf(t, cap, "%04d-%02u-%02uT%02d:00:00", y, m, d, (int)(sec / 3600));
 		if (utc) {
-			dd_buf_addc(b, 'Z');
+			n += snprintf(t + n, cap - (size_t)n, "Z");
 		} else {
 			long a = off < 0 ? -off : off;
-			dd_buf_printf(b, "%c%02ld:%02ld", off < 0 ? '-' : '+', a / 3600,
-			    a / 60 % 60);
+			n += snprintf(t + n, cap - (size_t)n, "%c%02ld:%02ld", off < 0 ? '-' : '+',
+			    a / 3600, a / 60 % 60);
 		}
 		break;
 	case B_DAY:
-		dd_buf_printf(b, "%04d-%02u-%02u", y, m, d);
+		n = snprintf(t, cap, "%04d-%02u-%02u", y, m, d);
 		break;
 	case B_WEEK: {
 		/* The ISO year is that of the week's Thursday. */
-		int64_t th = z - (weekday(z) - 1) + 3;
+		int64_t mon = z - (weekday(z) - 1), th = mon + 3;
 		int ty;
 		unsigned tm, td;
 		dd_civil_from_days(th, &ty, &tm, &td);
 		int64_t week = (th - dd_days_from_civil(ty, 1, 1)) / 7 + 1;
-		dd_buf_printf(b, "%04d-W%02d", ty, (int)week);
+		n = snprintf(t, cap, "%04d-W%02d", ty, (int)week);
+		c->lo = mon * DAY_MS;
+		c->hi = c->lo + 7 * DAY_MS;
 		break;
 	}
 	case B_MONTH:
-		dd_buf_printf(b, "%04d-%02u", y, m);
+		n = snprintf(t, cap, "%04d-%02u", y, m);
+		c->lo = dd_days_from_civil(y, m, 1) * DAY_MS;
+		c->hi = (m == 12 ? dd_days_from_civil(y + 1, 1, 1) :
+		    dd_days_from_civil(y, m + 1, 1)) * DAY_MS;
 		break;
 	case B_HOUROFDAY:
-		dd_buf_printf(b, "%d", (int)(sec / 3600));
+		n = snprintf(t, cap, "%d", (int)(sec / 3600));
+		c->lo = hour;
+		c->hi = hour + 3600000;
 		break;
 	case B_WEEKDAY:
-		dd_buf_printf(b, "%d", weekday(z));
+		n = snprintf(t, cap, "%d", weekday(z));
 		break;
 	}
+	c->n = n > 0 && (size_t)n < cap ? (size_t)n : 0;
+	c->off = off;
+	dd_buf_add(b, t, c->n);
 }
 
 /* A bucket is a JSON string but for the numbers of the cyclic ones. */

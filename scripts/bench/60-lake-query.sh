@@ -19,7 +19,8 @@
 # Each lake is built once and kept in $BENCH_TMP/lq-lakes (the 365-day one
 # takes minutes to make and some 900 MB); a rerun with the same
 # parameters reuses it (BENCH_LQ_REBUILD=1 makes them anew, BENCH_LQ_KEEP=0
-# removes them at the end).
+# removes them at the end; BENCH_LQ_BUILD_ONLY=1 builds them and stops, so
+# the 365-day one can be made ahead, at low priority).
 . "$(dirname "$0")/lib.sh"
 root=$(cd "$(dirname "$0")/../.." && pwd)
 per_day=${BENCH_LQ_PER_DAY:-66667}
@@ -109,6 +110,7 @@ for days in ${BENCH_LQ_DAYS:-30 365}; do
 		rm -f "$tmp/summaries.ndjson"
 		touch "$lake/.complete"
 	fi
+	[ "${BENCH_LQ_BUILD_ONLY:-0}" = 1 ] && continue
 	ev="read_ndjson('$lake/events/*/*/*/part-*.ndjson.zst', hive_partitioning=true, columns="
 	d_day="{type: 'VARCHAR', time: 'TIMESTAMPTZ'}"
 	d_drone="{type: 'VARCHAR', data: 'STRUCT(droneId VARCHAR)'}"

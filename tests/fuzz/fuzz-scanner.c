@@ -40,6 +40,16 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				(void)dd_jnum_double(&v, &d);
 				(void)dd_jnum_int64(&v, &n);
 			}
+		/* Lookups from the stored scan (data's objects gathered) find
+		 * what a walk over the line finds. */
+		static const char *const spaths[] = { "data.location.lat", "data.a.b",
+			"data.a.b.c", "data.a.0", "data.x" };
+		for (size_t i = 0; i < sizeof spaths / sizeof spaths[0]; i++) {
+			struct dd_jval a, w;
+			int ra = dd_env_path(&s, spaths[i], &a), rw = dd_json_path(&s.whole, spaths[i], &w);
+			if (ra != rw || (ra == 1 && (a.type != w.type || a.p != w.p || a.n != w.n)))
+				abort();
+		}
 		size_t pos = 0;
 		while (dd_json_next(&e.data, &pos, &k, &v)) {
 			dd_jstr_decode(&k, &b);
