@@ -25,7 +25,10 @@ CC ?= cc
 CFLAGS ?= -O2 -g
 DD_CFLAGS = -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wshadow -Wno-unused-parameter \
 	-Wno-missing-field-initializers $(LIBDIRS:%=-I%) $(SANFLAGS)
-LDLIBS = -lsqlite3 -ljq -lzstd -lcsv -lrdkafka -lcrypto -lm -lpthread
+# No -lrdkafka: lib/base/rdkafka-load.c loads librdkafka when a run first
+# calls it (--kafka, --kafka-out), so that the others do not pay for
+# mapping and relocating it and its libraries at every start.
+LDLIBS = -lsqlite3 -ljq -lzstd -lcsv -lcrypto -lm -lpthread -ldl
 
 # lib/ in layers: base (foundation), lake (files and queries), svc (the
 # services' stores), sim (the workload); each folder is on the include path.
@@ -67,6 +70,9 @@ TESTBIN = $(TESTSRC:tests/%.c=$(BUILD)/bin/dd-%)
 $(BUILD)/bin/dd-%: tests/%.c $(LIB) $(HDR)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(DD_CFLAGS) -o $@ $< $(LIB) $(LDFLAGS) $(LDLIBS)
+
+# The mock cluster is librdkafka's own (rdkafka_mock.h): linked with it.
+$(BUILD)/bin/dd-kafka-mock: LDLIBS += -lrdkafka
 
 # Fuzz targets (tests/fuzz/fuzz-NAME.c): `make fuzz` runs each under
 # libFuzzer for FUZZ_SECONDS; the suite replays the seed corpus and every

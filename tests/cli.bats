@@ -283,3 +283,22 @@ ids_of() { "$@" | jq -r '[.[]][0]'; }
 		assert_output --partial "$p: stdout:"
 	done
 }
+
+@test "librdkafka is loaded by a Kafka run only: the other runs start without mapping it" {
+	local p
+	for p in $PROGS; do
+		LD_DEBUG=libs "$DD_BIN/$p" --help > /dev/null 2> ld.err || fail "$p --help"
+		grep -q 'libc\.so' ld.err || fail "$p: LD_DEBUG said nothing: $(head -3 ld.err)"
+		! grep -q librdkafka ld.err || fail "$p --help loaded librdkafka"
+	done
+	LD_DEBUG=libs dd-track get --db none.db d-1 > /dev/null 2> ld.err || true
+	! grep -q librdkafka ld.err || fail "dd-track get loaded librdkafka"
+	# A port nobody listens on: the library is loaded, and the run ends
+	# as without the lazy loading (kafka.bats has the rest).
+	run --separate-stderr env LD_DEBUG=libs dd-track --db k.db --kafka 127.0.0.1:9 \
+		--topic tel --kafka-timeout 200ms
+	[ "$status" -eq 4 ] || fail "exit $status"
+	[[ $stderr == *librdkafka.so.1* ]] || fail "librdkafka not loaded"
+	[[ $stderr == *"dd-track: kafka: 127.0.0.1:9: no broker answered within 200 ms"* ]] ||
+		fail "$stderr"
+}

@@ -51,6 +51,18 @@ flight() {
 	tel "$d-6" drone.returned "$d" "2026-11-26T10:$(printf %02d $((m + 5))):00Z" 47.58
 }
 
+# until_true SECONDS CMD...: run CMD until it succeeds, for at most
+# SECONDS of wall time (a wait that ends as soon as it can, however
+# loaded the machine); fails when the time is up.
+until_true() {
+	local end=$((SECONDS + $1))
+	shift
+	until "$@"; do
+		[ "$SECONDS" -lt "$end" ] || return 1
+		sleep 0.05
+	done
+}
+
 # Only the status events of dd-track's output.
 status() { jq -c 'select(.source == "/dd-track")' "$@"; }
 # Delivery and stage of every delivery in the store, tab-separated.
@@ -618,11 +630,13 @@ print(at(56, dist(47.61, 47.62) / 20))
 	dd-track --flush-interval 100ms < pipe > out & BG=$!
 	exec 7> pipe
 	for i in 1 2 3; do flight "d-$i" "$i" >&7; done
-	# Committed within --flush-interval, the filter still running.
-	for i in $(seq 100); do
-		[ "$(dd-track stats 2>/dev/null | jq .deliveries)" = 3 ] && break
-		sleep 0.05
-	done
+	# Committed within --flush-interval, the filter still running. A
+	# flight is several writes to the pipe: on a loaded machine a commit
+	# can come between two of them, so the wait is for the three flights
+	# whole (all three completed), not for three rows; and it is bounded
+	# by time, not by a count of tries that a slow machine uses up.
+	until_true 60 sh -c '[ "$(dd-track stats 2>/dev/null | jq .stages.completed)" = 3 ]' ||
+		fail "the three flights were not committed while the filter ran"
 	run dd-track get d-3 d-1 d-2
 	assert_success
 	assert_equal "$(printf '%s\n' "${lines[@]}" | jq -r '[.deliveryId, .stage] | @tsv')" \
@@ -633,10 +647,63 @@ print(at(56, dist(47.61, 47.62) / 20))
 	[ "${#lines[@]}" -eq 1 ]
 	[[ $stderr == *"d-4: no such delivery"* ]] || fail "$stderr"
 	flight d-4 4 >&7
-	for i in $(seq 100); do dd-track get d-4 > /dev/null 2>&1 && break; sleep 0.05; done
+	until_true 60 dd-track get d-4 > /dev/null 2>&1 ||
+		fail "d-4 was not committed while the filter ran"
 	printf 'd-4\nd-1\n' | dd-track get - | jq -r .deliveryId > got
 	assert_equal "$(cat got)" "$(printf 'd-4\nd-1')"
 	exec 7>&-
 	wait $BG
 	BG=
+}
+
+@test "a store of schema version 3 (rows keyed by id) is migrated on open: rows kept, new ones after them; a newer version is refused" {
+	{ flight d-1 0; flight d-2 10; } > in1
+	{ tel x1 drone.position d-3 2026-11-26T10:30:00Z; sch d-4-s d-4 2026-11-26T10:31:00Z
+	  tel x2 drone.position d-2 2026-11-26T10:32:00Z 47.7; } > in2
+	# The answer: both inputs into a fresh store.
+	cat in1 in2 | dd-track --retain 365d --db ref.db > /dev/null
+	# A store as version 3 made it: its table and rows (the columns have
+	# not changed), meta and tombstones.
+	dd-track --retain 365d --db new.db < in1 > /dev/null
+	sqlite3 old.db > /dev/null <<-'SQL'
+		CREATE TABLE delivery (id TEXT PRIMARY KEY, stage TEXT NOT NULL, drone_id TEXT,
+		 location TEXT, location_time INTEGER, speed REAL, battery REAL, pickup TEXT,
+		 dropoff TEXT, pickup_eta INTEGER, dropoff_eta INTEGER, updated INTEGER NOT NULL,
+		 ended INTEGER, t_scheduled INTEGER, t_dispatched INTEGER, t_picked_up INTEGER,
+		 t_rescheduled INTEGER, drone_time INTEGER, pickup_time INTEGER, dropoff_time INTEGER,
+		 eta_time INTEGER, position_time INTEGER, seen BLOB) WITHOUT ROWID;
+		CREATE INDEX delivery_ended ON delivery(updated) WHERE ended IS NOT NULL;
+		CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER) WITHOUT ROWID;
+		CREATE TABLE ended (id TEXT PRIMARY KEY, stage TEXT NOT NULL, ended INTEGER NOT NULL) WITHOUT ROWID;
+		CREATE INDEX ended_time ON ended(ended);
+		ATTACH 'new.db' AS n;
+		INSERT INTO delivery SELECT * FROM n.delivery;
+		INSERT INTO meta SELECT * FROM n.meta;
+		PRAGMA journal_mode=WAL;
+		PRAGMA user_version=3;
+	SQL
+	[ "$(sqlite3 old.db 'SELECT count(*) FROM delivery')" -eq 2 ]
+	# Read as it is (the readers do not migrate), then migrated by the filter.
+	run dd-track list --db old.db
+	assert_success
+	[ "${#lines[@]}" -eq 2 ]
+	dd-track --retain 365d --db old.db < in2 > /dev/null
+	[ "$(sqlite3 old.db 'PRAGMA user_version')" -eq 4 ]
+	run sqlite3 old.db "SELECT sql FROM sqlite_master WHERE name = 'delivery'"
+	refute_output --partial "WITHOUT ROWID"
+	run sqlite3 old.db "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name = 'delivery_id' AND sql LIKE 'CREATE UNIQUE INDEX%'"
+	assert_output 1
+	# The migrated rows first (by their last update), the new ones after.
+	run sqlite3 old.db "SELECT id FROM delivery ORDER BY rowid"
+	assert_output "$(printf 'd-1\nd-2\nd-3\nd-4')"
+	# What a clean run over both inputs holds, to the byte.
+	diff <(dd-track list --db ref.db) <(dd-track list --db old.db)
+	diff <(sqlite3 ref.db "SELECT $(sqlite3 ref.db "SELECT group_concat(name) FROM pragma_table_info('delivery')") FROM delivery ORDER BY id") \
+		<(sqlite3 old.db "SELECT $(sqlite3 old.db "SELECT group_concat(name) FROM pragma_table_info('delivery')") FROM delivery ORDER BY id")
+	# A store newer than the program: refused, named, nothing changed.
+	sqlite3 old.db "PRAGMA user_version=99"
+	run --separate-stderr dd-track --db old.db < in2
+	[ "$status" -eq 4 ] || fail "exit $status"
+	[[ $stderr == *"old.db: schema version 99 is newer than this program's (4)"* ]] || fail "$stderr"
+	[ "$(sqlite3 old.db 'SELECT count(*) FROM delivery')" -eq 4 ]
 }

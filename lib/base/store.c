@@ -387,12 +387,19 @@ int
 dd_store_get(struct dd_store *s, char **ids, int (*one)(void *q, const char *id, FILE *out),
     void *q, FILE *out)
 {
-	/* Lookups in random order touch pages all over the file: mapped, they
-	 * are read from the page cache without a pread (and a copy) each, and
-	 * a bigger cache keeps the B-trees' upper pages. Best effort: a build
-	 * without mmap reads as before. */
-	sqlite3_exec(s->db, "PRAGMA mmap_size=1073741824; PRAGMA cache_size=-65536", NULL,
-	    NULL, NULL);
+	/* Many lookups in random order touch pages all over the file: mapped,
+	 * they are read from the page cache without a pread (and a copy) each,
+	 * and a bigger cache keeps the B-trees' upper pages. A few ids read a
+	 * few pages: mapping the file, its page faults (each maps a run of
+	 * pages around it) and unmapping it cost more than the preads, so
+	 * they go without. Best effort: a build without mmap reads as before. */
+	size_t nids = 0;
+	int batch = 0;
+	for (char **p = ids; *p && !batch; p++)
+		batch = strcmp(*p, "-") == 0 || ++nids > 64;
+	if (batch)
+		sqlite3_exec(s->db, "PRAGMA mmap_size=1073741824; PRAGMA cache_size=-65536",
+		    NULL, NULL, NULL);
 	if (dd_store_exec(s, "BEGIN"))
 		return DD_EXIT_IO;
 	int rc = 0, unknown = 0;

@@ -29,24 +29,53 @@ dlv_cost(const struct dlv *d)
 	    sizeof(struct dlv *);	/* its share of the buckets */
 }
 
+/* The list of ended deliveries: each knows its place, so it leaves the
+ * list at once (the last one takes its place). */
+static void
+ended_add(struct dd_track *t, struct dlv *d)
+{
+	if (t->nended == t->endedcap) {
+		t->endedcap = t->endedcap ? 2 * t->endedcap : 1024;
+		t->ended = dd_realloc(t->ended, t->endedcap * sizeof *t->ended);
+	}
+	t->ended[t->nended++] = d;
+	d->eidx = (uint32_t)t->nended;
+}
+
+static void
+ended_del(struct dd_track *t, struct dlv *d)
+{
+	struct dlv *last = t->ended[--t->nended];
+	t->ended[d->eidx - 1] = last;
+	last->eidx = d->eidx;
+	d->eidx = 0;
+}
+
+/* Called for every delivery loaded or changed (at each commit, for those
+ * it writes), hence where an ended one joins the list: a delivery never
+ * ends again once ended. */
 void
 dd_trk_cache_account(struct dd_track *t, struct dlv *d)
 {
 	t->mem -= d->cost;
 	d->cost = dlv_cost(d);
 	t->mem += d->cost;
+	if (d->fstage && !d->eidx)
+		ended_add(t, d);
 }
 
 struct dlv *
 dd_trk_cache_find(struct dd_track *t, const char *id, size_t n, uint64_t h)
 {
 	for (struct dlv *d = t->tab[h & (t->nb - 1)]; d; d = d->next)
-		if (d->hash == h && d->idlen == n && memcmp(d->id, id, n) == 0)
+		if (d->idlen == n && memcmp(d->id, id, n) == 0)
 			return d;
 	return NULL;
 }
 
-/* Double the buckets (at most one delivery a bucket on average). */
+/* Double the buckets (at most one delivery a bucket on average). The
+ * hashes are computed again: a few times in a run, against 8 bytes a
+ * delivery kept. */
 static void
 grow(struct dd_track *t)
 {
@@ -55,8 +84,9 @@ grow(struct dd_track *t)
 	for (size_t i = 0; i < t->nb; i++) {
 		for (struct dlv *d = t->tab[i], *next; d; d = next) {
 			next = d->next;
-			d->next = tab[d->hash & (nb - 1)];
-			tab[d->hash & (nb - 1)] = d;
+			uint64_t h = dd_trk_dlv_hash(d);
+			d->next = tab[h & (nb - 1)];
+			tab[h & (nb - 1)] = d;
 		}
 	}
 	free(t->tab);
@@ -78,7 +108,6 @@ dd_trk_cache_add(struct dd_track *t, const char *id, size_t n, uint64_t h)
 	struct dlv *d = dd_calloc(1, sizeof *d + n + 1);
 	memcpy(d->id, id, n);
 	d->idlen = (uint32_t)n;
-	d->hash = h;
 	dd_trk_dlv_clear(d);
 	d->next = t->tab[h & (t->nb - 1)];
 	t->tab[h & (t->nb - 1)] = d;
@@ -90,29 +119,28 @@ dd_trk_cache_add(struct dd_track *t, const char *id, size_t n, uint64_t h)
 void
 dd_trk_cache_remove(struct dd_track *t, struct dlv *d)
 {
-	struct dlv **pp = &t->tab[d->hash & (t->nb - 1)];
+	struct dlv **pp = &t->tab[dd_trk_dlv_hash(d) & (t->nb - 1)];
 	while (*pp != d)
 		pp = &(*pp)->next;
 	*pp = d->next;
 	t->n--;
 	t->mem -= d->cost;
+	if (d->eidx)
+		ended_del(t, d);
 	dd_trk_dlv_free(d);
 }
 
+/* Over the ended deliveries only: with a million in memory, a walk over
+ * all of them at every commit was a fifth of the run's time. */
 void
 dd_trk_cache_sweep(struct dd_track *t, int (*gone)(struct dd_track *, const struct dlv *))
 {
-	for (size_t i = 0; i < t->nb; i++) {
-		for (struct dlv **pp = &t->tab[i], *d; (d = *pp) != NULL; ) {
-			if (gone(t, d)) {
-				*pp = d->next;
-				t->n--;
-				t->mem -= d->cost;
-				dd_trk_dlv_free(d);
-			} else {
-				pp = &d->next;
-			}
-		}
+	for (size_t i = 0; i < t->nended; ) {
+		struct dlv *d = t->ended[i];
+		if (gone(t, d))
+			dd_trk_cache_remove(t, d);	/* the last one comes to i */
+		else
+			i++;
 	}
 }
 
@@ -168,13 +196,17 @@ dd_trk_cache_free(struct dd_track *t)
 	free(t->tab);
 	t->tab = NULL;
 	t->nb = t->n = t->mem = 0;
+	free(t->ended);
+	t->ended = NULL;
+	t->nended = t->endedcap = 0;
 }
 
-/* A dirty delivery and the first 16 bytes of its id, big-endian, so that
- * most comparisons are two integers in the array, not two ids in the
- * heap. */
+/* A dirty delivery and its place in the order: the rows written before
+ * by rowid (cls 0, hi the rowid), then the new ones by id (cls 1, hi and
+ * lo the first 16 bytes of the id, big-endian), so that most comparisons
+ * are integers in the array, not ids in the heap. */
 struct dkey {
-	uint64_t hi, lo;
+	uint64_t cls, hi, lo;
 	struct dlv *d;
 };
 
@@ -187,15 +219,19 @@ be64(const char *p, size_t n)
 	return v;
 }
 
-/* The store's order: memcmp of the ids, the shorter first at a tie. */
+/* The index's order of ids: memcmp, the shorter first at a tie. */
 static int
 dkey_cmp(const void *a, const void *b)
 {
 	const struct dkey *x = a, *y = b;
+	if (x->cls != y->cls)
+		return x->cls < y->cls ? -1 : 1;
 	if (x->hi != y->hi)
 		return x->hi < y->hi ? -1 : 1;
 	if (x->lo != y->lo)
 		return x->lo < y->lo ? -1 : 1;
+	if (x->cls == 0)
+		return 0;
 	const struct dlv *p = x->d, *q = y->d;
 	size_t n = p->idlen < q->idlen ? p->idlen : q->idlen;
 	int c = memcmp(p->id, q->id, n);
@@ -213,10 +249,17 @@ dd_trk_dirty_sort(struct dd_track *t)
 	struct dkey *k = dd_malloc(n * sizeof *k);
 	size_t i = 0;
 	for (struct dlv *d = t->dirty; d; d = d->dnext, i++) {
+		k[i].d = d;
+		if (d->rowid) {
+			k[i].cls = 0;
+			k[i].hi = (uint64_t)d->rowid;
+			k[i].lo = 0;
+			continue;
+		}
+		k[i].cls = 1;
 		k[i].hi = be64(d->id, d->idlen);
 		k[i].lo = be64(d->id + (d->idlen > 8 ? 8 : d->idlen),
 		    d->idlen > 8 ? d->idlen - 8 : 0);
-		k[i].d = d;
 	}
 	qsort(k, n, sizeof *k, dkey_cmp);
 	for (i = 0; i + 1 < n; i++)

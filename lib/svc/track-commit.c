@@ -119,11 +119,17 @@ static const unsigned char col_type[C_N] = {
 	[C_ETATIME] = T_TIME, [C_POSTIME] = T_TIME, [C_SEEN] = T_BLOB,
 };
 
-/* d's row, as of now, in COLS order. */
+/* d's row, as of now: its rowid, then COLS in order. A new row takes
+ * the next rowid: rows are in the order deliveries were first written,
+ * so the deliveries live at one time, those a commit changes, share
+ * pages. */
 static void
-image_row(struct dd_buf *b, const struct dlv *d)
+image_row(struct dd_track *t, struct dd_buf *b, struct dlv *d)
 {
-	dd_buf_addc(b, d->in_db ? 'U' : 'I');
+	dd_buf_addc(b, d->rowid ? 'U' : 'I');
+	if (d->rowid == 0)
+		d->rowid = t->next_rowid++;
+	put_i64(b, d->rowid);
 	put_bytes(b, d->id, d->idlen);
 	put_i64(b, dd_trk_stage(d));
 	size_t dn;
@@ -155,7 +161,8 @@ image_row(struct dd_buf *b, const struct dlv *d)
 static void
 image_remove(struct dd_buf *b, const struct dlv *d)
 {
-	dd_buf_addc(b, d->in_db ? 'D' : 'T');
+	dd_buf_addc(b, d->rowid ? 'D' : 'T');
+	put_i64(b, d->rowid);
 	put_bytes(b, d->id, d->idlen);
 	put_i64(b, d->fstage);
 	put_i64(b, d->t_final);
@@ -197,12 +204,13 @@ write_rows(struct dd_trk_job *j)
 	while (c.p < end) {
 		char op = *c.p++;
 		size_t n;
+		int64_t rowid = get_i64(&c);
 		const char *id = get_bytes(&c, &n);
 		if (op == 'D' || op == 'T') {
 			int stage = (int)get_i64(&c);
 			int64_t ended = get_i64(&c);
 			if (op == 'D') {
-				sqlite3_bind_text(t->del, 1, id, (int)n, SQLITE_STATIC);
+				sqlite3_bind_int64(t->del, 1, rowid);
 				if (step(t, t->del, "removing deliveries"))
 					return -1;
 			}
@@ -214,7 +222,10 @@ write_rows(struct dd_trk_job *j)
 			continue;
 		}
 		sqlite3_stmt *st = op == 'U' ? t->upd : t->ins;
-		sqlite3_bind_text(st, C_ID + 1, id, (int)n, SQLITE_STATIC);
+		/* An update names the row by rowid: the id is not written. */
+		if (op == 'I')
+			sqlite3_bind_text(st, C_ID + 1, id, (int)n, SQLITE_STATIC);
+		sqlite3_bind_int64(st, C_N + 1, rowid);
 		for (int col = 1; col < C_N; col++) {
 			const char *s;
 			double x;
@@ -370,7 +381,7 @@ gone(struct dd_track *t, const struct dlv *d)
 {
 	if (!dd_trk_expired(t, d))
 		return 0;
-	dd_trk_tomb_add(t, d->hash);
+	dd_trk_tomb_add(t, dd_trk_dlv_hash(d));
 	return 1;
 }
 
@@ -398,18 +409,19 @@ dd_track_commit(struct dd_track *t)
 		if (dd_trk_expired(t, d)) {
 			image_remove(&j->img, d);
 			t->ntomb++;
-			dd_trk_tomb_add(t, d->hash);
+			dd_trk_tomb_add(t, dd_trk_dlv_hash(d));
 			dd_trk_cache_remove(t, d);
 			t->removed++;
 			t->removed_run++;
 			continue;
 		}
 		dd_trk_seen_prune(d, h);
-		image_row(&j->img, d);
-		d->in_db = 1;
+		image_row(t, &j->img, d);
 		dd_trk_cache_account(t, d);
 	}
 	t->dirty = NULL;
+	/* The expired deliveries this batch did not change: their rows go
+	 * by the job's DELETE, and they leave memory now. */
 	if (h != DD_NOTIME)
 		dd_trk_cache_sweep(t, gone);
 	j->horizon = h;

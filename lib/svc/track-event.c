@@ -395,7 +395,7 @@ add_status_id(struct dd_buf *b, const struct dlv *d, const char *what, int64_t m
 	if (d->idlen + (size_t)n <= DD_ID_MAX)
 		dd_buf_add(&id, d->id, d->idlen);
 	else
-		dd_buf_printf(&id, "h-%016" PRIx64, d->hash);
+		dd_buf_printf(&id, "h-%016" PRIx64, dd_trk_dlv_hash(d));
 	dd_buf_add(&id, suffix, (size_t)n);
 	dd_buf_json_str(b, id.p, id.len);
 	dd_buf_free(&id);

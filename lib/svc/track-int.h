@@ -25,13 +25,19 @@ struct loc {
 struct dlv {
 	struct dlv *next;	/* hash chain */
 	struct dlv *dnext;	/* list of changed deliveries */
-	uint64_t hash;
+	/* Its row in the store (the table's rowid), 0 before its first
+	 * commit: rows are updated and deleted by rowid, without a lookup
+	 * of the id in the index. (Its id's hash is not kept: dd_trk_hash
+	 * computes it when needed, which is seldom, and memory holds a
+	 * million of these.) */
+	int64_t rowid;
 	uint32_t idlen;
 	uint32_t cost;		/* bytes of memory it holds (track-cache.c) */
 	uint32_t dronelen;
-	unsigned char dirty, in_db, drone_on_heap, has_drone;
-	int fstage;		/* earliest final event, or 0 */
-	int drone_rank;		/* its event's rank (order.h); 0 once reloaded */
+	unsigned char dirty, drone_on_heap, has_drone;
+	unsigned char fstage;	/* earliest final event, or 0 */
+	unsigned char drone_rank; /* its event's rank (order.h); 0 once reloaded */
+	uint32_t eidx;		/* ended: its place in t->ended, plus one; else 0 */
 	/* The aggregates the stage is computed from. */
 	int64_t t_sched, t_disp, t_pick, t_resched;
 	int64_t t_final;
@@ -67,6 +73,11 @@ struct dd_track {
 	size_t nb, n;
 	size_t mem;		/* bytes the deliveries in memory hold */
 	struct dlv *dirty;
+	/* The ended deliveries in memory, the only ones that expire: a
+	 * sweep walks these, not all (track-cache.c). */
+	struct dlv **ended;
+	size_t nended, endedcap;
+	int64_t next_rowid;	/* the rowid of the next new row */
 	int authoritative;	/* every delivery of the store is in memory */
 	int64_t max_time;	/* newest event time seen (the stream's clock) */
 	uint64_t removed;	/* deliveries removed, ever (stored) */
@@ -94,6 +105,10 @@ enum {
 
 struct dd_trk_job;
 
+/* The hash of an id, and of a delivery's. */
+uint64_t dd_trk_hash(const char *id, size_t n);
+#define dd_trk_dlv_hash(d) dd_trk_hash((d)->id, (d)->idlen)
+
 /* track-cache.c: the deliveries in memory, by id (hash h of the id). */
 void dd_trk_cache_init(struct dd_track *t);
 struct dlv *dd_trk_cache_find(struct dd_track *t, const char *id, size_t n, uint64_t h);
@@ -103,7 +118,7 @@ struct dlv *dd_trk_cache_add(struct dd_track *t, const char *id, size_t n, uint6
 void dd_trk_cache_account(struct dd_track *t, struct dlv *d);
 /* Take d out of memory and free it. */
 void dd_trk_cache_remove(struct dd_track *t, struct dlv *d);
-/* Remove every delivery for which gone() says so. */
+/* Remove every ended delivery for which gone() says so. */
 void dd_trk_cache_sweep(struct dd_track *t, int (*gone)(struct dd_track *,
     const struct dlv *));
 /* Over --cache, evict clean deliveries (after a commit, all are clean);
@@ -112,8 +127,10 @@ void dd_trk_cache_trim(struct dd_track *t);
 void dd_trk_cache_free(struct dd_track *t);
 /* Queue d for the next commit. */
 void dd_trk_dirty(struct dd_track *t, struct dlv *d);
-/* The queue in the order of the ids, which is the store's: the writes
- * then go through the B-tree in order, each page touched once. */
+/* The queue in the store's order: the rows written before by rowid,
+ * then the new ones by id (the order of the index on id, where they
+ * go). The writes then go through each B-tree in order, each page
+ * touched once. */
 void dd_trk_dirty_sort(struct dd_track *t);
 
 /* track-tomb.c: the removed deliveries' ids (hash h), a set in memory

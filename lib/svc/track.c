@@ -40,8 +40,8 @@ dd_trk_stage(const struct dlv *d)
 	return DD_STAGE_UNKNOWN;
 }
 
-static uint64_t
-hash_id(const char *id, size_t n)
+uint64_t
+dd_trk_hash(const char *id, size_t n)
 {
 	return dd_hash64(id, n);
 }
@@ -122,13 +122,17 @@ dd_trk_drone_set(struct dlv *d, const char *s, size_t n)
 	p[n] = '\0';
 }
 
-/* A delivery has a few ids: a walk over them beats a hash set of its own. */
+/* A delivery has a few ids: a walk over them beats a hash set of its own.
+ * Its events' ids mostly differ at the end only (t-1-000042-3, -4, ...):
+ * the last byte is compared first, and memcmp is called for a likely
+ * match only. */
 int
 dd_trk_seen(const struct dlv *d, const char *id, size_t n)
 {
 	const unsigned char *p = d->seen, *end = p + d->seenlen;
+	unsigned char last = n ? (unsigned char)id[n - 1] : 0;
 	for (; p < end; p += 9 + p[8])
-		if (p[8] == n && memcmp(p + 9, id, n) == 0)
+		if (p[8] == n && p[8 + n] == last && memcmp(p + 9, id, n) == 0)
 			return 1;
 	return 0;
 }
@@ -213,6 +217,44 @@ static const char *const migrations[] = {
 	 * event applied before is applied again, which leaves the stage as
 	 * it was (a function of the set of events). */
 	"UPDATE delivery SET seen = NULL;",
+	/* 4: a rowid table, rows in the order deliveries were first written
+	 * (their rowids, given by the tracker), found by id through a unique
+	 * index. Keyed by id, a commit's rows were spread over the whole
+	 * B-tree, so each commit wrote (to the WAL, then at the checkpoint)
+	 * a page for nearly every row; now the deliveries live together,
+	 * those a commit changes, share pages, and new ones are appended.
+	 * The rows are copied in the order of their last update, the
+	 * nearest to first written that a store of version 3 knows. */
+	"CREATE TABLE delivery4 ("
+	" id TEXT NOT NULL,"
+	" stage TEXT NOT NULL,"
+	" drone_id TEXT,"
+	" location TEXT,"
+	" location_time INTEGER,"
+	" speed REAL,"
+	" battery REAL,"
+	" pickup TEXT,"
+	" dropoff TEXT,"
+	" pickup_eta INTEGER,"
+	" dropoff_eta INTEGER,"
+	" updated INTEGER NOT NULL,"
+	" ended INTEGER,"
+	" t_scheduled INTEGER,"
+	" t_dispatched INTEGER,"
+	" t_picked_up INTEGER,"
+	" t_rescheduled INTEGER,"
+	" drone_time INTEGER,"
+	" pickup_time INTEGER,"
+	" dropoff_time INTEGER,"
+	" eta_time INTEGER,"
+	" position_time INTEGER,"
+	" seen BLOB"
+	");"
+	"INSERT INTO delivery4 (" COLS ") SELECT " COLS " FROM delivery ORDER BY updated, id;"
+	"DROP TABLE delivery;"
+	"ALTER TABLE delivery4 RENAME TO delivery;"
+	"CREATE UNIQUE INDEX delivery_id ON delivery(id);"
+	"CREATE INDEX delivery_ended ON delivery(updated) WHERE ended IS NOT NULL;",
 };
 
 /* ---- reading and writing rows ---- */
@@ -262,7 +304,7 @@ col_loc(sqlite3_stmt *st, int c, struct loc *l)
 	loc_set_text(l, s, n);
 }
 
-/* Fill d (already cleared) from a row of SELECT COLS. */
+/* Fill d (already cleared) from a row of SELECT COLS, rowid. */
 static void
 row_load(sqlite3_stmt *st, struct dlv *d)
 {
@@ -306,7 +348,7 @@ row_load(sqlite3_stmt *st, struct dlv *d)
 		memcpy(d->seen, b, i);
 		d->seenlen = d->seencap = (uint32_t)i;
 	}
-	d->in_db = 1;
+	d->rowid = sqlite3_column_int64(st, C_N);
 }
 
 
@@ -351,7 +393,7 @@ dd_trk_meta_get(struct dd_store *s, const char *key, int64_t *v)
 static int
 load_all(struct dd_track *t)
 {
-	sqlite3_stmt *st = dd_store_prepare(&t->s, "SELECT " COLS " FROM delivery");
+	sqlite3_stmt *st = dd_store_prepare(&t->s, "SELECT " COLS ", rowid FROM delivery");
 	if (st == NULL)
 		return -1;
 	int rc;
@@ -364,7 +406,7 @@ load_all(struct dd_track *t)
 		}
 		size_t n;
 		const char *id = dd_col_text(st, C_ID, &n);
-		struct dlv *d = dd_trk_cache_add(t, id, n, hash_id(id, n));
+		struct dlv *d = dd_trk_cache_add(t, id, n, dd_trk_hash(id, n));
 		row_load(st, d);
 		dd_trk_cache_account(t, d);
 	}
@@ -426,16 +468,17 @@ dd_track_open(struct dd_track **tp, const char *path, const struct dd_track_opts
 	    dd_trk_meta_get(&t->s, "removed", &removed))
 		goto fail_io;
 	t->removed = (uint64_t)removed;
-	if ((t->ins = dd_store_prepare(&t->s, "INSERT INTO delivery (" COLS ") VALUES "
-	    "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)")) == NULL ||
+	/* Rows are written by rowid (?24), the tracker's (see image_row). */
+	if ((t->ins = dd_store_prepare(&t->s, "INSERT INTO delivery (" COLS ", rowid) VALUES "
+	    "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)")) == NULL ||
 	    (t->upd = dd_store_prepare(&t->s, "UPDATE delivery SET stage=?2, drone_id=?3, "
 	    "location=?4, location_time=?5, speed=?6, battery=?7, pickup=?8, dropoff=?9, "
 	    "pickup_eta=?10, dropoff_eta=?11, updated=?12, ended=?13, t_scheduled=?14, "
 	    "t_dispatched=?15, t_picked_up=?16, t_rescheduled=?17, drone_time=?18, "
 	    "pickup_time=?19, dropoff_time=?20, eta_time=?21, position_time=?22, seen=?23 "
-	    "WHERE id=?1")) == NULL ||
-	    (t->sel = dd_store_prepare(&t->s, "SELECT " COLS " FROM delivery WHERE id = ?")) == NULL ||
-	    (t->del = dd_store_prepare(&t->s, "DELETE FROM delivery WHERE id = ?")) == NULL ||
+	    "WHERE rowid=?24")) == NULL ||
+	    (t->sel = dd_store_prepare(&t->s, "SELECT " COLS ", rowid FROM delivery WHERE id = ?")) == NULL ||
+	    (t->del = dd_store_prepare(&t->s, "DELETE FROM delivery WHERE rowid = ?")) == NULL ||
 	    (t->del_expired = dd_store_prepare(&t->s, "DELETE FROM delivery "
 	    "WHERE ended IS NOT NULL AND updated < ?")) == NULL ||
 	    (t->meta_put = dd_store_prepare(&t->s, "INSERT OR REPLACE INTO meta (key, value) "
@@ -455,6 +498,18 @@ dd_track_open(struct dd_track **tp, const char *path, const struct dd_track_opts
 		if (sqlite3_step(q) == SQLITE_ROW)
 			t->ntomb = dd_col_int(q, 0);
 		sqlite3_finalize(q);
+		/* New rows go after every row there is (a rowid freed by a
+		 * removal may come again: it names no row then). */
+		if ((q = dd_store_prepare(&t->s, "SELECT coalesce(max(rowid), 0) + 1 FROM "
+		    "delivery")) == NULL)
+			goto fail_io;
+		if (sqlite3_step(q) == SQLITE_ROW)
+			t->next_rowid = dd_col_int(q, 0);
+		sqlite3_finalize(q);
+		if (t->next_rowid <= 0) {
+			dd_store_err(&t->s, "reading deliveries");
+			goto fail_io;
+		}
 	}
 	if (dd_trk_tomb_load(t))
 		goto fail_io;
@@ -521,7 +576,7 @@ dd_trk_expired(const struct dd_track *t, const struct dlv *d)
 int
 dd_trk_lookup(struct dd_track *t, const char *id, size_t n, struct dlv **dp)
 {
-	uint64_t h = hash_id(id, n);
+	uint64_t h = dd_trk_hash(id, n);
 	struct dlv *d = dd_trk_cache_find(t, id, n, h);
 	*dp = NULL;
 	/* The store is read only with no commit in flight (track-commit.c). */
