@@ -128,6 +128,6 @@ VFN(rd_kafka_message_destroy, (rd_kafka_message_t *m), (m))
 FN(const char *, rd_kafka_message_errstr, (const rd_kafka_message_t *m), (m))
 
 /* The producer. */
-FN(int, rd_kafka_produce, (rd_kafka_topic_t *rkt, int32_t partition, int msgflags,
-    void *payload, size_t len, const void *key, size_t keylen, void *msg_opaque),
-    (rkt, partition, msgflags, payload, len, key, keylen, msg_opaque))
+FN(int, rd_kafka_produce_batch, (rd_kafka_topic_t *rkt, int32_t partition, int msgflags,
+    rd_kafka_message_t *rkmessages, int message_cnt),
+    (rkt, partition, msgflags, rkmessages, message_cnt))
