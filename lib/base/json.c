@@ -458,13 +458,15 @@ struct tscan {
 	const char *p, *e;
 };
 
-static inline void
-tws(struct tscan *t)
+/* After the whitespace at p: one test when there is none. */
+static inline const char *
+tskip(const char *p, const char *e)
 {
-	if (t->p < t->e && *t->p > ' ')
-		return;
-	while (t->p < t->e && (*t->p == ' ' || *t->p == '\t' || *t->p == '\n' || *t->p == '\r'))
-		t->p++;
+	if (p < e && *p > ' ')
+		return p;
+	while (p < e && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
+		p++;
+	return p;
 }
 
 /* The first quote in [p, e), or NULL: strings of stored lines hold no
@@ -587,16 +589,6 @@ tvalue(struct tscan *t, struct dd_jval *v)
 	return 0;
 }
 
-static inline const char *
-tskip(const char *p, const char *e)
-{
-	if (p < e && *p > ' ')
-		return p;
-	while (p < e && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
-		p++;
-	return p;
-}
-
 /* At '{': each member to fn (when not NULL), the members of the one
  * named sub to subfn, and the members of sub's members that are objects
  * to nestfn (before subfn has the object itself); leaves p after '}'.
@@ -675,25 +667,18 @@ dd_json_scan_object3_stored(const char *p, size_t n, member_fn member, void *ctx
     const char *sub, member_fn submember, member_fn nested)
 {
 	struct tscan t = { p, p + n };
-	tws(&t);
+	t.p = tskip(t.p, t.e);
 	if (t.p >= t.e || *t.p != '{' ||
 	    tobject(&t, member, ctx, sub, sub ? strlen(sub) : 0, submember, nested, 0)) {
 		dd_seterr("not well formed");
 		return -1;
 	}
-	tws(&t);
+	t.p = tskip(t.p, t.e);
 	if (t.p != t.e) {
 		dd_seterr("not well formed");
 		return -1;
 	}
 	return 0;
-}
-
-int
-dd_json_scan_object2_stored(const char *p, size_t n, member_fn member, void *ctx,
-    const char *sub, member_fn submember)
-{
-	return dd_json_scan_object3_stored(p, n, member, ctx, sub, submember, NULL);
 }
 
 /* ---- lookups in validated text: no checks, just skipping ---- */

@@ -66,16 +66,10 @@ int dd_json_scan_object2(const char *p, size_t n,
  * The same for text validated before and holding no backslash (lines of
  * the lake's own parts: checked when stored, their bytes proved unchanged
  * by checksums): the structure is followed, nothing else is checked, so
- * it costs a memchr from quote to quote. -1 ("not well formed") when the
- * structure is broken; dd_json_scan_object2 then tells why.
- */
-int dd_json_scan_object2_stored(const char *p, size_t n,
-    int (*member)(void *ctx, const struct dd_jval *key, const struct dd_jval *val),
-    void *ctx, const char *sub,
-    int (*submember)(void *ctx, const struct dd_jval *key, const struct dd_jval *val));
-/*
- * The same, and the members of sub's members that are objects go to
- * nested() (same ctx) as they are found, before submember() has the
+ * it costs a search from quote to quote. -1 ("not well formed") when the
+ * structure is broken; dd_json_scan_object2 then tells why. And, when
+ * nested is not NULL, the members of sub's members that are objects go
+ * to nested() (same ctx) as they are found, before submember() has the
  * object itself: data.location's lat and lon in the one pass.
  */
 int dd_json_scan_object3_stored(const char *p, size_t n,
