@@ -294,6 +294,13 @@ dump_history() {
 	# Down mid-stream: not everything was read yet.
 	[ "${read:-0}" -gt 0 ] && [ "$read" -lt 1000 ] || fail "read $read of 1000 before the broker went down"
 	sleep 2
+	# The client notices the broker gone by its own timing (once, on a
+	# quiet machine, not within those 2 s): up again only once the run
+	# has said so, 8 s more at most; the check below still wants it said.
+	for ((i = 0; i < 800; i++)); do
+		grep -q 'all brokers down' "$T/err" && break
+		sleep 0.01
+	done
 	mock "up 1"
 	local rc=0
 	wait "$BG" || rc=$?
